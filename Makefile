@@ -1,0 +1,44 @@
+# Two set-up commands on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+STAMP   = $(VENV)/.installed
+
+DEMO_AT  = $(shell cat fixtures/generated/VALIDATION_TIME 2>/dev/null)
+
+.PHONY: demo test lint bench system-deps clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/trustcheck verify --trust-dir fixtures/generated/trust --at $(DEMO_AT) \
+	    127.0.0.1/releases:v1 127.0.0.1/signers:v2 127.0.0.1/basic:v1
+	$(BIN)/trustcheck inspect --pretty --trust-dir fixtures/generated/trust --at $(DEMO_AT) \
+	    127.0.0.1/signers
+
+# Debian packages the real-server tests need: the notary client and server, docker-registry.
+system-deps:
+	@if ! command -v notary >/dev/null || ! command -v notary-server >/dev/null \
+	    || ! command -v docker-registry >/dev/null; then \
+	  echo "installing notary and docker-registry with apt-get" >&2; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq notary docker-registry openssl >/dev/null; \
+	fi
+
+test: system-deps $(STAMP)
+	$(BIN)/ruff check trustcheck tests fixtures bench
+	$(BIN)/mypy
+	$(BIN)/pytest -q -p no:cacheprovider
+
+lint: $(STAMP)
+	$(BIN)/ruff check trustcheck tests fixtures bench
+	$(BIN)/mypy
+
+bench: system-deps $(STAMP)
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info
