@@ -1,0 +1,327 @@
+"""Read a Docker / notary trust dir safely.
+
+Layout (as the notary client writes it)::
+
+    <trust-dir>/tuf/<GUN>/metadata/root.json
+    <trust-dir>/tuf/<GUN>/metadata/{targets,snapshot,timestamp}.json
+    <trust-dir>/tuf/<GUN>/metadata/targets/<name>.json     delegations, nested
+                                                           roles in sub-folders
+
+Safety rules, applied before the file system is touched:
+
+* a GUN must be a relative path of clean, non-empty components
+  (:func:`validate_gun`); a role must be a base role or a valid notary
+  delegation name (:func:`validate_role_name`). Anything else is a
+  :class:`~trustcheck.errors.UsageError` with code ``unsafe-path``.
+* the real path of every file read must lie inside the real path of the trust
+  dir: a symlink that leaves it is refused, one that stays inside is followed.
+* every read is capped (:data:`MAX_TIMESTAMP_SIZE`, :data:`MAX_DOWNLOAD_SIZE`
+  or a length from parent metadata); a larger file is
+  :class:`~trustcheck.errors.NotTrusted` ``file-too-large``.
+* only regular files are read; FIFOs and devices are never opened blocking.
+
+POSIX only.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import posixpath
+import stat
+from collections.abc import Mapping
+from pathlib import Path
+
+from trustcheck.errors import NotTrusted, UsageError
+
+__all__ = [
+    "BASE_ROLES",
+    "MAX_DOWNLOAD_SIZE",
+    "MAX_GUN_LENGTH",
+    "MAX_ROLE_NAME_LENGTH",
+    "MAX_TIMESTAMP_SIZE",
+    "TrustDir",
+    "default_trust_dir",
+    "validate_gun",
+    "validate_role_name",
+]
+
+#: notary ``MaxTimestampSize`` (const.go): cap for timestamp.json.
+MAX_TIMESTAMP_SIZE = 1 << 20
+#: notary ``MaxDownloadSize`` (const.go, used for ``NoSizeLimit``): cap for
+#: root.json and any role whose length is not known from a parent role.
+MAX_DOWNLOAD_SIZE = 100 << 20
+
+#: The four top-level TUF roles.
+BASE_ROLES = frozenset({"root", "targets", "snapshot", "timestamp"})
+#: Delegation names must be shorter than this many bytes (notary IsDelegation).
+MAX_ROLE_NAME_LENGTH = 256
+#: Longest GUN accepted, in UTF-8 bytes.  Docker allows a 255-character
+#: repository path plus a registry domain, so the bound is on the whole GUN
+#: here and on each component (:data:`_MAX_COMPONENT_BYTES`) separately.
+MAX_GUN_LENGTH = 1024
+#: POSIX NAME_MAX on common file systems: longest single path component.
+_MAX_COMPONENT_BYTES = 255
+
+_DELEGATION_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-_/")
+_READ_CHUNK = 1 << 16
+
+
+def default_trust_dir(env: Mapping[str, str] | None = None, home: Path | None = None) -> Path:
+    """The trust dir Docker uses: ``$DOCKER_CONFIG/trust``, else ``~/.docker/trust``.
+
+    ``--trust-dir`` is handled by the CLI before this is called.
+    """
+    environ: Mapping[str, str] = os.environ if env is None else env
+    config = environ.get("DOCKER_CONFIG", "")
+    if config:
+        return Path(config) / "trust"
+    base = Path.home() if home is None else home
+    return base / ".docker" / "trust"
+
+
+def _show(text: str, limit: int = 80) -> str:
+    shown = text if len(text) <= limit else text[: limit - 3] + "..."
+    return repr(shown)
+
+
+def _unsafe_gun(gun: str, reason: str) -> UsageError:
+    return UsageError("unsafe-path", f"unsafe GUN {_show(gun)}: {reason}")
+
+
+def _has_control(text: str) -> bool:
+    return any(ord(ch) < 0x20 or 0x7F <= ord(ch) <= 0x9F for ch in text)
+
+
+def validate_gun(gun: str) -> None:
+    """Refuse a GUN that could not be used safely as a relative path.
+
+    Raises :class:`~trustcheck.errors.UsageError` ``unsafe-path`` for an empty
+    GUN, an absolute path, ``.``/``..``/empty components, NUL, backslash,
+    control characters, or an over-long GUN or component.
+    """
+    if gun == "":
+        raise _unsafe_gun(gun, "it is empty")
+    if "\x00" in gun:
+        raise _unsafe_gun(gun, "it contains a NUL byte")
+    if "\\" in gun:
+        raise _unsafe_gun(gun, "it contains a backslash")
+    if _has_control(gun):
+        raise _unsafe_gun(gun, "it contains a control character")
+    try:
+        encoded = gun.encode("utf-8")
+    except UnicodeEncodeError:
+        raise _unsafe_gun(gun, "it is not valid Unicode text") from None
+    if len(encoded) > MAX_GUN_LENGTH:
+        raise _unsafe_gun(gun, f"it is {len(encoded)} bytes long, more than {MAX_GUN_LENGTH}")
+    if gun.startswith("/"):
+        raise _unsafe_gun(gun, "it is an absolute path")
+    for component in gun.split("/"):
+        if component == "":
+            raise _unsafe_gun(gun, "it has an empty component ('//' or a trailing '/')")
+        if component in (".", ".."):
+            raise _unsafe_gun(gun, f"it has a {component!r} component")
+        if len(component.encode("utf-8")) > _MAX_COMPONENT_BYTES:
+            raise _unsafe_gun(gun, f"a component is longer than {_MAX_COMPONENT_BYTES} bytes")
+
+
+def validate_role_name(role: str) -> bool:
+    """True for a base role or a delegation name notary accepts (spec §5.1).
+
+    A delegation name starts with ``targets/``, uses only ``[-a-z0-9_/]``, is
+    shorter than 256 bytes and is already clean (``path.Clean(name) == name``:
+    no trailing ``/``, no ``//``, no ``.`` or ``..`` components).
+    """
+    if role in BASE_ROLES:
+        return True
+    return (
+        role.startswith("targets/")
+        and len(role.encode("utf-8", "surrogatepass")) < MAX_ROLE_NAME_LENGTH
+        and all(ch in _DELEGATION_CHARS for ch in role)
+        and posixpath.normpath(role) == role
+    )
+
+
+def _is_within(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip("/") + "/")
+
+
+def _os_reason(exc: OSError) -> str:
+    if exc.strerror:
+        return exc.strerror
+    return errno.errorcode.get(exc.errno or 0, type(exc).__name__)
+
+
+def _unreadable(path: str | Path, reason: str) -> UsageError:
+    return UsageError("trust-dir-unreadable", f"cannot read {_show(str(path), 200)}: {reason}")
+
+
+class TrustDir:
+    """A Docker or notary trust dir, read with path and size checks."""
+
+    __slots__ = ("root",)
+
+    def __init__(self, root: Path) -> None:
+        self.root: Path = Path(root)
+
+    def __repr__(self) -> str:
+        return f"TrustDir({str(self.root)!r})"
+
+    # --- paths ---------------------------------------------------------------
+
+    def metadata_dir(self, gun: str) -> Path:
+        """``<root>/tuf/<gun>/metadata`` after :func:`validate_gun`."""
+        validate_gun(gun)
+        return self.root / "tuf" / gun / "metadata"
+
+    def _role_path(self, gun: str, role: str) -> Path:
+        metadata = self.metadata_dir(gun)
+        if not validate_role_name(role):
+            raise UsageError("unsafe-path", f"invalid role name {_show(role)}", role=None)
+        return metadata / (role + ".json")
+
+    def _root_real(self) -> str:
+        return os.path.realpath(self.root)
+
+    def _resolve_inside(self, path: Path, role: str | None) -> str:
+        """The real path of ``path``; refuse it when it leaves the trust dir."""
+        real = os.path.realpath(path)
+        if not _is_within(real, self._root_real()):
+            raise UsageError(
+                "unsafe-path",
+                f"{_show(str(path), 200)} resolves to {_show(real, 200)}, outside the trust dir "
+                f"{_show(str(self.root), 200)}",
+                role=role,
+            )
+        return real
+
+    # --- queries -------------------------------------------------------------
+
+    def has_trust_data(self, gun: str) -> bool:
+        """Whether ``metadata/root.json`` exists for ``gun``."""
+        path = self._role_path(gun, "root")
+        real = self._resolve_inside(path, "root")
+        return os.path.exists(real)
+
+    def read_role(self, gun: str, role: str, cap: int) -> bytes | None:
+        """The bytes of ``<metadata>/<role>.json``, or ``None`` if it does not exist.
+
+        Raises ``unsafe-path`` for a hostile GUN, role name or symlink escape,
+        ``file-too-large`` when the file is larger than ``cap`` bytes and
+        ``trust-dir-unreadable`` when the OS refuses the read.
+        """
+        if cap < 0:
+            raise UsageError("invalid-argument", f"size cap must not be negative, got {cap}")
+        path = self._role_path(gun, role)
+        real = self._resolve_inside(path, role)
+        flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY
+        try:
+            fd = os.open(real, flags)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                # The real path was swapped for a symlink after it was resolved.
+                raise UsageError(
+                    "unsafe-path", f"{_show(str(path), 200)} changed into a symlink", role=role
+                ) from exc
+            raise _unreadable(path, _os_reason(exc)) from exc
+        try:
+            return self._read_capped(fd, path, role, cap)
+        finally:
+            os.close(fd)
+
+    @staticmethod
+    def _read_capped(fd: int, path: Path, role: str, cap: int) -> bytes:
+        try:
+            st = os.fstat(fd)
+        except OSError as exc:
+            raise _unreadable(path, _os_reason(exc)) from exc
+        if stat.S_ISDIR(st.st_mode):
+            raise _unreadable(path, "is a directory")
+        if not stat.S_ISREG(st.st_mode):
+            raise _unreadable(path, "not a regular file")
+        if st.st_size > cap:
+            raise NotTrusted(
+                "file-too-large",
+                f"{role}.json is {st.st_size} bytes, cap {cap} bytes ({_show(str(path), 200)})",
+                role=role,
+            )
+        chunks: list[bytes] = []
+        total = 0
+        try:
+            while total <= cap:
+                chunk = os.read(fd, min(_READ_CHUNK, cap + 1 - total))
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                total += len(chunk)
+        except OSError as exc:
+            raise _unreadable(path, _os_reason(exc)) from exc
+        if total > cap:
+            raise NotTrusted(
+                "file-too-large",
+                f"{role}.json grew past its cap while being read: more than {cap} bytes, "
+                f"cap {cap} bytes ({_show(str(path), 200)})",
+                role=role,
+            )
+        return b"".join(chunks)
+
+    def list_guns(self) -> list[str]:
+        """Every GUN under ``tuf/`` that has ``metadata/root.json``, sorted.
+
+        Symlinked folders are followed only while they stay inside the trust
+        dir, and each folder is visited once (no symlink loops).  A GUN's own
+        ``metadata`` and ``changelist`` folders are not searched for further
+        GUNs.  Unreadable folders are skipped.
+        """
+        tuf = self.root / "tuf"
+        root_real = self._root_real()
+        tuf_real = os.path.realpath(tuf)
+        if not _is_within(tuf_real, root_real) or not os.path.isdir(tuf_real):
+            return []
+        found: list[str] = []
+        seen: set[tuple[int, int]] = set()
+        # (real folder path, GUN-relative components).  Folders reached through
+        # a symlink wait in ``deferred`` so that a folder reachable both
+        # directly and through a symlink is listed under its direct name.
+        stack: list[tuple[str, tuple[str, ...]]] = [(tuf_real, ())]
+        deferred: list[tuple[str, tuple[str, ...]]] = []
+        while stack or deferred:
+            folder, parts = stack.pop() if stack else deferred.pop()
+            try:
+                st = os.stat(folder)
+            except OSError:
+                continue
+            key = (st.st_dev, st.st_ino)
+            if key in seen:
+                continue
+            seen.add(key)
+            is_gun = False
+            if parts:
+                gun = "/".join(parts)
+                root_json = os.path.realpath(os.path.join(folder, "metadata", "root.json"))
+                if _is_within(root_json, root_real) and os.path.isfile(root_json):
+                    try:
+                        validate_gun(gun)
+                    except UsageError:
+                        pass
+                    else:
+                        found.append(gun)
+                        is_gun = True
+            try:
+                names = os.listdir(folder)
+            except OSError:
+                continue
+            for name in sorted(names, reverse=True):
+                if is_gun and name in ("metadata", "changelist"):
+                    continue
+                entry = os.path.join(folder, name)
+                child = os.path.realpath(entry)
+                if not _is_within(child, root_real) or not os.path.isdir(child):
+                    continue
+                child_parts = (*parts, name)
+                if len("/".join(child_parts).encode("utf-8", "surrogateescape")) > MAX_GUN_LENGTH:
+                    continue
+                (deferred if os.path.islink(entry) else stack).append((child, child_parts))
+        return sorted(set(found))
