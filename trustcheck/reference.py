@@ -206,6 +206,8 @@ def _diagnose(text: str, domain: str, remainder: str) -> UsageError:
             f"tag {_show(tag)} is invalid (letters, digits, '_', '.', '-'; "
             "must not start with '.' or '-'; at most 128 characters)",
         )
+    if domain in (".", ".."):
+        return _fail(text, f"the repository path has a {domain!r} component")
     if not _DOMAIN_RE.fullmatch(domain) and not _PATH_COMPONENT_RE.fullmatch(domain):
         return _fail(
             text, f"registry {_show(domain)} is not a valid host name[:port] or [IPv6][:port]"
