@@ -1,0 +1,608 @@
+"""Keys, key IDs, PEM handling and signature verification, as notary 0.7.0 does them.
+
+Everything here follows notary-v1-spec.md section 2:
+
+* :class:`TufKey` is a public key as it appears in root.json / targets.json
+  (``keytype`` plus the *decoded* ``keyval.public`` bytes); its :attr:`TufKey.id`
+  is the key ID of spec 2.3.
+* :func:`canonical_key_id` is spec 2.4 (the ID of the bare public key inside an
+  x509 key).
+* :func:`pem_first_block` / :func:`pem_blocks` decode PEM with the semantics of
+  Go 1.19's ``encoding/pem.Decode`` (the Go notary 0.7.0 is built with).
+* :func:`verify_signature` is the verifier table of spec 2.1 / 2.2.  It never
+  raises: any unsupported combination, undecodable key or bad signature is
+  ``False``.
+
+The ``cryptography`` package is imported lazily so that importing this module
+stays cheap (start-up time matters for the CLI).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import re
+from collections.abc import Iterator
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from cryptography import x509
+
+__all__ = [
+    "ECDSA_X509",
+    "KEY_TYPES",
+    "RSA_X509",
+    "X509_KEY_TYPES",
+    "PemBlock",
+    "TufKey",
+    "canonical_key_id",
+    "cert_key_algorithm",
+    "cert_of",
+    "describe_key",
+    "go_b64decode",
+    "key_id",
+    "load_cert_from_pem",
+    "parse_certificate",
+    "pem_blocks",
+    "pem_first_block",
+    "verify_signature",
+]
+
+ECDSA = "ecdsa"
+ECDSA_X509 = "ecdsa-x509"
+RSA = "rsa"
+RSA_X509 = "rsa-x509"
+ED25519 = "ed25519"
+
+#: Key types notary knows (spec 2.1); anything else is an "unknown" key no
+#: verifier accepts.  ``keytype`` is case-sensitive.
+KEY_TYPES = frozenset({ECDSA, ECDSA_X509, RSA, RSA_X509, ED25519})
+X509_KEY_TYPES = frozenset({ECDSA_X509, RSA_X509})
+
+# Signature methods (already lower-cased by the parser, spec 1.5).
+_M_ECDSA = "ecdsa"
+_M_RSAPSS = "rsapss"
+_M_PKCS1V15 = "rsapkcs1v15"
+_M_PYCRYPTO = "pycrypto-pkcs#1 pss"
+_M_EDDSA = "eddsa"
+
+_MIN_RSA_BITS = 2048
+_MIN_RSA_SIG_BYTES = _MIN_RSA_BITS // 8
+
+# Curves Go's x509 package can decode (anything else fails to parse in Go).
+_GO_CURVES = {
+    "secp224r1": "P-224",
+    "secp256r1": "P-256",
+    "secp384r1": "P-384",
+    "secp521r1": "P-521",
+}
+
+
+# --------------------------------------------------------------------------
+# Key IDs (spec 2.3)
+# --------------------------------------------------------------------------
+
+
+def _go_canonical_string(s: str) -> bytes:
+    """A JSON string as the canonical encoder writes it (only ``\\`` and ``"`` escaped)."""
+    raw = s.encode("utf-8", "surrogatepass")
+    return b'"' + raw.replace(b"\\", b"\\\\").replace(b'"', b'\\"') + b'"'
+
+
+def key_id(keytype: str, public: bytes) -> str:
+    """The TUF key ID notary computes for a key (spec 2.3).
+
+    sha256 of ``{"keytype":<type>,"keyval":{"private":null,"public":<b64>}}`` in
+    canonical form, where ``<b64>`` is the standard, padded base64 of the
+    decoded public bytes (not the literal string from the file).
+    """
+    canonical = b"".join(
+        (
+            b'{"keytype":',
+            _go_canonical_string(keytype),
+            b',"keyval":{"private":null,"public":"',
+            base64.b64encode(public),
+            b'"}}',
+        )
+    )
+    return hashlib.sha256(canonical).hexdigest()
+
+
+class TufKey:
+    """A public key as stored in notary metadata: ``keytype`` and decoded ``public`` bytes.
+
+    Instances are immutable and hashable; :attr:`id` is computed once.
+    """
+
+    __slots__ = ("_id", "keytype", "public")
+
+    keytype: str
+    public: bytes
+    _id: str | None
+
+    def __init__(self, keytype: str, public: bytes) -> None:
+        object.__setattr__(self, "keytype", keytype)
+        object.__setattr__(self, "public", bytes(public))
+        object.__setattr__(self, "_id", None)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"TufKey is immutable (cannot set {name!r})")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"TufKey is immutable (cannot delete {name!r})")
+
+    @property
+    def id(self) -> str:
+        """The key ID (spec 2.3), computed from the content."""
+        cached = self._id
+        if cached is None:
+            cached = key_id(self.keytype, self.public)
+            object.__setattr__(self, "_id", cached)
+        return cached
+
+    @property
+    def is_x509(self) -> bool:
+        return self.keytype in X509_KEY_TYPES
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, TufKey):
+            return NotImplemented
+        return self.keytype == other.keytype and self.public == other.public
+
+    def __hash__(self) -> int:
+        return hash((self.keytype, self.public))
+
+    def __repr__(self) -> str:
+        return f"TufKey({self.keytype!r}, id={self.id[:12]}…)"
+
+
+# --------------------------------------------------------------------------
+# Go-compatible base64 and PEM (encoding/base64 StdEncoding, encoding/pem)
+# --------------------------------------------------------------------------
+
+_B64_STD = re.compile(rb"[A-Za-z0-9+/]*={0,2}")
+
+
+def go_b64decode(data: bytes) -> bytes | None:
+    """Decode like Go's ``base64.StdEncoding.Decode``; ``None`` where Go errors.
+
+    ``\\r`` and ``\\n`` are ignored anywhere; padding is required; nothing may
+    follow the padding; non-zero trailing bits are tolerated (as in Go).
+    """
+    data = data.replace(b"\r", b"").replace(b"\n", b"")
+    if len(data) % 4 or not _B64_STD.fullmatch(data):
+        return None
+    try:
+        return base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
+class PemBlock:
+    """One decoded PEM block: ``type``, ``headers`` and the DER ``data``."""
+
+    __slots__ = ("data", "headers", "type")
+
+    def __init__(self, type_: str, headers: dict[str, str], data: bytes) -> None:
+        self.type = type_
+        self.headers = headers
+        self.data = data
+
+    def __repr__(self) -> str:
+        return f"PemBlock({self.type!r}, {len(self.data)} bytes)"
+
+
+_PEM_START = b"\n-----BEGIN "
+_PEM_END = b"\n-----END "
+_PEM_EOL = b"-----"
+
+
+def _get_line(data: bytes) -> tuple[bytes, bytes]:
+    """Go pem's getLine: one line without its ``\\n`` / ``\\r\\n``, right-trimmed of spaces/tabs."""
+    i = data.find(b"\n")
+    if i < 0:
+        i = j = len(data)
+    else:
+        j = i + 1
+        if i > 0 and data[i - 1] == 0x0D:
+            i -= 1
+    return data[:i].rstrip(b" \t"), data[j:]
+
+
+def _pem_decode(data: bytes) -> tuple[PemBlock | None, bytes]:
+    """One step of Go 1.19's ``pem.Decode``: ``(block, rest)`` or ``(None, data)``.
+
+    Junk before a block is skipped; a block that looks like PEM but is invalid
+    (unterminated, mismatched END type, bad base64, text after the END
+    marker) is skipped and the search continues after its BEGIN line.
+    """
+    rest = data
+    while True:
+        if rest.startswith(_PEM_START[1:]):
+            rest = rest[len(_PEM_START) - 1 :]
+        else:
+            i = rest.find(_PEM_START)
+            if i < 0:
+                return None, data
+            rest = rest[i + len(_PEM_START) :]
+
+        type_line, rest = _get_line(rest)
+        if not type_line.endswith(_PEM_EOL):
+            continue
+        type_line = type_line[: -len(_PEM_EOL)]
+
+        headers: dict[str, str] = {}
+        exhausted = False
+        while True:
+            if not rest:
+                exhausted = True
+                break
+            line, nxt = _get_line(rest)
+            colon = line.find(b":")
+            if colon < 0:
+                break
+            key = line[:colon].strip().decode("utf-8", "replace")
+            headers[key] = line[colon + 1 :].strip().decode("utf-8", "replace")
+            rest = nxt
+        if exhausted:
+            return None, data
+
+        if not headers and rest.startswith(_PEM_END[1:]):
+            end_index = 0
+            trailer_index = len(_PEM_END) - 1
+        else:
+            end_index = rest.find(_PEM_END)
+            trailer_index = end_index + len(_PEM_END)
+        if end_index < 0:
+            continue
+
+        trailer = rest[trailer_index:]
+        trailer_len = len(type_line) + len(_PEM_EOL)
+        if len(trailer) < trailer_len:
+            continue
+        rest_of_end_line = trailer[trailer_len:]
+        trailer = trailer[:trailer_len]
+        if not trailer.startswith(type_line) or not trailer.endswith(_PEM_EOL):
+            continue
+        if _get_line(rest_of_end_line)[0]:
+            continue
+
+        b64 = rest[:end_index].replace(b" ", b"").replace(b"\t", b"")
+        der = go_b64decode(b64)
+        if der is None:
+            continue
+        _, rest = _get_line(rest[end_index + len(_PEM_END) - 1 :])
+        return PemBlock(type_line.decode("utf-8", "replace"), headers, der), rest
+
+
+def pem_blocks(data: bytes) -> Iterator[PemBlock]:
+    """Every PEM block Go would find in ``data``, in order (repeated ``pem.Decode``)."""
+    rest = data
+    while True:
+        block, rest = _pem_decode(rest)
+        if block is None:
+            return
+        yield block
+
+
+def pem_first_block(data: bytes) -> tuple[str, bytes] | None:
+    """The first PEM block as ``(type, der)``, or ``None`` (Go's ``pem.Decode``)."""
+    block, _ = _pem_decode(data)
+    if block is None:
+        return None
+    return block.type, block.data
+
+
+# --------------------------------------------------------------------------
+# Minimal DER reading (only to find a certificate's SubjectPublicKeyInfo)
+# --------------------------------------------------------------------------
+
+
+def _der_tlv(buf: bytes, pos: int) -> tuple[int, int, int]:
+    """``(tag, content_start, end)`` of the DER element at ``pos``; ValueError if malformed."""
+    if pos + 2 > len(buf):
+        raise ValueError("truncated DER")
+    tag = buf[pos]
+    if tag & 0x1F == 0x1F:
+        raise ValueError("high tag numbers are not used here")
+    length = buf[pos + 1]
+    pos += 2
+    if length & 0x80:
+        n = length & 0x7F
+        if n == 0 or n > 4 or pos + n > len(buf):
+            raise ValueError("bad DER length")
+        length = int.from_bytes(buf[pos : pos + n], "big")
+        pos += n
+    end = pos + length
+    if end > len(buf):
+        raise ValueError("truncated DER")
+    return tag, pos, end
+
+
+def _spki_of_tbs(tbs: bytes) -> bytes:
+    """The SubjectPublicKeyInfo element (full TLV) of a DER TBSCertificate."""
+    tag, pos, end = _der_tlv(tbs, 0)
+    if tag != 0x30:
+        raise ValueError("TBSCertificate is not a SEQUENCE")
+    tag, _, nxt = _der_tlv(tbs, pos)
+    if tag == 0xA0:  # [0] version
+        pos = nxt
+    # serialNumber, signature, issuer, validity, subject, subjectPublicKeyInfo
+    for _ in range(5):
+        _, _, pos = _der_tlv(tbs, pos)
+    tag, _, spki_end = _der_tlv(tbs, pos)
+    if tag != 0x30 or spki_end > end:
+        raise ValueError("no SubjectPublicKeyInfo")
+    return tbs[pos:spki_end]
+
+
+_OID_RSA = bytes.fromhex("2a864886f70d010101")
+_OID_EC = bytes.fromhex("2a8648ce3d0201")
+_OID_ED25519 = bytes.fromhex("2b6570")
+
+
+def _spki_algorithm(spki: bytes) -> bytes:
+    """The algorithm OID (content bytes) of a DER SubjectPublicKeyInfo."""
+    _, pos, _ = _der_tlv(spki, 0)
+    _, pos, _ = _der_tlv(spki, pos)  # AlgorithmIdentifier
+    tag, start, end = _der_tlv(spki, pos)
+    if tag != 0x06:
+        raise ValueError("AlgorithmIdentifier without OID")
+    return spki[start:end]
+
+
+# --------------------------------------------------------------------------
+# Decoding public keys the way Go's x509 package does
+# --------------------------------------------------------------------------
+
+
+def _parse_spki(der: bytes) -> Any:
+    """Go's ``x509.ParsePKIXPublicKey`` for RSA / EC / Ed25519; ``None`` if Go would fail.
+
+    Round-tripping through ``cryptography`` rejects what Go's strict parser
+    rejects: compressed EC points, RSA without NULL parameters, trailing data.
+    """
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.serialization import (
+        Encoding,
+        PublicFormat,
+        load_der_public_key,
+    )
+
+    try:
+        key = load_der_public_key(der)
+        if isinstance(key, ec.EllipticCurvePublicKey) and key.curve.name not in _GO_CURVES:
+            return None
+        if key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo) != der:
+            return None
+    except Exception:
+        return None
+    return key
+
+
+@lru_cache(maxsize=512)
+def parse_certificate(der: bytes) -> x509.Certificate | None:
+    """Parse a DER certificate roughly as strictly as Go's ``x509.ParseCertificate``.
+
+    ``None`` where Go would fail: malformed DER or extensions, or an RSA / EC
+    public key Go cannot decode (other key algorithms parse, with a key notary
+    cannot use: see :func:`cert_key_algorithm`).
+    """
+    from cryptography import x509 as _x509
+
+    try:
+        cert = _x509.load_der_x509_certificate(der)
+        _ = cert.extensions  # parsed lazily by cryptography, eagerly by Go
+        _ = cert.not_valid_before_utc, cert.not_valid_after_utc, cert.subject
+        spki = _spki_of_tbs(cert.tbs_certificate_bytes)
+        if _spki_algorithm(spki) in (_OID_RSA, _OID_EC, _OID_ED25519) and _parse_spki(spki) is None:
+            return None
+    except Exception:
+        return None
+    return cert
+
+
+def cert_key_algorithm(cert: x509.Certificate) -> str:
+    """Go's ``cert.PublicKeyAlgorithm``: ``"rsa"``, ``"ecdsa"``, ``"ed25519"`` or ``"other"``."""
+    try:
+        oid = _spki_algorithm(_spki_of_tbs(cert.tbs_certificate_bytes))
+    except ValueError:
+        return "other"
+    return {_OID_RSA: "rsa", _OID_EC: "ecdsa", _OID_ED25519: "ed25519"}.get(oid, "other")
+
+
+def _cert_spki(cert: x509.Certificate) -> bytes | None:
+    try:
+        return _spki_of_tbs(cert.tbs_certificate_bytes)
+    except ValueError:
+        return None
+
+
+def load_cert_from_pem(data: bytes) -> x509.Certificate | None:
+    """notary's ``LoadCertFromPEM``: the first header-less CERTIFICATE block that parses."""
+    for block in pem_blocks(data):
+        if block.type != "CERTIFICATE" or block.headers:
+            continue
+        cert = parse_certificate(block.data)
+        if cert is not None:
+            return cert
+    return None
+
+
+def cert_of(key: TufKey) -> x509.Certificate | None:
+    """The certificate an x509 key's verifier uses (first PEM block, any type); else ``None``."""
+    if key.keytype not in X509_KEY_TYPES:
+        return None
+    return _first_block_cert(key.public)
+
+
+def _first_block_cert(public: bytes) -> x509.Certificate | None:
+    first = pem_first_block(public)
+    if first is None:
+        return None
+    return parse_certificate(first[1])
+
+
+@lru_cache(maxsize=1024)
+def _public_key_object(keytype: str, public: bytes, pem_spki: bool) -> Any:
+    """The decoded public key a notary verifier would use, or ``None``.
+
+    ``pem_spki`` selects the ``pycrypto-pkcs#1 pss`` reading of an ``rsa`` key
+    (first PEM block holding an SPKI).
+    """
+    try:
+        if pem_spki:
+            first = pem_first_block(public)
+            return None if first is None else _parse_spki(first[1])
+        if keytype in (ECDSA, RSA):
+            return _parse_spki(public)
+        if keytype in X509_KEY_TYPES:
+            cert = _first_block_cert(public)
+            if cert is None:
+                return None
+            spki = _cert_spki(cert)
+            return None if spki is None else _parse_spki(spki)
+        if keytype == ED25519:
+            if len(public) != 32:
+                return None
+            from cryptography.hazmat.primitives.asymmetric import ed25519
+
+            return ed25519.Ed25519PublicKey.from_public_bytes(public)
+    except Exception:
+        return None
+    return None
+
+
+# --------------------------------------------------------------------------
+# Signature verification (spec 2.1 / 2.2)
+# --------------------------------------------------------------------------
+
+
+def _verify_ecdsa(pub: Any, sig: bytes, msg: bytes) -> bool:
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+
+    if not isinstance(pub, ec.EllipticCurvePublicKey):
+        return False
+    octets = (pub.curve.key_size + 7) // 8
+    if len(sig) != 2 * octets:  # raw r||s only; DER signatures are rejected
+        return False
+    r = int.from_bytes(sig[:octets], "big")
+    s = int.from_bytes(sig[octets:], "big")
+    # SHA-256 on every curve (notary never picks the hash by curve).
+    pub.verify(encode_dss_signature(r, s), msg, ec.ECDSA(hashes.SHA256()))
+    return True
+
+
+def _verify_rsa(pub: Any, sig: bytes, msg: bytes, pss: bool) -> bool:
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+    if not isinstance(pub, rsa.RSAPublicKey):
+        return False
+    if pub.key_size < _MIN_RSA_BITS or len(sig) < _MIN_RSA_SIG_BYTES:
+        return False
+    if len(sig) != (pub.key_size + 7) // 8:  # Go's rsa package insists on k bytes
+        return False
+    pad: padding.AsymmetricPadding
+    if pss:
+        pad = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32)
+    else:
+        pad = padding.PKCS1v15()
+    pub.verify(sig, msg, pad, hashes.SHA256())
+    return True
+
+
+def _verify_ed25519(pub: Any, sig: bytes, msg: bytes) -> bool:
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    if not isinstance(pub, ed25519.Ed25519PublicKey) or len(sig) != 64:
+        return False
+    pub.verify(sig, msg)
+    return True
+
+
+def verify_signature(key: TufKey, method: str, sig: bytes, msg: bytes) -> bool:
+    """Whether ``sig`` is a valid ``method`` signature by ``key`` over ``msg``, as notary decides.
+
+    ``method`` must already be lower-cased (the parser does that, spec 1.5).
+    Never raises.
+    """
+    kt = key.keytype
+    try:
+        if method == _M_ECDSA:
+            if kt not in (ECDSA, ECDSA_X509):
+                return False
+            return _verify_ecdsa(_public_key_object(kt, key.public, False), sig, msg)
+        if method in (_M_RSAPSS, _M_PKCS1V15):
+            if kt not in (RSA, RSA_X509):
+                return False
+            pub = _public_key_object(kt, key.public, False)
+            return _verify_rsa(pub, sig, msg, pss=method == _M_RSAPSS)
+        if method == _M_PYCRYPTO:
+            if kt != RSA:
+                return False
+            return _verify_rsa(_public_key_object(kt, key.public, True), sig, msg, pss=True)
+        if method == _M_EDDSA:
+            if kt != ED25519:
+                return False
+            return _verify_ed25519(_public_key_object(kt, key.public, False), sig, msg)
+    except Exception:  # InvalidSignature, or anything odd a hostile key provokes
+        return False
+    return False
+
+
+# --------------------------------------------------------------------------
+# Canonical key ID (spec 2.4) and descriptions
+# --------------------------------------------------------------------------
+
+
+def canonical_key_id(key: TufKey) -> str:
+    """notary's canonical key ID (spec 2.4).
+
+    For ``ecdsa-x509`` / ``rsa-x509`` keys: the ID of an ``ecdsa`` / ``rsa`` key
+    holding the DER SPKI of the first CERTIFICATE block; for other keys the
+    key ID.  If an x509 key holds no usable certificate (notary would return
+    an error) the plain key ID is returned.
+    """
+    if key.keytype not in X509_KEY_TYPES:
+        return key.id
+    cert = load_cert_from_pem(key.public)
+    spki = None if cert is None else _cert_spki(cert)
+    if spki is None or cert is None:
+        return key.id
+    if cert_key_algorithm(cert) == "other":  # Go cannot marshal e.g. DSA keys
+        return key.id
+    bare_type = ECDSA if key.keytype == ECDSA_X509 else RSA
+    return key_id(bare_type, spki)
+
+
+def _describe_public(pub: Any) -> str | None:
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+
+    if isinstance(pub, ec.EllipticCurvePublicKey):
+        return _GO_CURVES.get(pub.curve.name, pub.curve.name)
+    if isinstance(pub, rsa.RSAPublicKey):
+        return f"{pub.key_size}-bit"
+    if isinstance(pub, ed25519.Ed25519PublicKey):
+        return ""
+    return None
+
+
+def describe_key(key: TufKey) -> str:
+    """A short human description: ``"ecdsa P-256"``, ``"rsa-x509 2048-bit"``, ``"ed25519"``."""
+    kt = key.keytype
+    if kt not in KEY_TYPES:
+        return f"{kt or '(empty keytype)'} (unsupported key type)"
+    pub = _public_key_object(kt, key.public, False)
+    suffix = ""
+    if pub is None and kt == RSA:
+        pub = _public_key_object(kt, key.public, True)
+        suffix = " (PEM)" if pub is not None else ""
+    desc = None if pub is None else _describe_public(pub)
+    if desc is None:
+        return f"{kt} (undecodable)"
+    return f"{kt} {desc}{suffix}".rstrip() if desc else f"{kt}{suffix}"
