@@ -52,6 +52,7 @@ CODES: dict[str, tuple[int, str]] = {
     "tag-not-signed": (1, "the tag is not signed in targets/releases or targets"),
     "tag-not-released": (1, "the tag is signed only by a role Docker does not release from"),
     "digest-mismatch": (1, "the digest in the reference is not the signed digest"),
+    "digest-not-signed": (1, "the digest is not the digest of any released tag"),
     "target-missing-sha256": (1, "the signed target carries no sha256 hash"),
 }
 

@@ -1,0 +1,105 @@
+"""The library entry points: verify images against a trust dir.
+
+This module wires the pure core (verify, lookup) to a trust dir. Library users
+import from :mod:`trustcheck` (see ``__all__`` there).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from .errors import NotTrusted, TrustcheckError
+from .lookup import resolve
+from .reference import ImageRef, parse_reference
+from .trustdir import TrustDir
+from .verify import Collection, verify_collection
+
+__all__ = ["ImageResult", "TrustDirSource", "load_collection", "verify_image", "verify_images"]
+
+
+class TrustDirSource:
+    """A :class:`trustcheck.verify.Source` reading one GUN from a trust dir."""
+
+    def __init__(self, trust_dir: TrustDir, gun: str) -> None:
+        self.trust_dir = trust_dir
+        self.gun = gun
+
+    def read(self, role: str, cap: int) -> bytes | None:
+        return self.trust_dir.read_role(self.gun, role, cap)
+
+
+def load_collection(trust_dir: TrustDir | Path, gun: str, at: datetime) -> Collection:
+    """Verify the collection ``gun`` cached in ``trust_dir`` at time ``at``."""
+    td = trust_dir if isinstance(trust_dir, TrustDir) else TrustDir(Path(trust_dir))
+    td.metadata_dir(gun)  # validates the GUN before any file is touched
+    return verify_collection(gun, TrustDirSource(td, gun), at)
+
+
+@dataclass(slots=True)
+class ImageResult:
+    """The answer for one image, in the shape of ``verify --json``."""
+
+    image: str
+    gun: str
+    tag: str | None
+    trusted: bool
+    digest: str | None = None
+    length: int | None = None
+    role: str | None = None
+    signers: list[str] = field(default_factory=list)
+    error: TrustcheckError | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "image": self.image,
+            "gun": self.gun,
+            "tag": self.tag,
+            "trusted": self.trusted,
+            "digest": self.digest,
+            "length": self.length,
+            "role": self.role,
+            "signers": self.signers,
+            "error": self.error.to_json() if self.error is not None else None,
+        }
+
+
+def verify_image(
+    ref: ImageRef, trust_dir: TrustDir, at: datetime, cache: dict[str, Collection | NotTrusted] | None = None
+) -> ImageResult:
+    """Verify the trust data of ``ref`` and resolve it with Docker's semantics."""
+    cache = {} if cache is None else cache
+    result = ImageResult(image=str(ref), gun=ref.gun, tag=ref.tag, trusted=False)
+    got = cache.get(ref.gun)
+    if got is None:
+        try:
+            got = load_collection(trust_dir, ref.gun, at)
+        except NotTrusted as e:
+            got = e
+        cache[ref.gun] = got
+    if isinstance(got, NotTrusted):
+        result.error = got
+        return result
+    result.warnings = list(got.warnings)
+    try:
+        res = resolve(got, ref)
+    except NotTrusted as e:
+        result.error = e
+        result.role = e.role
+        return result
+    result.trusted = True
+    result.digest = res.digest
+    result.length = res.length
+    result.role = res.role
+    result.signers = res.signers
+    return result
+
+
+def verify_images(images: list[str], trust_dir: Path, at: datetime) -> list[ImageResult]:
+    """Parse and verify each image reference (raises UsageError on a bad reference)."""
+    refs = [parse_reference(i) for i in images]
+    td = TrustDir(trust_dir)
+    cache: dict[str, Collection | NotTrusted] = {}
+    return [verify_image(r, td, at, cache) for r in refs]

@@ -1,0 +1,226 @@
+"""Go-compatible JSON decoding and notary's canonical JSON (notary-v1-spec.md §1).
+
+Notary verifies a signature over the *canonical re-encoding* of the decoded
+``signed`` object, never over the bytes on the wire:
+
+* decoding follows Go's ``encoding/json`` into ``interface{}``: every number
+  becomes a float64 (``1.0`` -> 1, ``9007199254740993`` -> 9007199254740992,
+  integers >= 2**63 overflow to -2**63 on conversion back to int64, ``1E400``
+  is a decode error); invalid UTF-8 and lone surrogates become U+FFFD;
+* encoding (``json.MarshalCanonical``) writes maps with keys sorted by their
+  UTF-8 bytes, no whitespace, strings with only ``"`` and ``\\`` escaped
+  (control characters raw, no HTML escaping), and numbers as integers; a
+  non-integral number is an error.
+
+The fast path uses the C-accelerated :func:`json.dumps` and fixes the only
+string difference (control characters) afterwards; the slow, obviously
+correct reference encoder :func:`encode_reference` is kept for tests.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from typing import Any
+
+__all__ = [
+    "CanonicalError",
+    "DecodeError",
+    "decode",
+    "encode",
+    "encode_reference",
+]
+
+_INT64_MIN = -(1 << 63)
+_INT64_LIMIT = 1 << 63
+_EXACT = 1 << 53
+
+
+class DecodeError(ValueError):
+    """The bytes are not JSON that Go's decoder accepts."""
+
+
+class CanonicalError(ValueError):
+    """The value cannot be canonicalised (Go: ``json: unsupported value``)."""
+
+
+class _NonIntegral:
+    """A decoded number that MarshalCanonical refuses (e.g. ``1.5``)."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __repr__(self) -> str:
+        return f"<non-integral number {self.text}>"
+
+    def __float__(self) -> float:
+        return float(self.text)
+
+
+def _go_int(value: float) -> int:
+    """Go's ``int64(f)`` for an integral float64 (amd64 overflow behaviour)."""
+    if value >= _INT64_LIMIT or value < _INT64_MIN:
+        return _INT64_MIN
+    return int(value)
+
+
+def _parse_int(text: str) -> int:
+    if len(text) < 16:  # |n| < 10**15 < 2**53: exact as float64
+        return int(text)
+    number = int(text)
+    if -_EXACT <= number <= _EXACT:
+        return number
+    as_float = float(number)  # round-half-even to float64, as Go's ParseFloat
+    if math.isinf(as_float):
+        raise DecodeError(f"number {text[:40]} is out of range")
+    return _go_int(as_float)
+
+
+class FloatInt(int):
+    """An integral number written with a fraction or exponent (``1.0``, ``1e2``).
+
+    It canonicalises as the integer (it *is* an ``int``), but Go refuses it for
+    a typed ``int`` field, so the typed parser can tell it apart.
+    """
+
+    __slots__ = ()
+
+
+def _parse_float(text: str) -> int | _NonIntegral:
+    value = float(text)
+    if math.isinf(value) or math.isnan(value):
+        raise DecodeError(f"number {text[:40]} is out of range")
+    if value.is_integer():
+        return FloatInt(_go_int(value))
+    return _NonIntegral(text)
+
+
+def _bad_constant(text: str) -> Any:
+    raise DecodeError(f"invalid JSON value {text}")
+
+
+_decoder = json.JSONDecoder(
+    parse_int=_parse_int,
+    parse_float=_parse_float,
+    parse_constant=_bad_constant,
+)
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def decode(data: bytes) -> Any:
+    """Decode JSON bytes the way Go decodes into ``interface{}``.
+
+    Raises :class:`DecodeError` for anything Go's decoder rejects.
+    Numbers come back as ``int`` (after float64 rounding) or as an opaque
+    non-integral marker that :func:`encode` refuses.
+    """
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        text = data.decode("utf-8", errors="replace")
+    try:
+        value, end = _decoder.raw_decode(text, _skip_ws(text, 0))
+    except RecursionError as e:
+        raise DecodeError("JSON nested too deeply") from e
+    except json.JSONDecodeError as e:
+        raise DecodeError(f"invalid JSON at line {e.lineno} column {e.colno}: {e.msg}") from e
+    if _skip_ws(text, end) != len(text):
+        raise DecodeError("invalid JSON: unexpected data after the top-level value")
+    return value
+
+
+def _skip_ws(text: str, pos: int) -> int:
+    # JSON whitespace only: space, tab, CR, LF (Go is as strict).
+    n = len(text)
+    while pos < n and text[pos] in " \t\r\n":
+        pos += 1
+    return pos
+
+
+def has_lone_surrogates(value: str) -> bool:
+    return _SURROGATE.search(value) is not None
+
+
+# Escapes json.dumps(ensure_ascii=False) may emit: \" \\ \n \r \t \b \f \u00XX.
+_ESCAPE = re.compile(r'\\(["\\nrtbf]|u[0-9a-f]{4})')
+_SIMPLE = {"n": "\n", "r": "\r", "t": "\t", "b": "\b", "f": "\f"}
+
+
+def _unescape_controls(match: re.Match[str]) -> str:
+    esc = match.group(1)
+    if esc in ('"', "\\"):
+        return match.group(0)
+    if esc in _SIMPLE:
+        return _SIMPLE[esc]
+    return chr(int(esc[1:], 16))
+
+
+def _default(obj: object) -> Any:
+    if isinstance(obj, _NonIntegral):
+        raise CanonicalError(f"json: unsupported value: {obj.text}")
+    raise CanonicalError(f"json: unsupported type {type(obj).__name__}")
+
+
+def encode(value: Any) -> bytes:
+    """Notary's canonical encoding (``json.MarshalCanonical`` of a decoded map)."""
+    try:
+        text = json.dumps(
+            value,
+            sort_keys=True,
+            separators=(",", ":"),
+            ensure_ascii=False,
+            allow_nan=False,
+            default=_default,
+        )
+    except RecursionError as e:
+        raise CanonicalError("value nested too deeply") from e
+    except ValueError as e:
+        if isinstance(e, CanonicalError):
+            raise
+        raise CanonicalError(str(e)) from e
+    if "\\" in text:
+        text = _ESCAPE.sub(_unescape_controls, text)
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        # lone surrogates from \ud800-style escapes: Go decodes them to U+FFFD
+        return _SURROGATE.sub("\ufffd", text).encode("utf-8")
+
+
+def _ref_string(value: str) -> bytes:
+    raw = _SURROGATE.sub("\ufffd", value).encode("utf-8")
+    return b'"' + raw.replace(b"\\", b"\\\\").replace(b'"', b'\\"') + b'"'
+
+
+def encode_reference(value: Any) -> bytes:
+    """A direct transcription of notary-v1-spec.md §1.3, for tests."""
+    if value is None:
+        return b"null"
+    if value is True:
+        return b"true"
+    if value is False:
+        return b"false"
+    if isinstance(value, int):
+        return str(value).encode()
+    if isinstance(value, float):
+        if not math.isfinite(value) or not value.is_integer():
+            raise CanonicalError(f"json: unsupported value: {value}")
+        return str(_go_int(value)).encode()
+    if isinstance(value, _NonIntegral):
+        raise CanonicalError(f"json: unsupported value: {value.text}")
+    if isinstance(value, str):
+        return _ref_string(value)
+    if isinstance(value, list):
+        return b"[" + b",".join(encode_reference(v) for v in value) + b"]"
+    if isinstance(value, dict):
+        items = sorted(value.items(), key=lambda kv: _SURROGATE.sub("\ufffd", kv[0]).encode())
+        return (
+            b"{"
+            + b",".join(_ref_string(k) + b":" + encode_reference(v) for k, v in items)
+            + b"}"
+        )
+    raise CanonicalError(f"json: unsupported type {type(value).__name__}")

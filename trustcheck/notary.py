@@ -1,0 +1,563 @@
+"""Notary v1 metadata: a strict parse into a small typed model.
+
+Parsing follows Go's ``encoding/json`` typed decode as notary uses it
+(notary-v1-spec.md §1.5): struct field names match case-insensitively (one
+spelling per field; see docs/notary-compat.md for the ambiguous case, which
+trustcheck refuses), unknown fields are ignored (but stay covered by the
+signature), ``[]byte`` fields are padded standard base64, numbers for Go
+``int`` fields must be written as integers, and ``expires`` follows Go's
+RFC 3339 parser (§3.6).
+
+Each parsed role keeps its original bytes (hashes are computed on them) and
+the decoded ``signed`` map (signatures are checked on its canonical
+re-encoding, :mod:`trustcheck.canonical`).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+from . import canonical
+from .crypto import TufKey
+from .errors import NotTrusted
+
+__all__ = [
+    "BASE_ROLES",
+    "TYPE_NAMES",
+    "Delegation",
+    "FileMeta",
+    "RoleKeys",
+    "RootMeta",
+    "Signature",
+    "SignedMeta",
+    "SnapshotMeta",
+    "TargetsMeta",
+    "TimestampMeta",
+    "parse_expires",
+    "parse_root",
+    "parse_snapshot",
+    "parse_targets",
+    "parse_timestamp",
+]
+
+BASE_ROLES = ("root", "targets", "snapshot", "timestamp")
+TYPE_NAMES = {"root": "Root", "targets": "Targets", "snapshot": "Snapshot", "timestamp": "Timestamp"}
+ZERO_TIME = datetime(1, 1, 1, tzinfo=UTC)  # Go's zero time.Time: always expired
+_MISSING: Any = object()
+
+
+def iso(t: datetime) -> str:
+    """A time as RFC 3339 UTC with seconds, for messages and JSON."""
+    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# --------------------------------------------------------------------------- model
+
+
+@dataclass(slots=True)
+class Signature:
+    keyid: str
+    method: str  # lower-cased, as notary's Signature.UnmarshalJSON does
+    sig: bytes
+
+
+@dataclass(slots=True)
+class FileMeta:
+    length: int
+    hashes: dict[str, bytes]
+
+    def sha256_hex(self) -> str | None:
+        digest = self.hashes.get("sha256")
+        return digest.hex() if digest is not None else None
+
+
+@dataclass(slots=True)
+class RoleKeys:
+    """Key IDs and threshold of a base role in root.json."""
+
+    keyids: list[str]
+    threshold: int
+
+
+@dataclass(slots=True)
+class Delegation:
+    name: str
+    keyids: list[str]
+    threshold: int
+    paths: list[str]
+
+
+@dataclass(slots=True)
+class SignedMeta:
+    """What every role file has: bytes, decoded ``signed``, signatures, common fields."""
+
+    role: str
+    raw: bytes
+    signed: dict[str, Any]
+    signatures: list[Signature]
+    type: str
+    version: int
+    expires: datetime
+    _canonical: bytes | None = field(default=None, repr=False)
+
+    def canonical_bytes(self) -> bytes:
+        """The bytes notary verifies signatures over (spec §1.2)."""
+        if self._canonical is None:
+            try:
+                self._canonical = canonical.encode(self.signed)
+            except canonical.CanonicalError as e:
+                raise NotTrusted(
+                    "non-canonical-number",
+                    f"{self.role}: signed data cannot be canonicalised as notary does ({e}); "
+                    "the metadata was not produced by a notary signer",
+                    role=self.role,
+                ) from e
+        return self._canonical
+
+
+@dataclass(slots=True)
+class RootMeta(SignedMeta):
+    keys: dict[str, TufKey] = field(default_factory=dict)
+    roles: dict[str, RoleKeys] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class TimestampMeta(SignedMeta):
+    meta: dict[str, FileMeta] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class SnapshotMeta(SignedMeta):
+    meta: dict[str, FileMeta] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class TargetsMeta(SignedMeta):
+    targets: dict[str, FileMeta] = field(default_factory=dict)
+    delegation_keys: dict[str, TufKey] = field(default_factory=dict)
+    delegations: list[Delegation] = field(default_factory=list)
+
+
+# --------------------------------------------------------------------------- Go decode helpers
+
+
+class _Bad(Exception):
+    """Internal: a structural problem; turned into NotTrusted by the caller."""
+
+
+def _folds_to(key: str, name: str, special: bool) -> bool:
+    """Go's field-name matching (encoding/json foldFunc) for an ASCII lower-case name."""
+    if len(key) != len(name):
+        return False
+    for kc, nc in zip(key, name, strict=True):
+        if kc == nc:
+            continue
+        if "A" <= kc <= "Z" and chr(ord(kc) + 32) == nc:
+            continue
+        if special and ((kc == "\u017f" and nc == "s") or (kc == "\u212a" and nc == "k")):
+            continue
+        return False
+    return True
+
+
+def _fields(obj: Any, names: tuple[str, ...], where: str) -> list[Any]:
+    """Read Go struct fields from a decoded JSON object.
+
+    Returns the values in ``names`` order (``_MISSING`` when absent). A key that
+    is not spelled exactly but folds to a field name is accepted as Go does;
+    two keys that fold to the same field are refused as ambiguous (notary
+    takes the last one; a reader that takes the first would see other data).
+    """
+    if not isinstance(obj, dict):
+        raise _Bad(f"{where} must be a JSON object, not {_json_type(obj)}")
+    exact = True
+    for key in obj:
+        if key not in names:
+            exact = False
+            break
+    if exact:
+        return [obj.get(n, _MISSING) for n in names]
+    found: dict[str, str] = {}
+    for key in obj:
+        for n in names:
+            special = "s" in n or "k" in n
+            if key == n or _folds_to(key, n, special):
+                if n in found:
+                    raise _Bad(
+                        f"{where} has two spellings of field {n!r} ({found[n]!r} and {key!r})"
+                    )
+                found[n] = key
+                break
+    return [obj[found[n]] if n in found else _MISSING for n in names]
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    return "a number"  # canonical's non-integral marker
+
+
+def _go_int(value: Any, where: str) -> int:
+    """A Go ``int``/``int64`` field: an integer literal within int64."""
+    if value is _MISSING or value is None:
+        return 0
+    if type(value) is int and -(1 << 53) <= value <= (1 << 53):
+        return value
+    raise _Bad(f"{where} must be an integer, not {_json_type(value) if type(value) is not int else 'an out-of-range number'}")
+
+
+def _go_str(value: Any, where: str) -> str:
+    if value is _MISSING or value is None:
+        return ""
+    if not isinstance(value, str):
+        raise _Bad(f"{where} must be a string, not {_json_type(value)}")
+    return value
+
+
+def _go_bool(value: Any, where: str) -> bool:
+    if value is _MISSING or value is None:
+        return False
+    if not isinstance(value, bool):
+        raise _Bad(f"{where} must be a boolean, not {_json_type(value)}")
+    return value
+
+
+def _go_bytes(value: Any, where: str) -> bytes:
+    """A Go ``[]byte`` field: padded standard base64 (CR/LF ignored)."""
+    if value is _MISSING or value is None:
+        return b""
+    if not isinstance(value, str):
+        raise _Bad(f"{where} must be a base64 string, not {_json_type(value)}")
+    if "\n" in value or "\r" in value:
+        value = value.replace("\r", "").replace("\n", "")
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError) as e:
+        raise _Bad(f"{where} is not valid standard base64") from e
+
+
+def _go_list(value: Any, where: str) -> list[Any]:
+    if value is _MISSING or value is None:
+        return []
+    if not isinstance(value, list):
+        raise _Bad(f"{where} must be an array, not {_json_type(value)}")
+    return value
+
+
+def _go_map(value: Any, where: str) -> dict[str, Any]:
+    if value is _MISSING or value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise _Bad(f"{where} must be an object, not {_json_type(value)}")
+    return value
+
+
+_EXPIRES = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:[.,](\d+))?(Z|[+-]\d{2}:\d{2})",
+    re.ASCII,
+)
+
+
+def parse_expires(value: Any, where: str = "expires") -> datetime:
+    """Go 1.19 ``time.Time.UnmarshalJSON`` (RFC 3339) as notary uses it (spec §3.6)."""
+    if value is _MISSING or value is None:
+        return ZERO_TIME
+    if not isinstance(value, str):
+        raise _Bad(f"{where} must be a string, not {_json_type(value)}")
+    m = _EXPIRES.fullmatch(value)
+    if m is None:
+        raise _Bad(f"{where} {value[:60]!r} is not an RFC 3339 time (e.g. 2030-01-31T12:00:00Z)")
+    year, month, day, hour, minute, second = (int(m.group(i)) for i in range(1, 7))
+    frac = m.group(7) or ""
+    micro = int((frac[:6]).ljust(6, "0")) if frac else 0
+    zone = m.group(8)
+    if zone == "Z":
+        tz: timezone = UTC
+    else:
+        zh, zm = int(zone[1:3]), int(zone[4:6])
+        if zh > 23 or zm > 59:
+            raise _Bad(f"{where} {value!r} has an invalid time-zone offset")
+        offset = timedelta(hours=zh, minutes=zm)
+        tz = timezone(-offset if zone[0] == "-" else offset)
+    if hour > 23 or minute > 59 or second > 59 or year == 0:
+        raise _Bad(f"{where} {value!r} is out of range")
+    try:
+        return datetime(year, month, day, hour, minute, second, micro, tzinfo=tz)
+    except ValueError as e:
+        raise _Bad(f"{where} {value!r} is out of range") from e
+
+
+# --------------------------------------------------------------------------- role parsing
+
+
+def _envelope(role: str, raw: bytes) -> tuple[dict[str, Any], list[Signature]]:
+    try:
+        top = canonical.decode(raw)
+    except canonical.DecodeError as e:
+        raise NotTrusted(
+            "malformed-json",
+            f"{role}.json is not valid JSON ({e}); the trust data is corrupt: "
+            "remove the collection from the trust dir and fetch it again",
+            role=role,
+        ) from e
+    try:
+        signed, sigs = _fields(top, ("signed", "signatures"), f"{role}.json")
+        if signed is _MISSING or signed is None:
+            raise _Bad(f"{role}.json has no 'signed' object")
+        if not isinstance(signed, dict):
+            raise _Bad(f"{role}.json 'signed' must be an object, not {_json_type(signed)}")
+        signatures: list[Signature] = []
+        for i, item in enumerate(_go_list(sigs, "signatures")):
+            where = f"signatures[{i}]"
+            keyid, method, sig = _fields(item, ("keyid", "method", "sig"), where)
+            signatures.append(
+                Signature(
+                    keyid=_go_str(keyid, where + ".keyid"),
+                    method=_go_str(method, where + ".method").lower(),
+                    sig=_go_bytes(sig, where + ".sig"),
+                )
+            )
+    except _Bad as e:
+        raise _structure(role, str(e)) from e
+    return signed, signatures
+
+
+def _structure(role: str, detail: str) -> NotTrusted:
+    return NotTrusted(
+        "invalid-structure",
+        f"{role}: {detail}; the metadata is not valid notary trust data",
+        role=role,
+    )
+
+
+def _common(role: str, signed: dict[str, Any], extra: tuple[str, ...]) -> tuple[str, int, datetime, list[Any]]:
+    values = _fields(signed, ("_type", "version", "expires", *extra), "signed")
+    type_ = _go_str(values[0], "_type")
+    version = _go_int(values[1], "version")
+    expires_raw = values[2]
+    try:
+        expires = parse_expires(expires_raw)
+    except _Bad as e:
+        raise NotTrusted(
+            "invalid-expires",
+            f"{role}: {e}; notary cannot parse it, so the metadata is rejected",
+            role=role,
+        ) from e
+    return type_, version, expires, values[3:]
+
+
+def _check_type(role: str, type_: str) -> None:
+    base = role if role in TYPE_NAMES else "targets"
+    want = TYPE_NAMES[base]
+    if type_ != want:
+        raise NotTrusted(
+            "wrong-type",
+            f"{role}: _type is {type_[:40]!r}, expected {want!r}; a file of another role was "
+            "put in its place",
+            role=role,
+        )
+    # the version check (>= 1) belongs to notary's structure validation
+
+
+def _check_version(role: str, version: int) -> None:
+    if version < 1:
+        raise _structure(role, f"version must be at least 1, not {version}")
+
+
+def _file_meta(value: Any, where: str) -> FileMeta:
+    length, hashes, _custom = _fields(value, ("length", "hashes", "custom"), where)
+    parsed_hashes: dict[str, bytes] = {}
+    for algo, digest in _go_map(hashes, where + ".hashes").items():
+        parsed_hashes[algo] = _go_bytes(digest, f"{where}.hashes.{algo}")
+    return FileMeta(length=_go_int(length, where + ".length"), hashes=parsed_hashes)
+
+
+def _check_hash_sizes(role: str, name: str, meta: FileMeta) -> None:
+    """notary's CheckValidHashStructures: sha256 is 32 bytes, sha512 64."""
+    for algo, size in (("sha256", 32), ("sha512", 64)):
+        digest = meta.hashes.get(algo)
+        if digest is not None and len(digest) != size:
+            raise _structure(role, f"{name}: {algo} hash must be {size} bytes, not {len(digest)}")
+
+
+def _keys(value: Any, where: str) -> dict[str, TufKey]:
+    keys: dict[str, TufKey] = {}
+    for keyid, item in _go_map(value, where).items():
+        kw = f"{where}[{keyid[:16]}]"
+        keytype, keyval = _fields(item, ("keytype", "keyval"), kw)
+        (public,) = _fields(keyval, ("public",), kw + ".keyval") if keyval not in (_MISSING, None) else (_MISSING,)
+        keys[keyid] = TufKey(_go_str(keytype, kw + ".keytype"), _go_bytes(public, kw + ".keyval.public"))
+    return keys
+
+
+def parse_root(raw: bytes) -> RootMeta:
+    role = "root"
+    signed, sigs = _envelope(role, raw)
+    try:
+        type_, version, expires, (keys_raw, roles_raw, consistent) = _common(
+            role, signed, ("keys", "roles", "consistent_snapshot")
+        )
+        _check_type(role, type_)
+        keys = _keys(keys_raw, "keys")
+        roles: dict[str, RoleKeys] = {}
+        for name, item in _go_map(roles_raw, "roles").items():
+            keyids, threshold = _fields(item, ("keyids", "threshold"), f"roles.{name}")
+            roles[name] = RoleKeys(
+                keyids=[_go_str(k, f"roles.{name}.keyids") for k in _go_list(keyids, f"roles.{name}.keyids")],
+                threshold=_go_int(threshold, f"roles.{name}.threshold"),
+            )
+        _go_bool(consistent, "consistent_snapshot")
+    except _Bad as e:
+        raise _structure(role, str(e)) from e
+    _check_version(role, version)
+    # notary's isValidRootStructure: every base role, threshold >= 1, keys present
+    for base in BASE_ROLES:
+        rk = roles.get(base)
+        if rk is None:
+            raise _structure(role, f"root.json defines no {base!r} role")
+        if rk.threshold < 1:
+            raise _structure(role, f"role {base!r} has threshold {rk.threshold}; it must be at least 1")
+        for keyid in rk.keyids:
+            if keyid not in keys:
+                raise _structure(role, f"role {base!r} lists key {keyid[:16]}… which root.json does not define")
+    return RootMeta(role, raw, signed, sigs, type_, version, expires, keys=keys, roles=roles)
+
+
+def _meta_map(role: str, value: Any) -> dict[str, FileMeta]:
+    out: dict[str, FileMeta] = {}
+    for name, item in _go_map(value, "meta").items():
+        fm = _file_meta(item, f"meta.{name}")
+        _check_hash_sizes(role, name, fm)
+        out[name] = fm
+    return out
+
+
+def parse_timestamp(raw: bytes) -> TimestampMeta:
+    role = "timestamp"
+    signed, sigs = _envelope(role, raw)
+    try:
+        type_, version, expires, (meta_raw,) = _common(role, signed, ("meta",))
+        meta = _meta_map(role, meta_raw)
+    except _Bad as e:
+        raise _structure(role, str(e)) from e
+    return TimestampMeta(role, raw, signed, sigs, type_, version, expires, meta=meta)
+
+
+def check_timestamp_structure(ts: TimestampMeta) -> None:
+    _check_type(ts.role, ts.type)
+    _check_version(ts.role, ts.version)
+    snap = ts.meta.get("snapshot")
+    if snap is None or "sha256" not in snap.hashes:
+        raise _structure("timestamp", "meta.snapshot with a sha256 hash is required")
+
+
+def parse_snapshot(raw: bytes) -> SnapshotMeta:
+    role = "snapshot"
+    signed, sigs = _envelope(role, raw)
+    try:
+        type_, version, expires, (meta_raw,) = _common(role, signed, ("meta",))
+        meta = _meta_map(role, meta_raw)
+    except _Bad as e:
+        raise _structure(role, str(e)) from e
+    return SnapshotMeta(role, raw, signed, sigs, type_, version, expires, meta=meta)
+
+
+def check_snapshot_structure(snap: SnapshotMeta) -> None:
+    _check_type(snap.role, snap.type)
+    _check_version(snap.role, snap.version)
+    for base in ("root", "targets"):
+        fm = snap.meta.get(base)
+        if fm is None or "sha256" not in fm.hashes:
+            raise _structure("snapshot", f"meta.{base} with a sha256 hash is required")
+
+
+def parse_targets(role: str, raw: bytes) -> TargetsMeta:
+    signed, sigs = _envelope(role, raw)
+    try:
+        type_, version, expires, (targets_raw, deleg_raw) = _common(
+            role, signed, ("targets", "delegations")
+        )
+        targets: dict[str, FileMeta] = {}
+        for name, item in _go_map(targets_raw, "targets").items():
+            targets[name] = _file_meta(item, "targets[...]")
+        dkeys: dict[str, TufKey] = {}
+        delegations: list[Delegation] = []
+        if deleg_raw is not _MISSING and deleg_raw is not None:
+            keys_raw, roles_raw = _fields(deleg_raw, ("keys", "roles"), "delegations")
+            dkeys = _keys(keys_raw, "delegations.keys")
+            for i, item in enumerate(_go_list(roles_raw, "delegations.roles")):
+                w = f"delegations.roles[{i}]"
+                name, keyids, threshold, paths = _fields(
+                    item, ("name", "keyids", "threshold", "paths"), w
+                )
+                delegations.append(
+                    Delegation(
+                        name=_go_str(name, w + ".name"),
+                        keyids=[_go_str(k, w + ".keyids") for k in _go_list(keyids, w + ".keyids")],
+                        threshold=_go_int(threshold, w + ".threshold"),
+                        paths=[_go_str(p, w + ".paths") for p in _go_list(paths, w + ".paths")],
+                    )
+                )
+    except _Bad as e:
+        raise _structure(role, str(e)) from e
+    return TargetsMeta(
+        role, raw, signed, sigs, type_, version, expires,
+        targets=targets, delegation_keys=dkeys, delegations=delegations,
+    )
+
+
+def check_targets_structure(tm: TargetsMeta, is_delegation_name: Any) -> None:
+    """notary's isValidTargetsStructure for ``tm`` (base targets or a delegation)."""
+    _check_type(tm.role, tm.type)
+    _check_version(tm.role, tm.version)
+    seen: set[str] = set()
+    for d in tm.delegations:
+        if not is_delegation_name(d.name):
+            raise NotTrusted(
+                "invalid-delegation",
+                f"{tm.role} delegates to {d.name[:80]!r}, which is not a valid delegation name "
+                "(targets/<lower-case name>)",
+                role=tm.role,
+            )
+        parent = d.name.rsplit("/", 1)[0]
+        if parent != tm.role:
+            raise NotTrusted(
+                "invalid-delegation",
+                f"{tm.role} delegates to {d.name!r}, which is not its direct child",
+                role=tm.role,
+            )
+        if d.name in seen:
+            raise NotTrusted(
+                "invalid-delegation",
+                f"{tm.role} lists delegation {d.name!r} twice",
+                role=tm.role,
+            )
+        seen.add(d.name)
+        if d.threshold < 1:
+            raise NotTrusted(
+                "invalid-delegation",
+                f"delegation {d.name!r} has threshold {d.threshold}; it must be at least 1",
+                role=tm.role,
+            )
+        for keyid in d.keyids:
+            if keyid not in tm.delegation_keys:
+                raise NotTrusted(
+                    "invalid-delegation",
+                    f"delegation {d.name!r} lists key {keyid[:16]}… which {tm.role} does not define",
+                    role=tm.role,
+                )

@@ -1,0 +1,346 @@
+"""Pure, ordered verification of one Notary v1 trust collection.
+
+Bytes come from a :class:`Source` (a trust dir, later a server); pins and
+the validation time ``at`` are inputs; the result is a :class:`Collection`
+or a :class:`~trustcheck.errors.NotTrusted` exception. The clock, the
+environment and the file system are never touched here.
+
+The order follows notary's client (notary-v1-spec.md §3): root (§4.2),
+timestamp, snapshot, targets, then delegations in notary's pre-order walk
+(§3.2 ``downloadTargets``), each role checked as notary's builder does:
+checksum on the raw bytes, parse, signatures on the canonical re-encoding,
+structure, version, expiry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from . import certs
+from .crypto import TufKey, verify_signature
+from .errors import NotTrusted
+from .notary import (
+    iso as _iso,
+    Delegation,
+    FileMeta,
+    RootMeta,
+    SignedMeta,
+    SnapshotMeta,
+    TargetsMeta,
+    TimestampMeta,
+    check_snapshot_structure,
+    check_targets_structure,
+    check_timestamp_structure,
+    parse_root,
+    parse_snapshot,
+    parse_targets,
+    parse_timestamp,
+)
+from .trustdir import MAX_DOWNLOAD_SIZE, MAX_TIMESTAMP_SIZE, validate_role_name
+
+__all__ = ["Collection", "RoleCheck", "Source", "verify_collection"]
+
+#: notary warns when root, targets, delegations or snapshot expire within this.
+NEAR_EXPIRY = timedelta(days=182)
+
+
+class Source(Protocol):
+    """Where role bytes come from. ``read`` returns None when the role is absent."""
+
+    def read(self, role: str, cap: int) -> bytes | None: ...
+
+
+@dataclass(slots=True)
+class RoleCheck:
+    """What was verified for one role (read by --json, inspect and audits)."""
+
+    role: str
+    version: int
+    expires: datetime
+    keyids: list[str]
+    threshold: int
+    signed_by: list[str]
+    paths: list[str] | None = None
+
+
+@dataclass(slots=True)
+class Collection:
+    """A verified trust collection."""
+
+    gun: str
+    at: datetime
+    root: RootMeta
+    root_keys: dict[str, TufKey]
+    timestamp: TimestampMeta
+    snapshot: SnapshotMeta
+    #: every loaded, valid targets role (``targets`` first), in notary's load order
+    targets: dict[str, TargetsMeta]
+    #: effective (parent-restricted) paths of each loaded role
+    paths: dict[str, list[str]]
+    #: each loaded role's valid children (paths already restricted), array order
+    children: dict[str, list[Delegation]]
+    checks: dict[str, RoleCheck] = field(default_factory=dict)
+    #: delegations skipped with their subtree (expired / under threshold), as notary does
+    skipped: dict[str, NotTrusted] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+
+def verify_signatures(
+    meta: SignedMeta, keys: dict[str, TufKey], keyids: list[str], threshold: int
+) -> list[str]:
+    """notary's VerifySignatures (spec §2.5). Returns the key IDs that signed."""
+    role = meta.role
+    if not meta.signatures:
+        raise NotTrusted(
+            "no-signatures",
+            f"{role} carries no signatures; the metadata was tampered with or never signed",
+            role=role,
+        )
+    if threshold < 1:
+        raise NotTrusted(
+            "threshold-not-met", f"{role} has threshold {threshold}; it must be at least 1", role=role
+        )
+    msg = meta.canonical_bytes()
+    role_keys = {k: keys[k] for k in keyids if k in keys}
+    valid: list[str] = []
+    for sig in meta.signatures:
+        key = role_keys.get(sig.keyid)
+        if key is None:
+            continue  # unknown key IDs are ignored
+        if key.id != sig.keyid:
+            raise NotTrusted(
+                "invalid-key-id",
+                f"{role} is signed with key ID {sig.keyid[:16]}… whose key content has ID "
+                f"{key.id[:16]}…; key IDs must be the hash of the key",
+                role=role,
+            )
+        if sig.keyid not in valid and verify_signature(key, sig.method, sig.sig, msg):
+            valid.append(sig.keyid)
+    if len(valid) < threshold:
+        listed = ", ".join(k[:12] + "…" for k in keyids) or "none"
+        raise NotTrusted(
+            "threshold-not-met",
+            f"{role} has {len(valid)} valid signature(s) from distinct keys, needs {threshold} "
+            f"(role keys: {listed}); it was signed with the wrong key or altered after signing",
+            role=role,
+        )
+    return valid
+
+
+def check_hashes(raw: bytes, expected: FileMeta, role: str, parent: str) -> None:
+    """notary's CheckHashes: every sha256/sha512 given must match; at least one."""
+    known = 0
+    for algo in ("sha256", "sha512"):
+        want = expected.hashes.get(algo)
+        if want is None:
+            continue
+        known += 1
+        got = hashlib.new(algo, raw).digest()
+        if not hmac.compare_digest(got, want):
+            raise NotTrusted(
+                "hash-mismatch",
+                f"{role}.json does not match the {algo} recorded in {parent} "
+                f"(expected {want.hex()[:16]}…, file has {got.hex()[:16]}…); the cached file was "
+                "modified or mixed with another version: fetch the trust data again",
+                role=role,
+            )
+    if known == 0:
+        raise NotTrusted(
+            "invalid-structure",
+            f"{parent} gives no sha256 or sha512 hash for {role}; it cannot be checked",
+            role=role,
+        )
+
+
+def _expiry(meta: SignedMeta, at: datetime, fix: str) -> NotTrusted | None:
+    if meta.expires < at:
+        return NotTrusted(
+            "metadata-expired",
+            f"{meta.role} metadata expired at {_iso(meta.expires)} (validation time {_iso(at)}); {fix}",
+            role=meta.role,
+        )
+    return None
+
+
+def _near(meta: SignedMeta, at: datetime, warnings: list[str]) -> None:
+    if meta.expires - at < NEAR_EXPIRY:
+        warnings.append(f"{meta.role} metadata expires soon, at {_iso(meta.expires)}")
+
+
+def _read(source: Source, role: str, cap: int, parent: str | None, length: int | None) -> bytes:
+    if length is not None and length < 0:
+        raise NotTrusted(
+            "length-exceeded",
+            f"{parent} gives {role} a negative length ({length}); the metadata is malicious",
+            role=role,
+        )
+    try:
+        raw = source.read(role, cap)
+    except NotTrusted as e:
+        if e.code == "file-too-large" and length is not None and length <= cap:
+            raise NotTrusted(
+                "length-exceeded",
+                f"{role}.json is longer than the {length} bytes {parent} allows; the cached "
+                "file was replaced or padded: fetch the trust data again",
+                role=role,
+            ) from e
+        raise
+    if raw is None:
+        raise NotTrusted(
+            "role-missing",
+            f"{role}.json is missing from the trust data; fetch it again (e.g. `docker trust "
+            "inspect` or `trustcheck fetch`)",
+            role=role,
+        )
+    return raw
+
+
+def _verify_root(raw: bytes, gun: str, at: datetime, warnings: list[str]) -> tuple[RootMeta, dict[str, TufKey], RoleCheck]:
+    root = parse_root(raw)
+    rk = root.roles["root"]
+    found = certs.root_leaf_keys(root.keys, rk.keyids, gun, at, check_expiry=True)
+    warnings.extend(found.warnings)
+    try:
+        signed_by = verify_signatures(root, found.keys, list(found.keys), rk.threshold)
+    except NotTrusted as e:
+        if e.code != "threshold-not-met":
+            raise
+        raise NotTrusted(
+            "root-integrity",
+            f"root.json is not signed by {rk.threshold} of its own root certificate key(s) "
+            f"({e.message.split('; ')[0]}); the root was altered, or its certificate PEM is not "
+            "in the exact form notary re-encodes",
+            role="root",
+        ) from e
+    expired = _expiry(root, at, "the repository owner must re-sign root.json (notary key rotate/publish)")
+    if expired:
+        raise expired
+    _near(root, at, warnings)
+    check = RoleCheck("root", root.version, root.expires, list(rk.keyids), rk.threshold, signed_by)
+    return root, found.keys, check
+
+
+def verify_collection(gun: str, source: Source, at: datetime) -> Collection:
+    """Verify everything for ``gun`` at validation time ``at`` (timezone-aware)."""
+    warnings: list[str] = []
+    checks: dict[str, RoleCheck] = {}
+
+    # --- root (spec §4.2; a cached root is trusted on first use here: pins come later)
+    raw_root = source.read("root", MAX_DOWNLOAD_SIZE)
+    if raw_root is None:
+        raise NotTrusted(
+            "no-trust-data",
+            f"no trust data for {gun} in the trust dir; pull or inspect it once with "
+            "content trust (docker trust inspect) or run trustcheck fetch",
+        )
+    root, root_keys, checks["root"] = _verify_root(raw_root, gun, at, warnings)
+
+    def base(role: str) -> tuple[list[str], int]:
+        r = root.roles[role]
+        return r.keyids, r.threshold
+
+    # --- timestamp: capped at 1 MiB, no checksum reference
+    raw_ts = _read(source, "timestamp", MAX_TIMESTAMP_SIZE, None, None)
+    ts = parse_timestamp(raw_ts)
+    keyids, threshold = base("timestamp")
+    signed_by = verify_signatures(ts, root.keys, keyids, threshold)
+    check_timestamp_structure(ts)
+    expired = _expiry(
+        ts, at,
+        "the cached trust data is stale: fetch fresh trust data from the notary server, "
+        "or verify as of an earlier time with --at",
+    )
+    if expired:
+        raise expired
+    checks["timestamp"] = RoleCheck("timestamp", ts.version, ts.expires, keyids, threshold, signed_by)
+
+    # --- snapshot: length from the timestamp is a cap, hashes on the raw bytes
+    snap_meta = ts.meta["snapshot"]
+    raw_snap = _read(source, "snapshot", min(snap_meta.length, MAX_DOWNLOAD_SIZE), "timestamp", snap_meta.length)
+    check_hashes(raw_snap, snap_meta, "snapshot", "timestamp")
+    snap = parse_snapshot(raw_snap)
+    keyids, threshold = base("snapshot")
+    signed_by = verify_signatures(snap, root.keys, keyids, threshold)
+    check_snapshot_structure(snap)
+    expired = _expiry(snap, at, "the snapshot must be re-signed by the repository owner or server")
+    if expired:
+        raise expired
+    _near(snap, at, warnings)
+    checks["snapshot"] = RoleCheck("snapshot", snap.version, snap.expires, keyids, threshold, signed_by)
+
+    # the root we trust must be the one the snapshot names (notary checks the
+    # root loaded without checksum when the snapshot arrives)
+    check_hashes(raw_root, snap.meta["root"], "root", "snapshot")
+
+    # --- targets and delegations: notary's pre-order walk
+    targets: dict[str, TargetsMeta] = {}
+    paths: dict[str, list[str]] = {}
+    children: dict[str, list[Delegation]] = {}
+    skipped: dict[str, NotTrusted] = {}
+    keyids, threshold = base("targets")
+    todo: list[tuple[Delegation, dict[str, TufKey]]] = [
+        (Delegation("targets", keyids, threshold, [""]), root.keys)
+    ]
+    while todo:
+        role, keys = todo.pop(0)
+        name = role.name
+        fm = snap.meta.get(name)
+        if fm is None or not fm.hashes:
+            continue  # notary silently skips roles the snapshot does not list
+        is_delegation = name != "targets"
+        if is_delegation:
+            for keyid in role.keyids:
+                key = keys.get(keyid)
+                if key is not None:
+                    certs.validate_delegation_key(key, name)
+        raw = _read(source, name, min(fm.length, MAX_DOWNLOAD_SIZE), "snapshot", fm.length)
+        check_hashes(raw, fm, name, "snapshot")
+        tm = parse_targets(name, raw)
+        if name in targets:
+            raise NotTrusted("invalid-delegation", f"{name} has already been loaded", role=name)
+        try:
+            signed_by = verify_signatures(tm, keys, role.keyids, role.threshold)
+            check_targets_structure(tm, validate_role_name)
+            expired = _expiry(tm, at, "the role's signer must re-sign it")
+            if expired:
+                raise expired
+        except NotTrusted as e:
+            if is_delegation and e.code in ("threshold-not-met", "metadata-expired"):
+                skipped[name] = e
+                warnings.append(f"skipping {name} and its delegations: {e.message}")
+                continue
+            raise
+        _near(tm, at, warnings)
+        targets[name] = tm
+        paths[name] = role.paths
+        checks[name] = RoleCheck(
+            name, tm.version, tm.expires, role.keyids, role.threshold, signed_by, role.paths
+        )
+        valid_children = [_restrict(role, d) for d in tm.delegations]
+        children[name] = valid_children
+        todo[0:0] = [(d, tm.delegation_keys) for d in valid_children]
+
+    return Collection(
+        gun=gun,
+        at=at,
+        root=root,
+        root_keys=root_keys,
+        timestamp=ts,
+        snapshot=snap,
+        targets=targets,
+        paths=paths,
+        children=children,
+        checks=checks,
+        skipped=skipped,
+        warnings=warnings,
+    )
+
+
+def _restrict(parent: Delegation, child: Delegation) -> Delegation:
+    """RestrictDelegationPathPrefixes: keep child paths under one of the parent's."""
+    kept = [p for p in child.paths if any(p.startswith(pp) for pp in parent.paths)]
+    return Delegation(child.name, child.keyids, child.threshold, kept)
