@@ -67,7 +67,10 @@ class ImageResult:
 
 
 def verify_image(
-    ref: ImageRef, trust_dir: TrustDir, at: datetime, cache: dict[str, Collection | NotTrusted] | None = None
+    ref: ImageRef,
+    trust_dir: TrustDir,
+    at: datetime,
+    cache: dict[str, Collection | NotTrusted] | None = None,
 ) -> ImageResult:
     """Verify the trust data of ``ref`` and resolve it with Docker's semantics."""
     cache = {} if cache is None else cache

@@ -219,8 +219,6 @@ def encode_reference(value: Any) -> bytes:
     if isinstance(value, dict):
         items = sorted(value.items(), key=lambda kv: _SURROGATE.sub("\ufffd", kv[0]).encode())
         return (
-            b"{"
-            + b",".join(_ref_string(k) + b":" + encode_reference(v) for k, v in items)
-            + b"}"
+            b"{" + b",".join(_ref_string(k) + b":" + encode_reference(v) for k, v in items) + b"}"
         )
     raise CanonicalError(f"json: unsupported type {type(value).__name__}")

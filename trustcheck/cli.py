@@ -41,7 +41,9 @@ AtOpt = Annotated[
     typer.Option("--at", help="Validation time, RFC 3339 (default: now).", show_default=False),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")]
-ImagesArg = Annotated[list[str], typer.Argument(help="Image references, e.g. alpine:3.20.", show_default=False)]
+ImagesArg = Annotated[
+    list[str], typer.Argument(help="Image references, e.g. alpine:3.20.", show_default=False)
+]
 
 
 class _Exit(Exception):
@@ -110,7 +112,9 @@ def verify(
                 seen.add(w)
                 _warn(f"{r.gun}: {w}")
     if as_json:
-        typer.echo(json.dumps({"results": [r.to_json() for r in results]}, indent=2, ensure_ascii=False))
+        typer.echo(
+            json.dumps({"results": [r.to_json() for r in results]}, indent=2, ensure_ascii=False)
+        )
     else:
         for r in results:
             typer.echo(_human_result(r))
@@ -172,7 +176,9 @@ def _explicit_tag(text: str) -> str | None:
 
 
 def _table(headers: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+    widths = [
+        max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)
+    ]
     lines = ["   ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
     for r in rows:
         lines.append("   ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
@@ -182,7 +188,9 @@ def _table(headers: list[str], rows: list[list[str]]) -> str:
 def _pretty(doc: dict[str, object]) -> str:
     full = str(doc["Name"])
     tag = _explicit_tag(full)
-    name = full.split("@", 1)[0].removesuffix(f":{tag}") if tag is not None else full.split("@", 1)[0]
+    name = (
+        full.split("@", 1)[0].removesuffix(f":{tag}") if tag is not None else full.split("@", 1)[0]
+    )
     tags = doc["SignedTags"]
     signers = doc["Signers"]
     admin = doc["AdministrativeKeys"]
@@ -191,9 +199,11 @@ def _pretty(doc: dict[str, object]) -> str:
     if tags:
         parts.append(f"\nSignatures for {doc['Name']}\n\n")
         rows = [
-            [t["SignedTag"], t["Digest"], ", ".join(
-                f"({s})" if s == "Repo Admin" else s for s in t["Signers"]
-            )]
+            [
+                t["SignedTag"],
+                t["Digest"],
+                ", ".join(f"({s})" if s == "Repo Admin" else s for s in t["Signers"]),
+            ]
             for t in tags
         ]
         parts.append(_table(["SIGNED TAG", "DIGEST", "SIGNERS"], rows))

@@ -83,7 +83,9 @@ def _visible(col: Collection, role: str, name: str) -> bool:
     return _in_paths(col.paths[role], name)
 
 
-def get_target_by_name(col: Collection, name: str, roles: tuple[str, ...] = ("targets",)) -> TargetHit | None:
+def get_target_by_name(
+    col: Collection, name: str, roles: tuple[str, ...] = ("targets",)
+) -> TargetHit | None:
     """notary's GetTargetByName: first match, role priority, BFS inside each role."""
     for role in roles:
         skip = tuple(r for r in roles if r != role)
@@ -125,7 +127,7 @@ def all_target_metadata(col: Collection, name: str) -> list[TargetHit]:
 
 def signer_name(role: str) -> str:
     """A role as a signer: ``targets/alice`` -> ``alice``; the base role is ``targets``."""
-    return role[len("targets/"):] if role.startswith("targets/") else role
+    return role[len("targets/") :] if role.startswith("targets/") else role
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,7 +214,7 @@ def inspect(col: Collection, name: str, tag: str | None) -> dict[str, object]:
         for (t, d), signers in rows
     ]
 
-    from .crypto import canonical_key_id  # noqa: PLC0415 (only inspect needs it)
+    from .crypto import canonical_key_id
 
     signers: dict[str, list[str]] = {}
     for parent in col.targets.values():
@@ -221,8 +223,8 @@ def inspect(col: Collection, name: str, tag: str | None) -> dict[str, object]:
                 continue
             ids: list[str] = []
             for keyid in d.keyids:
-                key = parent.delegation_keys.get(keyid)
-                ids.append(canonical_key_id(key) if key is not None else keyid)
+                dkey = parent.delegation_keys.get(keyid)
+                ids.append(canonical_key_id(dkey) if dkey is not None else keyid)
             signers[signer_name(d.name)] = ids
     signer_list = [
         {"Name": n, "Keys": [{"ID": k} for k in ids]}

@@ -46,7 +46,12 @@ __all__ = [
 ]
 
 BASE_ROLES = ("root", "targets", "snapshot", "timestamp")
-TYPE_NAMES = {"root": "Root", "targets": "Targets", "snapshot": "Snapshot", "timestamp": "Timestamp"}
+TYPE_NAMES = {
+    "root": "Root",
+    "targets": "Targets",
+    "snapshot": "Snapshot",
+    "timestamp": "Timestamp",
+}
 ZERO_TIME = datetime(1, 1, 1, tzinfo=UTC)  # Go's zero time.Time: always expired
 _MISSING: Any = object()
 
@@ -218,7 +223,8 @@ def _go_int(value: Any, where: str) -> int:
         return 0
     if type(value) is int and -(1 << 53) <= value <= (1 << 53):
         return value
-    raise _Bad(f"{where} must be an integer, not {_json_type(value) if type(value) is not int else 'an out-of-range number'}")
+    what = "an out-of-range number" if type(value) is int else _json_type(value)
+    raise _Bad(f"{where} must be an integer, not {what}")
 
 
 def _go_str(value: Any, where: str) -> str:
@@ -345,7 +351,9 @@ def _structure(role: str, detail: str) -> NotTrusted:
     )
 
 
-def _common(role: str, signed: dict[str, Any], extra: tuple[str, ...]) -> tuple[str, int, datetime, list[Any]]:
+def _common(
+    role: str, signed: dict[str, Any], extra: tuple[str, ...]
+) -> tuple[str, int, datetime, list[Any]]:
     values = _fields(signed, ("_type", "version", "expires", *extra), "signed")
     type_ = _go_str(values[0], "_type")
     version = _go_int(values[1], "version")
@@ -400,8 +408,14 @@ def _keys(value: Any, where: str) -> dict[str, TufKey]:
     for keyid, item in _go_map(value, where).items():
         kw = f"{where}[{keyid[:16]}]"
         keytype, keyval = _fields(item, ("keytype", "keyval"), kw)
-        (public,) = _fields(keyval, ("public",), kw + ".keyval") if keyval not in (_MISSING, None) else (_MISSING,)
-        keys[keyid] = TufKey(_go_str(keytype, kw + ".keytype"), _go_bytes(public, kw + ".keyval.public"))
+        (public,) = (
+            _fields(keyval, ("public",), kw + ".keyval")
+            if keyval not in (_MISSING, None)
+            else (_MISSING,)
+        )
+        keys[keyid] = TufKey(
+            _go_str(keytype, kw + ".keytype"), _go_bytes(public, kw + ".keyval.public")
+        )
     return keys
 
 
@@ -418,7 +432,10 @@ def parse_root(raw: bytes) -> RootMeta:
         for name, item in _go_map(roles_raw, "roles").items():
             keyids, threshold = _fields(item, ("keyids", "threshold"), f"roles.{name}")
             roles[name] = RoleKeys(
-                keyids=[_go_str(k, f"roles.{name}.keyids") for k in _go_list(keyids, f"roles.{name}.keyids")],
+                keyids=[
+                    _go_str(k, f"roles.{name}.keyids")
+                    for k in _go_list(keyids, f"roles.{name}.keyids")
+                ],
                 threshold=_go_int(threshold, f"roles.{name}.threshold"),
             )
         _go_bool(consistent, "consistent_snapshot")
@@ -431,10 +448,14 @@ def parse_root(raw: bytes) -> RootMeta:
         if rk is None:
             raise _structure(role, f"root.json defines no {base!r} role")
         if rk.threshold < 1:
-            raise _structure(role, f"role {base!r} has threshold {rk.threshold}; it must be at least 1")
+            raise _structure(
+                role, f"role {base!r} has threshold {rk.threshold}; it must be at least 1"
+            )
         for keyid in rk.keyids:
             if keyid not in keys:
-                raise _structure(role, f"role {base!r} lists key {keyid[:16]}… which root.json does not define")
+                raise _structure(
+                    role, f"role {base!r} lists key {keyid[:16]}… which root.json does not define"
+                )
     return RootMeta(role, raw, signed, sigs, type_, version, expires, keys=keys, roles=roles)
 
 
@@ -516,8 +537,16 @@ def parse_targets(role: str, raw: bytes) -> TargetsMeta:
     except _Bad as e:
         raise _structure(role, str(e)) from e
     return TargetsMeta(
-        role, raw, signed, sigs, type_, version, expires,
-        targets=targets, delegation_keys=dkeys, delegations=delegations,
+        role,
+        raw,
+        signed,
+        sigs,
+        type_,
+        version,
+        expires,
+        targets=targets,
+        delegation_keys=dkeys,
+        delegations=delegations,
     )
 
 
@@ -558,6 +587,7 @@ def check_targets_structure(tm: TargetsMeta, is_delegation_name: Any) -> None:
             if keyid not in tm.delegation_keys:
                 raise NotTrusted(
                     "invalid-delegation",
-                    f"delegation {d.name!r} lists key {keyid[:16]}… which {tm.role} does not define",
+                    f"delegation {d.name!r} lists key {keyid[:16]}…, "
+                    f"which {tm.role} does not define",
                     role=tm.role,
                 )

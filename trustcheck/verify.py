@@ -24,7 +24,6 @@ from . import certs
 from .crypto import TufKey, verify_signature
 from .errors import NotTrusted
 from .notary import (
-    iso as _iso,
     Delegation,
     FileMeta,
     RootMeta,
@@ -39,6 +38,9 @@ from .notary import (
     parse_snapshot,
     parse_targets,
     parse_timestamp,
+)
+from .notary import (
+    iso as _iso,
 )
 from .trustdir import MAX_DOWNLOAD_SIZE, MAX_TIMESTAMP_SIZE, validate_role_name
 
@@ -102,7 +104,9 @@ def verify_signatures(
         )
     if threshold < 1:
         raise NotTrusted(
-            "threshold-not-met", f"{role} has threshold {threshold}; it must be at least 1", role=role
+            "threshold-not-met",
+            f"{role} has threshold {threshold}; it must be at least 1",
+            role=role,
         )
     msg = meta.canonical_bytes()
     role_keys = {k: keys[k] for k in keyids if k in keys}
@@ -160,7 +164,8 @@ def _expiry(meta: SignedMeta, at: datetime, fix: str) -> NotTrusted | None:
     if meta.expires < at:
         return NotTrusted(
             "metadata-expired",
-            f"{meta.role} metadata expired at {_iso(meta.expires)} (validation time {_iso(at)}); {fix}",
+            f"{meta.role} metadata expired at {_iso(meta.expires)} "
+            f"(validation time {_iso(at)}); {fix}",
             role=meta.role,
         )
     return None
@@ -199,7 +204,9 @@ def _read(source: Source, role: str, cap: int, parent: str | None, length: int |
     return raw
 
 
-def _verify_root(raw: bytes, gun: str, at: datetime, warnings: list[str]) -> tuple[RootMeta, dict[str, TufKey], RoleCheck]:
+def _verify_root(
+    raw: bytes, gun: str, at: datetime, warnings: list[str]
+) -> tuple[RootMeta, dict[str, TufKey], RoleCheck]:
     root = parse_root(raw)
     rk = root.roles["root"]
     found = certs.root_leaf_keys(root.keys, rk.keyids, gun, at, check_expiry=True)
@@ -216,7 +223,9 @@ def _verify_root(raw: bytes, gun: str, at: datetime, warnings: list[str]) -> tup
             "in the exact form notary re-encodes",
             role="root",
         ) from e
-    expired = _expiry(root, at, "the repository owner must re-sign root.json (notary key rotate/publish)")
+    expired = _expiry(
+        root, at, "the repository owner must re-sign root.json (notary key rotate/publish)"
+    )
     if expired:
         raise expired
     _near(root, at, warnings)
@@ -250,17 +259,22 @@ def verify_collection(gun: str, source: Source, at: datetime) -> Collection:
     signed_by = verify_signatures(ts, root.keys, keyids, threshold)
     check_timestamp_structure(ts)
     expired = _expiry(
-        ts, at,
+        ts,
+        at,
         "the cached trust data is stale: fetch fresh trust data from the notary server, "
         "or verify as of an earlier time with --at",
     )
     if expired:
         raise expired
-    checks["timestamp"] = RoleCheck("timestamp", ts.version, ts.expires, keyids, threshold, signed_by)
+    checks["timestamp"] = RoleCheck(
+        "timestamp", ts.version, ts.expires, keyids, threshold, signed_by
+    )
 
     # --- snapshot: length from the timestamp is a cap, hashes on the raw bytes
     snap_meta = ts.meta["snapshot"]
-    raw_snap = _read(source, "snapshot", min(snap_meta.length, MAX_DOWNLOAD_SIZE), "timestamp", snap_meta.length)
+    raw_snap = _read(
+        source, "snapshot", min(snap_meta.length, MAX_DOWNLOAD_SIZE), "timestamp", snap_meta.length
+    )
     check_hashes(raw_snap, snap_meta, "snapshot", "timestamp")
     snap = parse_snapshot(raw_snap)
     keyids, threshold = base("snapshot")
@@ -270,7 +284,9 @@ def verify_collection(gun: str, source: Source, at: datetime) -> Collection:
     if expired:
         raise expired
     _near(snap, at, warnings)
-    checks["snapshot"] = RoleCheck("snapshot", snap.version, snap.expires, keyids, threshold, signed_by)
+    checks["snapshot"] = RoleCheck(
+        "snapshot", snap.version, snap.expires, keyids, threshold, signed_by
+    )
 
     # the root we trust must be the one the snapshot names (notary checks the
     # root loaded without checksum when the snapshot arrives)

@@ -50,7 +50,7 @@ def test_canonical_encoding_matches_go(wire: bytes, canonical: bytes) -> None:
 def test_non_integral_number_cannot_be_canonicalised() -> None:
     # C4: notary fails with "json: unsupported value: 1.5"
     value = decode(b'{"a":1.5}')
-    with pytest.raises(CanonicalError, match="1.5"):
+    with pytest.raises(CanonicalError, match=r"1\.5"):
         encode(value)
     with pytest.raises(CanonicalError):
         encode_reference(value)
