@@ -69,21 +69,38 @@ _TAG = r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}"
 _DIGEST = r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}"
 
 _REMOTE_NAME = _PATH_COMPONENT + r"(?:/" + _PATH_COMPONENT + r")*"
+
+
+class _LazyPattern:
+    """A regular expression compiled on first use (keeps import cheap)."""
+
+    __slots__ = ("_compiled", "_source")
+
+    def __init__(self, source: str) -> None:
+        self._source = source
+        self._compiled: re.Pattern[str] | None = None
+
+    def fullmatch(self, text: str) -> re.Match[str] | None:
+        if self._compiled is None:
+            self._compiled = re.compile(self._source)
+        return self._compiled.fullmatch(text)
+
+
 # As in Docker, the domain is optional in the grammar: a first component that
 # was taken as a registry (it has a '.') but is not a valid host name, such as
 # "foo_bar.com", is still accepted when it is a valid path component.
-_REFERENCE_RE = re.compile(
+_REFERENCE_RE = _LazyPattern(
     r"(?P<name>(?:" + _DOMAIN + r"/)?" + _REMOTE_NAME + r")"
     r"(?::(?P<tag>" + _TAG + r"))?"
     r"(?:@(?P<digest>" + _DIGEST + r"))?"
 )
-_DOMAIN_RE = re.compile(_DOMAIN)
-_NAME_SPLIT_RE = re.compile(r"(?:(?P<domain>" + _DOMAIN + r")/)?(?P<path>" + _REMOTE_NAME + r")")
-_PATH_COMPONENT_RE = re.compile(_PATH_COMPONENT)
-_TAG_RE = re.compile(_TAG)
-_DIGEST_RE = re.compile(_DIGEST)
-_IDENTIFIER_RE = re.compile(r"[a-f0-9]{64}")
-_SHA256_HEX_RE = re.compile(r"[a-f0-9]{64}")
+_DOMAIN_RE = _LazyPattern(_DOMAIN)
+_NAME_SPLIT_RE = _LazyPattern(r"(?:(?P<domain>" + _DOMAIN + r")/)?(?P<path>" + _REMOTE_NAME + r")")
+_PATH_COMPONENT_RE = _LazyPattern(_PATH_COMPONENT)
+_TAG_RE = _LazyPattern(_TAG)
+_DIGEST_RE = _LazyPattern(_DIGEST)
+_IDENTIFIER_RE = _LazyPattern(r"[a-f0-9]{64}")
+_SHA256_HEX_RE = _LazyPattern(r"[a-f0-9]{64}")
 _DIGEST_HEX_LENGTHS = {"sha256": 64, "sha384": 96, "sha512": 128}
 
 
