@@ -1,0 +1,192 @@
+"""Verification of the byte-exact real-world trust dirs written by notary 0.1 / 0.3,
+and of single-byte-class corruptions of them (notary's swizzler without re-signing)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from trustcheck.api import load_collection, verify_images
+from trustcheck.errors import NotTrusted
+from trustcheck.lookup import inspect, list_targets
+
+REPO = Path(__file__).resolve().parents[2]
+REALWORLD = REPO.parent / "shared" / "realworld" / "notary-compat"
+N01 = REALWORLD / "notary0.1"
+N03 = REALWORLD / "notary0.3"
+GUN01 = "docker.com/notary0.1/samplerepo"
+GUN03 = "docker.com/notary0.3/tst"
+NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+PAST = datetime(2020, 1, 1, tzinfo=UTC)
+LICENSE_SHA = "sha256:9395bac6fccb26bcb55efb083d1b4b0fe72a1c25f959f056c016120b3bb56a62"
+
+pytestmark = pytest.mark.skipif(not REALWORLD.is_dir(), reason="../shared/realworld not laid out")
+
+
+def test_notary01_verifies_today() -> None:
+    (r,) = verify_images([f"{GUN01}:LICENSE"], N01, NOW)
+    assert r.trusted, r.error
+    assert (r.digest, r.length, r.role) == (LICENSE_SHA, 11309, "targets")
+    col = load_collection(N01, GUN01, NOW)
+    assert [c for c in col.checks] == ["root", "timestamp", "snapshot", "targets"]
+    assert col.checks["targets"].version == 2 and col.checks["snapshot"].version == 2
+
+
+def test_notary03_rejected_today_because_root_cert_expired() -> None:
+    (r,) = verify_images([f"{GUN03}:hello"], N03, NOW)
+    assert not r.trusted and r.error is not None
+    assert r.error.code == "root-cert-expired"
+    assert "2026-07-25" in r.error.message and "--at" in r.error.message
+
+
+def test_notary03_verifies_before_the_certificate_expired() -> None:
+    results = verify_images([f"{GUN03}:hello", f"{GUN03}:LICENSE", f"{GUN03}:change"], N03, PAST)
+    assert [r.trusted for r in results] == [True, True, True]
+    hello, lic, _change = results
+    assert hello.role == "targets/releases" and hello.signers == ["releases"]
+    assert lic.role == "targets" and lic.digest == LICENSE_SHA
+    col = load_collection(N03, GUN03, PAST)
+    # the rsa-x509 delegation key expired in 2017: notary accepts it (spec §5.2 D5)
+    assert "targets/releases" in col.targets
+    assert set(list_targets(col, ("targets/releases", "targets"))) == {"hello", "LICENSE", "change"}
+
+
+def test_notary03_inspect_has_docker_shape() -> None:
+    col = load_collection(N03, GUN03, PAST)
+    doc = inspect(col, GUN03, None)
+    assert [t["SignedTag"] for t in doc["SignedTags"]] == ["LICENSE", "change", "hello"]  # type: ignore[index]
+    assert all(t["Signers"] == ["Repo Admin"] for t in doc["SignedTags"])  # type: ignore[index]
+    assert doc["Signers"] == []  # releases is not listed as a signer
+    root_ids = [k["ID"] for k in doc["AdministrativeKeys"][0]["Keys"]]  # type: ignore[index]
+    assert doc["AdministrativeKeys"][0]["Name"] == "Root"  # type: ignore[index]
+    assert root_ids[0].startswith("354e203b")
+
+
+def test_digest_reference_must_be_a_released_digest() -> None:
+    ok, bad = verify_images([f"{GUN01}@{LICENSE_SHA}", f"{GUN01}@sha256:{'0' * 64}"], N01, NOW)
+    assert ok.trusted and ok.role == "targets"
+    assert not bad.trusted and bad.error is not None and bad.error.code == "digest-not-signed"
+
+
+def test_tag_and_digest_must_agree() -> None:
+    (r,) = verify_images([f"{GUN01}:LICENSE@sha256:{'1' * 64}"], N01, NOW)
+    assert not r.trusted and r.error is not None and r.error.code == "digest-mismatch"
+    assert r.digest is None
+
+
+def test_far_future_rejects_expired_data() -> None:
+    (r,) = verify_images([f"{GUN01}:LICENSE"], N01, datetime(2200, 1, 1, tzinfo=UTC))
+    assert not r.trusted and r.error is not None
+    assert r.error.code in {"root-cert-expired", "metadata-expired"}
+
+
+# ---------------------------------------------------------------- corruptions
+
+
+@pytest.fixture
+def n01(tmp_path: Path) -> Path:
+    dst = tmp_path / "trust"
+    shutil.copytree(N01, dst)
+    return dst
+
+
+def _meta(trust: Path, role: str) -> Path:
+    return trust / "tuf" / GUN01 / "metadata" / f"{role}.json"
+
+
+def _code(trust: Path) -> str:
+    with pytest.raises(NotTrusted) as exc:
+        load_collection(trust, GUN01, NOW)
+    return exc.value.code
+
+
+def test_missing_root_means_no_trust_data(n01: Path) -> None:
+    _meta(n01, "root").unlink()
+    assert _code(n01) == "no-trust-data"
+
+
+@pytest.mark.parametrize("role", ["timestamp", "snapshot", "targets"])
+def test_missing_role_is_reported(n01: Path, role: str) -> None:
+    _meta(n01, role).unlink()
+    assert _code(n01) == "role-missing"
+
+
+@pytest.mark.parametrize(
+    ("role", "code"),
+    [
+        ("timestamp", "malformed-json"),
+        ("snapshot", "length-exceeded"),
+        ("targets", "length-exceeded"),
+    ],
+)
+def test_invalid_json_first_five_bytes_dropped(n01: Path, role: str, code: str) -> None:
+    # notary swizzler SetInvalidJSON; for snapshot/targets the hash binding fails first
+    p = _meta(n01, role)
+    p.write_bytes(p.read_bytes()[5:] + b"12345")  # same length
+    got = _code(n01)
+    assert got in {code, "hash-mismatch"}
+
+
+@pytest.mark.parametrize("role", ["snapshot", "targets"])
+def test_extra_space_breaks_the_length_cap(n01: Path, role: str) -> None:
+    p = _meta(n01, role)
+    p.write_bytes(b" " + p.read_bytes() + b" ")
+    assert _code(n01) == "length-exceeded"
+
+
+@pytest.mark.parametrize("role", ["snapshot", "targets", "root"])
+def test_same_length_change_breaks_the_hash(n01: Path, role: str) -> None:
+    p = _meta(n01, role)
+    data = bytearray(p.read_bytes())
+    i = data.index(b'"expires"')
+    data[i + 12] = ord("2") if data[i + 12] != ord("2") else ord("3")  # a digit of the year
+    p.write_bytes(bytes(data))
+    assert _code(n01) in {"hash-mismatch", "root-integrity"}
+
+
+def test_timestamp_signature_bytes_invalid(n01: Path) -> None:
+    p = _meta(n01, "timestamp")
+    doc = json.loads(p.read_bytes())
+    doc["signatures"][0]["sig"] = base64.b64encode(b"invalid signature").decode()
+    p.write_text(json.dumps(doc))
+    assert _code(n01) == "threshold-not-met"
+
+
+def test_timestamp_without_signatures(n01: Path) -> None:
+    p = _meta(n01, "timestamp")
+    doc = json.loads(p.read_bytes())
+    doc["signatures"] = []
+    p.write_text(json.dumps(doc))
+    assert _code(n01) == "no-signatures"
+
+
+def test_timestamp_signatures_not_a_list(n01: Path) -> None:
+    p = _meta(n01, "timestamp")
+    doc = json.loads(p.read_bytes())
+    doc["signatures"] = "not list"
+    p.write_text(json.dumps(doc))
+    assert _code(n01) == "invalid-structure"
+
+
+def test_pretty_printed_timestamp_still_verifies(n01: Path) -> None:
+    # C8: signatures are over the canonical form, whitespace on the wire is irrelevant
+    p = _meta(n01, "timestamp")
+    p.write_text(json.dumps(json.loads(p.read_bytes()), indent=3))
+    assert load_collection(n01, GUN01, NOW).timestamp.version == 1
+
+
+def test_root_of_another_collection_is_refused(n01: Path) -> None:
+    shutil.copy(N03 / "tuf" / GUN03 / "metadata" / "root.json", _meta(n01, "root"))
+    assert _code(n01) == "root-cert-cn-mismatch"
+
+
+def test_oversized_timestamp_is_refused_without_reading_it(n01: Path) -> None:
+    p = _meta(n01, "timestamp")
+    with p.open("ab") as f:
+        f.truncate((1 << 20) + 1)
+    assert _code(n01) == "file-too-large"
