@@ -1,0 +1,45 @@
+"""docs/errors.md lists exactly the codes trustcheck can raise, with the right exit code."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from trustcheck.errors import CODES, NotTrusted, UsageError, error_for
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "errors.md"
+PKG = Path(__file__).resolve().parents[2] / "trustcheck"
+
+
+def _documented() -> dict[str, int]:
+    text = DOC.read_text()
+    usage, _, rest = text.partition("## Not trusted")
+    codes = {c: 2 for c in re.findall(r"^\| `([a-z0-9-]+)` \|", usage, re.M)}
+    codes.update({c: 1 for c in re.findall(r"^\| `([a-z0-9-]+)` \|", rest, re.M)})
+    return codes
+
+
+def test_every_code_is_documented_with_its_exit_code() -> None:
+    assert _documented() == {c: v[0] for c, v in CODES.items()}
+
+
+def test_every_code_used_in_the_package_is_registered() -> None:
+    used: set[str] = set()
+    for src in PKG.glob("*.py"):
+        text = src.read_text()
+        used.update(re.findall(r'(?:NotTrusted|UsageError|error_for)\(\s*"([a-z0-9-]+)"', text))
+    assert used, "the scan found nothing: the pattern is wrong"
+    assert used <= set(CODES), used - set(CODES)
+
+
+def test_classes_refuse_codes_of_the_other_kind() -> None:
+    with pytest.raises(ValueError):
+        NotTrusted("invalid-reference", "x")
+    with pytest.raises(ValueError):
+        UsageError("tag-not-signed", "x")
+    with pytest.raises(ValueError):
+        NotTrusted("no-such-code", "x")
+    assert error_for("unsafe-path", "x").exit_code == 2
+    assert error_for("hash-mismatch", "x").exit_code == 1
