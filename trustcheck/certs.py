@@ -314,13 +314,15 @@ def root_leaf_keys(
 
         bundle, reason = _load_bundle(key.public)
         if reason is not None:
-            non_cert_types.append(key.keytype)
+            claims_x509 = key.keytype in (ECDSA_X509, RSA_X509)
+            if not claims_x509:
+                non_cert_types.append(key.keytype)
             rejections.append(
                 _Rejection(
                     "root-cert-invalid",
-                    f"root key {label_id} of {gun} ({key.keytype}) is not a certificate "
+                    f"root key {label_id} of {gun} ({key.keytype}) is not a usable certificate "
                     f"bundle: {reason}; root keys must be x509 certificates",
-                    is_certificate=False,
+                    is_certificate=claims_x509,
                 )
             )
             continue

@@ -278,6 +278,14 @@ def test_ecdsa_unpadded_rs_rejected(p256: ec.EllipticCurvePrivateKey) -> None:
     assert not verify_signature(key, "ecdsa", padded[1:], MSG)
 
 
+def test_ecdsa_over_padded_rs_rejected(p256: ec.EllipticCurvePrivateKey) -> None:
+    # Mathematically the same r and s, one zero byte too many each: Go checks the length.
+    key = TufKey("ecdsa", spki(p256.public_key()))
+    sig = raw_ecdsa_sign(p256, MSG)
+    assert verify_signature(key, "ecdsa", sig, MSG)
+    assert not verify_signature(key, "ecdsa", b"\x00" + sig[:32] + b"\x00" + sig[32:], MSG)
+
+
 def test_ecdsa_curve_go_cannot_parse_is_rejected() -> None:
     priv = ec.generate_private_key(ec.SECP256K1())
     key = TufKey("ecdsa", spki(priv.public_key()))
@@ -374,6 +382,7 @@ def test_pycrypto_method_takes_pem_spki_for_rsa_keys_only(rsa2048: rsa.RSAPrivat
     assert not verify_signature(pem_key, "rsapss", sig, MSG)
     x509_key = TufKey("rsa-x509", self_signed_pem(rsa2048))
     assert not verify_signature(x509_key, "pycrypto-pkcs#1 pss", sig, MSG)
+    assert not verify_signature(TufKey("rsa-x509", pem), "pycrypto-pkcs#1 pss", sig, MSG)
 
 
 # --------------------------------------------------------------------------
