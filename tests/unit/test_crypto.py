@@ -185,7 +185,7 @@ def test_tufkey_is_immutable_hashable_and_compares_by_content() -> None:
     assert a != TufKey("ECDSA", b"abc")
     assert isinstance(b.public, bytes)
     with pytest.raises(AttributeError):
-        a.keytype = "rsa"  # type: ignore[misc]
+        a.keytype = "rsa"
     assert a.id == key_id("ecdsa", b"abc")
 
 
