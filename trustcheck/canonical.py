@@ -22,7 +22,14 @@ from __future__ import annotations
 import json
 import math
 import re
+from types import ModuleType
 from typing import Any
+
+_orjson: ModuleType | None
+try:  # a declared dependency; the exact paths below work without it
+    import orjson as _orjson
+except ImportError:  # pragma: no cover
+    _orjson = None
 
 __all__ = [
     "CanonicalError",
@@ -111,13 +118,43 @@ _decoder = json.JSONDecoder(
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
+# A number with a fraction or exponent, or a digit run long enough to exceed
+# 2**53, somewhere in the bytes: the fast decoder would not give Go's numbers.
+# (A match inside a string is harmless: it only selects the exact path.)
+# (Three searches that each start with a literal are several times faster in
+# Python's regex engine than one alternation.)
+_SUSPECT_NUMBER = tuple(
+    re.compile(re.escape(c) + rb"\s*-?(?:[0-9]{16}|[0-9]+[.eE])") for c in (b":", b"[", b",")
+)
+_SUSPECT_OUTPUT = tuple(
+    re.compile(re.escape(c) + rb"-?(?:[0-9]{16}|[0-9]+[.eE])") for c in (b":", b"[", b",")
+)
+
+
+def _suspect(patterns: tuple[re.Pattern[bytes], ...], data: bytes) -> bool:
+    return any(p.search(data) for p in patterns)
+
+
 def decode(data: bytes) -> Any:
     """Decode JSON bytes the way Go decodes into ``interface{}``.
 
     Raises :class:`DecodeError` for anything Go's decoder rejects.
     Numbers come back as ``int`` (after float64 rounding) or as an opaque
     non-integral marker that :func:`encode` refuses.
+
+    Fast path: orjson, when the bytes are valid UTF-8 JSON without fractions,
+    exponents or long digit runs (then its result is exactly Go's). Anything
+    else takes the exact path below.
     """
+    if _orjson is not None and not _suspect(_SUSPECT_NUMBER, data):
+        try:
+            return _orjson.loads(data)
+        except _orjson.JSONDecodeError:
+            pass  # invalid UTF-8, lone surrogates, nesting, syntax: decide exactly
+    return _decode_exact(data)
+
+
+def _decode_exact(data: bytes) -> Any:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
@@ -165,8 +202,42 @@ def _default(obj: object) -> Any:
     raise CanonicalError(f"json: unsupported type {type(obj).__name__}")
 
 
-def encode(value: Any) -> bytes:
-    """Notary's canonical encoding (``json.MarshalCanonical`` of a decoded map)."""
+_ESCAPE_B = re.compile(rb'\\(["\\nrtbf]|u[0-9a-fA-F]{4})')
+_SIMPLE_B = {b"n": b"\n", b"r": b"\r", b"t": b"\t", b"b": b"\b", b"f": b"\f"}
+
+
+def _unescape_controls_b(match: re.Match[bytes]) -> bytes:
+    esc = match.group(1)
+    if esc in (b'"', b"\\"):
+        return match.group(0)
+    simple = _SIMPLE_B.get(esc)
+    if simple is not None:
+        return simple
+    return chr(int(esc[1:], 16)).encode("utf-8")
+
+
+def encode(value: Any, *, from_decode: bool = False) -> bytes:
+    """Notary's canonical encoding (``json.MarshalCanonical`` of a decoded map).
+
+    Fast path: orjson with sorted keys (UTF-8 order for valid strings), then
+    control-character escapes turned back into raw bytes; any float, big
+    integer or lone surrogate takes the exact path. ``from_decode`` says the
+    value came from :func:`decode`, whose numbers are already Go's (so the
+    output need not be searched for floats).
+    """
+    if _orjson is not None:
+        try:
+            out = _orjson.dumps(value, option=_orjson.OPT_SORT_KEYS)
+        except (TypeError, _orjson.JSONEncodeError):
+            out = None
+        if out is not None and (from_decode or not _suspect(_SUSPECT_OUTPUT, out)):
+            if b"\\" in out:
+                out = _ESCAPE_B.sub(_unescape_controls_b, out)
+            return out
+    return _encode_exact(value)
+
+
+def _encode_exact(value: Any) -> bytes:
     try:
         text = json.dumps(
             value,
@@ -175,6 +246,7 @@ def encode(value: Any) -> bytes:
             ensure_ascii=False,
             allow_nan=False,
             default=_default,
+            check_circular=False,
         )
     except RecursionError as e:
         raise CanonicalError("value nested too deeply") from e

@@ -90,7 +90,7 @@ def get_target_by_name(
     for role in roles:
         skip = tuple(r for r in roles if r != role)
         for rname, tm in walk(col, name, role, skip):
-            meta = tm.targets.get(name)
+            meta = tm.target(name)
             if meta is not None:
                 return TargetHit(name, rname, meta)
     return None
@@ -103,7 +103,7 @@ def list_targets(col: Collection, roles: tuple[str, ...] = ("targets",)) -> dict
         skip = tuple(r for r in roles if r != role)
         for rname, tm in walk(col, "", role, skip):
             paths = col.paths[rname]
-            for tname, meta in tm.targets.items():
+            for tname, meta in tm.items():
                 if tname not in out and _in_paths(paths, tname):
                     out[tname] = TargetHit(tname, rname, meta)
     return out
@@ -114,14 +114,12 @@ def all_target_metadata(col: Collection, name: str) -> list[TargetHit]:
     hits: list[TargetHit] = []
     for rname, tm in walk(col, name):
         if name:
-            meta = tm.targets.get(name)
+            meta = tm.target(name)
             if meta is not None:
                 hits.append(TargetHit(name, rname, meta))
         else:
             paths = col.paths[rname]
-            hits.extend(
-                TargetHit(t, rname, m) for t, m in tm.targets.items() if _in_paths(paths, t)
-            )
+            hits.extend(TargetHit(t, rname, m) for t, m in tm.items() if _in_paths(paths, t))
     return hits
 
 

@@ -15,11 +15,11 @@ re-encoding, :mod:`trustcheck.canonical`).
 
 from __future__ import annotations
 
-import base64
 import binascii
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
+from collections.abc import Iterator
 from typing import Any
 
 from . import canonical
@@ -114,7 +114,7 @@ class SignedMeta:
         """The bytes notary verifies signatures over (spec §1.2)."""
         if self._canonical is None:
             try:
-                self._canonical = canonical.encode(self.signed)
+                self._canonical = canonical.encode(self.signed, from_decode=True)
             except canonical.CanonicalError as e:
                 raise NotTrusted(
                     "non-canonical-number",
@@ -123,6 +123,9 @@ class SignedMeta:
                     role=self.role,
                 ) from e
         return self._canonical
+
+    def release_canonical(self) -> None:
+        self._canonical = None
 
 
 @dataclass(slots=True)
@@ -143,9 +146,20 @@ class SnapshotMeta(SignedMeta):
 
 @dataclass(slots=True)
 class TargetsMeta(SignedMeta):
-    targets: dict[str, FileMeta] = field(default_factory=dict)
+    #: target name -> its validated JSON object (``length``/``hashes``); use
+    #: :meth:`target` / :meth:`items` for typed access (built on demand: a role
+    #: can hold 50,000 targets and a lookup needs one)
+    targets: dict[str, dict[str, Any]] = field(default_factory=dict)
     delegation_keys: dict[str, TufKey] = field(default_factory=dict)
     delegations: list[Delegation] = field(default_factory=list)
+
+    def target(self, name: str) -> FileMeta | None:
+        raw = self.targets.get(name)
+        return None if raw is None else _file_meta(raw, "target")
+
+    def items(self) -> Iterator[tuple[str, FileMeta]]:
+        for name, raw in self.targets.items():
+            yield name, _file_meta(raw, "target")
 
 
 # --------------------------------------------------------------------------- Go decode helpers
@@ -252,7 +266,7 @@ def _go_bytes(value: Any, where: str) -> bytes:
     if "\n" in value or "\r" in value:
         value = value.replace("\r", "").replace("\n", "")
     try:
-        return base64.b64decode(value, validate=True)
+        return binascii.a2b_base64(value, strict_mode=True)
     except (binascii.Error, ValueError) as e:
         raise _Bad(f"{where} is not valid standard base64") from e
 
@@ -395,6 +409,44 @@ def _file_meta(value: Any, where: str) -> FileMeta:
     return FileMeta(length=_go_int(length, where + ".length"), hashes=parsed_hashes)
 
 
+_TARGET_FIELDS = frozenset(("length", "hashes", "custom"))
+_INT_LIMIT = 1 << 53
+
+
+def _validate_targets(targets: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Check every target as Go's typed decode would, without building objects.
+
+    The common shape (exact field names, an integer length, a map of base64
+    strings) is checked inline; anything else goes through :func:`_file_meta`,
+    which raises the precise error or yields a normalised entry.
+    """
+    a2b = binascii.a2b_base64
+    for name, meta in targets.items():
+        if type(meta) is dict and meta.keys() <= _TARGET_FIELDS:
+            length = meta.get("length", 0)
+            hashes = meta.get("hashes")
+            if (
+                (type(length) is int and -_INT_LIMIT <= length <= _INT_LIMIT) or length is None
+            ) and (hashes is None or type(hashes) is dict):
+                try:
+                    if hashes:
+                        for digest in hashes.values():
+                            a2b(digest, strict_mode=True)
+                    continue
+                except (TypeError, ValueError):
+                    pass  # not a plain base64 string: let the precise path explain
+        fm = _file_meta(meta, f"targets[{name[:60]!r}]")
+        targets[name] = {
+            "length": fm.length,
+            "hashes": {k: base64_std(v) for k, v in fm.hashes.items()},
+        }
+    return targets
+
+
+def base64_std(data: bytes) -> str:
+    return binascii.b2a_base64(data, newline=False).decode("ascii")
+
+
 def _check_hash_sizes(role: str, name: str, meta: FileMeta) -> None:
     """notary's CheckValidHashStructures: sha256 is 32 bytes, sha512 64."""
     for algo, size in (("sha256", 32), ("sha512", 64)):
@@ -513,9 +565,7 @@ def parse_targets(role: str, raw: bytes) -> TargetsMeta:
         type_, version, expires, (targets_raw, deleg_raw) = _common(
             role, signed, ("targets", "delegations")
         )
-        targets: dict[str, FileMeta] = {}
-        for name, item in _go_map(targets_raw, "targets").items():
-            targets[name] = _file_meta(item, "targets[...]")
+        targets = _validate_targets(_go_map(targets_raw, "targets"))
         dkeys: dict[str, TufKey] = {}
         delegations: list[Delegation] = []
         if deleg_raw is not _MISSING and deleg_raw is not None:

@@ -109,6 +109,7 @@ def verify_signatures(
             role=role,
         )
     msg = meta.canonical_bytes()
+    meta.release_canonical()  # ours is the only use: do not keep a second copy of the file
     role_keys = {k: keys[k] for k in keyids if k in keys}
     valid: list[str] = []
     for sig in meta.signatures:

@@ -124,3 +124,41 @@ def test_round_trip_through_wire_forms(value: object) -> None:
         except DecodeError:
             continue  # surrogate-pass bytes are invalid UTF-8 for Go as well
         assert encode(decoded) == encode(decode(json.dumps(value).encode()))
+
+
+wire_texts = st.one_of(
+    json_values.map(lambda v: json.dumps(v).encode()),
+    json_values.map(lambda v: json.dumps(v, ensure_ascii=False, indent=1).encode()),
+    st.binary(max_size=40),
+    st.sampled_from(
+        [b"[1.0]", b'{"a": 2.5}', b"[12345678901234567890]", b'["\\ud800"]', b'"\xff"', b"[1e5]"]
+    ),
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(wire_texts)
+def test_fast_decoder_agrees_with_exact_decoder(wire: bytes) -> None:
+    from trustcheck.canonical import _decode_exact
+
+    try:
+        exact = _decode_exact(wire)
+    except DecodeError:
+        with pytest.raises(DecodeError):
+            decode(wire)
+        return
+    fast = decode(wire)
+    assert encode_or_error(fast) == encode_or_error(exact)
+
+
+def encode_or_error(value: object) -> bytes | str:
+    try:
+        return encode(value)
+    except CanonicalError as e:
+        return f"error: {e}"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.characters(max_codepoint=0x7F), max_size=20))
+def test_control_characters_are_written_raw(text: str) -> None:
+    assert encode([text]) == encode_reference([text])
