@@ -226,6 +226,7 @@ def encode(value: Any, *, from_decode: bool = False) -> bytes:
     output need not be searched for floats).
     """
     if _orjson is not None:
+        out: bytes | None
         try:
             out = _orjson.dumps(value, option=_orjson.OPT_SORT_KEYS)
         except (TypeError, _orjson.JSONEncodeError):

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import binascii
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
-from collections.abc import Iterator
 from typing import Any
 
 from . import canonical
