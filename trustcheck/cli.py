@@ -175,29 +175,49 @@ def _explicit_tag(text: str) -> str | None:
     return None
 
 
+def _width(text: str) -> int:
+    """Display width as Docker's tabwriter counts it (wide = 2, zero-width = 0)."""
+    import unicodedata
+
+    total = 0
+    for ch in text:
+        if ch.isascii():
+            total += 1 if ch >= " " else 0
+        elif unicodedata.combining(ch) or unicodedata.category(ch) in (
+            "Mn",
+            "Me",
+            "Cf",
+            "Zl",
+            "Zp",
+            "Cc",
+        ):
+            continue
+        else:
+            total += 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
+    return total
+
+
 def _table(headers: list[str], rows: list[list[str]]) -> str:
-    widths = [
-        max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)
-    ]
-    lines = ["   ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
-    for r in rows:
-        lines.append("   ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
-    return "\n".join(lines) + "\n"
+    """Docker's table layout: tabwriter with min width 10, padding 3."""
+    lines = [headers, *rows]
+    widths = [max(10, max(_width(line[i]) for line in lines) + 3) for i in range(len(headers) - 1)]
+    out = []
+    for line in lines:
+        cells = [c + " " * (w - _width(c)) for c, w in zip(line[:-1], widths, strict=True)]
+        out.append("".join(cells) + line[-1])
+    return "\n".join(out) + "\n"
 
 
 def _pretty(doc: dict[str, object]) -> str:
-    full = str(doc["Name"])
-    tag = _explicit_tag(full)
-    name = (
-        full.split("@", 1)[0].removesuffix(f":{tag}") if tag is not None else full.split("@", 1)[0]
-    )
+    """``docker trust inspect --pretty`` for one inspected argument."""
+    name = str(doc["Name"])
     tags = doc["SignedTags"]
     signers = doc["Signers"]
     admin = doc["AdministrativeKeys"]
     assert isinstance(tags, list) and isinstance(signers, list) and isinstance(admin, list)
     parts: list[str] = []
     if tags:
-        parts.append(f"\nSignatures for {doc['Name']}\n\n")
+        parts.append(f"\nSignatures for {name}\n\n")
         rows = [
             [
                 t["SignedTag"],
@@ -208,7 +228,7 @@ def _pretty(doc: dict[str, object]) -> str:
         ]
         parts.append(_table(["SIGNED TAG", "DIGEST", "SIGNERS"], rows))
     else:
-        parts.append(f"\nNo signatures for {doc['Name']}\n\n")
+        parts.append(f"\nNo signatures for {name}\n\n")
     if signers:
         parts.append(f"\nList of signers and their keys for {name}\n\n")
         rows = [
@@ -217,9 +237,9 @@ def _pretty(doc: dict[str, object]) -> str:
         ]
         parts.append(_table(["SIGNER", "KEYS"], rows))
     parts.append(f"\nAdministrative keys for {name}\n\n")
-    for a in admin:
-        label = "Repository Key" if a["Name"] == "Repository" else "Root Key"
-        parts.append(f"  {label}:\t{', '.join(sorted(k['ID'] for k in a['Keys']))}\n")
+    labels = {"Repository": "Repository Key", "Root": "Root Key"}
+    for a in sorted(admin, key=lambda a: a["Name"] != "Repository"):
+        parts.append(f"  {labels[a['Name']]}:\t{', '.join(sorted(k['ID'] for k in a['Keys']))}\n")
     return "".join(parts)
 
 
