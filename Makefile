@@ -30,12 +30,12 @@ system-deps:
 	fi
 
 test: system-deps $(STAMP)
-	$(BIN)/ruff check trustcheck tests fixtures bench
+	$(BIN)/ruff check trustcheck tests fixtures $(wildcard bench)
 	$(BIN)/mypy
 	$(BIN)/pytest -q -p no:cacheprovider
 
 lint: $(STAMP)
-	$(BIN)/ruff check trustcheck tests fixtures bench
+	$(BIN)/ruff check trustcheck tests fixtures $(wildcard bench)
 	$(BIN)/mypy
 
 bench: system-deps $(STAMP)
