@@ -6,6 +6,7 @@ import from :mod:`trustcheck` (see ``__all__`` there).
 
 from __future__ import annotations
 
+import gc
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -34,7 +35,15 @@ def load_collection(trust_dir: TrustDir | Path, gun: str, at: datetime) -> Colle
     """Verify the collection ``gun`` cached in ``trust_dir`` at time ``at``."""
     td = trust_dir if isinstance(trust_dir, TrustDir) else TrustDir(Path(trust_dir))
     td.metadata_dir(gun)  # validates the GUN before any file is touched
-    return verify_collection(gun, TrustDirSource(td, gun), at)
+    # Parsing a large targets role allocates hundreds of thousands of
+    # containers and no cycles: the cyclic collector would only rescan them.
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return verify_collection(gun, TrustDirSource(td, gun), at)
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 @dataclass(slots=True)

@@ -12,9 +12,11 @@ Notary verifies a signature over the *canonical re-encoding* of the decoded
   (control characters raw, no HTML escaping), and numbers as integers; a
   non-integral number is an error.
 
-The fast path uses the C-accelerated :func:`json.dumps` and fixes the only
-string difference (control characters) afterwards; the slow, obviously
-correct reference encoder :func:`encode_reference` is kept for tests.
+Fast paths use orjson (decoding, and encoding with sorted keys, control
+characters turned back into raw bytes) whenever its numbers are provably
+Go's (:func:`go_exact`); everything else takes the exact paths: the stdlib
+decoder with Go's number rules, and :func:`encode_reference`, a direct
+transcription of the spec's rule.
 """
 
 from __future__ import annotations
@@ -118,21 +120,46 @@ _decoder = json.JSONDecoder(
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-# A number with a fraction or exponent, or a digit run long enough to exceed
-# 2**53, somewhere in the bytes: the fast decoder would not give Go's numbers.
-# (A match inside a string is harmless: it only selects the exact path.)
-# (Three searches that each start with a literal are several times faster in
-# Python's regex engine than one alternation.)
-_SUSPECT_NUMBER = tuple(
-    re.compile(re.escape(c) + rb"\s*-?(?:[0-9]{16}|[0-9]+[.eE])") for c in (b":", b"[", b",")
-)
-_SUSPECT_OUTPUT = tuple(
-    re.compile(re.escape(c) + rb"-?(?:[0-9]{16}|[0-9]+[.eE])") for c in (b":", b"[", b",")
-)
+_EXACT_INT = 1 << 53
 
 
-def _suspect(patterns: tuple[re.Pattern[bytes], ...], data: bytes) -> bool:
-    return any(p.search(data) for p in patterns)
+def go_exact(value: Any, skip: object = None) -> bool:
+    """True when every number in ``value`` is an integer Go would keep exactly.
+
+    A value decoded by orjson is Go's value exactly when it holds no float and
+    no integer beyond 2**53 (Go rounds those through float64). ``skip`` names
+    one container not to descend into, because the caller checks it itself
+    (notary's ``targets`` map, see :func:`trustcheck.notary.parse_targets`).
+    """
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        t = type(v)
+        if t is dict:
+            if v is not skip:
+                stack.extend(v.values())
+        elif t is list:
+            stack.extend(v)
+        elif t is int:
+            if not -_EXACT_INT <= v <= _EXACT_INT:
+                return False
+        elif t is float:
+            return False
+    return True
+
+
+def loads_fast(data: bytes) -> Any | None:
+    """orjson's decoding, or None when orjson refuses the bytes.
+
+    The result equals Go's decoding only if :func:`go_exact` holds for it;
+    otherwise use :func:`decode`.
+    """
+    if _orjson is None:
+        return None
+    try:
+        return _orjson.loads(data)
+    except _orjson.JSONDecodeError:
+        return None  # invalid UTF-8, lone surrogates, nesting, syntax: decide exactly
 
 
 def decode(data: bytes) -> Any:
@@ -142,15 +169,12 @@ def decode(data: bytes) -> Any:
     Numbers come back as ``int`` (after float64 rounding) or as an opaque
     non-integral marker that :func:`encode` refuses.
 
-    Fast path: orjson, when the bytes are valid UTF-8 JSON without fractions,
-    exponents or long digit runs (then its result is exactly Go's). Anything
-    else takes the exact path below.
+    Fast path: orjson, kept when its result has only integers within 2**53
+    (then it is exactly Go's); anything else takes the exact path.
     """
-    if _orjson is not None and not _suspect(_SUSPECT_NUMBER, data):
-        try:
-            return _orjson.loads(data)
-        except _orjson.JSONDecodeError:
-            pass  # invalid UTF-8, lone surrogates, nesting, syntax: decide exactly
+    value = loads_fast(data)
+    if value is not None and go_exact(value):
+        return value
     return _decode_exact(data)
 
 
@@ -178,30 +202,6 @@ def _skip_ws(text: str, pos: int) -> int:
     return pos
 
 
-def has_lone_surrogates(value: str) -> bool:
-    return _SURROGATE.search(value) is not None
-
-
-# Escapes json.dumps(ensure_ascii=False) may emit: \" \\ \n \r \t \b \f \u00XX.
-_ESCAPE = re.compile(r'\\(["\\nrtbf]|u[0-9a-f]{4})')
-_SIMPLE = {"n": "\n", "r": "\r", "t": "\t", "b": "\b", "f": "\f"}
-
-
-def _unescape_controls(match: re.Match[str]) -> str:
-    esc = match.group(1)
-    if esc in ('"', "\\"):
-        return match.group(0)
-    if esc in _SIMPLE:
-        return _SIMPLE[esc]
-    return chr(int(esc[1:], 16))
-
-
-def _default(obj: object) -> Any:
-    if isinstance(obj, _NonIntegral):
-        raise CanonicalError(f"json: unsupported value: {obj.text}")
-    raise CanonicalError(f"json: unsupported type {type(obj).__name__}")
-
-
 _ESCAPE_B = re.compile(rb'\\(["\\nrtbf]|u[0-9a-fA-F]{4})')
 _SIMPLE_B = {b"n": b"\n", b"r": b"\r", b"t": b"\t", b"b": b"\b", b"f": b"\f"}
 
@@ -222,8 +222,8 @@ def encode(value: Any, *, from_decode: bool = False) -> bytes:
     Fast path: orjson with sorted keys (UTF-8 order for valid strings), then
     control-character escapes turned back into raw bytes; any float, big
     integer or lone surrogate takes the exact path. ``from_decode`` says the
-    value came from :func:`decode`, whose numbers are already Go's (so the
-    output need not be searched for floats).
+    value came from :func:`decode` (or passed :func:`go_exact`), so its
+    numbers need no second look.
     """
     if _orjson is not None:
         out: bytes | None
@@ -231,7 +231,7 @@ def encode(value: Any, *, from_decode: bool = False) -> bytes:
             out = _orjson.dumps(value, option=_orjson.OPT_SORT_KEYS)
         except (TypeError, _orjson.JSONEncodeError):
             out = None
-        if out is not None and (from_decode or not _suspect(_SUSPECT_OUTPUT, out)):
+        if out is not None and (from_decode or go_exact(value)):
             if b"\\" in out:
                 out = _ESCAPE_B.sub(_unescape_controls_b, out)
             return out
@@ -240,28 +240,9 @@ def encode(value: Any, *, from_decode: bool = False) -> bytes:
 
 def _encode_exact(value: Any) -> bytes:
     try:
-        text = json.dumps(
-            value,
-            sort_keys=True,
-            separators=(",", ":"),
-            ensure_ascii=False,
-            allow_nan=False,
-            default=_default,
-            check_circular=False,
-        )
+        return encode_reference(value)
     except RecursionError as e:
         raise CanonicalError("value nested too deeply") from e
-    except ValueError as e:
-        if isinstance(e, CanonicalError):
-            raise
-        raise CanonicalError(str(e)) from e
-    if "\\" in text:
-        text = _ESCAPE.sub(_unescape_controls, text)
-    try:
-        return text.encode("utf-8")
-    except UnicodeEncodeError:
-        # lone surrogates from \ud800-style escapes: Go decodes them to U+FFFD
-        return _SURROGATE.sub("\ufffd", text).encode("utf-8")
 
 
 def _ref_string(value: str) -> bytes:

@@ -17,9 +17,13 @@ from __future__ import annotations
 
 import binascii
 import re
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
+from functools import partial
+from itertools import chain
+from operator import itemgetter
 from typing import Any
 
 from . import canonical
@@ -325,9 +329,10 @@ def parse_expires(value: Any, where: str = "expires") -> datetime:
 # --------------------------------------------------------------------------- role parsing
 
 
-def _envelope(role: str, raw: bytes) -> tuple[dict[str, Any], list[Signature]]:
+def _envelope(role: str, raw: bytes, top: Any = _MISSING) -> tuple[dict[str, Any], list[Signature]]:
     try:
-        top = canonical.decode(raw)
+        if top is _MISSING:
+            top = canonical.decode(raw)
     except canonical.DecodeError as e:
         raise NotTrusted(
             "malformed-json",
@@ -413,14 +418,55 @@ _TARGET_FIELDS = frozenset(("length", "hashes", "custom"))
 _INT_LIMIT = 1 << 53
 
 
-def _validate_targets(targets: dict[str, Any]) -> dict[str, dict[str, Any]]:
+_SHAPES = frozenset({("length", "hashes"), ("hashes", "length")})
+
+
+def _validate_targets(targets: dict[str, Any]) -> bool:
+    """Validate a targets map; returns whether its numbers are all Go-exact.
+
+    The usual map (every entry exactly ``{"length": int, "hashes": {algo:
+    base64}}``) is checked with C-level bulk operations, about five times
+    faster than a Python loop on 50,000 targets; anything else, and the
+    precise error message, come from :func:`_validate_targets_each`.
+    """
+    metas = list(targets.values())
+    if not metas:
+        return True
+    try:
+        if set(map(type, metas)) != {dict} or not set(map(tuple, metas)) <= _SHAPES:
+            return _validate_targets_each(targets)
+        lengths = list(map(itemgetter("length"), metas))
+        if (
+            set(map(type, lengths)) != {int}
+            or min(lengths) < -_INT_LIMIT
+            or max(lengths) > _INT_LIMIT
+        ):
+            return _validate_targets_each(targets)
+        hashes = list(map(itemgetter("hashes"), metas))
+        if set(map(type, hashes)) != {dict}:
+            return _validate_targets_each(targets)
+        digests = list(chain.from_iterable(map(dict.values, hashes)))
+        if digests and set(map(type, digests)) != {str}:
+            return _validate_targets_each(targets)
+        deque(map(_strict_b64, digests), maxlen=0)
+    except (TypeError, ValueError):
+        return _validate_targets_each(targets)
+    return True
+
+
+_strict_b64 = partial(binascii.a2b_base64, strict_mode=True)
+
+
+def _validate_targets_each(targets: dict[str, Any]) -> bool:
     """Check every target as Go's typed decode would, without building objects.
 
     The common shape (exact field names, an integer length, a map of base64
     strings) is checked inline; anything else goes through :func:`_file_meta`,
-    which raises the precise error or yields a normalised entry.
+    which raises the precise error. Returns whether every number in the map is
+    one Go keeps exactly (see :func:`trustcheck.canonical.go_exact`).
     """
     a2b = binascii.a2b_base64
+    exact = True
     for name, meta in targets.items():
         if type(meta) is dict and meta.keys() <= _TARGET_FIELDS:
             length = meta.get("length", 0)
@@ -432,15 +478,16 @@ def _validate_targets(targets: dict[str, Any]) -> dict[str, dict[str, Any]]:
                     if hashes:
                         for digest in hashes.values():
                             a2b(digest, strict_mode=True)
-                    continue
                 except (TypeError, ValueError):
                     pass  # not a plain base64 string: let the precise path explain
-        fm = _file_meta(meta, f"targets[{name[:60]!r}]")
-        targets[name] = {
-            "length": fm.length,
-            "hashes": {k: base64_std(v) for k, v in fm.hashes.items()},
-        }
-    return targets
+                else:
+                    if exact and "custom" in meta:
+                        exact = canonical.go_exact(meta["custom"])
+                    continue
+        _file_meta(meta, f"targets[{name[:60]!r}]")
+        if exact:
+            exact = canonical.go_exact(meta)
+    return exact
 
 
 def base64_std(data: bytes) -> str:
@@ -559,13 +606,32 @@ def check_snapshot_structure(snap: SnapshotMeta) -> None:
             raise _structure("snapshot", f"meta.{base} with a sha256 hash is required")
 
 
+def _targets_map(top: Any) -> Any:
+    signed = top.get("signed") if type(top) is dict else None
+    return signed.get("targets") if type(signed) is dict else None
+
+
 def parse_targets(role: str, raw: bytes) -> TargetsMeta:
-    signed, sigs = _envelope(role, raw)
+    """Parse a targets role. Large roles take orjson's fast path: the targets
+    map is checked for Go-exact numbers by the same loop that validates it,
+    everything else by :func:`trustcheck.canonical.go_exact`."""
+    top = canonical.loads_fast(raw)
+    if top is not None and not canonical.go_exact(top, skip=_targets_map(top)):
+        top = None
+    meta, exact = _parse_targets(role, raw, _MISSING if top is None else top)
+    if not exact:  # a number Go would round or refuse: decode exactly, check again
+        meta, _ = _parse_targets(role, raw, _MISSING)
+    return meta
+
+
+def _parse_targets(role: str, raw: bytes, top: Any) -> tuple[TargetsMeta, bool]:
+    signed, sigs = _envelope(role, raw, top)
     try:
         type_, version, expires, (targets_raw, deleg_raw) = _common(
             role, signed, ("targets", "delegations")
         )
-        targets = _validate_targets(_go_map(targets_raw, "targets"))
+        targets = _go_map(targets_raw, "targets")
+        exact = _validate_targets(targets)
         dkeys: dict[str, TufKey] = {}
         delegations: list[Delegation] = []
         if deleg_raw is not _MISSING and deleg_raw is not None:
@@ -586,7 +652,7 @@ def parse_targets(role: str, raw: bytes) -> TargetsMeta:
                 )
     except _Bad as e:
         raise _structure(role, str(e)) from e
-    return TargetsMeta(
+    meta = TargetsMeta(
         role,
         raw,
         signed,
@@ -598,6 +664,7 @@ def parse_targets(role: str, raw: bytes) -> TargetsMeta:
         delegation_keys=dkeys,
         delegations=delegations,
     )
+    return meta, exact
 
 
 def check_targets_structure(tm: TargetsMeta, is_delegation_name: Any) -> None:
