@@ -165,3 +165,16 @@ def fresh_fixtures(
         docker_trust_dir=(docker_config / "trust") if reason is None else None,
         docker_skipped_reason=reason,
     )
+
+
+@pytest.fixture(autouse=True)
+def _isolated_trustcheck_home(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    """Every test gets its own state dir and config home (pins), so a run never
+    reads or writes the user's, and tests never see each other's trusted roots."""
+    home = tmp_path_factory.mktemp("tc-home")
+    monkeypatch.setenv("XDG_STATE_HOME", str(home / "state"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "config"))
+    monkeypatch.delenv("TRUSTCHECK_STATE_DIR", raising=False)
+    return home

@@ -10,14 +10,26 @@ import gc
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import NotTrusted, TrustcheckError
 from .lookup import resolve
 from .reference import ImageRef, parse_reference
 from .trustdir import TrustDir
-from .verify import Collection, verify_collection
+from .verify import Collection, TrustPolicy, verify_collection
 
-__all__ = ["ImageResult", "TrustDirSource", "load_collection", "verify_image", "verify_images"]
+if TYPE_CHECKING:
+    from .pins import PinSet
+    from .state import StateStore
+
+__all__ = [
+    "ImageResult",
+    "Options",
+    "TrustDirSource",
+    "load_collection",
+    "verify_image",
+    "verify_images",
+]
 
 
 class TrustDirSource:
@@ -31,16 +43,54 @@ class TrustDirSource:
         return self.trust_dir.read_role(self.gun, role, cap)
 
 
-def load_collection(trust_dir: TrustDir | Path, gun: str, at: datetime) -> Collection:
-    """Verify the collection ``gun`` cached in ``trust_dir`` at time ``at``."""
+@dataclass(slots=True)
+class Options:
+    """How to establish trust beyond the data: pins, state, strictness."""
+
+    pins: PinSet | None = None
+    state: StateStore | None = None
+    no_tofu: bool = False
+    delegation_cert_expiry: str = "warn"
+
+
+def load_collection(
+    trust_dir: TrustDir | Path, gun: str, at: datetime, options: Options | None = None
+) -> Collection:
+    """Verify the collection ``gun`` cached in ``trust_dir`` at time ``at``.
+
+    With ``options.state``, the previously trusted root and versions are
+    enforced and the new ones recorded (under the GUN's lock), only when the
+    verification succeeds.
+    """
+    opts = options if options is not None else Options()
     td = trust_dir if isinstance(trust_dir, TrustDir) else TrustDir(Path(trust_dir))
     td.metadata_dir(gun)  # validates the GUN before any file is touched
+    policy = TrustPolicy(
+        pin=opts.pins.lookup(gun) if opts.pins is not None else None,
+        no_tofu=opts.no_tofu or (opts.pins is not None and opts.pins.no_tofu),
+        delegation_cert_expiry=opts.delegation_cert_expiry,
+    )
+    source = TrustDirSource(td, gun)
+    if opts.state is None:
+        return _verify(gun, source, at, policy)
+    store = opts.state
+    with store.session(gun) as (previous, recorder):
+        if previous is not None:
+            policy.previous_root = previous.root
+            policy.min_versions = previous.versions
+        col = _verify(gun, source, at, policy)
+        versions = {name: check.version for name, check in col.checks.items()}
+        recorder.state = store.record(previous, gun, col.root_raw, versions)
+    return col
+
+
+def _verify(gun: str, source: TrustDirSource, at: datetime, policy: TrustPolicy) -> Collection:
     # Parsing a large targets role allocates hundreds of thousands of
     # containers and no cycles: the cyclic collector would only rescan them.
     was_enabled = gc.isenabled()
     gc.disable()
     try:
-        return verify_collection(gun, TrustDirSource(td, gun), at)
+        return verify_collection(gun, source, at, policy)
     finally:
         if was_enabled:
             gc.enable()
@@ -80,6 +130,7 @@ def verify_image(
     trust_dir: TrustDir,
     at: datetime,
     cache: dict[str, Collection | NotTrusted] | None = None,
+    options: Options | None = None,
 ) -> ImageResult:
     """Verify the trust data of ``ref`` and resolve it with Docker's semantics."""
     cache = {} if cache is None else cache
@@ -87,7 +138,7 @@ def verify_image(
     got = cache.get(ref.gun)
     if got is None:
         try:
-            got = load_collection(trust_dir, ref.gun, at)
+            got = load_collection(trust_dir, ref.gun, at, options)
         except NotTrusted as e:
             got = e
         cache[ref.gun] = got
@@ -109,9 +160,11 @@ def verify_image(
     return result
 
 
-def verify_images(images: list[str], trust_dir: Path, at: datetime) -> list[ImageResult]:
+def verify_images(
+    images: list[str], trust_dir: Path, at: datetime, options: Options | None = None
+) -> list[ImageResult]:
     """Parse and verify each image reference (raises UsageError on a bad reference)."""
     refs = [parse_reference(i) for i in images]
     td = TrustDir(trust_dir)
     cache: dict[str, Collection | NotTrusted] = {}
-    return [verify_image(r, td, at, cache) for r in refs]
+    return [verify_image(r, td, at, cache, options) for r in refs]

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 import typer
 
 if TYPE_CHECKING:
-    from .api import ImageResult
+    from .api import ImageResult, Options
 
 app = typer.Typer(
     name="trustcheck",
@@ -41,6 +41,36 @@ AtOpt = Annotated[
     typer.Option("--at", help="Validation time, RFC 3339 (default: now).", show_default=False),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")]
+PinsOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--pins",
+        help="Pin file (TOML, or a notary client config). Default: "
+        "$XDG_CONFIG_HOME/trustcheck/pins.toml when it exists.",
+        show_default=False,
+    ),
+]
+StateOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--state-dir",
+        help="Where trusted roots and versions are kept between runs (rollback and TOFU). "
+        "Default: $TRUSTCHECK_STATE_DIR, else $XDG_STATE_HOME/trustcheck.",
+        show_default=False,
+    ),
+]
+NoTofuOpt = Annotated[
+    bool,
+    typer.Option("--no-tofu", help="Refuse GUNs without a root pin (never trust on first use)."),
+]
+DceOpt = Annotated[
+    str,
+    typer.Option(
+        "--delegation-cert-expiry",
+        help="Expired or not-yet-valid delegation certificates: ignore (as notary), "
+        "warn, or reject (skip that signer's role).",
+    ),
+]
 ImagesArg = Annotated[
     list[str], typer.Argument(help="Image references, e.g. alpine:3.20.", show_default=False)
 ]
@@ -78,6 +108,25 @@ def _trust_dir(value: Path | None) -> Path:
     return default_trust_dir()
 
 
+def _options(pins: Path | None, state_dir: Path | None, no_tofu: bool, dce: str) -> Options:
+    from .api import Options
+    from .pins import default_pin_file, load_pins
+    from .state import StateStore, default_state_dir
+
+    if dce not in ("ignore", "warn", "reject"):
+        _fail_usage(f"--delegation-cert-expiry must be ignore, warn or reject, not {dce!r}")
+    env, home = os.environ, Path.home()
+    if pins is None:
+        candidate = default_pin_file(env, home)
+        pins = candidate if candidate.is_file() else None
+    return Options(
+        pins=load_pins(pins) if pins is not None else None,
+        state=StateStore(state_dir if state_dir is not None else default_state_dir(env, home)),
+        no_tofu=no_tofu,
+        delegation_cert_expiry=dce,
+    )
+
+
 def _warn(message: str) -> None:
     typer.echo(f"warning: {message}", err=True)
 
@@ -96,6 +145,10 @@ def verify(
     trust_dir: TrustDirOpt = None,
     at: AtOpt = None,
     as_json: JsonOpt = False,
+    pins: PinsOpt = None,
+    state_dir: StateOpt = None,
+    no_tofu: NoTofuOpt = False,
+    delegation_cert_expiry: DceOpt = "warn",
 ) -> None:
     """Verify each image's trust data and resolve its tag (or check its digest).
 
@@ -104,7 +157,8 @@ def verify(
     from .api import verify_images
 
     when = _parse_at(at)
-    results = verify_images(images, _trust_dir(trust_dir), when)
+    opts = _options(pins, state_dir, no_tofu, delegation_cert_expiry)
+    results = verify_images(images, _trust_dir(trust_dir), when, opts)
     seen: set[str] = set()
     for r in results:
         for w in r.warnings:
@@ -128,6 +182,10 @@ def inspect(
     trust_dir: TrustDirOpt = None,
     at: AtOpt = None,
     pretty: Annotated[bool, typer.Option("--pretty", help="Human-readable view.")] = False,
+    pins: PinsOpt = None,
+    state_dir: StateOpt = None,
+    no_tofu: NoTofuOpt = False,
+    delegation_cert_expiry: DceOpt = "warn",
 ) -> None:
     """Show signed tags, signers and keys, as `docker trust inspect` does.
 
@@ -140,13 +198,14 @@ def inspect(
     from .trustdir import TrustDir
 
     when = _parse_at(at)
+    opts = _options(pins, state_dir, no_tofu, delegation_cert_expiry)
     refs = [(i, parse_reference(i)) for i in images]
     td = TrustDir(_trust_dir(trust_dir))
     out: list[dict[str, object]] = []
     failed = False
     for text, ref in refs:
         try:
-            col = load_collection(td, ref.gun, when)
+            col = load_collection(td, ref.gun, when, opts)
         except NotTrusted as e:
             typer.echo(f"error: {text}: [{e.code}] {e.message}", err=True)
             failed = True
@@ -241,6 +300,183 @@ def _pretty(doc: dict[str, object]) -> str:
     for a in sorted(admin, key=lambda a: a["Name"] != "Repository"):
         parts.append(f"  {labels[a['Name']]}:\t{', '.join(sorted(k['ID'] for k in a['Keys']))}\n")
     return "".join(parts)
+
+
+@app.command()
+def thumbprint(
+    targets: Annotated[
+        list[str],
+        typer.Argument(help="Images (their root and signer keys) or PEM/DER certificate files."),
+    ],
+    trust_dir: TrustDirOpt = None,
+    at: AtOpt = None,
+    as_json: JsonOpt = False,
+    pins: PinsOpt = None,
+    state_dir: StateOpt = None,
+    no_tofu: NoTofuOpt = False,
+) -> None:
+    """Every identifier of each root and signer key: key IDs, certificate and SPKI hashes.
+
+    Certificate fingerprints equal `openssl x509 -noout -fingerprint -sha256/-sha1`.
+    An argument naming an existing file is read as a certificate file; anything
+    else is an image whose (verified) trust data is read.
+    """
+    from .api import load_collection
+    from .reference import parse_reference
+    from .thumbprint import keys_of_collection, keys_of_pem, render_json, render_text
+    from .trustdir import TrustDir
+
+    when = _parse_at(at)
+    opts = _options(pins, state_dir, no_tofu, "warn")
+    td = TrustDir(_trust_dir(trust_dir))
+    reports = []
+    for t in targets:
+        path = Path(t)
+        if path.is_file():
+            try:
+                data = path.read_bytes()
+            except OSError as e:
+                _fail_usage(f"cannot read {t}: {e.strerror or e}")
+            reports.extend(keys_of_pem(data, t))
+        else:
+            ref = parse_reference(t)
+            reports.extend(keys_of_collection(load_collection(td, ref.gun, when, opts)))
+    typer.echo(render_json(reports) if as_json else render_text(reports))
+
+
+pin_app = typer.Typer(
+    help="Manage root pins (a TOML pin file; see docs/pinning.md).", no_args_is_help=True
+)
+app.add_typer(pin_app, name="pin")
+
+
+def _pin_file(pins: Path | None) -> Path:
+    from .pins import default_pin_file
+
+    return pins if pins is not None else default_pin_file(os.environ, Path.home())
+
+
+@pin_app.command("add")
+def pin_add(
+    image: Annotated[str, typer.Argument(help="Image whose current root to pin.")],
+    trust_dir: TrustDirOpt = None,
+    at: AtOpt = None,
+    pins: PinsOpt = None,
+    state_dir: StateOpt = None,
+    kind: Annotated[
+        str,
+        typer.Option(
+            "--kind",
+            help="Identifier to pin: cert-sha256, spki-sha256 (survives certificate "
+            "renewal with the same key), keyid or canonical.",
+        ),
+    ] = "cert-sha256",
+    pattern: Annotated[
+        str | None,
+        typer.Option(
+            "--pattern", help="Pin a GUN prefix such as registry.example.com/team/* instead."
+        ),
+    ] = None,
+) -> None:
+    """Verify IMAGE's trust data, then pin its root certificate(s); prints what was pinned."""
+    from .api import load_collection
+    from .pins import KINDS, Identifier, PinEntry, PinSet, identifiers_of_key, load_pins
+    from .reference import parse_reference
+    from .trustdir import TrustDir
+
+    if kind not in KINDS:
+        _fail_usage(f"--kind must be one of {', '.join(KINDS)}, not {kind!r}")
+    file = _pin_file(pins)
+    current = load_pins(file) if file.is_file() else PinSet(path=file)
+    ref = parse_reference(image)
+    when = _parse_at(at)
+    opts = _options(file if file.is_file() else None, state_dir, False, "warn")
+    col = load_collection(TrustDir(_trust_dir(trust_dir)), ref.gun, when, opts)
+    target = pattern or ref.gun
+    if pattern is not None and not PinEntry(pattern).matches(ref.gun):
+        _fail_usage(f"--pattern {pattern!r} does not match {ref.gun}")
+    ids: list[Identifier] = []
+    for kid, key in col.root_keys.items():
+        for ident in sorted(identifiers_of_key(key, kid)):
+            if ident.kind == kind and ident not in ids:
+                ids.append(ident)
+    entry = next((e for e in current.entries if e.pattern == target), None)
+    if entry is None:
+        entry = PinEntry(pattern=target)
+        current.entries.append(entry)
+    added = [i for i in ids if i not in entry.root]
+    entry.root.extend(added)
+    from .pins import write_pins
+
+    write_pins(current, file)
+    for i in ids:
+        state = "pinned" if i in added else "already pinned"
+        typer.echo(f"{state} {target}: {i}")
+    typer.echo(f"pin file: {file}", err=True)
+
+
+@pin_app.command("list")
+def pin_list(
+    pins: PinsOpt = None,
+    trust_dir: TrustDirOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List pins, and flag entries that match no collection in the trust dir."""
+    from .pins import load_pins
+    from .trustdir import TrustDir
+
+    file = _pin_file(pins)
+    if not file.is_file():
+        _fail_usage(f"no pin file at {file}; create one with `trustcheck pin add IMAGE`")
+    pinset = load_pins(file)
+    guns = TrustDir(_trust_dir(trust_dir)).list_guns()
+    unmatched = {id(e) for e in pinset.unmatched(guns)}
+    rows = [
+        {
+            "pattern": e.pattern,
+            "root": [str(i) for i in e.root],
+            "ca": str(e.ca) if e.ca else None,
+            "signers": {n: [str(i) for i in ids] for n, ids in e.signers.items()},
+            "matches": sorted(g for g in guns if e.matches(g)),
+            "unmatched": id(e) in unmatched,
+        }
+        for e in pinset.entries
+    ]
+    if as_json:
+        doc = {"pin_file": str(file), "no_tofu": pinset.no_tofu, "pins": rows}
+        typer.echo(json.dumps(doc, indent=2))
+        return
+    for e in pinset.entries:
+        typer.echo(e.pattern)
+        for i in e.root:
+            typer.echo(f"  root    {i}")
+        if e.ca:
+            typer.echo(f"  ca      {e.ca}")
+        for n, sids in e.signers.items():
+            typer.echo(f"  signer  {n}: {', '.join(str(i) for i in sids)}")
+        if id(e) in unmatched:
+            typer.echo("  (matches no collection in the trust dir)")
+            _warn(f"pin {e.pattern} matches no collection in the trust dir")
+
+
+@pin_app.command("remove")
+def pin_remove(
+    pattern: Annotated[str, typer.Argument(help="The exact GUN or pattern of the entry.")],
+    pins: PinsOpt = None,
+) -> None:
+    """Remove a pin entry."""
+    from .pins import load_pins, write_pins
+
+    file = _pin_file(pins)
+    if not file.is_file():
+        _fail_usage(f"no pin file at {file}")
+    pinset = load_pins(file)
+    kept = [e for e in pinset.entries if e.pattern != pattern]
+    if len(kept) == len(pinset.entries):
+        _fail_usage(f"{file} has no entry {pattern!r} (see `trustcheck pin list`)")
+    pinset.entries = kept
+    write_pins(pinset, file)
+    typer.echo(f"removed {pattern}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -24,6 +24,8 @@ CODES: dict[str, tuple[int, str]] = {
     "invalid-argument": (2, "a command-line option has an invalid value"),
     "unsafe-path": (2, "a GUN or role name would leave the trust dir"),
     "trust-dir-unreadable": (2, "the trust dir exists but cannot be read"),
+    "pin-file-invalid": (2, "the pin file cannot be read or does not follow the schema"),
+    "state-invalid": (2, "a state file is unreadable or corrupt"),
     # --- not trusted (exit 1) ---
     "no-trust-data": (1, "the trust dir holds no trust data for this GUN"),
     "role-missing": (1, "a role file the verification needs is missing"),
@@ -51,6 +53,12 @@ CODES: dict[str, tuple[int, str]] = {
     "tag-not-released": (1, "the tag is signed only by a role Docker does not release from"),
     "digest-mismatch": (1, "the digest in the reference is not the signed digest"),
     "digest-not-signed": (1, "the digest is not the digest of any released tag"),
+    "pin-mismatch": (1, "no root certificate of the collection satisfies its pin"),
+    "signer-pin-mismatch": (1, "no key of a pinned signer's role matches the pin"),
+    "no-pin": (1, "the GUN is not pinned and trust on first use is disabled"),
+    "root-rotation-invalid": (1, "a changed root is not signed by the previously trusted root"),
+    "version-rollback": (1, "a role's version is lower than one trusted before"),
+    "delegation-cert-expired": (1, "a delegation certificate is expired or not yet valid"),
     "target-missing-sha256": (1, "the signed target carries no sha256 hash"),
 }
 

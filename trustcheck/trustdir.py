@@ -125,6 +125,19 @@ def validate_gun(gun: str) -> None:
             raise _unsafe_gun(gun, f"a component is longer than {_MAX_COMPONENT_BYTES} bytes")
 
 
+def is_versioned_root(role: str) -> bool:
+    """``<N>.root``: a previous root version kept for rotations (``N.root.json``)."""
+    version, dot, rest = role.partition(".")
+    return (
+        dot == "."
+        and rest == "root"
+        and version.isascii()
+        and version.isdigit()
+        and not version.startswith("0")
+        and len(version) <= 10
+    )
+
+
 def validate_role_name(role: str) -> bool:
     """True for a base role or a delegation name notary accepts (spec §5.1).
 
@@ -176,7 +189,7 @@ class TrustDir:
 
     def _role_path(self, gun: str, role: str) -> Path:
         metadata = self.metadata_dir(gun)
-        if not validate_role_name(role):
+        if not (validate_role_name(role) or is_versioned_root(role)):
             raise UsageError("unsafe-path", f"invalid role name {_show(role)}", role=None)
         return metadata / (role + ".json")
 

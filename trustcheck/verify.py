@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from . import certs
 from .crypto import TufKey, verify_signature
@@ -44,7 +45,10 @@ from .notary import (
 )
 from .trustdir import MAX_DOWNLOAD_SIZE, MAX_TIMESTAMP_SIZE, validate_role_name
 
-__all__ = ["Collection", "RoleCheck", "Source", "verify_collection"]
+if TYPE_CHECKING:
+    from .pins import Identifier, PinEntry
+
+__all__ = ["Collection", "RoleCheck", "Source", "TrustPolicy", "verify_collection"]
 
 #: notary warns when root, targets, delegations or snapshot expire within this.
 NEAR_EXPIRY = timedelta(days=182)
@@ -74,6 +78,10 @@ class Collection:
     """A verified trust collection."""
 
     gun: str
+    #: why the root is trusted: "pinned", "first use", "previously trusted", "rotated"
+    trust_basis: str
+    #: the raw root.json bytes that were verified (recorded as state)
+    root_raw: bytes
     at: datetime
     root: RootMeta
     root_keys: dict[str, TufKey]
@@ -205,25 +213,180 @@ def _read(source: Source, role: str, cap: int, parent: str | None, length: int |
     return raw
 
 
+@dataclass(slots=True)
+class TrustPolicy:
+    """What the caller trusts beyond the data itself (pins, state); pure input."""
+
+    #: the pin entry that applies to this GUN (its root part and its signers)
+    pin: PinEntry | None = None
+    #: the raw root.json trusted last time (from the state store)
+    previous_root: bytes | None = None
+    #: the lowest acceptable version per role (from the state store)
+    min_versions: Mapping[str, int] = field(default_factory=dict)
+    #: an unpinned GUN is an error (notary's disable_tofu; never trust on first use)
+    no_tofu: bool = False
+    #: expired or not-yet-valid delegation certificates: "ignore" (notary), "warn", "reject"
+    delegation_cert_expiry: str = "warn"
+
+
+def _rotation_error(gun: str, detail: str) -> NotTrusted:
+    return NotTrusted(
+        "root-rotation-invalid",
+        f"root.json of {gun} changed but {detail}; a legitimate rotation is signed by the "
+        "previously trusted root keys. If the owner really replaced the root without that, "
+        "verify the new root out of band and pin it (trustcheck pin add)",
+        role="root",
+    )
+
+
+def _signed_by_previous(prev: RootMeta, new: RootMeta, gun: str, at: datetime) -> None:
+    """notary §4.2 step 4: ``new`` carries the threshold of ``prev``'s root keys."""
+    prk = prev.roles["root"]
+    prev_keys = certs.root_leaf_keys(prev.keys, prk.keyids, gun, at, check_expiry=False).keys
+    try:
+        verify_signatures(new, prev_keys, list(prev_keys), prk.threshold)
+    except NotTrusted as e:
+        raise _rotation_error(
+            gun,
+            f"version {new.version} is not signed by {prk.threshold} key(s) of version "
+            f"{prev.version} ({e.message.split(';')[0]})",
+        ) from e
+
+
+def _check_rotation(prev_raw: bytes, new: RootMeta, gun: str, at: datetime, source: Source) -> None:
+    """Accept a changed root only as a rotation chain from the trusted one (§4.5)."""
+    prev = parse_root(prev_raw)
+    if new.version < prev.version:
+        raise NotTrusted(
+            "version-rollback",
+            f"root.json of {gun} is version {new.version}, lower than version {prev.version} "
+            "trusted before: an old root is being replayed",
+            role="root",
+        )
+    try:
+        _signed_by_previous(prev, new, gun, at)
+        return
+    except NotTrusted as direct:
+        if new.version - prev.version < 2:
+            raise
+        first_error = direct
+    # walk the intermediate versions N.root.json, each signed by its predecessor
+    cur = prev
+    for v in range(prev.version + 1, new.version):
+        raw_v = source.read(f"{v}.root", MAX_DOWNLOAD_SIZE)
+        if raw_v is None:
+            raise _rotation_error(
+                gun,
+                f"version {new.version} is not signed by the keys of version {prev.version} "
+                f"and the intermediate root {v}.root.json is not in the trust data "
+                f"({first_error.message.split(';')[0].split(' but ')[-1]})",
+            )
+        inter = parse_root(raw_v)
+        if inter.version != v:
+            raise _rotation_error(gun, f"{v}.root.json holds version {inter.version}")
+        irk = inter.roles["root"]
+        own = certs.root_leaf_keys(inter.keys, irk.keyids, gun, at, check_expiry=False).keys
+        try:
+            verify_signatures(inter, own, list(own), irk.threshold)  # may be expired
+        except NotTrusted as e:
+            raise _rotation_error(gun, f"intermediate root {v} is not self-signed ({e})") from e
+        _signed_by_previous(cur, inter, gun, at)
+        cur = inter
+    _signed_by_previous(cur, new, gun, at)
+
+
+def _apply_root_pin(
+    pin: PinEntry, found: certs.RootCerts, gun: str, at: datetime
+) -> dict[str, TufKey]:
+    """Keep the root keys that satisfy the pin (identifiers and/or CA)."""
+    from .pins import chains_to_ca, describe, identifiers_of_key, load_ca_bundle
+
+    bundle = load_ca_bundle(pin, at) if pin.ca is not None else None
+    allowed: dict[str, TufKey] = {}
+    seen: set[Identifier] = set()
+    for kid, key in found.keys.items():
+        ids = identifiers_of_key(key, found.source_ids.get(kid, kid))
+        seen |= ids
+        if pin.root and not ids & set(pin.root):
+            continue
+        if bundle is not None and not chains_to_ca(
+            found.leaves[kid], found.intermediates.get(kid, []), bundle, at
+        ):
+            continue
+        allowed[kid] = key
+    if not allowed:
+        what = []
+        if pin.root:
+            what.append(f"pinned {describe(pin.root)}")
+        if pin.ca is not None:
+            what.append(f"CA {pin.ca}")
+        has = describe(i for i in seen if i.kind in ("cert-sha256", "keyid"))
+        raise NotTrusted(
+            "pin-mismatch",
+            f"no root certificate of {gun} satisfies {pin.source} ({' and '.join(what)}; "
+            f"the root has {has}); the root was replaced. If the owner rotated it on purpose, "
+            "check the new certificate out of band and update the pin",
+            role="root",
+        )
+    return allowed
+
+
+def _check_min_version(meta: SignedMeta, policy: TrustPolicy) -> None:
+    floor = policy.min_versions.get(meta.role)
+    if floor is not None and meta.version < floor:
+        raise NotTrusted(
+            "version-rollback",
+            f"{meta.role} is version {meta.version}, lower than version {floor} trusted before: "
+            "old metadata is being replayed (rollback). Fetch current trust data",
+            role=meta.role,
+        )
+
+
 def _verify_root(
-    raw: bytes, gun: str, at: datetime, warnings: list[str]
-) -> tuple[RootMeta, dict[str, TufKey], RoleCheck]:
+    raw: bytes,
+    gun: str,
+    at: datetime,
+    warnings: list[str],
+    policy: TrustPolicy,
+    source: Source,
+) -> tuple[RootMeta, dict[str, TufKey], RoleCheck, str]:
     root = parse_root(raw)
     rk = root.roles["root"]
     found = certs.root_leaf_keys(root.keys, rk.keyids, gun, at, check_expiry=True)
     warnings.extend(found.warnings)
+    keys = found.keys
+    pin = policy.pin
+    if pin is not None and (pin.root or pin.ca is not None):
+        keys = _apply_root_pin(pin, found, gun, at)
+        basis = "pinned"
+    elif policy.no_tofu:
+        raise NotTrusted(
+            "no-pin",
+            f"{gun} has no root pin and trust on first use is disabled (--no-tofu); add one "
+            "with `trustcheck pin add` after checking the root certificate out of band",
+            role="root",
+        )
+    elif policy.previous_root is None:
+        basis = "first use"
+    elif policy.previous_root == raw:
+        basis = "previously trusted"
+    else:
+        _check_rotation(policy.previous_root, root, gun, at, source)
+        basis = "rotated"
     try:
-        signed_by = verify_signatures(root, found.keys, list(found.keys), rk.threshold)
+        signed_by = verify_signatures(root, keys, list(keys), rk.threshold)
     except NotTrusted as e:
         if e.code != "threshold-not-met":
             raise
         raise NotTrusted(
             "root-integrity",
-            f"root.json is not signed by {rk.threshold} of its own root certificate key(s) "
+            f"root.json is not signed by {rk.threshold} of its own "
+            f"{'pinned ' if basis == 'pinned' else ''}root certificate key(s) "
             f"({e.message.split('; ')[0]}); the root was altered, or its certificate PEM is not "
             "in the exact form notary re-encodes",
             role="root",
         ) from e
+    _check_min_version(root, policy)
     expired = _expiry(
         root, at, "the repository owner must re-sign root.json (notary key rotate/publish)"
     )
@@ -231,15 +394,22 @@ def _verify_root(
         raise expired
     _near(root, at, warnings)
     check = RoleCheck("root", root.version, root.expires, list(rk.keyids), rk.threshold, signed_by)
-    return root, found.keys, check
+    return root, keys, check, basis
 
 
-def verify_collection(gun: str, source: Source, at: datetime) -> Collection:
-    """Verify everything for ``gun`` at validation time ``at`` (timezone-aware)."""
+def verify_collection(
+    gun: str, source: Source, at: datetime, policy: TrustPolicy | None = None
+) -> Collection:
+    """Verify everything for ``gun`` at validation time ``at`` (timezone-aware).
+
+    ``policy`` carries pins and what was trusted before (state); without it
+    the cached root is trusted on first use, as Docker did.
+    """
+    policy = policy if policy is not None else TrustPolicy()
     warnings: list[str] = []
     checks: dict[str, RoleCheck] = {}
 
-    # --- root (spec §4.2; a cached root is trusted on first use here: pins come later)
+    # --- root (spec §4.2), then pins or the previously trusted root (§4.5)
     raw_root = source.read("root", MAX_DOWNLOAD_SIZE)
     if raw_root is None:
         raise NotTrusted(
@@ -247,7 +417,9 @@ def verify_collection(gun: str, source: Source, at: datetime) -> Collection:
             f"no trust data for {gun} in the trust dir; pull or inspect it once with "
             "content trust (docker trust inspect) or run trustcheck fetch",
         )
-    root, root_keys, checks["root"] = _verify_root(raw_root, gun, at, warnings)
+    root, root_keys, checks["root"], basis = _verify_root(
+        raw_root, gun, at, warnings, policy, source
+    )
 
     def base(role: str) -> tuple[list[str], int]:
         r = root.roles[role]
@@ -258,6 +430,7 @@ def verify_collection(gun: str, source: Source, at: datetime) -> Collection:
     ts = parse_timestamp(raw_ts)
     keyids, threshold = base("timestamp")
     signed_by = verify_signatures(ts, root.keys, keyids, threshold)
+    _check_min_version(ts, policy)
     check_timestamp_structure(ts)
     expired = _expiry(
         ts,
@@ -280,6 +453,7 @@ def verify_collection(gun: str, source: Source, at: datetime) -> Collection:
     snap = parse_snapshot(raw_snap)
     keyids, threshold = base("snapshot")
     signed_by = verify_signatures(snap, root.keys, keyids, threshold)
+    _check_min_version(snap, policy)
     check_snapshot_structure(snap)
     expired = _expiry(snap, at, "the snapshot must be re-signed by the repository owner or server")
     if expired:
@@ -309,11 +483,14 @@ def verify_collection(gun: str, source: Source, at: datetime) -> Collection:
         if fm is None or not fm.hashes:
             continue  # notary silently skips roles the snapshot does not list
         is_delegation = name != "targets"
+        cert_problem: NotTrusted | None = None
         if is_delegation:
             for keyid in role.keyids:
                 key = keys.get(keyid)
                 if key is not None:
                     certs.validate_delegation_key(key, name)
+                    cert_problem = cert_problem or _delegation_cert_window(key, name, at)
+            role = _apply_signer_pin(policy.pin, role, keys, gun)
         raw = _read(source, name, min(fm.length, MAX_DOWNLOAD_SIZE), "snapshot", fm.length)
         check_hashes(raw, fm, name, "snapshot")
         tm = parse_targets(name, raw)
@@ -322,15 +499,24 @@ def verify_collection(gun: str, source: Source, at: datetime) -> Collection:
         try:
             signed_by = verify_signatures(tm, keys, role.keyids, role.threshold)
             check_targets_structure(tm, validate_role_name)
+            _check_min_version(tm, policy)
             expired = _expiry(tm, at, "the role's signer must re-sign it")
             if expired:
                 raise expired
+            if cert_problem is not None and policy.delegation_cert_expiry == "reject":
+                raise cert_problem
         except NotTrusted as e:
-            if is_delegation and e.code in ("threshold-not-met", "metadata-expired"):
+            if is_delegation and e.code in (
+                "threshold-not-met",
+                "metadata-expired",
+                "delegation-cert-expired",
+            ):
                 skipped[name] = e
                 warnings.append(f"skipping {name} and its delegations: {e.message}")
                 continue
             raise
+        if cert_problem is not None and policy.delegation_cert_expiry == "warn":
+            warnings.append(cert_problem.message)
         _near(tm, at, warnings)
         targets[name] = tm
         paths[name] = role.paths
@@ -343,6 +529,8 @@ def verify_collection(gun: str, source: Source, at: datetime) -> Collection:
 
     return Collection(
         gun=gun,
+        trust_basis=basis,
+        root_raw=raw_root,
         at=at,
         root=root,
         root_keys=root_keys,
@@ -355,6 +543,51 @@ def verify_collection(gun: str, source: Source, at: datetime) -> Collection:
         skipped=skipped,
         warnings=warnings,
     )
+
+
+def _delegation_cert_window(key: TufKey, role: str, at: datetime) -> NotTrusted | None:
+    """An expired / not-yet-valid delegation certificate (notary ignores both)."""
+    from .crypto import cert_of
+
+    cert = cert_of(key)
+    if cert is None:
+        return None
+    if cert.not_valid_after_utc < at:
+        when = f"expired at {_iso(cert.not_valid_after_utc)}"
+    elif cert.not_valid_before_utc > at:
+        when = f"is not valid before {_iso(cert.not_valid_before_utc)}"
+    else:
+        return None
+    return NotTrusted(
+        "delegation-cert-expired",
+        f"the certificate of {role}'s key {key.id[:12]}… {when}; the signer should get a new "
+        "certificate (notary accepts it anyway; see --delegation-cert-expiry)",
+        role=role,
+    )
+
+
+def _apply_signer_pin(
+    pin: PinEntry | None, role: Delegation, keys: dict[str, TufKey], gun: str
+) -> Delegation:
+    """Restrict a pinned signer's role to the keys its pin names."""
+    if pin is None or not pin.signers:
+        return role
+    from .lookup import signer_name
+    from .pins import describe, identifiers_of_key
+
+    wanted = pin.signers.get(signer_name(role.name))
+    if wanted is None:
+        return role
+    allowed = [k for k in role.keyids if k in keys and identifiers_of_key(keys[k]) & set(wanted)]
+    if not allowed:
+        raise NotTrusted(
+            "signer-pin-mismatch",
+            f"no key of {role.name} in {gun} matches the pinned signer "
+            f"{signer_name(role.name)!r} ({describe(wanted)}); the signer's key was replaced "
+            "in the parent role. Check with the signer, then update the pin",
+            role=role.name,
+        )
+    return Delegation(role.name, allowed, role.threshold, role.paths)
 
 
 def _restrict(parent: Delegation, child: Delegation) -> Delegation:

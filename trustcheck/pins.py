@@ -1,0 +1,372 @@
+"""Pins: which root certificates and signer keys a collection must use.
+
+A pin file (TOML, docs/pinning.md) maps a GUN or an anchored prefix wildcard
+(``registry.example.com/team/*``) to accepted root identifiers, an optional CA
+bundle the root leaf certificate must chain to, and identifiers per signer.
+Notary client configs (``trust_pinning`` with ``certs``, ``ca``,
+``disable_tofu``) are read as they are.
+
+Unlike notary, pins are enforced on every run, also when a root is cached
+and across rotations (docs/notary-compat.md).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from .crypto import TufKey, canonical_key_id, cert_of
+from .errors import NotTrusted, UsageError
+
+__all__ = [
+    "KINDS",
+    "Identifier",
+    "PinEntry",
+    "PinSet",
+    "default_pin_file",
+    "identifiers_of_cert",
+    "identifiers_of_key",
+    "load_pins",
+    "write_pins",
+]
+
+#: identifier kinds, in the order ``pin add`` prefers them
+KINDS = ("cert-sha256", "spki-sha256", "keyid", "canonical")
+_HEX64 = frozenset("0123456789abcdef")
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Identifier:
+    kind: str
+    value: str
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.value}"
+
+    @classmethod
+    def parse(cls, text: str, where: str) -> Identifier:
+        kind, sep, value = str(text).partition(":")
+        kind = kind.strip().lower()
+        if not sep or kind not in KINDS:
+            raise UsageError(
+                "pin-file-invalid",
+                f"{where}: {str(text)[:80]!r} is not an identifier; write it as "
+                f"<kind>:<hex> with kind one of {', '.join(KINDS)}",
+            )
+        # accept openssl's "AB:CD:..." form as well as plain hex
+        norm = value.strip().replace(":", "").lower()
+        if len(norm) != 64 or not set(norm) <= _HEX64:
+            raise UsageError(
+                "pin-file-invalid",
+                f"{where}: {kind} value must be 64 hex digits (a SHA-256), got {value[:80]!r}",
+            )
+        return cls(kind, norm)
+
+
+@dataclass(slots=True)
+class PinEntry:
+    """One pin: a GUN or ``prefix*`` pattern and what it requires."""
+
+    pattern: str
+    root: list[Identifier] = field(default_factory=list)
+    ca: Path | None = None
+    signers: dict[str, list[Identifier]] = field(default_factory=dict)
+    #: lower sorts first among equally specific matches (notary: certs before ca)
+    priority: int = 0
+    source: str = ""
+
+    def matches(self, gun: str) -> bool:
+        if self.pattern.endswith("*"):
+            return gun.startswith(self.pattern[:-1])
+        return gun == self.pattern
+
+    def specificity(self) -> tuple[int, int, int]:
+        exact = 0 if self.pattern.endswith("*") else 1
+        return (exact, len(self.pattern), -self.priority)
+
+
+@dataclass(slots=True)
+class PinSet:
+    entries: list[PinEntry] = field(default_factory=list)
+    no_tofu: bool = False
+    path: Path | None = None
+
+    def lookup(self, gun: str) -> PinEntry | None:
+        """The most specific entry matching ``gun``: exact beats wildcard, longer beats shorter."""
+        found = [e for e in self.entries if e.matches(gun)]
+        return max(found, key=PinEntry.specificity) if found else None
+
+    def unmatched(self, guns: Iterable[str]) -> list[PinEntry]:
+        """Entries that match none of ``guns`` (reported by ``pin list``)."""
+        guns = list(guns)
+        return [e for e in self.entries if not any(e.matches(g) for g in guns)]
+
+
+def default_pin_file(env: Mapping[str, str], home: Path) -> Path:
+    base = env.get("XDG_CONFIG_HOME") or str(home / ".config")
+    return Path(base) / "trustcheck" / "pins.toml"
+
+
+# ----------------------------------------------------------------------------- loading
+
+
+def _bad(path: Path, message: str) -> UsageError:
+    return UsageError("pin-file-invalid", f"{path}: {message}")
+
+
+def _check_pattern(path: Path, pattern: str) -> str:
+    body = pattern[:-1] if pattern.endswith("*") else pattern
+    if not pattern or "*" in body or any(c.isspace() or ord(c) < 32 for c in pattern):
+        raise _bad(
+            path,
+            f"pattern {pattern[:80]!r} must be a GUN or a prefix ending in '*' "
+            "(e.g. registry.example.com/team/*)",
+        )
+    return pattern
+
+
+def _ids(path: Path, where: str, value: Any) -> list[Identifier]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not value:
+        raise _bad(path, f"{where} must be a non-empty list of identifiers")
+    return [Identifier.parse(v, f"{path}: {where}") for v in value]
+
+
+def load_pins(path: Path) -> PinSet:
+    """Read a trustcheck pin file (TOML) or a notary client config (JSON)."""
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise UsageError(
+            "pin-file-invalid", f"cannot read pin file {path}: {e.strerror or e}"
+        ) from e
+    if len(data) > 1 << 20:
+        raise _bad(path, "larger than 1 MiB; this is not a pin file")
+    if data.lstrip()[:1] == b"{":
+        return _load_notary_config(path, data)
+    try:
+        doc = tomllib.loads(data.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise _bad(path, f"not valid TOML ({e})") from e
+    unknown = set(doc) - {"version", "no_tofu", "pins"}
+    if unknown:
+        raise _bad(path, f"unknown top-level key(s) {', '.join(sorted(unknown))}")
+    if doc.get("version", 1) != 1:
+        raise _bad(path, f"unsupported version {doc.get('version')!r}; this trustcheck reads 1")
+    pins = doc.get("pins", {})
+    if not isinstance(pins, dict):
+        raise _bad(path, "'pins' must be a table of GUN patterns")
+    no_tofu = doc.get("no_tofu", False)
+    if not isinstance(no_tofu, bool):
+        raise _bad(path, "'no_tofu' must be true or false")
+    entries: list[PinEntry] = []
+    for pattern, body in pins.items():
+        where = f'pins."{pattern}"'
+        _check_pattern(path, pattern)
+        if not isinstance(body, dict):
+            raise _bad(path, f"{where} must be a table")
+        extra = set(body) - {"root", "ca", "signers"}
+        if extra:
+            raise _bad(path, f"{where} has unknown key(s) {', '.join(sorted(extra))}")
+        if not body:
+            raise _bad(path, f"{where} is empty: an empty pin would trust anything")
+        entry = PinEntry(pattern=pattern, source=f"{path}: {where}")
+        if "root" in body:
+            entry.root = _ids(path, f"{where}.root", body["root"])
+        if "ca" in body:
+            if not isinstance(body["ca"], str) or not body["ca"]:
+                raise _bad(path, f"{where}.ca must be a path to a PEM bundle")
+            entry.ca = (path.parent / body["ca"]).resolve()
+        signers = body.get("signers", {})
+        if not isinstance(signers, dict):
+            raise _bad(path, f"{where}.signers must be a table of name = [identifiers]")
+        for name, ids in signers.items():
+            entry.signers[name] = _ids(path, f"{where}.signers.{name}", ids)
+        entries.append(entry)
+    return PinSet(entries=entries, no_tofu=no_tofu, path=path)
+
+
+def _load_notary_config(path: Path, data: bytes) -> PinSet:
+    """notary's client config: ``trust_pinning.certs`` / ``.ca`` / ``.disable_tofu``."""
+    try:
+        doc = json.loads(data)
+    except ValueError as e:
+        raise _bad(path, f"not valid JSON ({e})") from e
+    if not isinstance(doc, dict):
+        raise _bad(path, "a notary config must be a JSON object")
+    # viper lower-cases keys
+    tp = {str(k).lower(): v for k, v in doc.items()}.get("trust_pinning", {})
+    if not isinstance(tp, dict):
+        raise _bad(path, "trust_pinning must be an object")
+    tp = {str(k).lower(): v for k, v in tp.items()}
+    entries: list[PinEntry] = []
+    certs = tp.get("certs", {})
+    if not isinstance(certs, dict):
+        raise _bad(path, "trust_pinning.certs must map GUNs to lists of key IDs")
+    for pattern, ids in certs.items():
+        _check_pattern(path, pattern)
+        if not isinstance(ids, list) or not ids:
+            raise _bad(path, f"trust_pinning.certs[{pattern!r}] must be a non-empty list")
+        entries.append(
+            PinEntry(
+                pattern=pattern,
+                root=[Identifier.parse(f"keyid:{i}", f"{path}: certs[{pattern!r}]") for i in ids],
+                source=f"{path}: trust_pinning.certs[{pattern!r}]",
+            )
+        )
+    cas = tp.get("ca", {})
+    if not isinstance(cas, dict):
+        raise _bad(path, "trust_pinning.ca must map GUN prefixes to CA bundle paths")
+    for prefix, ca in cas.items():
+        if not isinstance(ca, str) or not ca:
+            raise _bad(path, f"trust_pinning.ca[{prefix!r}] must be a path")
+        entries.append(
+            PinEntry(
+                pattern=_check_pattern(path, prefix + "*"),
+                ca=(path.parent / ca).resolve(),
+                priority=1,  # notary consults certs first
+                source=f"{path}: trust_pinning.ca[{prefix!r}]",
+            )
+        )
+    no_tofu = tp.get("disable_tofu", False)
+    if not isinstance(no_tofu, bool):
+        raise _bad(path, "trust_pinning.disable_tofu must be true or false")
+    return PinSet(entries=entries, no_tofu=no_tofu, path=path)
+
+
+# ----------------------------------------------------------------------------- writing
+
+
+def _toml_str(text: str) -> str:
+    return json.dumps(text, ensure_ascii=True)  # a JSON string is a TOML basic string
+
+
+def write_pins(pins: PinSet, path: Path) -> None:
+    """Write ``pins`` as a trustcheck TOML pin file (atomically)."""
+    from .fsutil import atomic_write
+
+    lines = [
+        "# trustcheck pin file (docs/pinning.md). Written by `trustcheck pin`.",
+        "version = 1",
+    ]
+    if pins.no_tofu:
+        lines.append("no_tofu = true")
+    for e in sorted(pins.entries, key=lambda e: e.pattern):
+        lines += ["", f"[pins.{_toml_str(e.pattern)}]"]
+        if e.root:
+            lines.append("root = [" + ", ".join(_toml_str(str(i)) for i in e.root) + "]")
+        if e.ca is not None:
+            lines.append(f"ca = {_toml_str(str(e.ca))}")
+        if e.signers:
+            inner = ", ".join(
+                f"{_toml_str(n)} = [" + ", ".join(_toml_str(str(i)) for i in ids) + "]"
+                for n, ids in sorted(e.signers.items())
+            )
+            lines.append(f"signers = {{ {inner} }}")
+    atomic_write(path, ("\n".join(lines) + "\n").encode())
+
+
+# ----------------------------------------------------------------------------- matching
+
+
+def identifiers_of_cert(der: bytes, spki_der: bytes) -> set[Identifier]:
+    return {
+        Identifier("cert-sha256", hashlib.sha256(der).hexdigest()),
+        Identifier("spki-sha256", hashlib.sha256(spki_der).hexdigest()),
+    }
+
+
+def identifiers_of_key(key: TufKey, *extra_ids: str) -> set[Identifier]:
+    """Every identifier a key answers to: key IDs, canonical ID, cert and SPKI hashes."""
+    ids = {Identifier("keyid", key.id), Identifier("canonical", canonical_key_id(key))}
+    ids.update(Identifier("keyid", i) for i in extra_ids)
+    cert = cert_of(key)
+    if cert is not None:
+        from cryptography.hazmat.primitives import serialization
+
+        ids |= identifiers_of_cert(
+            cert.public_bytes(serialization.Encoding.DER),
+            cert.public_key().public_bytes(
+                serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+            ),
+        )
+    elif key.keytype in ("ecdsa", "rsa"):
+        ids.add(Identifier("spki-sha256", hashlib.sha256(key.public).hexdigest()))
+    return ids
+
+
+def chains_to_ca(leaf: Any, intermediates: list[Any], bundle: list[Any], at: datetime) -> bool:
+    """Whether ``leaf`` chains to a certificate of ``bundle`` through ``intermediates``.
+
+    Signatures and validity windows of every certificate on the path are
+    checked; the leaf's extended key usage is not (notary's own leaves carry
+    only codeSigning, which notary's CA pinning wrongly refuses).
+    """
+    from cryptography.x509 import Certificate
+
+    def valid(c: Certificate) -> bool:
+        return bool(c.not_valid_before_utc <= at <= c.not_valid_after_utc)
+
+    def issued_by(child: Certificate, parent: Certificate) -> bool:
+        try:
+            child.verify_directly_issued_by(parent)
+        except Exception:  # wrong issuer, bad signature, unsupported algorithm
+            return False
+        return True
+
+    anchors = [c for c in bundle if valid(c)]
+    if any(leaf == a for a in anchors):
+        return True
+
+    def walk(cert: Certificate, depth: int, used: tuple[Certificate, ...]) -> bool:
+        if any(issued_by(cert, a) for a in anchors):
+            return True
+        if depth >= 5:
+            return False
+        for inter in intermediates:
+            if inter in used or not valid(inter) or not issued_by(cert, inter):
+                continue
+            if walk(inter, depth + 1, (*used, inter)):
+                return True
+        return False
+
+    return walk(leaf, 0, (leaf,))
+
+
+def load_ca_bundle(entry: PinEntry, at: datetime) -> list[Any]:
+    from .certs import load_cert_bundle
+
+    assert entry.ca is not None
+    try:
+        data = entry.ca.read_bytes()
+    except OSError as e:
+        raise UsageError(
+            "pin-file-invalid",
+            f"{entry.source}: cannot read CA bundle {entry.ca}: {e.strerror or e}",
+        ) from e
+    certs = load_cert_bundle(data)
+    if not certs:
+        raise UsageError(
+            "pin-file-invalid",
+            f"{entry.source}: {entry.ca} holds no PEM certificates",
+        )
+    usable = [c for c in certs if c.not_valid_before_utc <= at <= c.not_valid_after_utc]
+    if not usable:
+        raise NotTrusted(
+            "pin-mismatch",
+            f"every certificate in the pinned CA bundle {entry.ca} is expired or not yet "
+            "valid at the validation time; renew the CA bundle",
+            role="root",
+        )
+    return usable
+
+
+def describe(ids: Iterable[Identifier]) -> str:
+    return ", ".join(f"{i.kind}:{i.value[:12]}…" for i in sorted(ids))

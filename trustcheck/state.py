@@ -1,0 +1,122 @@
+"""What trustcheck has trusted before, per GUN: the root and every role's version.
+
+Used when no pin applies (trust on first use), and always for rollback
+protection: versions may not go down, and a new root is accepted only as a
+rotation signed by the previously trusted root (see verify.py).
+
+Layout: ``<state dir>/v1/<sha256(GUN)[:32]>.json`` (the GUN itself is stored
+inside and checked), one lock file beside each. Writes are atomic and the
+read-verify-write cycle of one GUN runs under an exclusive lock, so parallel
+runs lose nothing.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from .errors import UsageError
+from .fsutil import atomic_write, locked
+
+__all__ = ["GunState", "StateStore", "default_state_dir"]
+
+_MAX_STATE = 200 << 20
+
+
+def default_state_dir(env: Mapping[str, str], home: Path) -> Path:
+    """``$TRUSTCHECK_STATE_DIR``, else ``$XDG_STATE_HOME/trustcheck``,
+    else ``~/.local/state/trustcheck``."""
+    if env.get("TRUSTCHECK_STATE_DIR"):
+        return Path(env["TRUSTCHECK_STATE_DIR"])
+    base = env.get("XDG_STATE_HOME") or str(home / ".local" / "state")
+    return Path(base) / "trustcheck"
+
+
+@dataclass(slots=True)
+class GunState:
+    gun: str
+    root: bytes | None = None  # the raw root.json last trusted
+    versions: dict[str, int] = field(default_factory=dict)
+    updated: str = ""
+
+    def to_json(self) -> bytes:
+        doc = {
+            "gun": self.gun,
+            "root": base64.b64encode(self.root).decode() if self.root is not None else None,
+            "versions": dict(sorted(self.versions.items())),
+            "updated": self.updated,
+        }
+        return json.dumps(doc, indent=1).encode() + b"\n"
+
+
+class StateStore:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def _file(self, gun: str) -> Path:
+        return self.path / "v1" / (hashlib.sha256(gun.encode()).hexdigest()[:32] + ".json")
+
+    def _corrupt(self, file: Path, why: str) -> UsageError:
+        return UsageError(
+            "state-invalid",
+            f"state file {file} for this GUN is unusable ({why}); inspect it, then remove it "
+            "to trust the collection again on first use",
+        )
+
+    def load(self, gun: str) -> GunState | None:
+        file = self._file(gun)
+        try:
+            data = file.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as e:
+            raise self._corrupt(file, e.strerror or str(e)) from e
+        if len(data) > _MAX_STATE:
+            raise self._corrupt(file, "too large")
+        try:
+            doc = json.loads(data)
+            if doc["gun"] != gun:
+                raise self._corrupt(file, f"it belongs to {doc['gun']!r}")
+            root = base64.b64decode(doc["root"], validate=True) if doc["root"] else None
+            versions = {str(k): int(v) for k, v in doc["versions"].items()}
+            return GunState(gun, root, versions, str(doc.get("updated", "")))
+        except UsageError:
+            raise
+        except (ValueError, KeyError, TypeError, AttributeError, binascii.Error) as e:
+            raise self._corrupt(file, f"malformed: {e}") from e
+
+    @contextmanager
+    def session(self, gun: str) -> Iterator[tuple[GunState | None, _Recorder]]:
+        """Hold the GUN's lock; yield its state and a recorder for the new state."""
+        file = self._file(gun)
+        with locked(file.with_suffix(".lock")):
+            recorder = _Recorder()
+            yield self.load(gun), recorder
+            if recorder.state is not None:
+                atomic_write(file, recorder.state.to_json(), mode=0o600)
+
+    def record(
+        self, previous: GunState | None, gun: str, root: bytes, versions: Mapping[str, int]
+    ) -> GunState:
+        """The state after a successful verification: the new root, versions never lowered."""
+        merged = dict(previous.versions) if previous is not None else {}
+        for role, version in versions.items():
+            merged[role] = max(version, merged.get(role, 0))
+        return GunState(
+            gun=gun,
+            root=root,
+            versions=merged,
+            updated=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        )
+
+
+@dataclass(slots=True)
+class _Recorder:
+    state: GunState | None = None
