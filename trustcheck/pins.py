@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -151,6 +150,8 @@ def load_pins(path: Path) -> PinSet:
         raise _bad(path, "larger than 1 MiB; this is not a pin file")
     if data.lstrip()[:1] == b"{":
         return _load_notary_config(path, data)
+    import tomllib
+
     try:
         doc = tomllib.loads(data.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
