@@ -50,6 +50,8 @@ __all__ = [
 ]
 
 BASE_ROLES = ("root", "targets", "snapshot", "timestamp")
+#: signatures accepted on one role file (notary has no limit; real files carry 1-3)
+MAX_SIGNATURES = 256
 TYPE_NAMES = {
     "root": "Root",
     "targets": "Targets",
@@ -347,7 +349,13 @@ def _envelope(role: str, raw: bytes, top: Any = _MISSING) -> tuple[dict[str, Any
         if not isinstance(signed, dict):
             raise _Bad(f"{role}.json 'signed' must be an object, not {_json_type(signed)}")
         signatures: list[Signature] = []
-        for i, item in enumerate(_go_list(sigs, "signatures")):
+        sig_list = _go_list(sigs, "signatures")
+        if len(sig_list) > MAX_SIGNATURES:
+            raise _Bad(
+                f"{role}.json carries {len(sig_list)} signatures; more than {MAX_SIGNATURES} "
+                "is refused (each costs a public-key operation)"
+            )
+        for i, item in enumerate(sig_list):
             where = f"signatures[{i}]"
             keyid, method, sig = _fields(item, ("keyid", "method", "sig"), where)
             signatures.append(

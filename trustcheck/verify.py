@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -52,6 +53,8 @@ __all__ = ["Collection", "RoleCheck", "Source", "TrustPolicy", "verify_collectio
 
 #: notary warns when root, targets, delegations or snapshot expire within this.
 NEAR_EXPIRY = timedelta(days=182)
+#: targets roles loaded for one collection (notary's own tests use 75,000)
+MAX_ROLES = 100_000
 
 
 class Source(Protocol):
@@ -473,11 +476,16 @@ def verify_collection(
     children: dict[str, list[Delegation]] = {}
     skipped: dict[str, NotTrusted] = {}
     keyids, threshold = base("targets")
-    todo: list[tuple[Delegation, dict[str, TufKey]]] = [
-        (Delegation("targets", keyids, threshold, [""]), root.keys)
-    ]
+    todo: deque[tuple[Delegation, dict[str, TufKey]]] = deque(
+        [(Delegation("targets", keyids, threshold, [""]), root.keys)]
+    )
     while todo:
-        role, keys = todo.pop(0)
+        if len(targets) + len(skipped) >= MAX_ROLES:
+            raise NotTrusted(
+                "invalid-delegation",
+                f"{gun} has more than {MAX_ROLES} delegated roles; refusing to walk further",
+            )
+        role, keys = todo.popleft()
         name = role.name
         fm = snap.meta.get(name)
         if fm is None or not fm.hashes:
@@ -525,7 +533,8 @@ def verify_collection(
         )
         valid_children = [_restrict(role, d) for d in tm.delegations]
         children[name] = valid_children
-        todo[0:0] = [(d, tm.delegation_keys) for d in valid_children]
+        # pre-order: children go first, in array order
+        todo.extendleft((d, tm.delegation_keys) for d in reversed(valid_children))
 
     return Collection(
         gun=gun,
