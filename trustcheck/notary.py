@@ -241,7 +241,7 @@ def _go_int(value: Any, where: str) -> int:
     """A Go ``int``/``int64`` field: an integer literal within int64."""
     if value is _MISSING or value is None:
         return 0
-    if type(value) is int and -(1 << 53) <= value <= (1 << 53):
+    if type(value) is int and -(1 << 53) < value < (1 << 53):
         return value
     what = "an out-of-range number" if type(value) is int else _json_type(value)
     raise _Bad(f"{where} must be an integer, not {what}")
@@ -446,8 +446,8 @@ def _validate_targets(targets: dict[str, Any]) -> bool:
         lengths = list(map(itemgetter("length"), metas))
         if (
             set(map(type, lengths)) != {int}
-            or min(lengths) < -_INT_LIMIT
-            or max(lengths) > _INT_LIMIT
+            or min(lengths) <= -_INT_LIMIT
+            or max(lengths) >= _INT_LIMIT
         ):
             return _validate_targets_each(targets)
         hashes = list(map(itemgetter("hashes"), metas))
@@ -480,7 +480,7 @@ def _validate_targets_each(targets: dict[str, Any]) -> bool:
             length = meta.get("length", 0)
             hashes = meta.get("hashes")
             if (
-                (type(length) is int and -_INT_LIMIT <= length <= _INT_LIMIT) or length is None
+                (type(length) is int and -_INT_LIMIT < length < _INT_LIMIT) or length is None
             ) and (hashes is None or type(hashes) is dict):
                 try:
                     if hashes:
