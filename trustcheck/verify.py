@@ -504,10 +504,16 @@ def verify_collection(
         tm = parse_targets(name, raw)
         if name in targets:
             raise NotTrusted("invalid-delegation", f"{name} has already been loaded", role=name)
-        try:
-            signed_by = verify_signatures(tm, keys, role.keyids, role.threshold)
+        if is_delegation:
+            # notary's loadDelegation: structure and version before signatures,
+            # so these errors are fatal even for a badly signed delegation
             check_targets_structure(tm, validate_role_name)
             _check_min_version(tm, policy)
+        try:
+            signed_by = verify_signatures(tm, keys, role.keyids, role.threshold)
+            if not is_delegation:  # base targets: signatures, then structure, version
+                check_targets_structure(tm, validate_role_name)
+                _check_min_version(tm, policy)
             expired = _expiry(tm, at, "the role's signer must re-sign it")
             if expired:
                 raise expired
