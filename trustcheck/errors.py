@@ -26,6 +26,11 @@ CODES: dict[str, tuple[int, str]] = {
     "trust-dir-unreadable": (2, "the trust dir exists but cannot be read"),
     "pin-file-invalid": (2, "the pin file cannot be read or does not follow the schema"),
     "state-invalid": (2, "a state file is unreadable or corrupt"),
+    "insecure-server": (2, "a server, registry or token URL is plain http without --unsafe-http"),
+    "tls-config-invalid": (2, "a TLS CA file, client certificate or key cannot be loaded"),
+    "docker-config-invalid": (2, "the docker config.json is unreadable or malformed"),
+    "credential-helper-failed": (2, "a docker credential helper is missing or failed"),
+    "trust-dir-unwritable": (2, "verified trust data cannot be written into the trust dir"),
     # --- not trusted (exit 1) ---
     "no-trust-data": (1, "the trust dir holds no trust data for this GUN"),
     "role-missing": (1, "a role file the verification needs is missing"),
@@ -60,6 +65,15 @@ CODES: dict[str, tuple[int, str]] = {
     "version-rollback": (1, "a role's version is lower than one trusted before"),
     "delegation-cert-expired": (1, "a delegation certificate is expired or not yet valid"),
     "target-missing-sha256": (1, "the signed target carries no sha256 hash"),
+    # --- remote (exit 1) ---
+    "network-error": (1, "the connection to the server failed (refused, reset or cut short)"),
+    "server-timeout": (1, "the server did not answer within the timeout"),
+    "server-error": (1, "the server answered with an unexpected HTTP status"),
+    "auth-failed": (1, "the server or its token service refused access (401/403)"),
+    "tls-error": (1, "the server's TLS certificate could not be verified"),
+    "malicious-server": (1, "the server announced more data than the size cap allows"),
+    "registry-tag-missing": (1, "the registry has no manifest for the tag"),
+    "registry-digest-mismatch": (1, "the registry's digest for the tag is not the signed digest"),
 }
 
 

@@ -1,0 +1,741 @@
+"""Fetch trust data from a Notary server, verify it, cache it: notary's update flow.
+
+For one GUN (:func:`fetch_collection`), as notary's client does
+(notary-v1-spec.md §3, §4.5, §7):
+
+1. ``GET /v2/`` (token auth on a 401 challenge).  An unreachable server
+   (network error, timeout, 5xx) means *offline*: the cache is used, with a
+   warning, as far as it is valid.
+2. root: the cached ``root.json``; with none, ``root.json`` from the server
+   (trust on first use, or the pin).
+3. ``timestamp.json`` always (1 MiB cap).  On 404, 5xx or a network error the
+   cached timestamp is used with a warning (it must still be unexpired).  On
+   401/403 the fetch fails with ``auth-failed`` (never a silent fallback,
+   notary#1103); ``--offline`` is the explicit way to use the cache.  A
+   validation error never falls back.
+4. snapshot, targets and delegations: the cached file when its bytes match the
+   hashes the parent gives; else ``<role>.<sha256>.json`` (plain
+   ``<role>.json`` when the parent gives no sha256), capped at the parent's
+   length.
+5. The verifier (:func:`trustcheck.verify.verify_collection`) checks all of it
+   with the same pins and state as :func:`trustcheck.api.load_collection`.  If
+   it fails, the root is updated once as notary's ``Update()`` does:
+   ``root.<sha256>.json`` named by the snapshot (or ``root.json``), verified as
+   a rotation from the root trusted so far (walking ``<N>.root.json``), then
+   everything is verified again.
+6. Only after success are the verified bytes written into the trust dir
+   (``tuf/<GUN>/metadata/<role>.json``, delegations nested), each atomically.
+   Nothing in the trust dir changes when anything fails.
+
+Versions cached in the trust dir that still verify with the cached root (or
+with the parent role) are floors, as notary's "old builder" makes them: the
+server cannot roll the cache back.
+"""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import hmac
+import os
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import replace
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .api import Options, load_collection
+from .auth import credentials_key
+from .errors import NotTrusted, TrustcheckError, UsageError
+from .notary import (
+    FileMeta,
+    RootMeta,
+    SignedMeta,
+    parse_root,
+    parse_snapshot,
+    parse_targets,
+    parse_timestamp,
+)
+from .remote import (
+    Deadline,
+    Endpoint,
+    HttpSession,
+    RemoteConfig,
+    RemoteError,
+    registry_base_url,
+    select_server,
+)
+from .trustdir import MAX_DOWNLOAD_SIZE, TrustDir, is_versioned_root
+from .verify import Collection, TrustPolicy, verify_collection, verify_signatures
+
+if TYPE_CHECKING:
+    from .reference import ImageRef
+    from .state import GunState
+
+__all__ = [
+    "MANIFEST_MEDIA_TYPES",
+    "RemoteConfig",
+    "RemoteSource",
+    "check_registry",
+    "fetch_collection",
+    "fetch_many",
+    "registry_digest",
+    "select_server",
+]
+
+#: What ``registry_digest`` accepts, in the order Docker sends them.
+MANIFEST_MEDIA_TYPES = (
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+)
+#: A manifest larger than this is refused when its digest must be computed.
+MAX_MANIFEST_SIZE = 4 << 20
+
+#: Failures of a *cached* root that no server data can repair: notary fails
+#: hard when its cached root does not load (spec §3.1; R10/R10b).
+_CACHED_ROOT_FATAL = frozenset(
+    {
+        "malformed-json",
+        "invalid-structure",
+        "wrong-type",
+        "invalid-expires",
+        "non-canonical-number",
+        "invalid-key-id",
+        "no-signatures",
+        "threshold-not-met",
+        "root-cert-invalid",
+        "root-cert-expired",
+        "root-cert-not-yet-valid",
+        "root-cert-cn-mismatch",
+        "root-cert-weak",
+        "root-integrity",
+    }
+)
+#: Failures a root update cannot change.
+_NO_ROOT_UPDATE = frozenset({"no-pin", "unsafe-path", "trust-dir-unreadable", "state-invalid"})
+#: Remote failures after which the cached timestamp is used (never 401/403).
+_FALLBACK_CODES = frozenset({"network-error", "server-timeout", "server-error"})
+
+
+def _gun_scope(gun: str) -> str:
+    return f"repository:{gun}:pull"
+
+
+def _hashes_match(raw: bytes, expected: FileMeta) -> bool:
+    """notary's CheckHashes as a predicate: every sha256/sha512 given matches, one at least."""
+    known = 0
+    for algo in ("sha256", "sha512"):
+        want = expected.hashes.get(algo)
+        if want is None:
+            continue
+        known += 1
+        if not hmac.compare_digest(hashlib.new(algo, raw).digest(), want):
+            return False
+    return known > 0
+
+
+class RemoteSource:
+    """A :class:`trustcheck.verify.Source` that reads a Notary server through the cache.
+
+    The verifier asks for roles in notary's order; the source answers each one
+    from the cache when its bytes match the hash the (already served) parent
+    gives, and downloads it otherwise.  It never decides trust: every byte it
+    serves is verified by the verifier.
+    """
+
+    def __init__(
+        self,
+        gun: str,
+        trust_dir: TrustDir,
+        endpoint: Endpoint,
+        deadline: Deadline,
+        floors: dict[str, int],
+        warnings: list[str],
+    ) -> None:
+        self.gun = gun
+        self.trust_dir = trust_dir
+        self.endpoint = endpoint
+        self.deadline = deadline
+        self.floors = floors
+        self.warnings = warnings
+        #: the roles actually requested from the server, in order (for tests and -v)
+        self.downloaded: list[str] = []
+        self.root_raw = b""
+        self._cached_root: RootMeta | None = None
+        self._cached_root_raw: bytes | None = None
+        self._served: dict[str, bytes] = {}
+        self._snapshot_meta: dict[str, FileMeta] | None = None
+        #: downloads whose bytes matched the hash in their URL (safe to reuse)
+        self._memo: dict[str, bytes] = {}
+        self.offline: RemoteError | None = None
+        #: the verifier got past the root (it asked for the timestamp)
+        self.root_verified = False
+
+    # --- set-up per attempt ----------------------------------------------------------
+
+    def start(self, root_raw: bytes, cached_root_raw: bytes | None) -> None:
+        self.root_raw = root_raw
+        if cached_root_raw is not self._cached_root_raw:
+            self._cached_root_raw = cached_root_raw
+            self._cached_root = None
+        self._served = {}
+        self._snapshot_meta = None
+        self.root_verified = False
+
+    # --- helpers ---------------------------------------------------------------------
+
+    def _what(self, name: str) -> str:
+        return f"{name}.json of {self.gun}"
+
+    def cached(self, role: str, cap: int) -> bytes | None:
+        """The cached bytes of ``role``, or None (missing, or larger than ``cap``)."""
+        try:
+            return self.trust_dir.read_role(self.gun, role, cap)
+        except NotTrusted:
+            return None
+
+    def download(self, name: str, cap: int, role: str) -> bytes | None:
+        """``GET <name>.json`` (None on 404)."""
+        memo = self._memo.get(name)
+        if memo is not None:
+            return memo
+        if self.offline is not None:
+            raise self.offline.copy(
+                f"cannot download {self._what(name)}: {self.offline.message}", role=role
+            )
+        self.downloaded.append(name)
+        ans = self.endpoint.request(
+            "GET",
+            f"/v2/{self.gun}/_trust/tuf/{name}.json",
+            scope=_gun_scope(self.gun),
+            cap=cap,
+            deadline=self.deadline,
+            what=f"{self._what(name)} from {self.endpoint.base}",
+            role=role,
+        )
+        if ans.status == 404:
+            return None
+        if ans.status != 200:
+            raise RemoteError(
+                "server-error",
+                f"{self.endpoint.base} answered HTTP {ans.status} for {self._what(name)}"
+                + _detail(ans.body),
+                status=ans.status,
+                role=role,
+            )
+        return ans.body
+
+    def _expected(self, role: str) -> FileMeta | None:
+        try:
+            if role == "snapshot":
+                ts = self._served.get("timestamp")
+                return parse_timestamp(ts).meta.get("snapshot") if ts is not None else None
+            if self._snapshot_meta is None:
+                snap = self._served.get("snapshot")
+                if snap is None:
+                    return None
+                self._snapshot_meta = parse_snapshot(snap).meta
+            return self._snapshot_meta.get(role)
+        except NotTrusted:
+            return None
+
+    def _cached_root_meta(self) -> RootMeta | None:
+        if self._cached_root is None and self._cached_root_raw is not None:
+            try:
+                self._cached_root = parse_root(self._cached_root_raw)
+            except NotTrusted:
+                return None
+        return self._cached_root
+
+    def _raise_floor(self, role: str, cached: bytes) -> None:
+        """The version of a cached copy that still verifies is a floor (notary's oldBuilder)."""
+        try:
+            meta: SignedMeta
+            if role in ("timestamp", "snapshot", "targets"):
+                root = self._cached_root_meta()
+                if root is None or role not in root.roles:
+                    return
+                rk = root.roles[role]
+                if role == "timestamp":
+                    meta = parse_timestamp(cached)
+                elif role == "snapshot":
+                    meta = parse_snapshot(cached)
+                else:
+                    meta = parse_targets(role, cached)
+                keys, keyids, threshold = root.keys, rk.keyids, rk.threshold
+            else:
+                parent = role.rsplit("/", 1)[0]
+                parent_raw = self._served.get(parent)
+                if parent_raw is None:
+                    return
+                parent_meta = parse_targets(parent, parent_raw)
+                entry = next((d for d in parent_meta.delegations if d.name == role), None)
+                if entry is None:
+                    return
+                meta = parse_targets(role, cached)
+                keys, keyids, threshold = parent_meta.delegation_keys, entry.keyids, entry.threshold
+            verify_signatures(meta, keys, keyids, threshold)
+            version = meta.version
+        except (TrustcheckError, KeyError, ValueError):
+            return
+        if version > self.floors.get(role, 0):
+            self.floors[role] = version
+
+    # --- the Source protocol ---------------------------------------------------------
+
+    def read(self, role: str, cap: int) -> bytes | None:
+        if role == "root":
+            return self.root_raw
+        if is_versioned_root(role):
+            raw = self.download(role, cap, "root")
+            return raw
+        if role == "timestamp":
+            self.root_verified = True
+            raw = self._read_timestamp(cap)
+        else:
+            raw = self._read_checked(role, cap)
+        self._served[role] = raw
+        return raw
+
+    def _read_timestamp(self, cap: int) -> bytes:
+        cached = self.cached("timestamp", cap)
+        try:
+            raw = self.download("timestamp", cap, "timestamp")
+            failure: RemoteError | None = None
+            if raw is None:
+                failure = RemoteError(
+                    "server-error",
+                    f"{self.endpoint.base} has no timestamp.json for {self.gun} (HTTP 404)",
+                    status=404,
+                    role="timestamp",
+                )
+        except RemoteError as e:
+            if e.code not in _FALLBACK_CODES:
+                raise
+            raw, failure = None, e
+        if raw is not None:
+            if cached is not None and cached != raw:
+                self._raise_floor("timestamp", cached)
+            return raw
+        assert failure is not None
+        if cached is None:
+            if failure.status == 404:
+                raise NotTrusted(
+                    "role-missing",
+                    f"the notary server {self.endpoint.base} has no timestamp.json for "
+                    f"{self.gun} and none is cached",
+                    role="timestamp",
+                )
+            raise failure.copy(
+                f"{failure.message}; no cached timestamp to fall back on", role="timestamp"
+            )
+        self.warnings.append(
+            f"could not download timestamp.json of {self.gun} ({failure.message}); using the "
+            "cached timestamp"
+        )
+        return cached
+
+    def _read_checked(self, role: str, cap: int) -> bytes:
+        expected = self._expected(role)
+        cached = self.cached(role, cap)
+        if cached is not None and expected is not None and _hashes_match(cached, expected):
+            return cached
+        sha = expected.sha256_hex() if expected is not None else None
+        name = f"{role}.{sha}" if sha else role
+        if self.offline is not None:
+            raise self.offline.copy(
+                f"cannot download {self._what(name)} ({self.offline.message}) and the cached "
+                "copy is missing or out of date",
+                role=role,
+            )
+        raw = self.download(name, cap, role)
+        if raw is None:
+            raise NotTrusted(
+                "role-missing",
+                f"the notary server {self.endpoint.base} has no {name}.json for {self.gun} "
+                "(HTTP 404)",
+                role=role,
+            )
+        if cached is not None:
+            self._raise_floor(role, cached)
+        if sha and expected is not None and _hashes_match(raw, expected):
+            self._memo[name] = raw
+        return raw
+
+    def new_root(self) -> bytes | None:
+        """The root a failed update should retry with: ``root.<sha256>.json`` named
+        by the last snapshot, else ``root.json``; None when it is the root just used."""
+        expected = self._expected("root") if "snapshot" in self._served else None
+        if expected is not None and _hashes_match(self.root_raw, expected):
+            return None
+        cap = MAX_DOWNLOAD_SIZE
+        sha = expected.sha256_hex() if expected is not None else None
+        if expected is not None:
+            cached = self.cached("root", min(expected.length, cap))
+            if cached is not None and _hashes_match(cached, expected) and cached != self.root_raw:
+                return cached
+            cap = min(max(expected.length, 0), cap)
+        name = f"root.{sha}" if sha else "root"
+        raw = self.download(name, cap, "root")
+        if raw is None:
+            raise NotTrusted(
+                "role-missing",
+                f"the notary server {self.endpoint.base} has no {name}.json for {self.gun}",
+                role="root",
+            )
+        return None if raw == self.root_raw else raw
+
+
+def _detail(body: bytes) -> str:
+    """``errors[0].detail`` or ``message`` of a distribution-style error body."""
+    import json
+
+    try:
+        doc = json.loads(body)
+        err = doc["errors"][0]
+        text = str(err.get("detail") or err.get("message") or "")
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError):
+        return ""
+    text = " ".join(text.split())[:200]
+    return f": {text}" if text else ""
+
+
+def _policy(gun: str, opts: Options) -> TrustPolicy:
+    """The TrustPolicy load_collection builds for ``gun`` (pins, no-tofu, delegation certs)."""
+    return TrustPolicy(
+        pin=opts.pins.lookup(gun) if opts.pins is not None else None,
+        no_tofu=opts.no_tofu or (opts.pins is not None and opts.pins.no_tofu),
+        delegation_cert_expiry=opts.delegation_cert_expiry,
+    )
+
+
+def _verify(gun: str, source: RemoteSource, at: datetime, policy: TrustPolicy) -> Collection:
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return verify_collection(gun, source, at, policy)
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _should_update_root(e: NotTrusted, source: RemoteSource, root_from_cache: bool) -> bool:
+    """notary's Update(): on a failure, update the root once and try again."""
+    if isinstance(e, RemoteError) or e.code in _NO_ROOT_UPDATE or source.offline is not None:
+        return False
+    if root_from_cache and not source.root_verified and e.code in _CACHED_ROOT_FATAL:
+        return False  # the cached root itself is unusable: notary fails hard
+    return not (e.code == "file-too-large" and e.role == "root")
+
+
+def _update(
+    gun: str,
+    td: TrustDir,
+    at: datetime,
+    base: TrustPolicy,
+    endpoint: Endpoint,
+    deadline: Deadline,
+    state: GunState | None,
+) -> Collection:
+    warnings: list[str] = []
+    floors: dict[str, int] = dict(state.versions) if state is not None else {}
+    source = RemoteSource(gun, td, endpoint, deadline, floors, warnings)
+    ping = endpoint.ping(deadline)
+    if ping.offline is not None:
+        source.offline = ping.offline
+        warnings.append(
+            f"the notary server {endpoint.base} cannot be reached ({ping.offline.message}); "
+            "using the cached trust data"
+        )
+    cached_root = source.cached("root", MAX_DOWNLOAD_SIZE)
+    state_root = state.root if state is not None else None
+    if cached_root is not None:
+        root1, from_cache = cached_root, True
+    else:
+        if source.offline is not None:
+            raise source.offline.copy(
+                f"no trust data for {gun} in the trust dir and the notary server cannot be "
+                f"reached: {source.offline.message}",
+                role="root",
+            )
+        got = source.download("root", MAX_DOWNLOAD_SIZE, "root")
+        if got is None:
+            raise NotTrusted(
+                "no-trust-data",
+                f"the notary server {endpoint.base} has no trust data for {gun} "
+                "(root.json: HTTP 404); is the repository signed?",
+            )
+        root1, from_cache = got, False
+    # the cached root is what notary trusts (its "pin"); the state store's root
+    # (what trustcheck trusted last time) comes first when there is one
+    previous = state_root if state_root is not None else cached_root
+    policy = replace(base, previous_root=previous, min_versions=floors)
+    source.start(root1, cached_root)
+    try:
+        col = _verify(gun, source, at, policy)
+    except NotTrusted as first:
+        if not _should_update_root(first, source, from_cache):
+            raise
+        root_ok = source.root_verified or (
+            first.role == "root" and first.code == "metadata-expired"
+        )
+        new_root = source.new_root()
+        if new_root is None:
+            raise
+        if root_ok or (from_cache and state_root is None):
+            prev2: bytes | None = root1
+        else:
+            prev2 = state_root
+        source.start(new_root, cached_root)
+        col = _verify(gun, source, at, replace(policy, previous_root=prev2))
+    col.warnings[0:0] = warnings
+    return col
+
+
+def _write_back(td: TrustDir, gun: str, col: Collection) -> list[str]:
+    """Write the verified roles into the trust dir (notary's layout), atomically
+    each; files that already hold the same bytes are left alone.  Returns the
+    roles written."""
+    from .fsutil import atomic_write
+
+    files: list[tuple[str, bytes]] = [
+        ("root", col.root_raw),
+        ("timestamp", col.timestamp.raw),
+        ("snapshot", col.snapshot.raw),
+    ]
+    files += [(name, meta.raw) for name, meta in col.targets.items()]
+    metadata = td.metadata_dir(gun)
+    root_real = os.path.realpath(td.root)
+    written: list[str] = []
+    for role, data in files:
+        path = metadata / f"{role}.json"
+        real = os.path.realpath(path)
+        if not (real == root_real or real.startswith(root_real.rstrip("/") + "/")):
+            raise UsageError(
+                "unsafe-path",
+                f"{path} resolves to {real}, outside the trust dir {td.root}; not writing",
+                role=role,
+            )
+        try:
+            current = td.read_role(gun, role, len(data))
+        except TrustcheckError:
+            current = None
+        if current == data:
+            continue
+        try:
+            atomic_write(Path(real), data)
+        except OSError as e:
+            raise UsageError(
+                "trust-dir-unwritable",
+                f"cannot write {path}: {e.strerror or type(e).__name__}; the trust data was "
+                "verified but not cached",
+                role=role,
+            ) from e
+        written.append(role)
+    return written
+
+
+def fetch_collection(
+    gun: str,
+    trust_dir: TrustDir | Path,
+    at: datetime,
+    options: Options | None = None,
+    remote: RemoteConfig | None = None,
+    env: Mapping[str, str] | None = None,
+    *,
+    session: HttpSession | None = None,
+) -> Collection:
+    """Fetch ``gun`` from its Notary server, verify it at ``at``, cache it.
+
+    ``options`` are the ones :func:`trustcheck.api.load_collection` takes (pins,
+    state store, no-tofu, delegation certificate policy); the state is read and
+    recorded under the GUN's lock, exactly as there.  With ``remote.offline``
+    nothing is requested: the trust dir is verified as it is.  ``session``
+    shares connections and tokens between calls (see :func:`fetch_many`).
+    """
+    opts = options if options is not None else Options()
+    cfg = remote if remote is not None else RemoteConfig()
+    td = trust_dir if isinstance(trust_dir, TrustDir) else TrustDir(Path(trust_dir))
+    td.metadata_dir(gun)  # validates the GUN before anything else
+    if cfg.offline:
+        return load_collection(td, gun, at, opts)
+    own = session is None
+    sess = session if session is not None else HttpSession(cfg, env)
+    try:
+        base_url = select_server(gun, sess.remote, sess.env)
+        endpoint = sess.endpoint(base_url, credentials_key(gun.split("/", 1)[0]), "notary server")
+        deadline = Deadline(sess.remote.total_timeout)
+        policy = _policy(gun, opts)
+        if opts.state is None:
+            col = _update(gun, td, at, policy, endpoint, deadline, None)
+            _write_back(td, gun, col)
+            return col
+        store = opts.state
+        with store.session(gun) as (previous, recorder):
+            col = _update(gun, td, at, policy, endpoint, deadline, previous)
+            _write_back(td, gun, col)
+            versions = {name: check.version for name, check in col.checks.items()}
+            recorder.state = store.record(previous, gun, col.root_raw, versions)
+        return col
+    finally:
+        if own:
+            sess.close()
+
+
+def fetch_many(
+    guns: Sequence[str],
+    trust_dir: TrustDir | Path,
+    at: datetime,
+    options: Options | None = None,
+    remote: RemoteConfig | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    env: Mapping[str, str] | None = None,
+) -> dict[str, Collection | TrustcheckError]:
+    """:func:`fetch_collection` for many GUNs at once (``remote.concurrency``),
+    sharing one HTTP session (connections, pings, tokens).
+
+    Returns one entry per distinct GUN, in the order given: the collection or
+    the error.  ``progress(done, total)`` is called from the calling thread.
+    """
+    cfg = remote if remote is not None else RemoteConfig()
+    td = trust_dir if isinstance(trust_dir, TrustDir) else TrustDir(Path(trust_dir))
+    unique = list(dict.fromkeys(guns))
+    results: dict[str, Collection | TrustcheckError] = {}
+    total = len(unique)
+    if total == 0:
+        return results
+    if cfg.offline:
+        for done, gun in enumerate(unique, start=1):
+            try:
+                results[gun] = fetch_collection(gun, td, at, options, cfg, env)
+            except TrustcheckError as e:
+                results[gun] = e
+            if progress is not None:
+                progress(done, total)
+        return results
+    with HttpSession(cfg, env) as session:
+        workers = max(1, min(cfg.concurrency, total))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="trustcheck-fetch") as pool:
+            futures = {
+                pool.submit(fetch_collection, gun, td, at, options, cfg, env, session=session): gun
+                for gun in unique
+            }
+            for done, future in enumerate(as_completed(futures), start=1):
+                gun = futures[future]
+                try:
+                    results[gun] = future.result()
+                except TrustcheckError as e:
+                    results[gun] = e
+                if progress is not None:
+                    progress(done, total)
+    return {gun: results[gun] for gun in unique}
+
+
+# --------------------------------------------------------------------------- registry
+
+
+def _is_digest(value: str) -> bool:
+    algo, sep, hex_part = value.partition(":")
+    return (
+        sep == ":"
+        and algo in ("sha256", "sha384", "sha512")
+        and len(hex_part) in (64, 96, 128)
+        and all(c in "0123456789abcdef" for c in hex_part)
+    )
+
+
+def registry_digest(
+    ref: ImageRef,
+    remote: RemoteConfig | None = None,
+    env: Mapping[str, str] | None = None,
+    *,
+    session: HttpSession | None = None,
+) -> str:
+    """The digest the registry serves for ``ref``'s tag (``sha256:<hex>``).
+
+    ``HEAD /v2/<path>/manifests/<tag>`` (Docker Registry HTTP API V2) with the
+    OCI and Docker manifest and index media types, the same auth flow as the
+    Notary server with scope ``repository:<path>:pull`` (the path without the
+    registry host).  ``Docker-Content-Digest`` is the answer; a registry that
+    omits it on HEAD gets a GET and the digest of the body.
+    """
+    cfg = remote if remote is not None else RemoteConfig()
+    own = session is None
+    sess = session if session is not None else HttpSession(cfg, env)
+    try:
+        base = registry_base_url(ref.domain, sess.remote)
+        endpoint = sess.endpoint(base, credentials_key(ref.domain), "registry")
+        deadline = Deadline(sess.remote.total_timeout)
+        reference = ref.tag if ref.tag is not None else ref.digest
+        if reference is None:
+            raise UsageError("invalid-reference", f"{ref} has neither a tag nor a digest")
+        path = f"/v2/{ref.path}/manifests/{reference}"
+        what = f"the manifest of {ref.name}:{reference} from {base}"
+        headers = {"Accept": ", ".join(MANIFEST_MEDIA_TYPES)}
+        scope = f"repository:{ref.path}:pull"
+        ping = endpoint.ping(deadline)
+        if ping.offline is not None:
+            raise ping.offline.copy(
+                f"the registry {base} cannot be reached: {ping.offline.message}"
+            )
+        for method in ("HEAD", "GET"):
+            ans = endpoint.request(
+                method,
+                path,
+                scope=scope,
+                cap=MAX_MANIFEST_SIZE,
+                deadline=deadline,
+                what=what,
+                headers=headers,
+            )
+            if ans.status == 404:
+                raise NotTrusted(
+                    "registry-tag-missing",
+                    f"the registry {base} has no manifest for {ref.name}:{reference} (HTTP 404)",
+                )
+            if ans.status != 200:
+                raise RemoteError(
+                    "server-error",
+                    f"the registry {base} answered HTTP {ans.status} for {ref.name}:{reference}"
+                    + _detail(ans.body),
+                    status=ans.status,
+                )
+            digest = str(ans.headers.get("docker-content-digest", "")).strip()
+            if digest:
+                if not _is_digest(digest):
+                    raise RemoteError(
+                        "server-error",
+                        f"the registry {base} answered an invalid Docker-Content-Digest "
+                        f"{digest[:80]!r} for {ref.name}:{reference}",
+                    )
+                return digest
+            if method == "GET":
+                return "sha256:" + hashlib.sha256(ans.body).hexdigest()
+        raise AssertionError("unreachable")  # pragma: no cover
+    finally:
+        if own:
+            sess.close()
+
+
+def check_registry(
+    ref: ImageRef,
+    signed_digest: str,
+    remote: RemoteConfig | None = None,
+    env: Mapping[str, str] | None = None,
+    *,
+    session: HttpSession | None = None,
+) -> str:
+    """``--check-registry``: the registry's digest for ``ref``, which must be
+    ``signed_digest``; else ``registry-digest-mismatch`` (the tag was moved or
+    pushed unsigned)."""
+    served = registry_digest(ref, remote, env, session=session)
+    if served != signed_digest:
+        raise NotTrusted(
+            "registry-digest-mismatch",
+            f"the registry serves {served} for {ref.name}:{ref.tag}, but the signed digest is "
+            f"{signed_digest}: the tag was moved or pushed without signing",
+        )
+    return served

@@ -1,0 +1,871 @@
+"""HTTP access to Notary servers and registries: selection, TLS, auth, caps, retries.
+
+* **Server selection** (Docker's ``trust.Server``): ``--server``, else
+  ``DOCKER_CONTENT_TRUST_SERVER``, else ``https://notary.docker.io`` for
+  ``docker.io``, else ``https://<registry host>``.  Plain ``http`` only with
+  ``unsafe_http``.
+* **TLS**: system CAs, plus ``--tls-ca``, plus every ``*.crt`` in
+  ``$DOCKER_CONFIG/tls/<host[:port]>/`` (Docker's per-host folder, which may
+  also hold ``client.cert``/``client.key``); an optional client certificate.
+* **Auth**: ``GET /v2/`` once per server; on a ``401`` with a ``Bearer``
+  challenge, tokens from the realm (``scope=repository:<name>:pull``, Basic auth
+  when credentials exist, refresh-token grant for identity tokens), reused
+  until they expire; ``Basic`` challenges get the credentials directly.  The
+  realm must be https unless ``unsafe_http``; ``Authorization`` is never sent
+  to another origin after a redirect.
+* **Downloads** are streamed and capped: a ``Content-Length`` above the cap is
+  ``malicious-server``; a body running past the cap is cut at ``cap + 1``
+  bytes and refused (``file-too-large``).
+* **Retries** for GET/HEAD on network errors, timeouts, 5xx and 429, with
+  exponential backoff and jitter, within a per-request timeout and an overall
+  deadline per collection.
+
+Every failure is a :class:`~trustcheck.errors.TrustcheckError`; httpx and ssl
+exceptions are wrapped where they enter.  httpx is imported lazily.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import random
+import ssl
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import quote, urlencode, urljoin, urlsplit
+
+from .auth import (
+    Challenge,
+    Credentials,
+    TokenCache,
+    docker_config_dir,
+    parse_challenges,
+    parse_token_response,
+    resolve_credentials,
+)
+from .errors import NotTrusted, UsageError
+
+if TYPE_CHECKING:
+    import httpx
+
+__all__ = [
+    "DOCKER_HUB_NOTARY",
+    "DOCKER_HUB_REGISTRY",
+    "Answer",
+    "Deadline",
+    "Endpoint",
+    "HttpSession",
+    "RemoteConfig",
+    "RemoteError",
+    "registry_base_url",
+    "select_server",
+]
+
+DOCKER_HUB_NOTARY = "https://notary.docker.io"
+DOCKER_HUB_REGISTRY = "https://registry-1.docker.io"
+_DOCKER_HUB_NAMES = frozenset({"docker.io", "index.docker.io"})
+_MAX_REDIRECTS = 5
+_ERROR_BODY_CAP = 64 << 10
+_RETRY_BASE = 0.2
+_RETRY_MAX = 4.0
+_USER_AGENT = "trustcheck/0.1 (notary-v1 client)"
+
+
+@dataclass
+class RemoteConfig:
+    """How to reach Notary servers and registries (the CLI fills it from options)."""
+
+    #: --server; else DOCKER_CONTENT_TRUST_SERVER; else notary.docker.io for
+    #: docker.io; else https://<registry host>
+    server: str | None = None
+    #: allow http:// servers, registries and token realms (--unsafe-http)
+    unsafe_http: bool = False
+    #: extra CA bundle (--tls-ca), on top of the system CAs and Docker's tls dir
+    tls_ca: Path | None = None
+    client_cert: Path | None = None
+    client_key: Path | None = None
+    username: str | None = None
+    #: read by the CLI from stdin or an environment variable, never from argv
+    password: str | None = field(default=None, repr=False)
+    #: default $DOCKER_CONFIG or ~/.docker (config.json, tls/<host>/)
+    docker_config: Path | None = None
+    #: seconds per request (connect, each read, and the whole body)
+    timeout: float = 10.0
+    #: seconds per collection (every request of one GUN, retries included)
+    total_timeout: float = 60.0
+    #: extra attempts for GET/HEAD after a network error, timeout, 5xx or 429
+    retries: int = 2
+    #: collections fetched at once by fetch_many
+    concurrency: int = 8
+    #: do not contact any server: verify the trust dir as it is
+    offline: bool = False
+    #: registry base URL for registry_digest (default https://<registry host>,
+    #: https://registry-1.docker.io for docker.io)
+    registry: str | None = None
+
+    def validate(self) -> None:
+        """Refuse values that cannot work (``invalid-argument``)."""
+        checks: list[tuple[bool, str]] = [
+            (self.timeout > 0, f"the request timeout must be positive, got {self.timeout}"),
+            (
+                self.total_timeout > 0,
+                f"the total timeout must be positive, got {self.total_timeout}",
+            ),
+            (self.retries >= 0, f"retries must not be negative, got {self.retries}"),
+            (self.concurrency >= 1, f"concurrency must be at least 1, got {self.concurrency}"),
+            (
+                (self.client_cert is None) == (self.client_key is None),
+                "a client certificate needs its key and a key its certificate",
+            ),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise UsageError("invalid-argument", message)
+
+
+class RemoteError(NotTrusted):
+    """A failure talking to a server.  ``status`` is the HTTP status, if any;
+    ``retryable`` marks transport failures worth another attempt."""
+
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        *,
+        status: int | None = None,
+        role: str | None = None,
+        retryable: bool = False,
+    ) -> None:
+        super().__init__(code, message, role=role)
+        self.status = status
+        self.retryable = retryable
+
+    def copy(self, message: str | None = None, role: str | None = None) -> RemoteError:
+        """A fresh exception with the same code (shared errors are never re-raised)."""
+        return RemoteError(
+            self.code,
+            message if message is not None else self.message,
+            status=self.status,
+            role=role if role is not None else self.role,
+        )
+
+
+# --------------------------------------------------------------------------- URLs
+
+
+def _clean_base(url: str, what: str, unsafe_http: bool) -> str:
+    """``scheme://host[:port]`` of a configured server URL, checked."""
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port  # raises ValueError on a bad port
+    except ValueError as e:
+        raise UsageError("invalid-argument", f"{what} {url!r} is not a valid URL ({e})") from e
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise UsageError(
+            "invalid-argument", f"{what} {url!r} must be an https:// URL with a host name"
+        )
+    if parts.username is not None or parts.password is not None:
+        raise UsageError(
+            "invalid-argument",
+            f"{what} must not carry credentials in the URL; use docker login or --username",
+        )
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise UsageError(
+            "invalid-argument",
+            f"{what} {url!r} must be scheme://host[:port] (notary ignores any path)",
+        )
+    if parts.scheme == "http" and not unsafe_http:
+        raise UsageError(
+            "insecure-server",
+            f"{what} {url!r} is plain http: trust data and credentials would travel "
+            "unprotected. Use https, or --unsafe-http for a test server",
+        )
+    host = parts.hostname.lower()
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{parts.scheme}://{host}" + (f":{port}" if port is not None else "")
+
+
+def select_server(gun: str, remote: RemoteConfig, env: Mapping[str, str] | None = None) -> str:
+    """The Notary server base URL for ``gun``, chosen as Docker chooses it."""
+    environ: Mapping[str, str] = os.environ if env is None else env
+    if remote.server:
+        return _clean_base(remote.server, "--server", remote.unsafe_http)
+    from_env = environ.get("DOCKER_CONTENT_TRUST_SERVER", "")
+    if from_env:
+        return _clean_base(from_env, "DOCKER_CONTENT_TRUST_SERVER", remote.unsafe_http)
+    domain = gun.split("/", 1)[0]
+    if domain in _DOCKER_HUB_NAMES:
+        return DOCKER_HUB_NOTARY
+    return _clean_base(f"https://{domain}", f"the notary server of {gun}", remote.unsafe_http)
+
+
+def registry_base_url(domain: str, remote: RemoteConfig) -> str:
+    """The registry base URL for an image on ``domain``."""
+    if remote.registry:
+        return _clean_base(remote.registry, "--registry", remote.unsafe_http)
+    if domain in _DOCKER_HUB_NAMES:
+        return DOCKER_HUB_REGISTRY
+    return _clean_base(f"https://{domain}", f"the registry {domain}", remote.unsafe_http)
+
+
+def _port(url: str) -> tuple[str, str, int | None]:
+    """(scheme, lower-case host, port) of ``url``; a bad URL is a server error."""
+    try:
+        parts = urlsplit(url)
+        return parts.scheme, (parts.hostname or "").lower(), parts.port
+    except ValueError as e:
+        raise RemoteError("server-error", f"invalid URL {url[:100]!r} from a server") from e
+
+
+def _origin(url: str) -> str:
+    scheme, host, port = _port(url)
+    default = {"https": 443, "http": 80}.get(scheme)
+    return f"{scheme}://{host}:{port if port is not None else default}"
+
+
+def _netloc(url: str) -> str:
+    """``host[:port]`` as written: the name of Docker's per-host tls folder."""
+    _scheme, host, port = _port(url)
+    if ":" in host:
+        host = f"[{host}]"
+    return host + (f":{port}" if port is not None else "")
+
+
+def _redact(url: str) -> str:
+    """A URL for messages: no query string (it may carry an account name)."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}{parts.path}"
+
+
+# --------------------------------------------------------------------------- time
+
+
+class Deadline:
+    """An overall time budget (monotonic clock)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.end = time.monotonic() + seconds
+
+    def remaining(self) -> float:
+        return self.end - time.monotonic()
+
+    def expired(self) -> bool:
+        return self.remaining() <= 0
+
+
+# --------------------------------------------------------------------------- HTTP
+
+
+@dataclass
+class Answer:
+    """A finished HTTP exchange: status, headers and the (capped) body."""
+
+    status: int
+    headers: httpx.Headers
+    body: bytes
+    url: str
+
+
+def _ssl_cause(exc: BaseException) -> ssl.SSLError | None:
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if isinstance(cur, ssl.SSLError):
+            return cur
+        cur = cur.__cause__ or cur.__context__
+    return None
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0][:200] if text else "") or type(exc).__name__
+
+
+class HttpSession:
+    """Connection pools, TLS contexts, endpoints and tokens shared by one run.
+
+    One per ``fetch_collection`` call, or shared by every collection of a
+    ``fetch_many`` run (connection reuse).  Thread-safe.  Close it when done.
+    """
+
+    def __init__(
+        self,
+        remote: RemoteConfig,
+        env: Mapping[str, str] | None = None,
+        *,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        """``transport`` replaces the network (tests use ``httpx.MockTransport``)."""
+        remote.validate()
+        self.remote = remote
+        self._transport = transport
+        self.env: Mapping[str, str] = os.environ if env is None else env
+        self.docker_config = docker_config_dir(remote.docker_config, self.env)
+        self.tokens = TokenCache()
+        self._lock = threading.Lock()
+        self._contexts: dict[tuple[tuple[str, ...], bool], ssl.SSLContext] = {}
+        self._clients: dict[tuple[tuple[str, ...], bool], httpx.Client] = {}
+        self._endpoints: dict[tuple[str, str, str], Endpoint] = {}
+        self._closed = False
+
+    # --- lifecycle -----------------------------------------------------------------
+
+    def close(self) -> None:
+        with self._lock:
+            clients, self._clients = list(self._clients.values()), {}
+            self._closed = True
+        for client in clients:
+            client.close()
+
+    def __enter__(self) -> HttpSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def endpoint(self, base_url: str, auth_key: str, what: str) -> Endpoint:
+        """The shared :class:`Endpoint` for a server (pinged once per session)."""
+        key = (base_url, auth_key, what)
+        with self._lock:
+            found = self._endpoints.get(key)
+            if found is None:
+                found = Endpoint(self, base_url, auth_key, what)
+                self._endpoints[key] = found
+            return found
+
+    # --- TLS -------------------------------------------------------------------------
+
+    def _tls_error(self, path: Path, why: str) -> UsageError:
+        return UsageError("tls-config-invalid", f"cannot load TLS file {path}: {why}")
+
+    def _ssl_context(self, hosts: tuple[str, ...], client_cert: bool) -> ssl.SSLContext:
+        key = (hosts, client_cert)
+        with self._lock:
+            found = self._contexts.get(key)
+        if found is not None:
+            return found
+        ctx = ssl.create_default_context()
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        if self.remote.tls_ca is not None:
+            self._load_ca(ctx, Path(self.remote.tls_ca))
+        docker_pair: tuple[Path, Path] | None = None
+        for host in hosts:
+            folder = self.docker_config / "tls" / host
+            if not folder.is_dir():
+                continue
+            for ca in sorted(folder.glob("*.crt")):
+                self._load_ca(ctx, ca)
+            for cert in sorted(folder.glob("*.cert")):
+                pair = cert.with_suffix(".key")
+                if pair.is_file() and docker_pair is None:
+                    docker_pair = (cert, pair)
+        if client_cert:
+            if self.remote.client_cert is not None and self.remote.client_key is not None:
+                self._load_pair(ctx, Path(self.remote.client_cert), Path(self.remote.client_key))
+            elif docker_pair is not None:
+                self._load_pair(ctx, *docker_pair)
+        with self._lock:
+            self._contexts.setdefault(key, ctx)
+            return self._contexts[key]
+
+    def _load_ca(self, ctx: ssl.SSLContext, path: Path) -> None:
+        try:
+            ctx.load_verify_locations(cafile=str(path))
+        except FileNotFoundError:
+            raise self._tls_error(path, "no such file") from None
+        except (OSError, ssl.SSLError, ValueError) as e:
+            raise self._tls_error(path, _short(e)) from e
+
+    def _load_pair(self, ctx: ssl.SSLContext, cert: Path, key: Path) -> None:
+        try:
+            ctx.load_cert_chain(str(cert), str(key))
+        except (OSError, ssl.SSLError, ValueError) as e:
+            raise self._tls_error(cert, f"with key {key}: {_short(e)}") from e
+
+    def _client(self, hosts: tuple[str, ...], client_cert: bool) -> httpx.Client:
+        import httpx
+
+        key = (hosts, client_cert)
+        with self._lock:
+            found = self._clients.get(key)
+        if found is not None:
+            return found
+        ctx = self._ssl_context(hosts, client_cert)
+        n = max(1, self.remote.concurrency)
+        client = httpx.Client(
+            verify=ctx,
+            transport=self._transport,
+            follow_redirects=False,
+            limits=httpx.Limits(max_connections=2 * n, max_keepalive_connections=n),
+            headers={"User-Agent": _USER_AGENT},
+        )
+        with self._lock:
+            if self._closed:
+                client.close()
+                raise RuntimeError("the HTTP session is closed")
+            existing = self._clients.setdefault(key, client)
+        if existing is not client:
+            client.close()
+        return existing
+
+    # --- requests --------------------------------------------------------------------
+
+    def _check_scheme(self, url: str, what: str) -> None:
+        if urlsplit(url).scheme == "http" and not self.remote.unsafe_http:
+            raise UsageError(
+                "insecure-server",
+                f"{what}: {_redact(url)} is plain http; refusing without --unsafe-http",
+            )
+        if urlsplit(url).scheme not in ("http", "https"):
+            raise RemoteError("server-error", f"{what}: unsupported URL {_redact(url)}")
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        deadline: Deadline,
+        what: str,
+        cap: int,
+        tls_hosts: tuple[str, ...] = (),
+        client_cert: bool = True,
+        headers: Mapping[str, str] | None = None,
+        form: Mapping[str, str] | None = None,
+        role: str | None = None,
+    ) -> Answer:
+        """One HTTP exchange with retries (GET and HEAD only) on transient failures.
+
+        A 200 body longer than ``cap`` raises (``malicious-server`` when the
+        ``Content-Length`` says so up front, ``file-too-large`` when the body
+        runs past it); other statuses are returned with their body cut at 64 KiB.
+        """
+        idempotent = method in ("GET", "HEAD")
+        attempts = 1 + (self.remote.retries if idempotent else 0)
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                answer = self._exchange(
+                    method, url, deadline, what, cap, tls_hosts, client_cert, headers, form, role
+                )
+            except RemoteError as e:
+                if not e.retryable or attempt >= attempts or not self._backoff(attempt, deadline):
+                    raise
+                continue
+            if (
+                (answer.status >= 500 or answer.status == 429)
+                and attempt < attempts
+                and self._backoff(attempt, deadline, answer.headers.get("retry-after"))
+            ):
+                continue
+            return answer
+
+    def _backoff(self, attempt: int, deadline: Deadline, retry_after: str | None = None) -> bool:
+        """Sleep before the next attempt; False when the deadline leaves no room."""
+        delay = min(_RETRY_MAX, _RETRY_BASE * (2 ** (attempt - 1)))
+        delay *= 0.75 + random.random() / 2
+        if retry_after is not None and retry_after.strip().isdigit():
+            delay = max(delay, min(float(retry_after.strip()), _RETRY_MAX))
+        if deadline.remaining() <= delay + 0.05:
+            return False
+        time.sleep(delay)
+        return True
+
+    def _exchange(
+        self,
+        method: str,
+        url: str,
+        deadline: Deadline,
+        what: str,
+        cap: int,
+        tls_hosts: tuple[str, ...],
+        client_cert: bool,
+        headers: Mapping[str, str] | None,
+        form: Mapping[str, str] | None,
+        role: str | None,
+    ) -> Answer:
+        import httpx
+
+        current = url
+        sent: dict[str, str] = {"Accept-Encoding": "identity", **(headers or {})}
+        body_form = dict(form) if form is not None else None
+        for _hop in range(_MAX_REDIRECTS + 1):
+            self._check_scheme(current, what)
+            per_request = min(self.remote.timeout, deadline.remaining())
+            if per_request <= 0:
+                raise RemoteError(
+                    "server-timeout",
+                    f"{what}: the overall timeout of {deadline.seconds:g} s ran out before "
+                    f"{_redact(current)} could be requested",
+                    role=role,
+                )
+            host = _netloc(current)
+            hosts = tls_hosts if host in tls_hosts else (*tls_hosts, host)
+            client = self._client(hosts, client_cert)
+            started = time.monotonic()
+            try:
+                with client.stream(
+                    method,
+                    current,
+                    headers=sent,
+                    data=body_form,
+                    timeout=httpx.Timeout(per_request),
+                ) as resp:
+                    status = resp.status_code
+                    location = resp.headers.get("location")
+                    if status in (301, 302, 303, 307, 308) and location:
+                        target = urljoin(current, location)
+                        if _origin(target) != _origin(current):
+                            sent.pop("Authorization", None)
+                        downgrade = urlsplit(target).scheme != "https"
+                        if urlsplit(current).scheme == "https" and downgrade:
+                            raise RemoteError(
+                                "malicious-server",
+                                f"{what}: {_redact(current)} redirects to a non-https URL "
+                                f"({_redact(target)}); refused",
+                                role=role,
+                            )
+                        if status == 303 and method != "HEAD":
+                            method, body_form = "GET", None
+                        current = target
+                        continue
+                    if method == "HEAD":
+                        body = b""
+                    elif status == 200:
+                        body = self._read_capped(resp, cap, what, role, started, per_request, True)
+                    else:
+                        body = self._read_capped(
+                            resp, _ERROR_BODY_CAP, what, role, started, per_request, False
+                        )
+                    return Answer(status, resp.headers, body, current)
+            except httpx.TimeoutException as e:
+                raise RemoteError(
+                    "server-timeout",
+                    f"{what}: {_redact(current)} did not answer within {per_request:.3g} s",
+                    role=role,
+                    retryable=True,
+                ) from e
+            except httpx.TransportError as e:
+                tls = _ssl_cause(e)
+                closed = isinstance(tls, ssl.SSLEOFError | ssl.SSLZeroReturnError)
+                if tls is not None and not closed:
+                    raise RemoteError(
+                        "tls-error",
+                        f"{what}: TLS with {host} failed ({_short(tls)}); give the server's CA "
+                        f"with --tls-ca or {self.docker_config}/tls/{host}/ca.crt",
+                        role=role,
+                    ) from e
+                raise RemoteError(
+                    "network-error",
+                    f"{what}: {_redact(current)}: {_short(e)}",
+                    role=role,
+                    retryable=True,
+                ) from e
+            except (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError) as e:
+                raise RemoteError(
+                    "server-error", f"{what}: {_redact(current)}: {_short(e)}", role=role
+                ) from e
+        raise RemoteError(
+            "server-error", f"{what}: more than {_MAX_REDIRECTS} redirects from {_redact(url)}"
+        )
+
+    def _read_capped(
+        self,
+        resp: httpx.Response,
+        cap: int,
+        what: str,
+        role: str | None,
+        started: float,
+        per_request: float,
+        strict: bool,
+    ) -> bytes:
+        announced = resp.headers.get("content-length")
+        if strict and announced is not None:
+            try:
+                length = int(announced)
+            except ValueError:
+                length = -1
+            if length < 0 or length > cap:
+                raise RemoteError(
+                    "malicious-server",
+                    f"{what}: the server announced {announced.strip()[:20]} bytes "
+                    f"(Content-Length), more than the {cap}-byte cap; notary refuses such an "
+                    "answer as a malicious server (endless-data attack)",
+                    role=role,
+                )
+        buf = bytearray()
+        for chunk in resp.iter_bytes():
+            buf += chunk
+            if len(buf) > cap:
+                if not strict:
+                    return bytes(buf[:cap])
+                raise NotTrusted(
+                    "file-too-large",
+                    f"{what}: the body runs past the {cap}-byte cap (cut at {cap + 1} bytes); "
+                    "endless-data attack or a wrong file",
+                    role=role,
+                )
+            if time.monotonic() - started > per_request:
+                raise RemoteError(
+                    "server-timeout",
+                    f"{what}: the body did not arrive within {per_request:.3g} s",
+                    role=role,
+                    retryable=True,
+                )
+        return bytes(buf)
+
+
+# --------------------------------------------------------------------------- endpoints
+
+
+@dataclass
+class _Ping:
+    challenge: Challenge | None = None
+    #: the server could not be reached: the error, for offline fallback
+    offline: RemoteError | None = None
+
+
+class Endpoint:
+    """One server (a Notary server or a registry) with its auth state.
+
+    ``auth_key`` is Docker's credential key of the registry the repository
+    lives on (credentials for a Notary server are the registry's).
+    """
+
+    def __init__(self, session: HttpSession, base_url: str, auth_key: str, what: str) -> None:
+        self.session = session
+        self.base = base_url
+        self.auth_key = auth_key
+        self.what = what
+        self.host = _netloc(base_url)
+        self._ping: _Ping | None = None
+        self._ping_lock = threading.Lock()
+        self._creds_lock = threading.Lock()
+        self._creds: Credentials | None = None
+        self._creds_loaded = False
+
+    # --- ping ------------------------------------------------------------------------
+
+    def ping(self, deadline: Deadline) -> _Ping:
+        """``GET /v2/`` once per session: the auth challenge, or why it is offline."""
+        with self._ping_lock:
+            if self._ping is None:
+                self._ping = self._do_ping(deadline)
+            return self._ping
+
+    def _do_ping(self, deadline: Deadline) -> _Ping:
+        try:
+            ans = self.session.request(
+                "GET",
+                self.base + "/v2/",
+                deadline=deadline,
+                what=f"{self.what} {self.base}",
+                cap=_ERROR_BODY_CAP,
+                tls_hosts=(self.host,),
+            )
+        except RemoteError as e:
+            if e.code in ("network-error", "server-timeout"):
+                return _Ping(offline=e)
+            raise
+        except NotTrusted as e:  # a huge ping answer: not a usable server
+            return _Ping(offline=RemoteError("server-error", e.message))
+        if ans.status == 401:
+            return _Ping(challenge=self._pick(ans))
+        if ans.status >= 500:
+            return _Ping(
+                offline=RemoteError(
+                    "server-error",
+                    f"{self.what} {self.base} answered HTTP {ans.status} to /v2/",
+                    status=ans.status,
+                )
+            )
+        return _Ping()
+
+    def _pick(self, ans: Answer) -> Challenge | None:
+        challenges = parse_challenges(ans.headers.get_list("www-authenticate"))
+        for scheme in ("bearer", "basic"):
+            for ch in challenges:
+                if ch.scheme == scheme and (scheme == "basic" or ch.realm):
+                    return ch
+        return None
+
+    # --- credentials and tokens ---------------------------------------------------------
+
+    def credentials(self) -> Credentials | None:
+        with self._creds_lock:
+            if not self._creds_loaded:
+                remote = self.session.remote
+                self._creds = resolve_credentials(
+                    self.auth_key,
+                    username=remote.username,
+                    password=remote.password,
+                    config_dir=self.session.docker_config,
+                    env=self.session.env,
+                )
+                self._creds_loaded = True
+            return self._creds
+
+    def _who(self) -> str:
+        creds = self.credentials()
+        if creds is None:
+            return (
+                f"anonymous access (no credentials for {self.auth_key}: docker login, or "
+                "--username with the password on stdin)"
+            )
+        return creds.describe()
+
+    def _authorization(self, challenge: Challenge, scope: str, deadline: Deadline) -> str:
+        if challenge.scheme == "basic":
+            creds = self.credentials()
+            if creds is None or not creds.username:
+                raise RemoteError(
+                    "auth-failed",
+                    f"{self.what} {self.base} asks for a user name and password and there are "
+                    f"none for {self.auth_key} (docker login, or --username)",
+                    status=401,
+                )
+            raw = f"{creds.username}:{creds.password}".encode()
+            return "Basic " + base64.b64encode(raw).decode()
+        return "Bearer " + self._token(challenge, scope, deadline)
+
+    def _token_key(self, challenge: Challenge, scope: str) -> tuple[str, ...]:
+        creds = self.credentials()
+        who = "" if creds is None else f"{creds.source}\x00{creds.username}"
+        return (challenge.realm or "", challenge.service or "", scope, who)
+
+    def _token(self, challenge: Challenge, scope: str, deadline: Deadline) -> str:
+        key = self._token_key(challenge, scope)
+        cached = self.session.tokens.get(key)
+        if cached is not None:
+            return cached
+        realm = challenge.realm or ""
+        what = f"token service {_redact(realm)} (for {self.what} {self.base})"
+        try:
+            parts = urlsplit(realm)
+        except ValueError:
+            parts = urlsplit("")
+        if parts.scheme not in ("https", "http") or not parts.hostname:
+            raise RemoteError(
+                "auth-failed",
+                f"{self.what} {self.base} names an unusable token realm {realm[:100]!r}",
+                status=401,
+            )
+        if parts.scheme == "http" and not self.session.remote.unsafe_http:
+            raise UsageError(
+                "insecure-server",
+                f"{self.what} {self.base} sends clients to the plain-http token realm "
+                f"{_redact(realm)}; credentials and tokens would travel unprotected "
+                "(--unsafe-http for a test server)",
+            )
+        creds = self.credentials()
+        params: list[tuple[str, str]] = []
+        if challenge.service:
+            params.append(("service", challenge.service))
+        params.append(("scope", scope))
+        headers: dict[str, str] = {}
+        form: dict[str, str] | None = None
+        method = "GET"
+        if creds is not None and creds.identity_token:
+            method = "POST"
+            form = {
+                "grant_type": "refresh_token",
+                "refresh_token": creds.identity_token,
+                "client_id": "trustcheck",
+                "scope": scope,
+            }
+            if challenge.service:
+                form["service"] = challenge.service
+            url = realm
+        else:
+            if creds is not None and creds.username:
+                params.append(("account", creds.username))
+                raw = f"{creds.username}:{creds.password}".encode()
+                headers["Authorization"] = "Basic " + base64.b64encode(raw).decode()
+            sep = "&" if parts.query else "?"
+            url = realm + sep + urlencode(params, quote_via=quote)
+        ans = self.session.request(
+            method,
+            url,
+            deadline=deadline,
+            what=what,
+            cap=1 << 20,
+            tls_hosts=(self.host, _netloc(realm)),
+            headers=headers,
+            form=form,
+        )
+        if ans.status in (401, 403):
+            raise RemoteError(
+                "auth-failed",
+                f"{what} refused {self._who()} for scope {scope} (HTTP {ans.status})",
+                status=ans.status,
+            )
+        if ans.status != 200:
+            raise RemoteError(
+                "server-error" if ans.status >= 500 else "auth-failed",
+                f"{what} answered HTTP {ans.status} for scope {scope}",
+                status=ans.status,
+            )
+        token, lifetime = parse_token_response(ans.body, _redact(realm))
+        self.session.tokens.put(key, token, lifetime)
+        return token
+
+    # --- requests --------------------------------------------------------------------
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        scope: str,
+        cap: int,
+        deadline: Deadline,
+        what: str,
+        role: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Answer:
+        """``method base+path`` with auth.  401/403 raise ``auth-failed``; other
+        statuses come back to the caller (5xx after the retries)."""
+        ping = self.ping(deadline)
+        if ping.offline is not None:
+            raise ping.offline.copy()
+        challenge = ping.challenge
+        refreshed = False
+        while True:
+            sent = dict(headers or {})
+            if challenge is not None:
+                sent["Authorization"] = self._authorization(challenge, scope, deadline)
+            ans = self.session.request(
+                method,
+                self.base + path,
+                deadline=deadline,
+                what=what,
+                cap=cap,
+                tls_hosts=(self.host,),
+                headers=sent,
+                role=role,
+            )
+            if ans.status not in (401, 403):
+                return ans
+            fresh = self._pick(ans) if ans.status == 401 else None
+            if not refreshed and (fresh is not None or challenge is not None):
+                # an expired or revoked token, or a server that challenges only here
+                if challenge is not None and challenge.scheme == "bearer":
+                    self.session.tokens.drop(self._token_key(challenge, scope))
+                challenge = fresh or challenge
+                refreshed = True
+                continue
+            sent_what = "without credentials" if challenge is None else f"as {self._who()}"
+            raise RemoteError(
+                "auth-failed",
+                f"{what}: {self.what} {self.base} refused access {sent_what} for {scope} "
+                f"(HTTP {ans.status})",
+                status=ans.status,
+                role=role,
+            )
