@@ -34,6 +34,7 @@ server cannot roll the cache back.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import hashlib
 import hmac
@@ -173,6 +174,8 @@ class RemoteSource:
         self.offline: RemoteError | None = None
         #: the verifier got past the root (it asked for the timestamp)
         self.root_verified = False
+        #: what the trust dir held for each role looked at (None: nothing usable)
+        self.seen_in_cache: dict[str, bytes | None] = {}
 
     # --- set-up per attempt ----------------------------------------------------------
 
@@ -193,9 +196,11 @@ class RemoteSource:
     def cached(self, role: str, cap: int) -> bytes | None:
         """The cached bytes of ``role``, or None (missing, or larger than ``cap``)."""
         try:
-            return self.trust_dir.read_role(self.gun, role, cap)
+            raw = self.trust_dir.read_role(self.gun, role, cap)
         except NotTrusted:
-            return None
+            raw = None
+        self.seen_in_cache[role] = raw
+        return raw
 
     def download(self, name: str, cap: int, role: str) -> bytes | None:
         """``GET <name>.json`` (None on 404)."""
@@ -439,7 +444,9 @@ def _update(
     endpoint: Endpoint,
     deadline: Deadline,
     state: GunState | None,
-) -> Collection:
+) -> tuple[Collection, dict[str, bytes | None]]:
+    """notary's update for one GUN: the verified collection and what the trust
+    dir held for each role looked at."""
     warnings: list[str] = []
     floors: dict[str, int] = dict(state.versions) if state is not None else {}
     source = RemoteSource(gun, td, endpoint, deadline, floors, warnings)
@@ -492,15 +499,20 @@ def _update(
         source.start(new_root, cached_root)
         col = _verify(gun, source, at, replace(policy, previous_root=prev2))
     col.warnings[0:0] = warnings
-    return col
+    return col, source.seen_in_cache
 
 
-def _write_back(td: TrustDir, gun: str, col: Collection) -> list[str]:
-    """Write the verified roles into the trust dir (notary's layout), atomically
-    each; files that already hold the same bytes are left alone.  Returns the
-    roles written."""
-    from .fsutil import atomic_write
+def _write_back(
+    td: TrustDir, gun: str, col: Collection, seen: Mapping[str, bytes | None]
+) -> list[str]:
+    """Write the verified roles into the trust dir (notary's layout); return the
+    roles written.
 
+    Each file is replaced atomically (temporary file in the same folder,
+    rename; root.json fsynced first), in notary's order (root first).  Files
+    already holding the same bytes (``seen`` records what the trust dir held
+    when it was read) are left alone.
+    """
     files: list[tuple[str, bytes]] = [
         ("root", col.root_raw),
         ("timestamp", col.timestamp.raw),
@@ -509,8 +521,17 @@ def _write_back(td: TrustDir, gun: str, col: Collection) -> list[str]:
     files += [(name, meta.raw) for name, meta in col.targets.items()]
     metadata = td.metadata_dir(gun)
     root_real = os.path.realpath(td.root)
-    written: list[str] = []
+    todo: list[tuple[str, Path, bytes]] = []
     for role, data in files:
+        if role in seen:
+            if seen[role] == data:
+                continue
+        else:
+            try:
+                if td.read_role(gun, role, len(data)) == data:
+                    continue
+            except NotTrusted:
+                pass
         path = metadata / f"{role}.json"
         real = os.path.realpath(path)
         if not (real == root_real or real.startswith(root_real.rstrip("/") + "/")):
@@ -519,23 +540,45 @@ def _write_back(td: TrustDir, gun: str, col: Collection) -> list[str]:
                 f"{path} resolves to {real}, outside the trust dir {td.root}; not writing",
                 role=role,
             )
+        todo.append((role, Path(real), data))
+    try:
+        _replace_files([(path, data, role == "root") for role, path, data in todo])
+    except OSError as e:
+        where = e.filename if isinstance(e.filename, str) else str(metadata)
+        raise UsageError(
+            "trust-dir-unwritable",
+            f"cannot write {where}: {e.strerror or type(e).__name__}; the trust data was "
+            "verified but not (completely) cached; the next fetch repairs it",
+        ) from e
+    return [role for role, _path, _data in todo]
+
+
+def _replace_files(files: Sequence[tuple[Path, bytes, bool]]) -> None:
+    """Atomically replace each file: a temporary file in the same folder,
+    renamed over it.  Files marked durable are fsynced before the rename.
+
+    Only root.json is durable: a torn cached root would be fatal (notary fails
+    hard on a cached root it cannot load), while every other role is checked
+    against its parent's hashes on each use and downloaded again when it does
+    not match, so an update lost in a crash costs a download, never trust.
+    """
+    import tempfile
+
+    for path, data, durable in files:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         try:
-            current = td.read_role(gun, role, len(data))
-        except TrustcheckError:
-            current = None
-        if current == data:
-            continue
-        try:
-            atomic_write(Path(real), data)
-        except OSError as e:
-            raise UsageError(
-                "trust-dir-unwritable",
-                f"cannot write {path}: {e.strerror or type(e).__name__}; the trust data was "
-                "verified but not cached",
-                role=role,
-            ) from e
-        written.append(role)
-    return written
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                if durable:
+                    f.flush()
+                    os.fsync(f.fileno())
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
 
 
 def fetch_collection(
@@ -570,13 +613,13 @@ def fetch_collection(
         deadline = Deadline(sess.remote.total_timeout)
         policy = _policy(gun, opts)
         if opts.state is None:
-            col = _update(gun, td, at, policy, endpoint, deadline, None)
-            _write_back(td, gun, col)
+            col, seen = _update(gun, td, at, policy, endpoint, deadline, None)
+            _write_back(td, gun, col, seen)
             return col
         store = opts.state
         with store.session(gun) as (previous, recorder):
-            col = _update(gun, td, at, policy, endpoint, deadline, previous)
-            _write_back(td, gun, col)
+            col, seen = _update(gun, td, at, policy, endpoint, deadline, previous)
+            _write_back(td, gun, col, seen)
             versions = {name: check.version for name, check in col.checks.items()}
             recorder.state = store.record(previous, gun, col.root_raw, versions)
         return col

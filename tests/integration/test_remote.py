@@ -455,6 +455,30 @@ def test_server_stopped_mid_update(notary: Notary, tmp_path: Path) -> None:
         assert tree(warm) == before
 
 
+def test_a_corrupt_cached_root_is_fatal_as_in_notary(
+    notary: Notary, px: FaultProxy, tmp_path: Path
+) -> None:
+    td = tmp_path / "trust"
+    _fetch(notary, BASIC, td)
+    root = td / "tuf" / BASIC / "metadata" / "root.json"
+    root.write_bytes(root.read_bytes()[:-20])
+    before = tree(td)
+    px.reset()
+    fails("malformed-json", _fetch, notary, BASIC, td)
+    assert px.paths() == ["/v2/"]  # no root update: notary fails hard on its cached root
+    assert tree(td) == before
+
+
+def test_writes_never_leave_the_trust_dir(notary: Notary, px: FaultProxy, tmp_path: Path) -> None:
+    td = tmp_path / "trust"
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (td / "tuf" / "127.0.0.1" / "remote").mkdir(parents=True)
+    (td / "tuf" / "127.0.0.1" / "remote" / "basic").symlink_to(outside)
+    fails("unsafe-path", _fetch, notary, BASIC, td)
+    assert list(outside.iterdir()) == []
+
+
 def test_tls_errors_and_plain_http(notary: Notary, px: FaultProxy, tmp_path: Path) -> None:
     td = tmp_path / "trust"
     env = {"DOCKER_CONFIG": str(tmp_path / "docker")}
