@@ -16,10 +16,10 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	@echo "# trust data written by the real notary client (fixtures/generated), as of $(DEMO_AT)"
-	$(BIN)/trustcheck verify --trust-dir fixtures/generated/trust --at $(DEMO_AT) \
+	$(BIN)/trustcheck verify --offline --trust-dir fixtures/generated/trust --at $(DEMO_AT) \
 	    localhost/basic:v1 localhost/releases:v1 localhost/signers:split localhost/signers:alice-unreleased \
 	    || test $$? -eq 1
-	$(BIN)/trustcheck inspect --pretty --trust-dir fixtures/generated/trust --at $(DEMO_AT) localhost/signers
+	$(BIN)/trustcheck inspect --offline --pretty --trust-dir fixtures/generated/trust --at $(DEMO_AT) localhost/signers
 
 # Debian packages the real-server tests need: the notary client and server, docker-registry.
 system-deps:

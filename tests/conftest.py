@@ -178,3 +178,10 @@ def _isolated_trustcheck_home(
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "config"))
     monkeypatch.delenv("TRUSTCHECK_STATE_DIR", raising=False)
     return home
+
+
+@pytest.fixture(autouse=True)
+def _offline_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests verify committed or freshly generated trust dirs without a server
+    unless they say otherwise (tests of fetching unset this and pass --server)."""
+    monkeypatch.setenv("TRUSTCHECK_OFFLINE", "1")

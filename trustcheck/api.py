@@ -7,6 +7,7 @@ import from :mod:`trustcheck` (see ``__all__`` there).
 from __future__ import annotations
 
 import gc
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -20,13 +21,16 @@ from .verify import Collection, TrustPolicy, verify_collection
 
 if TYPE_CHECKING:
     from .pins import PinSet
+    from .remote import RemoteConfig
     from .state import StateStore
 
 __all__ = [
     "ImageResult",
     "Options",
     "TrustDirSource",
+    "collections_for",
     "load_collection",
+    "resolve_image",
     "verify_image",
     "verify_images",
 ]
@@ -129,12 +133,15 @@ def verify_image(
     ref: ImageRef,
     trust_dir: TrustDir,
     at: datetime,
-    cache: dict[str, Collection | NotTrusted] | None = None,
+    cache: dict[str, Collection | TrustcheckError] | None = None,
     options: Options | None = None,
 ) -> ImageResult:
-    """Verify the trust data of ``ref`` and resolve it with Docker's semantics."""
+    """Verify the trust data of ``ref`` and resolve it with Docker's semantics.
+
+    ``cache`` maps GUNs to collections (or their errors) already obtained, e.g.
+    by :func:`collections_for`; missing ones are verified from the trust dir.
+    """
     cache = {} if cache is None else cache
-    result = ImageResult(image=str(ref), gun=ref.gun, tag=ref.tag, trusted=False)
     got = cache.get(ref.gun)
     if got is None:
         try:
@@ -142,7 +149,13 @@ def verify_image(
         except NotTrusted as e:
             got = e
         cache[ref.gun] = got
-    if isinstance(got, NotTrusted):
+    return resolve_image(ref, got)
+
+
+def resolve_image(ref: ImageRef, got: Collection | TrustcheckError) -> ImageResult:
+    """The answer for ``ref`` given its collection (or the error obtaining it)."""
+    result = ImageResult(image=str(ref), gun=ref.gun, tag=ref.tag, trusted=False)
+    if isinstance(got, TrustcheckError):
         result.error = got
         return result
     result.warnings = list(got.warnings)
@@ -160,11 +173,57 @@ def verify_image(
     return result
 
 
+def collections_for(
+    guns: list[str],
+    trust_dir: TrustDir,
+    at: datetime,
+    options: Options | None = None,
+    remote: RemoteConfig | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, Collection | TrustcheckError]:
+    """Verified collections for ``guns``: fetched from their servers (and cached)
+    unless ``remote`` is None or offline, else verified from the trust dir."""
+    if remote is not None and not remote.offline:
+        from .fetch import fetch_many
+
+        return fetch_many(guns, trust_dir, at, options, remote, progress)
+    out: dict[str, Collection | TrustcheckError] = {}
+    for gun in dict.fromkeys(guns):
+        try:
+            out[gun] = load_collection(trust_dir, gun, at, options)
+        except NotTrusted as e:
+            out[gun] = e
+    return out
+
+
 def verify_images(
-    images: list[str], trust_dir: Path, at: datetime, options: Options | None = None
+    images: list[str],
+    trust_dir: Path,
+    at: datetime,
+    options: Options | None = None,
+    remote: RemoteConfig | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    check_registry: bool = False,
 ) -> list[ImageResult]:
-    """Parse and verify each image reference (raises UsageError on a bad reference)."""
+    """Parse and verify each image reference (raises UsageError on a bad reference).
+
+    With ``remote`` (and not offline), trust data is fetched first; with
+    ``check_registry`` the registry must serve the signed digest for each tag.
+    """
     refs = [parse_reference(i) for i in images]
     td = TrustDir(trust_dir)
-    cache: dict[str, Collection | NotTrusted] = {}
-    return [verify_image(r, td, at, cache, options) for r in refs]
+    cols = collections_for([r.gun for r in refs], td, at, options, remote, progress)
+    results = [resolve_image(r, cols[r.gun]) for r in refs]
+    if check_registry:
+        from .fetch import check_registry as _check
+        from .remote import RemoteConfig
+
+        cfg = remote if remote is not None else RemoteConfig()
+        for ref, res in zip(refs, results, strict=True):
+            if res.trusted and res.digest is not None and ref.tag is not None:
+                try:
+                    _check(ref, res.digest, cfg)
+                except TrustcheckError as e:
+                    res.trusted = False
+                    res.error = e
+    return results

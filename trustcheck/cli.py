@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
@@ -17,7 +18,10 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 import typer
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from .api import ImageResult, Options
+    from .remote import RemoteConfig
 
 app = typer.Typer(
     name="trustcheck",
@@ -108,6 +112,114 @@ def _trust_dir(value: Path | None) -> Path:
     return default_trust_dir()
 
 
+OfflineOpt = Annotated[
+    bool,
+    typer.Option(
+        "--offline",
+        envvar="TRUSTCHECK_OFFLINE",
+        help="Do not contact any server: verify the trust dir as it is.",
+    ),
+]
+ServerOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--server",
+        help="Notary server URL (default: $DOCKER_CONTENT_TRUST_SERVER, notary.docker.io for "
+        "docker.io, else https://<registry host>).",
+        show_default=False,
+    ),
+]
+UnsafeHttpOpt = Annotated[
+    bool, typer.Option("--unsafe-http", help="Allow plain-http servers and token realms.")
+]
+TlsCaOpt = Annotated[
+    Path | None,
+    typer.Option("--tls-ca", help="Extra CA bundle for servers (PEM).", show_default=False),
+]
+TlsCertOpt = Annotated[
+    Path | None,
+    typer.Option("--tls-cert", help="Client certificate (PEM) for mutual TLS.", show_default=False),
+]
+TlsKeyOpt = Annotated[
+    Path | None,
+    typer.Option("--tls-key", help="Key of the client certificate (PEM).", show_default=False),
+]
+UserOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--username",
+        help="User for the token service; the password comes from --password-stdin or "
+        "$TRUSTCHECK_PASSWORD (default: Docker's config.json and credential helpers).",
+        show_default=False,
+    ),
+]
+PasswordStdinOpt = Annotated[
+    bool, typer.Option("--password-stdin", help="Read the password from standard input.")
+]
+TimeoutOpt = Annotated[float, typer.Option("--timeout", help="Seconds per request.", min=0.1)]
+RetriesOpt = Annotated[
+    int, typer.Option("--retries", help="Retries of a request after 5xx or network errors.", min=0)
+]
+ConcurrencyOpt = Annotated[
+    int, typer.Option("--concurrency", help="Collections fetched at once.", min=1)
+]
+
+
+@dataclass
+class _RemoteArgs:
+    offline: bool
+    server: str | None
+    unsafe_http: bool
+    tls_ca: Path | None
+    tls_cert: Path | None
+    tls_key: Path | None
+    username: str | None
+    password_stdin: bool
+    timeout: float
+    retries: int
+    concurrency: int
+    registry: str | None = None
+
+    def config(self) -> RemoteConfig:
+        from .remote import RemoteConfig
+
+        password = None
+        if self.password_stdin:
+            if self.username is None:
+                _fail_usage("--password-stdin needs --username")
+            password = sys.stdin.readline().rstrip("\r\n")
+        elif self.username is not None:
+            password = os.environ.get("TRUSTCHECK_PASSWORD")
+            if password is None:
+                _fail_usage("--username needs a password: --password-stdin or $TRUSTCHECK_PASSWORD")
+        cfg = RemoteConfig(
+            server=self.server,
+            unsafe_http=self.unsafe_http,
+            tls_ca=self.tls_ca,
+            client_cert=self.tls_cert,
+            client_key=self.tls_key,
+            username=self.username,
+            password=password,
+            timeout=self.timeout,
+            retries=self.retries,
+            concurrency=self.concurrency,
+            offline=self.offline,
+            registry=self.registry,
+        )
+        cfg.validate()
+        return cfg
+
+
+def _progress(total_images: int) -> Callable[[int, int], None] | None:
+    if total_images <= 3:
+        return None
+
+    def report(done: int, total: int) -> None:
+        typer.echo(f"fetched {done}/{total} collections", err=True)
+
+    return report
+
+
 def _options(pins: Path | None, state_dir: Path | None, no_tofu: bool, dce: str) -> Options:
     from .api import Options
     from .pins import default_pin_file, load_pins
@@ -149,16 +261,56 @@ def verify(
     state_dir: StateOpt = None,
     no_tofu: NoTofuOpt = False,
     delegation_cert_expiry: DceOpt = "warn",
+    offline: OfflineOpt = False,
+    server: ServerOpt = None,
+    unsafe_http: UnsafeHttpOpt = False,
+    tls_ca: TlsCaOpt = None,
+    tls_cert: TlsCertOpt = None,
+    tls_key: TlsKeyOpt = None,
+    username: UserOpt = None,
+    password_stdin: PasswordStdinOpt = False,
+    timeout: TimeoutOpt = 10.0,
+    retries: RetriesOpt = 2,
+    concurrency: ConcurrencyOpt = 8,
+    check_registry: Annotated[
+        bool,
+        typer.Option(
+            "--check-registry",
+            help="Also ask the registry for the tag's current digest; it must be the signed one.",
+        ),
+    ] = False,
+    registry: Annotated[
+        str | None,
+        typer.Option("--registry", help="Registry URL for --check-registry.", show_default=False),
+    ] = None,
 ) -> None:
     """Verify each image's trust data and resolve its tag (or check its digest).
 
-    Exit 0 when every image is trusted, 1 when any is not, 2 on bad input.
+    Trust data is fetched from the image's Notary server and cached in the
+    trust dir unless --offline. Exit 0 when every image is trusted, 1 when any
+    is not, 2 on bad input.
     """
     from .api import verify_images
 
     when = _parse_at(at)
     opts = _options(pins, state_dir, no_tofu, delegation_cert_expiry)
-    results = verify_images(images, _trust_dir(trust_dir), when, opts)
+    remote = _RemoteArgs(
+        offline,
+        server,
+        unsafe_http,
+        tls_ca,
+        tls_cert,
+        tls_key,
+        username,
+        password_stdin,
+        timeout,
+        retries,
+        concurrency,
+        registry,
+    ).config()
+    results = verify_images(
+        images, _trust_dir(trust_dir), when, opts, remote, _progress(len(images)), check_registry
+    )
     seen: set[str] = set()
     for r in results:
         for w in r.warnings:
@@ -172,6 +324,8 @@ def verify(
     else:
         for r in results:
             typer.echo(_human_result(r))
+    if any(r.error is not None and r.error.exit_code == 2 for r in results):
+        raise _Exit(2)
     if not all(r.trusted for r in results):
         raise _Exit(1)
 
@@ -186,29 +340,53 @@ def inspect(
     state_dir: StateOpt = None,
     no_tofu: NoTofuOpt = False,
     delegation_cert_expiry: DceOpt = "warn",
+    offline: OfflineOpt = False,
+    server: ServerOpt = None,
+    unsafe_http: UnsafeHttpOpt = False,
+    tls_ca: TlsCaOpt = None,
+    tls_cert: TlsCertOpt = None,
+    tls_key: TlsKeyOpt = None,
+    username: UserOpt = None,
+    password_stdin: PasswordStdinOpt = False,
+    timeout: TimeoutOpt = 10.0,
+    retries: RetriesOpt = 2,
+    concurrency: ConcurrencyOpt = 8,
 ) -> None:
     """Show signed tags, signers and keys, as `docker trust inspect` does.
 
     JSON (the same document Docker prints) by default; --pretty for people.
     """
-    from .api import load_collection
-    from .errors import NotTrusted
+    from .api import collections_for
+    from .errors import TrustcheckError
     from .lookup import inspect as inspect_one
     from .reference import parse_reference
     from .trustdir import TrustDir
 
     when = _parse_at(at)
     opts = _options(pins, state_dir, no_tofu, delegation_cert_expiry)
+    remote = _RemoteArgs(
+        offline,
+        server,
+        unsafe_http,
+        tls_ca,
+        tls_cert,
+        tls_key,
+        username,
+        password_stdin,
+        timeout,
+        retries,
+        concurrency,
+    ).config()
     refs = [(i, parse_reference(i)) for i in images]
     td = TrustDir(_trust_dir(trust_dir))
+    cols = collections_for([r.gun for _, r in refs], td, when, opts, remote, _progress(len(refs)))
     out: list[dict[str, object]] = []
-    failed = False
+    failed = 0
     for text, ref in refs:
-        try:
-            col = load_collection(td, ref.gun, when, opts)
-        except NotTrusted as e:
-            typer.echo(f"error: {text}: [{e.code}] {e.message}", err=True)
-            failed = True
+        col = cols[ref.gun]
+        if isinstance(col, TrustcheckError):
+            typer.echo(f"error: {text}: [{col.code}] {col.message}", err=True)
+            failed = max(failed, col.exit_code)
             continue
         for w in col.warnings:
             _warn(f"{ref.gun}: {w}")
@@ -221,7 +399,7 @@ def inspect(
     else:
         typer.echo(json.dumps(out, indent=4, ensure_ascii=False))
     if failed:
-        raise _Exit(1)
+        raise _Exit(failed)
 
 
 def _explicit_tag(text: str) -> str | None:
@@ -303,6 +481,81 @@ def _pretty(doc: dict[str, object]) -> str:
 
 
 @app.command()
+def fetch(
+    images: ImagesArg,
+    trust_dir: TrustDirOpt = None,
+    at: AtOpt = None,
+    as_json: JsonOpt = False,
+    pins: PinsOpt = None,
+    state_dir: StateOpt = None,
+    no_tofu: NoTofuOpt = False,
+    delegation_cert_expiry: DceOpt = "warn",
+    server: ServerOpt = None,
+    unsafe_http: UnsafeHttpOpt = False,
+    tls_ca: TlsCaOpt = None,
+    tls_cert: TlsCertOpt = None,
+    tls_key: TlsKeyOpt = None,
+    username: UserOpt = None,
+    password_stdin: PasswordStdinOpt = False,
+    timeout: TimeoutOpt = 10.0,
+    retries: RetriesOpt = 2,
+    concurrency: ConcurrencyOpt = 8,
+) -> None:
+    """Download each image's trust data from its Notary server, verify it, cache it.
+
+    Only verified bytes are written into the trust dir (Docker's layout), so
+    the cache then serves `--offline`, notary and `docker trust` alike.
+    """
+    from .api import collections_for
+    from .errors import TrustcheckError
+    from .reference import parse_reference
+    from .trustdir import TrustDir
+
+    when = _parse_at(at)
+    opts = _options(pins, state_dir, no_tofu, delegation_cert_expiry)
+    remote = _RemoteArgs(
+        False,
+        server,
+        unsafe_http,
+        tls_ca,
+        tls_cert,
+        tls_key,
+        username,
+        password_stdin,
+        timeout,
+        retries,
+        concurrency,
+    ).config()
+    guns = list(dict.fromkeys(parse_reference(i).gun for i in images))
+    td = TrustDir(_trust_dir(trust_dir))
+    cols = collections_for(guns, td, when, opts, remote, _progress(len(guns)))
+    docs: list[dict[str, object]] = []
+    worst = 0
+    for gun in guns:
+        col = cols[gun]
+        if isinstance(col, TrustcheckError):
+            worst = max(worst, col.exit_code)
+            docs.append({"gun": gun, "ok": False, "error": col.to_json()})
+            if not as_json:
+                typer.echo(f"FAILED   {gun}  [{col.code}] {col.message}")
+            continue
+        for w in col.warnings:
+            _warn(f"{gun}: {w}")
+        versions = {name: c.version for name, c in col.checks.items()}
+        docs.append({"gun": gun, "ok": True, "root": col.trust_basis, "versions": versions})
+        if not as_json:
+            typer.echo(
+                f"FETCHED  {gun}  (root {col.trust_basis}; "
+                + ", ".join(f"{n} v{v}" for n, v in versions.items())
+                + ")"
+            )
+    if as_json:
+        typer.echo(json.dumps({"collections": docs}, indent=2, ensure_ascii=False))
+    if worst:
+        raise _Exit(worst)
+
+
+@app.command()
 def thumbprint(
     targets: Annotated[
         list[str],
@@ -314,6 +567,17 @@ def thumbprint(
     pins: PinsOpt = None,
     state_dir: StateOpt = None,
     no_tofu: NoTofuOpt = False,
+    offline: OfflineOpt = False,
+    server: ServerOpt = None,
+    unsafe_http: UnsafeHttpOpt = False,
+    tls_ca: TlsCaOpt = None,
+    tls_cert: TlsCertOpt = None,
+    tls_key: TlsKeyOpt = None,
+    username: UserOpt = None,
+    password_stdin: PasswordStdinOpt = False,
+    timeout: TimeoutOpt = 10.0,
+    retries: RetriesOpt = 2,
+    concurrency: ConcurrencyOpt = 8,
 ) -> None:
     """Every identifier of each root and signer key: key IDs, certificate and SPKI hashes.
 
@@ -321,13 +585,27 @@ def thumbprint(
     An argument naming an existing file is read as a certificate file; anything
     else is an image whose (verified) trust data is read.
     """
-    from .api import load_collection
+    from .api import collections_for
+    from .errors import TrustcheckError
     from .reference import parse_reference
     from .thumbprint import keys_of_collection, keys_of_pem, render_json, render_text
     from .trustdir import TrustDir
 
     when = _parse_at(at)
     opts = _options(pins, state_dir, no_tofu, "warn")
+    remote = _RemoteArgs(
+        offline,
+        server,
+        unsafe_http,
+        tls_ca,
+        tls_cert,
+        tls_key,
+        username,
+        password_stdin,
+        timeout,
+        retries,
+        concurrency,
+    ).config()
     td = TrustDir(_trust_dir(trust_dir))
     reports = []
     for t in targets:
@@ -340,7 +618,10 @@ def thumbprint(
             reports.extend(keys_of_pem(data, t))
         else:
             ref = parse_reference(t)
-            reports.extend(keys_of_collection(load_collection(td, ref.gun, when, opts)))
+            col = collections_for([ref.gun], td, when, opts, remote)[ref.gun]
+            if isinstance(col, TrustcheckError):
+                raise col
+            reports.extend(keys_of_collection(col))
     typer.echo(render_json(reports) if as_json else render_text(reports))
 
 
@@ -377,9 +658,21 @@ def pin_add(
             "--pattern", help="Pin a GUN prefix such as registry.example.com/team/* instead."
         ),
     ] = None,
+    offline: OfflineOpt = False,
+    server: ServerOpt = None,
+    unsafe_http: UnsafeHttpOpt = False,
+    tls_ca: TlsCaOpt = None,
+    tls_cert: TlsCertOpt = None,
+    tls_key: TlsKeyOpt = None,
+    username: UserOpt = None,
+    password_stdin: PasswordStdinOpt = False,
+    timeout: TimeoutOpt = 10.0,
+    retries: RetriesOpt = 2,
+    concurrency: ConcurrencyOpt = 8,
 ) -> None:
     """Verify IMAGE's trust data, then pin its root certificate(s); prints what was pinned."""
-    from .api import load_collection
+    from .api import collections_for
+    from .errors import TrustcheckError
     from .pins import KINDS, Identifier, PinEntry, PinSet, identifiers_of_key, load_pins
     from .reference import parse_reference
     from .trustdir import TrustDir
@@ -391,7 +684,23 @@ def pin_add(
     ref = parse_reference(image)
     when = _parse_at(at)
     opts = _options(file if file.is_file() else None, state_dir, False, "warn")
-    col = load_collection(TrustDir(_trust_dir(trust_dir)), ref.gun, when, opts)
+    remote = _RemoteArgs(
+        offline,
+        server,
+        unsafe_http,
+        tls_ca,
+        tls_cert,
+        tls_key,
+        username,
+        password_stdin,
+        timeout,
+        retries,
+        concurrency,
+    ).config()
+    got = collections_for([ref.gun], TrustDir(_trust_dir(trust_dir)), when, opts, remote)[ref.gun]
+    if isinstance(got, TrustcheckError):
+        raise got
+    col = got
     target = pattern or ref.gun
     if pattern is not None and not PinEntry(pattern).matches(ref.gun):
         _fail_usage(f"--pattern {pattern!r} does not match {ref.gun}")
