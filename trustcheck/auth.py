@@ -137,7 +137,7 @@ def load_docker_config(config_dir: Path) -> dict[str, object] | None:
         return None  # Docker treats an empty file as no configuration
     try:
         doc = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as e:
+    except (ValueError, UnicodeDecodeError, RecursionError) as e:
         raise _config_error(path, f"not valid JSON ({e})") from e
     if not isinstance(doc, dict):
         raise _config_error(path, "the top level is not a JSON object")
@@ -254,7 +254,7 @@ def run_credential_helper(
         raise UsageError("credential-helper-failed", f"{program} get failed for {server}: {first}")
     try:
         doc = json.loads(out)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise UsageError(
             "credential-helper-failed", f"{program} get printed something that is not JSON"
         ) from None
@@ -435,7 +435,7 @@ def parse_token_response(body: bytes, realm: str) -> tuple[str, int]:
     """
     try:
         doc = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise NotTrusted(
             "auth-failed", f"the token service {realm} did not answer with JSON"
         ) from None

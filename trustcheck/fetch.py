@@ -45,6 +45,7 @@ from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import quote
 
 from .api import Options, load_collection
 from .auth import credentials_key
@@ -119,6 +120,10 @@ _CACHED_ROOT_FATAL = frozenset(
 _NO_ROOT_UPDATE = frozenset({"no-pin", "unsafe-path", "trust-dir-unreadable", "state-invalid"})
 #: Remote failures after which the cached timestamp is used (never 401/403).
 _FALLBACK_CODES = frozenset({"network-error", "server-timeout", "server-error"})
+
+
+#: characters of a GUN left as they are in a URL path (the rest is %-encoded)
+_PATH_SAFE = "/:@"
 
 
 def _gun_scope(gun: str) -> str:
@@ -214,7 +219,7 @@ class RemoteSource:
         self.downloaded.append(name)
         ans = self.endpoint.request(
             "GET",
-            f"/v2/{self.gun}/_trust/tuf/{name}.json",
+            f"/v2/{quote(self.gun, safe=_PATH_SAFE)}/_trust/tuf/{quote(name, safe='/')}.json",
             scope=_gun_scope(self.gun),
             cap=cap,
             deadline=self.deadline,
@@ -402,7 +407,7 @@ def _detail(body: bytes) -> str:
         doc = json.loads(body)
         err = doc["errors"][0]
         text = str(err.get("detail") or err.get("message") or "")
-    except (ValueError, KeyError, IndexError, TypeError, AttributeError):
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError, RecursionError):
         return ""
     text = " ".join(text.split())[:200]
     return f": {text}" if text else ""
@@ -715,7 +720,7 @@ def registry_digest(
         reference = ref.tag if ref.tag is not None else ref.digest
         if reference is None:
             raise UsageError("invalid-reference", f"{ref} has neither a tag nor a digest")
-        path = f"/v2/{ref.path}/manifests/{reference}"
+        path = f"/v2/{quote(ref.path, safe='/')}/manifests/{quote(reference, safe=':')}"
         what = f"the manifest of {ref.name}:{reference} from {base}"
         headers = {"Accept": ", ".join(MANIFEST_MEDIA_TYPES)}
         scope = f"repository:{ref.path}:pull"

@@ -260,7 +260,16 @@ def test_token_response_fields() -> None:
 
 @pytest.mark.parametrize(
     "body",
-    [b"not json", b"[]", b"{}", b'{"token":""}', b'{"token":5}', b'{"token":"a b"}'],
+    [
+        b"not json",
+        b"[]",
+        b"{}",
+        b'{"token":""}',
+        b'{"token":5}',
+        b'{"token":"a b"}',
+        b"[" * 100_000,
+    ],
+    ids=["text", "array", "empty", "blank", "int", "space", "deep"],
 )
 def test_token_response_refused(body: bytes) -> None:
     with pytest.raises(TrustcheckError) as e:
