@@ -289,3 +289,34 @@ def test_a_signed_byte_flip_is_never_trusted(gun: str) -> None:
     files[rel] = json.dumps(doc, separators=(",", ":")).encode()
     digest, code = _verdict(gun, files)
     assert digest is None and code in CODES
+
+
+# --------------------------------------------------------------------------- the fuzz harness
+
+
+def _fuzz_harness() -> Any:
+    pytest.importorskip("atheris")
+    import importlib.util
+
+    path = REPO / "fuzz" / "fuzz_verify.py"
+    spec = importlib.util.spec_from_file_location("fuzz_verify", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_fuzz_harness_runs_its_seeds_and_its_oracle_can_fail() -> None:
+    """fuzz/fuzz_verify.py without libFuzzer: every committed seed and a few
+    corruptions of it run without a finding, and a wrong expected digest is one."""
+    harness = _fuzz_harness()
+    seeds = sorted((REPO / "fuzz" / "seeds").iterdir())
+    assert len(seeds) >= 20
+    for seed in seeds:
+        data = seed.read_bytes()
+        for variant in (data, data[:-7], data[:3] + data[40:], data.replace(b"1", b"2", 3)):
+            harness.test_one_input(variant)
+    genuine = next(s.read_bytes() for s in seeds if s.name.startswith("0-targets-0"))
+    harness.EXPECTED["localhost/basic"] = "sha256:" + "0" * 64
+    with pytest.raises(AssertionError, match="verified with"):
+        harness.test_one_input(genuine)
