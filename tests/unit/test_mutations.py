@@ -217,10 +217,14 @@ def test_json_mutation_without_re_signing(target: tuple[str, str], data: st.Data
 
 
 @functools.cache
-def _rebuilt(gun: str) -> Any:
+def _ctx() -> Any:
     from fixtures.attacks.cases import Ctx
 
-    return Ctx(GENERATED).rebuilt(gun)
+    return Ctx(GENERATED)
+
+
+def _rebuilt(gun: str) -> Any:
+    return _ctx().rebuilt(gun)
 
 
 def _signed_digests(files: dict[str, bytes]) -> set[str]:
