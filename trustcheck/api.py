@@ -215,15 +215,21 @@ def verify_images(
     cols = collections_for([r.gun for r in refs], td, at, options, remote, progress)
     results = [resolve_image(r, cols[r.gun]) for r in refs]
     if check_registry:
+        from .errors import UsageError
         from .fetch import check_registry as _check
-        from .remote import RemoteConfig
+        from .remote import HttpSession, RemoteConfig
 
         cfg = remote if remote is not None else RemoteConfig()
-        for ref, res in zip(refs, results, strict=True):
-            if res.trusted and res.digest is not None and ref.tag is not None:
-                try:
-                    _check(ref, res.digest, cfg)
-                except TrustcheckError as e:
-                    res.trusted = False
-                    res.error = e
+        if cfg.offline:
+            raise UsageError(
+                "invalid-argument", "--check-registry asks the registry: it cannot run --offline"
+            )
+        with HttpSession(cfg) as session:
+            for ref, res in zip(refs, results, strict=True):
+                if res.trusted and res.digest is not None and ref.tag is not None:
+                    try:
+                        _check(ref, res.digest, cfg, session=session)
+                    except TrustcheckError as e:
+                        res.trusted = False
+                        res.error = e
     return results

@@ -36,6 +36,7 @@ from fixtures.notary_harness import (
     DockerRegistry,
     NotaryClient,
     NotaryServer,
+    free_port,
     make_delegation_key,
     make_tls,
     metadata_files,
@@ -701,3 +702,124 @@ def test_registry_digest_with_token_auth(auth_world: AuthWorld) -> None:
     fails("registry-digest-mismatch", check_registry, ref, "sha256:" + "0" * 64, remote, {})
     missing = parse_reference(f"{w.gun}:nope")
     fails("registry-tag-missing", registry_digest, missing, remote, {})
+
+
+# --------------------------------------------------------------------------- the CLI, online
+
+
+def _cli(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    *args: str,
+    stdin: str | None = None,
+) -> tuple[int, str, str]:
+    import io
+
+    from trustcheck.cli import main
+
+    monkeypatch.delenv("TRUSTCHECK_OFFLINE", raising=False)
+    if stdin is not None:
+        monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_cli_fetch_then_offline_and_online_verify(
+    notary: Notary,
+    px: FaultProxy,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    td = tmp_path / "trust"
+    conn = ["--server", px.url, "--tls-ca", str(notary.server.ca_cert), "--trust-dir", str(td)]
+    code, out, err = _cli(monkeypatch, capsys, "fetch", *conn, f"{BASIC}:v1")
+    assert code == 0, err
+    assert out.startswith(f"FETCHED  {BASIC}") and "targets/releases v" in out
+    cached = tree(td)
+    assert any(p.endswith("metadata/targets/releases.json") for p in cached)
+    # the cache now serves --offline, with no request at all
+    px.reset()
+    code, out, err = _cli(
+        monkeypatch, capsys, "verify", "--offline", "--trust-dir", str(td), f"{BASIC}:v2"
+    )
+    assert code == 0, err
+    assert out.startswith("TRUSTED") and "(role targets/releases" in out
+    assert px.paths() == []
+    # online (the default): only the timestamp is fetched again
+    code, out, err = _cli(
+        monkeypatch, capsys, "verify", "--json", *conn, f"{BASIC}:v1", f"{BASIC}:nope"
+    )
+    assert code == 1
+    results = json.loads(out)["results"]
+    assert results[0]["trusted"] is True and results[0]["role"] == "targets"
+    assert results[1]["error"]["code"] == "tag-not-signed"
+    assert px.paths() == ["/v2/", "timestamp.json"]  # warm cache: only the timestamp
+
+
+def test_cli_server_unreachable_is_one_line_with_a_code(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    port = free_port()
+    code, out, err = _cli(
+        monkeypatch,
+        capsys,
+        "verify",
+        "--retries",
+        "0",
+        "--timeout",
+        "2",
+        "--server",
+        f"https://127.0.0.1:{port}",
+        "--trust-dir",
+        str(tmp_path),
+        "127.0.0.1/remote/none:v1",
+    )
+    assert code == 1
+    assert "[network-error]" in out and "Traceback" not in err
+
+
+def test_cli_username_password_stdin_and_check_registry(
+    auth_world: AuthWorld, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    w = auth_world
+    config = w.docker_config({"auths": {}}, "cli")
+    monkeypatch.setenv("DOCKER_CONFIG", str(config))
+    td = w.base / "cli-trust"
+    common = [
+        "--server",
+        w.server.url,
+        "--username",
+        "alice",
+        "--password-stdin",
+        "--trust-dir",
+        str(td),
+        "--registry",
+        w.registry.url,
+    ]
+    # v1 is signed with a digest the registry does not serve: the tag was pushed unsigned
+    code, out, err = _cli(
+        monkeypatch,
+        capsys,
+        "verify",
+        *common,
+        "--check-registry",
+        f"{w.gun}:v1",
+        stdin=SECRET + "\n",
+    )
+    assert code == 1, err
+    assert "[registry-digest-mismatch]" in out
+    # the same without the registry check: the signature itself verifies
+    code, out, err = _cli(
+        monkeypatch, capsys, "verify", *common, f"{w.gun}:v1", stdin=SECRET + "\n"
+    )
+    assert code == 0, err
+    # a wrong password is an authentication error, never a silent fallback
+    code, out, err = _cli(monkeypatch, capsys, "verify", *common, f"{w.gun}:v1", stdin="wrong\n")
+    assert code == 1 and "[auth-failed]" in out
+    # --password-stdin without --username is a usage error
+    code, _, err = _cli(
+        monkeypatch, capsys, "verify", "--password-stdin", f"{w.gun}:v1", stdin="x\n"
+    )
+    assert code == 2 and "--username" in err
