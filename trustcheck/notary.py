@@ -64,7 +64,8 @@ _MISSING: Any = object()
 
 def iso(t: datetime) -> str:
     """A time as RFC 3339 UTC with seconds, for messages and JSON."""
-    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    u = t.astimezone(UTC)
+    return f"{u.year:04d}-{u:%m-%dT%H:%M:%S}Z"
 
 
 # --------------------------------------------------------------------------- model

@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
 
 from . import certs
-from .crypto import TufKey, verify_signature
+from .crypto import TufKey, canonical_key_id, verify_signature
 from .errors import NotTrusted
 from .notary import (
     Delegation,
@@ -136,11 +136,17 @@ def verify_signatures(
             )
         if sig.keyid not in valid and verify_signature(key, sig.method, sig.sig, msg):
             valid.append(sig.keyid)
-    if len(valid) < threshold:
+    # Distinct *public keys*, not key IDs: one key listed under two IDs (e.g. as
+    # ecdsa and as an ecdsa-x509 certificate) must not meet a threshold of two.
+    # notary counts key IDs (docs/notary-compat.md).
+    distinct = (
+        len({canonical_key_id(role_keys[k]) for k in valid}) if len(valid) > 1 else len(valid)
+    )
+    if distinct < threshold:
         listed = ", ".join(k[:12] + "…" for k in keyids) or "none"
         raise NotTrusted(
             "threshold-not-met",
-            f"{role} has {len(valid)} valid signature(s) from distinct keys, needs {threshold} "
+            f"{role} has {distinct} valid signature(s) from distinct keys, needs {threshold} "
             f"(role keys: {listed}); it was signed with the wrong key or altered after signing",
             role=role,
         )
