@@ -10,18 +10,43 @@ from __future__ import annotations
 import json
 import os
 import sys
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-if TYPE_CHECKING:
-    from collections.abc import Callable
+from .cliopts import (
+    AtOpt,
+    ConcurrencyOpt,
+    DceOpt,
+    Exit,
+    ImagesArg,
+    JsonOpt,
+    NoTofuOpt,
+    OfflineOpt,
+    PasswordStdinOpt,
+    PinsOpt,
+    RemoteArgs,
+    RetriesOpt,
+    ServerOpt,
+    StateOpt,
+    TimeoutOpt,
+    TlsCaOpt,
+    TlsCertOpt,
+    TlsKeyOpt,
+    TrustDirOpt,
+    UnsafeHttpOpt,
+    UserOpt,
+    fail_usage,
+    make_options,
+    parse_at,
+    progress_reporter,
+    trust_dir_path,
+    warn,
+)
 
-    from .api import ImageResult, Options
-    from .remote import RemoteConfig
+if TYPE_CHECKING:
+    from .api import ImageResult
 
 app = typer.Typer(
     name="trustcheck",
@@ -31,216 +56,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     pretty_exceptions_show_locals=False,  # locals can hold keys and tokens
 )
-
-TrustDirOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--trust-dir",
-        help="Docker trust dir (default: $DOCKER_CONFIG/trust, else ~/.docker/trust).",
-        show_default=False,
-    ),
-]
-AtOpt = Annotated[
-    str | None,
-    typer.Option("--at", help="Validation time, RFC 3339 (default: now).", show_default=False),
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")]
-PinsOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--pins",
-        help="Pin file (TOML, or a notary client config). Default: "
-        "$XDG_CONFIG_HOME/trustcheck/pins.toml when it exists.",
-        show_default=False,
-    ),
-]
-StateOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--state-dir",
-        help="Where trusted roots and versions are kept between runs (rollback and TOFU). "
-        "Default: $TRUSTCHECK_STATE_DIR, else $XDG_STATE_HOME/trustcheck.",
-        show_default=False,
-    ),
-]
-NoTofuOpt = Annotated[
-    bool,
-    typer.Option("--no-tofu", help="Refuse GUNs without a root pin (never trust on first use)."),
-]
-DceOpt = Annotated[
-    str,
-    typer.Option(
-        "--delegation-cert-expiry",
-        help="Expired or not-yet-valid delegation certificates: ignore (as notary), "
-        "warn, or reject (skip that signer's role).",
-    ),
-]
-ImagesArg = Annotated[
-    list[str], typer.Argument(help="Image references, e.g. alpine:3.20.", show_default=False)
-]
-
-
-class _Exit(Exception):
-    def __init__(self, code: int) -> None:
-        self.code = code
-
-
-def _fail_usage(message: str) -> NoReturn:
-    from .errors import UsageError
-
-    raise UsageError("invalid-argument", message)
-
-
-def _parse_at(value: str | None) -> datetime:
-    if value is None:
-        return datetime.now(UTC)
-    text = value.strip()
-    try:
-        at = datetime.fromisoformat(text.replace("z", "Z"))
-    except ValueError:
-        _fail_usage(f"--at {value!r} is not an RFC 3339 time; use e.g. --at 2026-01-31T12:00:00Z")
-    if at.tzinfo is None:
-        _fail_usage(f"--at {value!r} has no time zone; add Z for UTC, e.g. {text}Z")
-    return at
-
-
-def _trust_dir(value: Path | None) -> Path:
-    if value is not None:
-        return value
-    from .trustdir import default_trust_dir
-
-    return default_trust_dir()
-
-
-OfflineOpt = Annotated[
-    bool,
-    typer.Option(
-        "--offline",
-        envvar="TRUSTCHECK_OFFLINE",
-        help="Do not contact any server: verify the trust dir as it is.",
-    ),
-]
-ServerOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--server",
-        help="Notary server URL (default: $DOCKER_CONTENT_TRUST_SERVER, notary.docker.io for "
-        "docker.io, else https://<registry host>).",
-        show_default=False,
-    ),
-]
-UnsafeHttpOpt = Annotated[
-    bool, typer.Option("--unsafe-http", help="Allow plain-http servers and token realms.")
-]
-TlsCaOpt = Annotated[
-    Path | None,
-    typer.Option("--tls-ca", help="Extra CA bundle for servers (PEM).", show_default=False),
-]
-TlsCertOpt = Annotated[
-    Path | None,
-    typer.Option("--tls-cert", help="Client certificate (PEM) for mutual TLS.", show_default=False),
-]
-TlsKeyOpt = Annotated[
-    Path | None,
-    typer.Option("--tls-key", help="Key of the client certificate (PEM).", show_default=False),
-]
-UserOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--username",
-        help="User for the token service; the password comes from --password-stdin or "
-        "$TRUSTCHECK_PASSWORD (default: Docker's config.json and credential helpers).",
-        show_default=False,
-    ),
-]
-PasswordStdinOpt = Annotated[
-    bool, typer.Option("--password-stdin", help="Read the password from standard input.")
-]
-TimeoutOpt = Annotated[float, typer.Option("--timeout", help="Seconds per request.", min=0.1)]
-RetriesOpt = Annotated[
-    int, typer.Option("--retries", help="Retries of a request after 5xx or network errors.", min=0)
-]
-ConcurrencyOpt = Annotated[
-    int, typer.Option("--concurrency", help="Collections fetched at once.", min=1)
-]
-
-
-@dataclass
-class _RemoteArgs:
-    offline: bool
-    server: str | None
-    unsafe_http: bool
-    tls_ca: Path | None
-    tls_cert: Path | None
-    tls_key: Path | None
-    username: str | None
-    password_stdin: bool
-    timeout: float
-    retries: int
-    concurrency: int
-    registry: str | None = None
-
-    def config(self) -> RemoteConfig:
-        from .remote import RemoteConfig
-
-        password = None
-        if self.password_stdin:
-            if self.username is None:
-                _fail_usage("--password-stdin needs --username")
-            password = sys.stdin.readline().rstrip("\r\n")
-        elif self.username is not None:
-            password = os.environ.get("TRUSTCHECK_PASSWORD")
-            if password is None:
-                _fail_usage("--username needs a password: --password-stdin or $TRUSTCHECK_PASSWORD")
-        cfg = RemoteConfig(
-            server=self.server,
-            unsafe_http=self.unsafe_http,
-            tls_ca=self.tls_ca,
-            client_cert=self.tls_cert,
-            client_key=self.tls_key,
-            username=self.username,
-            password=password,
-            timeout=self.timeout,
-            retries=self.retries,
-            concurrency=self.concurrency,
-            offline=self.offline,
-            registry=self.registry,
-        )
-        cfg.validate()
-        return cfg
-
-
-def _progress(total_images: int) -> Callable[[int, int], None] | None:
-    if total_images <= 3:
-        return None
-
-    def report(done: int, total: int) -> None:
-        typer.echo(f"fetched {done}/{total} collections", err=True)
-
-    return report
-
-
-def _options(pins: Path | None, state_dir: Path | None, no_tofu: bool, dce: str) -> Options:
-    from .api import Options
-    from .pins import default_pin_file, load_pins
-    from .state import StateStore, default_state_dir
-
-    if dce not in ("ignore", "warn", "reject"):
-        _fail_usage(f"--delegation-cert-expiry must be ignore, warn or reject, not {dce!r}")
-    env, home = os.environ, Path.home()
-    if pins is None:
-        candidate = default_pin_file(env, home)
-        pins = candidate if candidate.is_file() else None
-    return Options(
-        pins=load_pins(pins) if pins is not None else None,
-        state=StateStore(state_dir if state_dir is not None else default_state_dir(env, home)),
-        no_tofu=no_tofu,
-        delegation_cert_expiry=dce,
-    )
-
-
-def _warn(message: str) -> None:
-    typer.echo(f"warning: {message}", err=True)
 
 
 def _human_result(r: ImageResult) -> str:
@@ -292,9 +107,9 @@ def verify(
     """
     from .api import verify_images
 
-    when = _parse_at(at)
-    opts = _options(pins, state_dir, no_tofu, delegation_cert_expiry)
-    remote = _RemoteArgs(
+    when = parse_at(at)
+    opts = make_options(pins, state_dir, no_tofu, delegation_cert_expiry)
+    remote = RemoteArgs(
         offline,
         server,
         unsafe_http,
@@ -309,14 +124,20 @@ def verify(
         registry,
     ).config()
     results = verify_images(
-        images, _trust_dir(trust_dir), when, opts, remote, _progress(len(images)), check_registry
+        images,
+        trust_dir_path(trust_dir),
+        when,
+        opts,
+        remote,
+        progress_reporter(len(images)),
+        check_registry,
     )
     seen: set[str] = set()
     for r in results:
         for w in r.warnings:
             if w not in seen:
                 seen.add(w)
-                _warn(f"{r.gun}: {w}")
+                warn(f"{r.gun}: {w}")
     if as_json:
         typer.echo(
             json.dumps({"results": [r.to_json() for r in results]}, indent=2, ensure_ascii=False)
@@ -325,9 +146,9 @@ def verify(
         for r in results:
             typer.echo(_human_result(r))
     if any(r.error is not None and r.error.exit_code == 2 for r in results):
-        raise _Exit(2)
+        raise Exit(2)
     if not all(r.trusted for r in results):
-        raise _Exit(1)
+        raise Exit(1)
 
 
 @app.command()
@@ -362,9 +183,9 @@ def inspect(
     from .reference import parse_reference
     from .trustdir import TrustDir
 
-    when = _parse_at(at)
-    opts = _options(pins, state_dir, no_tofu, delegation_cert_expiry)
-    remote = _RemoteArgs(
+    when = parse_at(at)
+    opts = make_options(pins, state_dir, no_tofu, delegation_cert_expiry)
+    remote = RemoteArgs(
         offline,
         server,
         unsafe_http,
@@ -378,8 +199,10 @@ def inspect(
         concurrency,
     ).config()
     refs = [(i, parse_reference(i)) for i in images]
-    td = TrustDir(_trust_dir(trust_dir))
-    cols = collections_for([r.gun for _, r in refs], td, when, opts, remote, _progress(len(refs)))
+    td = TrustDir(trust_dir_path(trust_dir))
+    cols = collections_for(
+        [r.gun for _, r in refs], td, when, opts, remote, progress_reporter(len(refs))
+    )
     out: list[dict[str, object]] = []
     failed = 0
     for text, ref in refs:
@@ -389,7 +212,7 @@ def inspect(
             failed = max(failed, col.exit_code)
             continue
         for w in col.warnings:
-            _warn(f"{ref.gun}: {w}")
+            warn(f"{ref.gun}: {w}")
         out.append(inspect_one(col, text, _explicit_tag(text)))
     if pretty:
         for i, doc in enumerate(out):
@@ -399,7 +222,7 @@ def inspect(
     else:
         typer.echo(json.dumps(out, indent=4, ensure_ascii=False))
     if failed:
-        raise _Exit(failed)
+        raise Exit(failed)
 
 
 def _explicit_tag(text: str) -> str | None:
@@ -511,9 +334,9 @@ def fetch(
     from .reference import parse_reference
     from .trustdir import TrustDir
 
-    when = _parse_at(at)
-    opts = _options(pins, state_dir, no_tofu, delegation_cert_expiry)
-    remote = _RemoteArgs(
+    when = parse_at(at)
+    opts = make_options(pins, state_dir, no_tofu, delegation_cert_expiry)
+    remote = RemoteArgs(
         False,
         server,
         unsafe_http,
@@ -527,8 +350,8 @@ def fetch(
         concurrency,
     ).config()
     guns = list(dict.fromkeys(parse_reference(i).gun for i in images))
-    td = TrustDir(_trust_dir(trust_dir))
-    cols = collections_for(guns, td, when, opts, remote, _progress(len(guns)))
+    td = TrustDir(trust_dir_path(trust_dir))
+    cols = collections_for(guns, td, when, opts, remote, progress_reporter(len(guns)))
     docs: list[dict[str, object]] = []
     worst = 0
     for gun in guns:
@@ -540,7 +363,7 @@ def fetch(
                 typer.echo(f"FAILED   {gun}  [{col.code}] {col.message}")
             continue
         for w in col.warnings:
-            _warn(f"{gun}: {w}")
+            warn(f"{gun}: {w}")
         versions = {name: c.version for name, c in col.checks.items()}
         docs.append({"gun": gun, "ok": True, "root": col.trust_basis, "versions": versions})
         if not as_json:
@@ -552,7 +375,7 @@ def fetch(
     if as_json:
         typer.echo(json.dumps({"collections": docs}, indent=2, ensure_ascii=False))
     if worst:
-        raise _Exit(worst)
+        raise Exit(worst)
 
 
 @app.command()
@@ -591,9 +414,9 @@ def thumbprint(
     from .thumbprint import keys_of_collection, keys_of_pem, render_json, render_text
     from .trustdir import TrustDir
 
-    when = _parse_at(at)
-    opts = _options(pins, state_dir, no_tofu, "warn")
-    remote = _RemoteArgs(
+    when = parse_at(at)
+    opts = make_options(pins, state_dir, no_tofu, "warn")
+    remote = RemoteArgs(
         offline,
         server,
         unsafe_http,
@@ -606,7 +429,7 @@ def thumbprint(
         retries,
         concurrency,
     ).config()
-    td = TrustDir(_trust_dir(trust_dir))
+    td = TrustDir(trust_dir_path(trust_dir))
     reports = []
     for t in targets:
         path = Path(t)
@@ -614,7 +437,7 @@ def thumbprint(
             try:
                 data = path.read_bytes()
             except OSError as e:
-                _fail_usage(f"cannot read {t}: {e.strerror or e}")
+                fail_usage(f"cannot read {t}: {e.strerror or e}")
             reports.extend(keys_of_pem(data, t))
         else:
             ref = parse_reference(t)
@@ -678,13 +501,13 @@ def pin_add(
     from .trustdir import TrustDir
 
     if kind not in KINDS:
-        _fail_usage(f"--kind must be one of {', '.join(KINDS)}, not {kind!r}")
+        fail_usage(f"--kind must be one of {', '.join(KINDS)}, not {kind!r}")
     file = _pin_file(pins)
     current = load_pins(file) if file.is_file() else PinSet(path=file)
     ref = parse_reference(image)
-    when = _parse_at(at)
-    opts = _options(file if file.is_file() else None, state_dir, False, "warn")
-    remote = _RemoteArgs(
+    when = parse_at(at)
+    opts = make_options(file if file.is_file() else None, state_dir, False, "warn")
+    remote = RemoteArgs(
         offline,
         server,
         unsafe_http,
@@ -697,13 +520,15 @@ def pin_add(
         retries,
         concurrency,
     ).config()
-    got = collections_for([ref.gun], TrustDir(_trust_dir(trust_dir)), when, opts, remote)[ref.gun]
+    got = collections_for([ref.gun], TrustDir(trust_dir_path(trust_dir)), when, opts, remote)[
+        ref.gun
+    ]
     if isinstance(got, TrustcheckError):
         raise got
     col = got
     target = pattern or ref.gun
     if pattern is not None and not PinEntry(pattern).matches(ref.gun):
-        _fail_usage(f"--pattern {pattern!r} does not match {ref.gun}")
+        fail_usage(f"--pattern {pattern!r} does not match {ref.gun}")
     ids: list[Identifier] = []
     for kid, key in col.root_keys.items():
         for ident in sorted(identifiers_of_key(key, kid)):
@@ -736,9 +561,9 @@ def pin_list(
 
     file = _pin_file(pins)
     if not file.is_file():
-        _fail_usage(f"no pin file at {file}; create one with `trustcheck pin add IMAGE`")
+        fail_usage(f"no pin file at {file}; create one with `trustcheck pin add IMAGE`")
     pinset = load_pins(file)
-    guns = TrustDir(_trust_dir(trust_dir)).list_guns()
+    guns = TrustDir(trust_dir_path(trust_dir)).list_guns()
     unmatched = {id(e) for e in pinset.unmatched(guns)}
     rows = [
         {
@@ -765,7 +590,7 @@ def pin_list(
             typer.echo(f"  signer  {n}: {', '.join(str(i) for i in sids)}")
         if id(e) in unmatched:
             typer.echo("  (matches no collection in the trust dir)")
-            _warn(f"pin {e.pattern} matches no collection in the trust dir")
+            warn(f"pin {e.pattern} matches no collection in the trust dir")
 
 
 @pin_app.command("remove")
@@ -778,14 +603,23 @@ def pin_remove(
 
     file = _pin_file(pins)
     if not file.is_file():
-        _fail_usage(f"no pin file at {file}")
+        fail_usage(f"no pin file at {file}")
     pinset = load_pins(file)
     kept = [e for e in pinset.entries if e.pattern != pattern]
     if len(kept) == len(pinset.entries):
-        _fail_usage(f"{file} has no entry {pattern!r} (see `trustcheck pin list`)")
+        fail_usage(f"{file} has no entry {pattern!r} (see `trustcheck pin list`)")
     pinset.entries = kept
     write_pins(pinset, file)
     typer.echo(f"removed {pattern}")
+
+
+def _register_command_groups() -> None:
+    from .commands import register_all
+
+    register_all(app)
+
+
+_register_command_groups()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -794,7 +628,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         app(args=argv, standalone_mode=False)
-    except _Exit as e:
+    except Exit as e:
         return e.code
     except TrustcheckError as e:
         typer.echo(f"error: [{e.code}] {e.message}", err=True)

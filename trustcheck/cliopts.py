@@ -1,0 +1,235 @@
+"""Options and helpers shared by every CLI command (see cli.py).
+
+Command modules (``trustcheck/commands/*.py``) import these so that every
+command spells an option the same way. Only ``typer`` is imported at module
+level: start-up time matters.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, NoReturn
+
+import typer
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from .api import Options
+    from .remote import RemoteConfig
+
+TrustDirOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--trust-dir",
+        help="Docker trust dir (default: $DOCKER_CONFIG/trust, else ~/.docker/trust).",
+        show_default=False,
+    ),
+]
+AtOpt = Annotated[
+    str | None,
+    typer.Option("--at", help="Validation time, RFC 3339 (default: now).", show_default=False),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")]
+PinsOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--pins",
+        help="Pin file (TOML, or a notary client config). Default: "
+        "$XDG_CONFIG_HOME/trustcheck/pins.toml when it exists.",
+        show_default=False,
+    ),
+]
+StateOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--state-dir",
+        help="Where trusted roots and versions are kept between runs (rollback and TOFU). "
+        "Default: $TRUSTCHECK_STATE_DIR, else $XDG_STATE_HOME/trustcheck.",
+        show_default=False,
+    ),
+]
+NoTofuOpt = Annotated[
+    bool,
+    typer.Option("--no-tofu", help="Refuse GUNs without a root pin (never trust on first use)."),
+]
+DceOpt = Annotated[
+    str,
+    typer.Option(
+        "--delegation-cert-expiry",
+        help="Expired or not-yet-valid delegation certificates: ignore (as notary), "
+        "warn, or reject (skip that signer's role).",
+    ),
+]
+ImagesArg = Annotated[
+    list[str], typer.Argument(help="Image references, e.g. alpine:3.20.", show_default=False)
+]
+
+
+class Exit(Exception):
+    """Leave a command with an exit code (cli.main turns it into the process status)."""
+
+    def __init__(self, code: int) -> None:
+        self.code = code
+
+
+def fail_usage(message: str) -> NoReturn:
+    from .errors import UsageError
+
+    raise UsageError("invalid-argument", message)
+
+
+def parse_at(value: str | None) -> datetime:
+    if value is None:
+        return datetime.now(UTC)
+    text = value.strip()
+    try:
+        at = datetime.fromisoformat(text.replace("z", "Z"))
+    except ValueError:
+        fail_usage(f"--at {value!r} is not an RFC 3339 time; use e.g. --at 2026-01-31T12:00:00Z")
+    if at.tzinfo is None:
+        fail_usage(f"--at {value!r} has no time zone; add Z for UTC, e.g. {text}Z")
+    return at
+
+
+def trust_dir_path(value: Path | None) -> Path:
+    if value is not None:
+        return value
+    from .trustdir import default_trust_dir
+
+    return default_trust_dir()
+
+
+OfflineOpt = Annotated[
+    bool,
+    typer.Option(
+        "--offline",
+        envvar="TRUSTCHECK_OFFLINE",
+        help="Do not contact any server: verify the trust dir as it is.",
+    ),
+]
+ServerOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--server",
+        help="Notary server URL (default: $DOCKER_CONTENT_TRUST_SERVER, notary.docker.io for "
+        "docker.io, else https://<registry host>).",
+        show_default=False,
+    ),
+]
+UnsafeHttpOpt = Annotated[
+    bool, typer.Option("--unsafe-http", help="Allow plain-http servers and token realms.")
+]
+TlsCaOpt = Annotated[
+    Path | None,
+    typer.Option("--tls-ca", help="Extra CA bundle for servers (PEM).", show_default=False),
+]
+TlsCertOpt = Annotated[
+    Path | None,
+    typer.Option("--tls-cert", help="Client certificate (PEM) for mutual TLS.", show_default=False),
+]
+TlsKeyOpt = Annotated[
+    Path | None,
+    typer.Option("--tls-key", help="Key of the client certificate (PEM).", show_default=False),
+]
+UserOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--username",
+        help="User for the token service; the password comes from --password-stdin or "
+        "$TRUSTCHECK_PASSWORD (default: Docker's config.json and credential helpers).",
+        show_default=False,
+    ),
+]
+PasswordStdinOpt = Annotated[
+    bool, typer.Option("--password-stdin", help="Read the password from standard input.")
+]
+TimeoutOpt = Annotated[float, typer.Option("--timeout", help="Seconds per request.", min=0.1)]
+RetriesOpt = Annotated[
+    int, typer.Option("--retries", help="Retries of a request after 5xx or network errors.", min=0)
+]
+ConcurrencyOpt = Annotated[
+    int, typer.Option("--concurrency", help="Collections fetched at once.", min=1)
+]
+
+
+@dataclass
+class RemoteArgs:
+    offline: bool
+    server: str | None
+    unsafe_http: bool
+    tls_ca: Path | None
+    tls_cert: Path | None
+    tls_key: Path | None
+    username: str | None
+    password_stdin: bool
+    timeout: float
+    retries: int
+    concurrency: int
+    registry: str | None = None
+
+    def config(self) -> RemoteConfig:
+        from .remote import RemoteConfig
+
+        password = None
+        if self.password_stdin:
+            if self.username is None:
+                fail_usage("--password-stdin needs --username")
+            password = sys.stdin.readline().rstrip("\r\n")
+        elif self.username is not None:
+            password = os.environ.get("TRUSTCHECK_PASSWORD")
+            if password is None:
+                fail_usage("--username needs a password: --password-stdin or $TRUSTCHECK_PASSWORD")
+        cfg = RemoteConfig(
+            server=self.server,
+            unsafe_http=self.unsafe_http,
+            tls_ca=self.tls_ca,
+            client_cert=self.tls_cert,
+            client_key=self.tls_key,
+            username=self.username,
+            password=password,
+            timeout=self.timeout,
+            retries=self.retries,
+            concurrency=self.concurrency,
+            offline=self.offline,
+            registry=self.registry,
+        )
+        cfg.validate()
+        return cfg
+
+
+def progress_reporter(total_images: int) -> Callable[[int, int], None] | None:
+    if total_images <= 3:
+        return None
+
+    def report(done: int, total: int) -> None:
+        typer.echo(f"fetched {done}/{total} collections", err=True)
+
+    return report
+
+
+def make_options(pins: Path | None, state_dir: Path | None, no_tofu: bool, dce: str) -> Options:
+    from .api import Options
+    from .pins import default_pin_file, load_pins
+    from .state import StateStore, default_state_dir
+
+    if dce not in ("ignore", "warn", "reject"):
+        fail_usage(f"--delegation-cert-expiry must be ignore, warn or reject, not {dce!r}")
+    env, home = os.environ, Path.home()
+    if pins is None:
+        candidate = default_pin_file(env, home)
+        pins = candidate if candidate.is_file() else None
+    return Options(
+        pins=load_pins(pins) if pins is not None else None,
+        state=StateStore(state_dir if state_dir is not None else default_state_dir(env, home)),
+        no_tofu=no_tofu,
+        delegation_cert_expiry=dce,
+    )
+
+
+def warn(message: str) -> None:
+    typer.echo(f"warning: {message}", err=True)
