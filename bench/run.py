@@ -312,6 +312,7 @@ def trustcheck_env() -> dict[str, str]:
     env = inherited_env()
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     env["PYTHONPYCACHEPREFIX"] = str(RESULTS / "pycache")
+    env["TRUSTCHECK_STATE_DIR"] = str(RESULTS / "state")  # not the user's state
     return env
 
 
@@ -391,6 +392,7 @@ def workloads(trust_dir: Path, at: str, cfg: Path, work: Path) -> list[Workload]
                 [
                     str(TRUSTCHECK),
                     "verify",
+                    "--offline",
                     "--trust-dir",
                     str(trust_dir),
                     "--at",
@@ -508,6 +510,7 @@ def profile(trust_dir: Path, at: str) -> str:
         out = Path(tmp) / "verify.prof"
         args = [
             "verify",
+            "--offline",
             "--trust-dir",
             str(trust_dir),
             "--at",
