@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import importlib
 import importlib.metadata
 import json
 import os
@@ -82,6 +83,8 @@ TRUSTCHECK = VENV_BIN / "trustcheck"
 
 GNU_TIME = "/usr/bin/time"
 TARGETS = {"wall": 0.25, "rss": 0.5, "cold": 1.2}
+#: further benchmark modules in bench/, each with run() -> markdown section
+EXTRA_BENCHMARKS = ("bench_fetch", "bench_audit")
 
 
 def log(msg: str) -> None:
@@ -782,6 +785,13 @@ def main() -> int:
         prof = profile(trust, ds.at)
     load = " / ".join(", ".join(f"{x:.2f}" for x in la) for la in (load_before, load_after))
     text = report(ds, loads, prof, load)
+    for extra in EXTRA_BENCHMARKS:
+        try:
+            module = importlib.import_module(extra)
+        except ImportError:
+            continue
+        log(f"running {extra}")
+        text = text.rstrip("\n") + "\n\n" + module.run()
     print(text)
     DOC.parent.mkdir(parents=True, exist_ok=True)
     DOC.write_text(text)
