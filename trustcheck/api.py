@@ -21,7 +21,7 @@ from .verify import Collection, TrustPolicy, verify_collection
 
 if TYPE_CHECKING:
     from .pins import PinSet
-    from .remote import RemoteConfig
+    from .remoteconfig import RemoteConfig
     from .state import StateStore
 
 __all__ = [

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from .api import Options
-    from .remote import RemoteConfig
+    from .remoteconfig import RemoteConfig
 
 TrustDirOpt = Annotated[
     Path | None,
@@ -173,7 +173,7 @@ class RemoteArgs:
     registry: str | None = None
 
     def config(self) -> RemoteConfig:
-        from .remote import RemoteConfig
+        from .remoteconfig import RemoteConfig
 
         password = None
         if self.password_stdin:

@@ -33,7 +33,7 @@ import ssl
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote, urlencode, urljoin, urlsplit
@@ -48,6 +48,7 @@ from .auth import (
     resolve_credentials,
 )
 from .errors import NotTrusted, UsageError
+from .remoteconfig import RemoteConfig
 
 if TYPE_CHECKING:
     import httpx
@@ -73,58 +74,6 @@ _ERROR_BODY_CAP = 64 << 10
 _RETRY_BASE = 0.2
 _RETRY_MAX = 4.0
 _USER_AGENT = "trustcheck/0.1 (notary-v1 client)"
-
-
-@dataclass
-class RemoteConfig:
-    """How to reach Notary servers and registries (the CLI fills it from options)."""
-
-    #: --server; else DOCKER_CONTENT_TRUST_SERVER; else notary.docker.io for
-    #: docker.io; else https://<registry host>
-    server: str | None = None
-    #: allow http:// servers, registries and token realms (--unsafe-http)
-    unsafe_http: bool = False
-    #: extra CA bundle (--tls-ca), on top of the system CAs and Docker's tls dir
-    tls_ca: Path | None = None
-    client_cert: Path | None = None
-    client_key: Path | None = None
-    username: str | None = None
-    #: read by the CLI from stdin or an environment variable, never from argv
-    password: str | None = field(default=None, repr=False)
-    #: default $DOCKER_CONFIG or ~/.docker (config.json, tls/<host>/)
-    docker_config: Path | None = None
-    #: seconds per request (connect, each read, and the whole body)
-    timeout: float = 10.0
-    #: seconds per collection (every request of one GUN, retries included)
-    total_timeout: float = 60.0
-    #: extra attempts for GET/HEAD after a network error, timeout, 5xx or 429
-    retries: int = 2
-    #: collections fetched at once by fetch_many
-    concurrency: int = 8
-    #: do not contact any server: verify the trust dir as it is
-    offline: bool = False
-    #: registry base URL for registry_digest (default https://<registry host>,
-    #: https://registry-1.docker.io for docker.io)
-    registry: str | None = None
-
-    def validate(self) -> None:
-        """Refuse values that cannot work (``invalid-argument``)."""
-        checks: list[tuple[bool, str]] = [
-            (self.timeout > 0, f"the request timeout must be positive, got {self.timeout}"),
-            (
-                self.total_timeout > 0,
-                f"the total timeout must be positive, got {self.total_timeout}",
-            ),
-            (self.retries >= 0, f"retries must not be negative, got {self.retries}"),
-            (self.concurrency >= 1, f"concurrency must be at least 1, got {self.concurrency}"),
-            (
-                (self.client_cert is None) == (self.client_key is None),
-                "a client certificate needs its key and a key its certificate",
-            ),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise UsageError("invalid-argument", message)
 
 
 class RemoteError(NotTrusted):
