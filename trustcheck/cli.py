@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from .cliopts import (
+    DEFAULT_REMOTE,
     AtOpt,
     ConcurrencyOpt,
     DceOpt,
@@ -23,7 +24,6 @@ from .cliopts import (
     ImagesArg,
     JsonOpt,
     NoTofuOpt,
-    OfflineOpt,
     PasswordStdinOpt,
     PinsOpt,
     RemoteArgs,
@@ -41,6 +41,7 @@ from .cliopts import (
     make_options,
     parse_at,
     progress_reporter,
+    remote_options,
     trust_dir_path,
     warn,
 )
@@ -67,6 +68,7 @@ def _human_result(r: ImageResult) -> str:
 
 
 @app.command()
+@remote_options
 def verify(
     images: ImagesArg,
     trust_dir: TrustDirOpt = None,
@@ -76,17 +78,7 @@ def verify(
     state_dir: StateOpt = None,
     no_tofu: NoTofuOpt = False,
     delegation_cert_expiry: DceOpt = "warn",
-    offline: OfflineOpt = False,
-    server: ServerOpt = None,
-    unsafe_http: UnsafeHttpOpt = False,
-    tls_ca: TlsCaOpt = None,
-    tls_cert: TlsCertOpt = None,
-    tls_key: TlsKeyOpt = None,
-    username: UserOpt = None,
-    password_stdin: PasswordStdinOpt = False,
-    timeout: TimeoutOpt = 10.0,
-    retries: RetriesOpt = 2,
-    concurrency: ConcurrencyOpt = 8,
+    remote: RemoteArgs = DEFAULT_REMOTE,
     check_registry: Annotated[
         bool,
         typer.Option(
@@ -109,26 +101,14 @@ def verify(
 
     when = parse_at(at)
     opts = make_options(pins, state_dir, no_tofu, delegation_cert_expiry)
-    remote = RemoteArgs(
-        offline,
-        server,
-        unsafe_http,
-        tls_ca,
-        tls_cert,
-        tls_key,
-        username,
-        password_stdin,
-        timeout,
-        retries,
-        concurrency,
-        registry,
-    ).config()
+    remote.registry = registry
+    cfg = remote.config()
     results = verify_images(
         images,
         trust_dir_path(trust_dir),
         when,
         opts,
-        remote,
+        cfg,
         progress_reporter(len(images)),
         check_registry,
     )
@@ -152,6 +132,7 @@ def verify(
 
 
 @app.command()
+@remote_options
 def inspect(
     images: ImagesArg,
     trust_dir: TrustDirOpt = None,
@@ -161,17 +142,7 @@ def inspect(
     state_dir: StateOpt = None,
     no_tofu: NoTofuOpt = False,
     delegation_cert_expiry: DceOpt = "warn",
-    offline: OfflineOpt = False,
-    server: ServerOpt = None,
-    unsafe_http: UnsafeHttpOpt = False,
-    tls_ca: TlsCaOpt = None,
-    tls_cert: TlsCertOpt = None,
-    tls_key: TlsKeyOpt = None,
-    username: UserOpt = None,
-    password_stdin: PasswordStdinOpt = False,
-    timeout: TimeoutOpt = 10.0,
-    retries: RetriesOpt = 2,
-    concurrency: ConcurrencyOpt = 8,
+    remote: RemoteArgs = DEFAULT_REMOTE,
 ) -> None:
     """Show signed tags, signers and keys, as `docker trust inspect` does.
 
@@ -185,23 +156,11 @@ def inspect(
 
     when = parse_at(at)
     opts = make_options(pins, state_dir, no_tofu, delegation_cert_expiry)
-    remote = RemoteArgs(
-        offline,
-        server,
-        unsafe_http,
-        tls_ca,
-        tls_cert,
-        tls_key,
-        username,
-        password_stdin,
-        timeout,
-        retries,
-        concurrency,
-    ).config()
+    cfg = remote.config()
     refs = [(i, parse_reference(i)) for i in images]
     td = TrustDir(trust_dir_path(trust_dir))
     cols = collections_for(
-        [r.gun for _, r in refs], td, when, opts, remote, progress_reporter(len(refs))
+        [r.gun for _, r in refs], td, when, opts, cfg, progress_reporter(len(refs))
     )
     out: list[dict[str, object]] = []
     failed = 0
@@ -379,6 +338,7 @@ def fetch(
 
 
 @app.command()
+@remote_options
 def thumbprint(
     targets: Annotated[
         list[str],
@@ -390,17 +350,7 @@ def thumbprint(
     pins: PinsOpt = None,
     state_dir: StateOpt = None,
     no_tofu: NoTofuOpt = False,
-    offline: OfflineOpt = False,
-    server: ServerOpt = None,
-    unsafe_http: UnsafeHttpOpt = False,
-    tls_ca: TlsCaOpt = None,
-    tls_cert: TlsCertOpt = None,
-    tls_key: TlsKeyOpt = None,
-    username: UserOpt = None,
-    password_stdin: PasswordStdinOpt = False,
-    timeout: TimeoutOpt = 10.0,
-    retries: RetriesOpt = 2,
-    concurrency: ConcurrencyOpt = 8,
+    remote: RemoteArgs = DEFAULT_REMOTE,
 ) -> None:
     """Every identifier of each root and signer key: key IDs, certificate and SPKI hashes.
 
@@ -416,19 +366,7 @@ def thumbprint(
 
     when = parse_at(at)
     opts = make_options(pins, state_dir, no_tofu, "warn")
-    remote = RemoteArgs(
-        offline,
-        server,
-        unsafe_http,
-        tls_ca,
-        tls_cert,
-        tls_key,
-        username,
-        password_stdin,
-        timeout,
-        retries,
-        concurrency,
-    ).config()
+    cfg = remote.config()
     td = TrustDir(trust_dir_path(trust_dir))
     reports = []
     for t in targets:
@@ -441,7 +379,7 @@ def thumbprint(
             reports.extend(keys_of_pem(data, t))
         else:
             ref = parse_reference(t)
-            col = collections_for([ref.gun], td, when, opts, remote)[ref.gun]
+            col = collections_for([ref.gun], td, when, opts, cfg)[ref.gun]
             if isinstance(col, TrustcheckError):
                 raise col
             reports.extend(keys_of_collection(col))
@@ -461,6 +399,7 @@ def _pin_file(pins: Path | None) -> Path:
 
 
 @pin_app.command("add")
+@remote_options
 def pin_add(
     image: Annotated[str, typer.Argument(help="Image whose current root to pin.")],
     trust_dir: TrustDirOpt = None,
@@ -481,17 +420,7 @@ def pin_add(
             "--pattern", help="Pin a GUN prefix such as registry.example.com/team/* instead."
         ),
     ] = None,
-    offline: OfflineOpt = False,
-    server: ServerOpt = None,
-    unsafe_http: UnsafeHttpOpt = False,
-    tls_ca: TlsCaOpt = None,
-    tls_cert: TlsCertOpt = None,
-    tls_key: TlsKeyOpt = None,
-    username: UserOpt = None,
-    password_stdin: PasswordStdinOpt = False,
-    timeout: TimeoutOpt = 10.0,
-    retries: RetriesOpt = 2,
-    concurrency: ConcurrencyOpt = 8,
+    remote: RemoteArgs = DEFAULT_REMOTE,
 ) -> None:
     """Verify IMAGE's trust data, then pin its root certificate(s); prints what was pinned."""
     from .api import collections_for
@@ -507,22 +436,8 @@ def pin_add(
     ref = parse_reference(image)
     when = parse_at(at)
     opts = make_options(file if file.is_file() else None, state_dir, False, "warn")
-    remote = RemoteArgs(
-        offline,
-        server,
-        unsafe_http,
-        tls_ca,
-        tls_cert,
-        tls_key,
-        username,
-        password_stdin,
-        timeout,
-        retries,
-        concurrency,
-    ).config()
-    got = collections_for([ref.gun], TrustDir(trust_dir_path(trust_dir)), when, opts, remote)[
-        ref.gun
-    ]
+    cfg = remote.config()
+    got = collections_for([ref.gun], TrustDir(trust_dir_path(trust_dir)), when, opts, cfg)[ref.gun]
     if isinstance(got, TrustcheckError):
         raise got
     col = got

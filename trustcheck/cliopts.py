@@ -233,3 +233,55 @@ def make_options(pins: Path | None, state_dir: Path | None, no_tofu: bool, dce: 
 
 def warn(message: str) -> None:
     typer.echo(f"warning: {message}", err=True)
+
+
+#: what a command receives when called directly (tests); the CLI passes the options
+DEFAULT_REMOTE = RemoteArgs(False, None, False, None, None, None, None, False, 10.0, 2, 8)
+
+#: the options every command that may reach a server takes, in help order
+_REMOTE_OPTIONS: tuple[tuple[str, object, object], ...] = (
+    ("offline", OfflineOpt, False),
+    ("server", ServerOpt, None),
+    ("unsafe_http", UnsafeHttpOpt, False),
+    ("tls_ca", TlsCaOpt, None),
+    ("tls_cert", TlsCertOpt, None),
+    ("tls_key", TlsKeyOpt, None),
+    ("username", UserOpt, None),
+    ("password_stdin", PasswordStdinOpt, False),
+    ("timeout", TimeoutOpt, 10.0),
+    ("retries", RetriesOpt, 2),
+    ("concurrency", ConcurrencyOpt, 8),
+)
+
+
+def remote_options(fn: Callable[..., None]) -> Callable[..., None]:
+    """Give a command the server options (``--offline``, ``--server``, TLS, auth,
+    timeouts) without repeating them: the command declares ``remote: RemoteArgs``
+    and receives them bundled. Typer sees the individual options."""
+    import functools
+    import inspect
+    import typing
+
+    hints = typing.get_type_hints(fn, include_extras=True)
+    sig = inspect.signature(fn)
+    own = [
+        p.replace(annotation=hints.get(p.name, p.annotation))
+        for p in sig.parameters.values()
+        if p.name != "remote"
+    ]
+    extra = [
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=ann)
+        for name, ann, default in _REMOTE_OPTIONS
+    ]
+    names = [name for name, _, _ in _REMOTE_OPTIONS]
+
+    @functools.wraps(fn)
+    def wrapper(*args: object, **kwargs: object) -> None:
+        bundle = RemoteArgs(**{n: kwargs.pop(n) for n in names})  # type: ignore[arg-type]
+        fn(*args, remote=bundle, **kwargs)
+
+    params = own + extra
+    wrapper.__signature__ = sig.replace(parameters=params, return_annotation=None)  # type: ignore[attr-defined]
+    wrapper.__annotations__ = {p.name: p.annotation for p in params}
+    del wrapper.__wrapped__  # typer must see the new signature, not fn's
+    return wrapper
