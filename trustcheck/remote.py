@@ -324,6 +324,11 @@ class HttpSession:
             self._contexts.setdefault(key, ctx)
             return self._contexts[key]
 
+    def tls_context(self, host: str) -> ssl.SSLContext:
+        """The TLS context requests to ``host`` (``host[:port]``) use: for a single
+        handshake outside HTTP (``trustcheck doctor``)."""
+        return self._ssl_context((host,), True)
+
     def _load_ca(self, ctx: ssl.SSLContext, path: Path) -> None:
         try:
             ctx.load_verify_locations(cafile=str(path))
@@ -670,6 +675,10 @@ class Endpoint:
             )
         return creds.describe()
 
+    def authorization(self, challenge: Challenge, scope: str, deadline: Deadline) -> str:
+        """The ``Authorization`` value for ``scope`` (a token fetched if needed)."""
+        return self._authorization(challenge, scope, deadline)
+
     def _authorization(self, challenge: Challenge, scope: str, deadline: Deadline) -> str:
         if challenge.scheme == "basic":
             creds = self.credentials()
@@ -717,7 +726,8 @@ class Endpoint:
         params: list[tuple[str, str]] = []
         if challenge.service:
             params.append(("service", challenge.service))
-        params.append(("scope", scope))
+        if scope:  # no scope: a plain login check, as `docker login` asks
+            params.append(("scope", scope))
         headers: dict[str, str] = {}
         form: dict[str, str] | None = None
         method = "GET"
