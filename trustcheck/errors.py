@@ -31,6 +31,8 @@ CODES: dict[str, tuple[int, str]] = {
     "docker-config-invalid": (2, "the docker config.json is unreadable or malformed"),
     "credential-helper-failed": (2, "a docker credential helper is missing or failed"),
     "trust-dir-unwritable": (2, "verified trust data cannot be written into the trust dir"),
+    "policy-invalid": (2, "the policy file cannot be read or does not follow the schema"),
+    "pull-tool-missing": (2, "the program to pull with (docker, podman, skopeo) is not installed"),
     # --- not trusted (exit 1) ---
     "no-trust-data": (1, "the trust dir holds no trust data for this GUN"),
     "role-missing": (1, "a role file the verification needs is missing"),
@@ -74,6 +76,12 @@ CODES: dict[str, tuple[int, str]] = {
     "malicious-server": (1, "the server announced more data than the size cap allows"),
     "registry-tag-missing": (1, "the registry has no manifest for the tag"),
     "registry-digest-mismatch": (1, "the registry's digest for the tag is not the signed digest"),
+    # --- policy, pull, quarantine (exit 1) ---
+    "policy-no-match": (1, "no rule of the policy matches the image (denied by default)"),
+    "policy-denied": (1, "the rule matching the image denies it"),
+    "signer-threshold-not-met": (1, "too few of the required signers signed the released digest"),
+    "pull-failed": (1, "the pull-by-digest command failed"),
+    "manifest-not-found": (1, "the registry has no manifest with that digest in the repository"),
 }
 
 
