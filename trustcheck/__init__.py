@@ -11,13 +11,21 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Collection",
+    "Decision",
     "ImageRef",
     "ImageResult",
     "NotTrusted",
+    "Options",
+    "Policy",
     "TrustDir",
     "TrustcheckError",
     "UsageError",
+    "decide",
+    "evaluate",
+    "fetch_collection",
     "load_collection",
+    "load_pins",
+    "load_policy",
     "parse_reference",
     "resolve",
     "verify_collection",
@@ -39,12 +47,23 @@ _WHERE = {
     "UsageError": "errors",
     "TrustDir": "trustdir",
     "resolve": "lookup",
+    "Decision": "policy",
+    "Policy": "policy",
+    "decide": "policy",
+    "evaluate": "policy",
+    "load_policy": "policy",
+    "Options": "api",
+    "fetch_collection": "fetch",
+    "load_pins": "pins",
 }
 
 if TYPE_CHECKING:
-    from .api import ImageResult, load_collection, verify_image, verify_images
+    from .api import ImageResult, Options, load_collection, verify_image, verify_images
     from .errors import NotTrusted, TrustcheckError, UsageError
+    from .fetch import fetch_collection
     from .lookup import resolve
+    from .pins import load_pins
+    from .policy import Decision, Policy, decide, evaluate, load_policy
     from .reference import ImageRef, parse_reference
     from .trustdir import TrustDir
     from .verify import Collection, verify_collection
