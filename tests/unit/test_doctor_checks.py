@@ -606,6 +606,16 @@ def test_policy_file_check(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     )
 
 
+def test_a_real_policy_file_is_loaded_with_trustcheck_policy(tmp_path: Path) -> None:
+    pytest.importorskip("trustcheck.policy", reason="this build has no policy module")
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("rules: []\n")
+    code, doc, _ = cli("--offline", "--trust-dir", str(TRUST), "--policy", str(empty))
+    policy = check(doc, "policy-file")
+    assert code == 2 and policy["code"] == "POLICY_FILE_ERROR"
+    assert "[policy-invalid]" in policy["message"] and str(empty) in policy["message"]
+
+
 def test_policy_loader_is_trustcheck_policy_load_policy_when_it_exists() -> None:
     import importlib
     import importlib.util
