@@ -67,6 +67,8 @@ CODES: dict[str, tuple[int, str]] = {
     "version-rollback": (1, "a role's version is lower than one trusted before"),
     "delegation-cert-expired": (1, "a delegation certificate is expired or not yet valid"),
     "target-missing-sha256": (1, "the signed target carries no sha256 hash"),
+    "target-not-found": (1, "the target path is not signed by any trusted role (TUF 1.0)"),
+    "version-mismatch": (1, "a role file's version is not the one its parent metadata names"),
     # --- remote (exit 1) ---
     "network-error": (1, "the connection to the server failed (refused, reset or cut short)"),
     "server-timeout": (1, "the server did not answer within the timeout"),
