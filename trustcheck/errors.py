@@ -33,6 +33,7 @@ CODES: dict[str, tuple[int, str]] = {
     "trust-dir-unwritable": (2, "verified trust data cannot be written into the trust dir"),
     "policy-invalid": (2, "the policy file cannot be read or does not follow the schema"),
     "pull-tool-missing": (2, "the program to pull with (docker, podman, skopeo) is not installed"),
+    "webhook-config-invalid": (2, "the webhook server config (serve --config) is invalid"),
     # --- not trusted (exit 1) ---
     "no-trust-data": (1, "the trust dir holds no trust data for this GUN"),
     "role-missing": (1, "a role file the verification needs is missing"),
@@ -84,6 +85,9 @@ CODES: dict[str, tuple[int, str]] = {
     "signer-threshold-not-met": (1, "too few of the required signers signed the released digest"),
     "pull-failed": (1, "the pull-by-digest command failed"),
     "manifest-not-found": (1, "the registry has no manifest with that digest in the repository"),
+    # --- admission webhook (deny) ---
+    "admission-invalid": (1, "the admitted object is malformed where trustcheck reads images"),
+    "admission-deadline": (1, "the trust data was not verified within the review's deadline"),
 }
 
 
