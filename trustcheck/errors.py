@@ -31,6 +31,7 @@ CODES: dict[str, tuple[int, str]] = {
     "docker-config-invalid": (2, "the docker config.json is unreadable or malformed"),
     "credential-helper-failed": (2, "a docker credential helper is missing or failed"),
     "trust-dir-unwritable": (2, "verified trust data cannot be written into the trust dir"),
+    "output-unwritable": (2, "a report or CSV file cannot be written"),
     "policy-invalid": (2, "the policy file cannot be read or does not follow the schema"),
     "pull-tool-missing": (2, "the program to pull with (docker, podman, skopeo) is not installed"),
     "webhook-config-invalid": (2, "the webhook server config (serve --config) is invalid"),
