@@ -717,3 +717,25 @@ def test_worker_processes_give_the_same_report(trustcheck_cli: Cli) -> None:
     assert one.code == two.code == 0, two.stderr
     assert json.loads(one.stdout)["summary"]["collections"] == 9
     assert one.stdout == two.stdout
+
+
+def update_docs_samples() -> None:
+    """Rewrite the samples in docs/audit.md with what the commands print now:
+    ``.venv/bin/python tests/unit/test_audit.py``."""
+    import tempfile
+
+    text = DOC.read_text()
+    with tempfile.TemporaryDirectory() as tmp:
+
+        def fresh(m: re.Match[str]) -> str:
+            body = sample_output(m.group(1), m.group("args").split(), Path(tmp))
+            return m.group(0).replace(m.group("body"), body, 1)
+
+        DOC.write_text(_SAMPLE.sub(fresh, text))
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.path[:0] = [str(ROOT / "tests"), str(ROOT)]  # conftest, fixtures
+    update_docs_samples()
