@@ -131,7 +131,6 @@ _SHA1_SIGNATURES = frozenset(
 )
 
 #: fetch.py's warnings when a server was unreachable and the cache was used
-_CACHE_ONLY_MARKERS = ("using the cached trust data", "using the cached timestamp")
 
 _DOCKER_SIGNER = re.compile(r"targets/(?!releases$)[^/]+")
 _HEX = frozenset("0123456789abcdef")
@@ -1064,8 +1063,8 @@ def audit_collection(
     findings += _root_findings(gun, col.root, keys)
     if not pinned:
         findings.append(_unpinned(gun))
-    if fetched and any(m in w for w in col.warnings for m in _CACHE_ONLY_MARKERS):
-        reason = next(w for w in col.warnings if any(m in w for m in _CACHE_ONLY_MARKERS))
+    if fetched and col.cache_fallback is not None:
+        reason = col.cache_fallback
         findings.append(
             Finding(
                 "cache-only",

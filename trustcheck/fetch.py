@@ -167,6 +167,8 @@ class RemoteSource:
         self.deadline = deadline
         self.floors = floors
         self.warnings = warnings
+        #: why the cache stood in for the server (see Collection.cache_fallback)
+        self.fallbacks: list[str] = []
         #: the roles actually requested from the server, in order (for tests and -v)
         self.downloaded: list[str] = []
         self.root_raw = b""
@@ -342,10 +344,12 @@ class RemoteSource:
             raise failure.copy(
                 f"{failure.message}; no cached timestamp to fall back on", role="timestamp"
             )
-        self.warnings.append(
+        message = (
             f"could not download timestamp.json of {self.gun} ({failure.message}); using the "
             "cached timestamp"
         )
+        self.warnings.append(message)
+        self.fallbacks.append(message)
         return cached
 
     def _read_checked(self, role: str, cap: int) -> bytes:
@@ -458,10 +462,12 @@ def _update(
     ping = endpoint.ping(deadline)
     if ping.offline is not None:
         source.offline = ping.offline
-        warnings.append(
+        message = (
             f"the notary server {endpoint.base} cannot be reached ({ping.offline.message}); "
             "using the cached trust data"
         )
+        warnings.append(message)
+        source.fallbacks.append(message)
     cached_root = source.cached("root", MAX_DOWNLOAD_SIZE)
     state_root = state.root if state is not None else None
     if cached_root is not None:
@@ -504,6 +510,7 @@ def _update(
         source.start(new_root, cached_root)
         col = _verify(gun, source, at, replace(policy, previous_root=prev2))
     col.warnings[0:0] = warnings
+    col.cache_fallback = source.fallbacks[0] if source.fallbacks else None
     return col, source.seen_in_cache
 
 

@@ -100,6 +100,9 @@ class Collection:
     #: delegations skipped with their subtree (expired / under threshold), as notary does
     skipped: dict[str, NotTrusted] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    #: set by fetching when the server could not be used and the cache was
+    #: (the reason, one line); None when verified from fresh data or offline
+    cache_fallback: str | None = None
 
 
 def verify_signatures(

@@ -416,8 +416,8 @@ def test_a_published_signer_without_tags_signed_nothing(cols: dict[str, Any]) ->
 
 def test_cache_only_needs_a_fetched_run(cols: dict[str, Any]) -> None:
     col = _signers(cols)
-    col.warnings.insert(
-        0, "the notary server https://x cannot be reached (refused); using the cached trust data"
+    col.cache_fallback = (
+        "the notary server https://x cannot be reached (refused); using the cached trust data"
     )
     fetched = audit_collection(col.gun, col, AT, pinned=True, fetched=True)
     (finding,) = [f for f in fetched.findings if f.code == "cache-only"]
