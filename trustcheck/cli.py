@@ -47,7 +47,9 @@ from .cliopts import (
 )
 
 if TYPE_CHECKING:
-    from .api import ImageResult
+    from datetime import datetime
+
+    from .api import ImageResult, Options
 
 app = typer.Typer(
     name="trustcheck",
@@ -90,28 +92,59 @@ def verify(
         str | None,
         typer.Option("--registry", help="Registry URL for --check-registry.", show_default=False),
     ] = None,
+    dialect: Annotated[
+        str | None,
+        typer.Option(
+            "--dialect",
+            help="notary (Docker Content Trust) or tuf (TUF 1.0, with --repo; arguments are "
+            "target paths). Default: notary, or detected from --repo.",
+            show_default=False,
+        ),
+    ] = None,
+    repo: Annotated[
+        str | None,
+        typer.Option(
+            "--repo",
+            help="TUF 1.0 repository: a metadata folder or an https URL (docs/tuf.md).",
+            show_default=False,
+        ),
+    ] = None,
+    root: Annotated[
+        Path | None,
+        typer.Option(
+            "--root",
+            help="TUF 1.0: trusted root.json obtained out of band (else pins, state, first use).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Verify each image's trust data and resolve its tag (or check its digest).
 
     Trust data is fetched from the image's Notary server and cached in the
-    trust dir unless --offline. Exit 0 when every image is trusted, 1 when any
-    is not, 2 on bad input.
+    trust dir unless --offline. With --repo (TUF 1.0), the arguments are
+    target paths. Exit 0 when every image is trusted, 1 when any is not, 2 on
+    bad input.
     """
-    from .api import verify_images
-
     when = parse_at(at)
     opts = make_options(pins, state_dir, no_tofu, delegation_cert_expiry)
-    remote.registry = registry
-    cfg = remote.config()
-    results = verify_images(
-        images,
-        trust_dir_path(trust_dir),
-        when,
-        opts,
-        cfg,
-        progress_reporter(len(images)),
-        check_registry,
-    )
+    if dialect not in (None, "notary", "tuf"):
+        fail_usage(f"--dialect must be notary or tuf, not {dialect!r}")
+    if repo is not None or dialect == "tuf":
+        results = _verify_tuf(images, repo, dialect, root, when, opts, remote)
+    else:
+        from .api import verify_images
+
+        remote.registry = registry
+        cfg = remote.config()
+        results = verify_images(
+            images,
+            trust_dir_path(trust_dir),
+            when,
+            opts,
+            cfg,
+            progress_reporter(len(images)),
+            check_registry,
+        )
     seen: set[str] = set()
     for r in results:
         for w in r.warnings:
@@ -129,6 +162,40 @@ def verify(
         raise Exit(2)
     if not all(r.trusted for r in results):
         raise Exit(1)
+
+
+def _verify_tuf(
+    targets: list[str],
+    repo: str | None,
+    dialect: str | None,
+    root: Path | None,
+    when: datetime,
+    opts: Options,
+    remote: RemoteArgs,
+) -> list[ImageResult]:
+    from .tuf10 import detect_dialect, verify_targets
+
+    if repo is None:
+        fail_usage("--dialect tuf needs --repo DIR|URL (the TUF 1.0 repository)")
+    if dialect == "notary":
+        fail_usage("--repo is for TUF 1.0 repositories; use --trust-dir for Notary trust data")
+    if dialect is None and "://" not in repo and detect_dialect(Path(repo)) == "notary":
+        fail_usage(f"{repo} holds Notary v1 metadata; verify it with --trust-dir instead")
+    root_bytes = None
+    if root is not None:
+        try:
+            root_bytes = root.read_bytes()
+        except OSError as e:
+            fail_usage(f"cannot read --root {root}: {e.strerror or e}")
+    return verify_targets(
+        repo,
+        targets,
+        when,
+        opts,
+        root=root_bytes,
+        unsafe_http=remote.unsafe_http,
+        timeout=remote.timeout,
+    )
 
 
 @app.command()

@@ -1360,3 +1360,34 @@ def test_a_stale_cached_delegation_signed_by_a_rotated_key_is_fetched_again(
         repo.history["alice"][-1].signed.version,
         [new.public_key.keyid],
     )
+
+
+def test_main_verify_takes_dialect_and_repo(tmp_path: Path) -> None:
+    """`trustcheck verify --repo` (and --dialect tuf) runs the TUF 1.0 path; Notary data
+    given as --repo, or --dialect notary with --repo, is a usage error."""
+    repo = basic()
+    folder = repo.publish(tmp_path / "repo")
+    (tmp_path / "root.json").write_bytes(repo.files["root"][1])
+    common = ["--at", AT_TEXT, "--state-dir", str(tmp_path / "state")]
+    ok = tc(
+        "verify", "--repo", str(folder), "--root", str(tmp_path / "root.json"), *common, "file.txt"
+    )
+    assert ok.code == 0, ok.stderr
+    assert ok.stdout.startswith("TRUSTED      file.txt  " + CONTENT_DIGEST)
+    forced = tc("verify", "--dialect", "tuf", "--repo", str(folder), *common, "--json", "nope.txt")
+    assert forced.code == 1
+    assert json.loads(forced.stdout)["results"][0]["error"]["code"] == "target-not-found"
+    assert tc("verify", "--dialect", "tuf", *common, "file.txt").code == 2
+    assert tc("verify", "--dialect", "notary", "--repo", str(folder), "file.txt").code == 2
+    notary_dir = (
+        Path(__file__).resolve().parents[2]
+        / "fixtures"
+        / "generated"
+        / "trust"
+        / "tuf"
+        / "localhost"
+        / "basic"
+        / "metadata"
+    )
+    wrong = tc("verify", "--repo", str(notary_dir), "file.txt")
+    assert wrong.code == 2 and "Notary v1" in wrong.stderr
