@@ -1,0 +1,145 @@
+"""``trustcheck serve``: the Kubernetes admission webhook (docs/webhook.md).
+
+uvicorn serves :mod:`trustcheck.webhook_app` over TLS only. The work is
+imported inside the command: ``trustcheck --help`` does not load Starlette.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..cliopts import fail_usage
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve")(serve)
+
+
+def serve(
+    policy: Annotated[
+        Path,
+        typer.Option("--policy", help="Policy file (YAML, docs/policy.md).", show_default=False),
+    ],
+    tls_cert: Annotated[
+        Path,
+        typer.Option(
+            "--tls-cert",
+            help="The webhook's serving certificate (PEM, with its chain). The API server "
+            "must trust its CA (caBundle of the webhook configurations).",
+            show_default=False,
+        ),
+    ],
+    tls_key: Annotated[
+        Path,
+        typer.Option("--tls-key", help="The key of --tls-cert (PEM).", show_default=False),
+    ],
+    port: Annotated[int, typer.Option("--port", help="TCP port.", min=1, max=65535)] = 8443,
+    host: Annotated[
+        str, typer.Option("--host", help="Address to listen on (0.0.0.0: all).")
+    ] = "0.0.0.0",
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            help="Server config (YAML): deadline, mutation, exemptions, cache, Notary "
+            "server settings, ACR receiver (docs/webhook.md).",
+            show_default=False,
+        ),
+    ] = None,
+    cache: Annotated[
+        str | None,
+        typer.Option(
+            "--cache",
+            help="Shared cache URL (redis://HOST:PORT/DB or rediss://...), overriding "
+            "cache.url; needs cache.secret_file or $TRUSTCHECK_CACHE_SECRET.",
+            show_default=False,
+        ),
+    ] = None,
+    trust_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--trust-dir",
+            help="Where fetched trust data is cached (overrides trust.trust_dir; default "
+            "$TRUSTCHECK_TRUST_DIR, else ~/.cache/trustcheck/trust).",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Serve the Kubernetes admission webhook (validating and mutating) over TLS.
+
+    POST /validate, POST /mutate, GET /healthz, GET /readyz, GET /metrics,
+    POST /acr/quarantine. Runs until SIGTERM or SIGINT.
+    """
+    import os
+    import ssl
+    from dataclasses import replace
+
+    import uvicorn
+
+    from ..policy import load_policy
+    from ..webhook_app import build_server, config_summary, configure_logging, load_config
+
+    for label, path in (("--tls-cert", tls_cert), ("--tls-key", tls_key)):
+        if not path.is_file():
+            fail_usage(f"{label} {path}: no such file (the webhook serves TLS only)")
+    cfg = load_config(config)
+    if cache is not None:
+        if not cache.startswith(("redis://", "rediss://", "unix://")):
+            fail_usage(f"--cache must be a redis://, rediss:// or unix:// URL, not {cache[:40]!r}")
+        cfg.cache_url = cache
+    if cfg.cache_secret is None and os.environ.get("TRUSTCHECK_CACHE_SECRET"):
+        cfg.cache_secret = os.environ["TRUSTCHECK_CACHE_SECRET"].encode()
+    if trust_dir is not None:
+        cfg = replace(cfg, trust_dir=trust_dir)
+    pol = load_policy(policy)
+    configure_logging(cfg.log_level)
+    server = build_server(pol, cfg)
+    try:
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(str(tls_cert), str(tls_key))
+    except (OSError, ssl.SSLError) as e:
+        server.cache.close()
+        fail_usage(f"cannot load --tls-cert/--tls-key: {e}")
+
+    uv = uvicorn.Config(
+        server.app,
+        host=host,
+        port=port,
+        ssl_certfile=str(tls_cert),
+        ssl_keyfile=str(tls_key),
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        lifespan="on",
+        timeout_graceful_shutdown=10,
+    )
+    uv.load()
+    assert uv.ssl is not None
+    uv.ssl.minimum_version = ssl.TLSVersion.TLSv1_2
+    stamps: dict[str, float] = {}
+
+    def mtimes() -> dict[str, float]:
+        return {str(p): p.stat().st_mtime for p in (tls_cert, tls_key)}
+
+    stamps.update(mtimes())
+
+    def reload_tls() -> None:
+        now = mtimes()
+        if now != stamps and uv.ssl is not None:
+            uv.ssl.load_cert_chain(str(tls_cert), str(tls_key))
+            stamps.update(now)
+            import logging
+
+            logging.getLogger("trustcheck.webhook").info("reloaded the TLS certificate")
+
+    server.tls_reloader = reload_tls
+    import logging
+
+    logging.getLogger("trustcheck.webhook").info(
+        "starting",
+        extra={"fields": {"host": host, "port": port, "config": config_summary(cfg)}},
+    )
+    uvicorn.Server(uv).run()

@@ -1,0 +1,628 @@
+"""Kubernetes admission: AdmissionReview in, AdmissionReview out (pure).
+
+The HTTP server (:mod:`trustcheck.webhook_app`) is a thin shell around the
+functions here; none of them does I/O or reads the clock:
+
+1. :func:`parse_review` reads an ``admission.k8s.io/v1`` or ``v1beta1``
+   AdmissionReview (a dict decoded from JSON). A document that is not one, or
+   has no ``request.uid`` to answer to, raises :class:`ReviewError` (HTTP 400).
+2. :func:`plan_review` finds every image of the object (Pods, Deployments,
+   ReplicaSets, StatefulSets, DaemonSets, Jobs, CronJobs,
+   ReplicationControllers and PodTemplates; ``containers``,
+   ``initContainers`` and ``ephemeralContainers``), applies the operation rules
+   (CREATE and UPDATE are checked, DELETE and CONNECT allowed), the namespace
+   and object exemptions, and says which verified collections the decision
+   needs: ``(rule index, GUN)`` for each image a ``verify`` rule decides.
+3. :func:`respond` calls :func:`trustcheck.policy.decide` for each image with
+   the collections obtained (or the error obtaining them, or
+   :func:`deadline_error` when the review's deadline passed first) and builds
+   the answer: allowed, or denied with a message naming the image, the rule
+   and the reason code; ``warnings`` for warn-mode rules; for the mutating
+   endpoint an RFC 6902 JSON Patch pinning each allowed image to its signed
+   digest, with the original references in an annotation.
+
+:func:`handle` chains the three for callers that can look collections up
+synchronously (tests, the offline tester). Anything malformed inside a
+well-formed review (a container that is not an object, an image that is not a
+string) is a deny (``admission-invalid``), never an exception.
+"""
+
+from __future__ import annotations
+
+import base64
+import fnmatch
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from .errors import NotTrusted, TrustcheckError
+from .policy import Decision, Policy, Reason, decide
+from .reference import ImageRef, parse_reference
+
+if TYPE_CHECKING:
+    from .verify import Collection
+
+__all__ = [
+    "API_VERSIONS",
+    "MUTATION_MODES",
+    "ImageSite",
+    "ObjectExemption",
+    "Outcome",
+    "Plan",
+    "Review",
+    "ReviewError",
+    "WebhookConfig",
+    "deadline_error",
+    "deny_response",
+    "handle",
+    "parse_review",
+    "plan_review",
+    "respond",
+    "rewrite_image",
+]
+
+API_VERSIONS = ("admission.k8s.io/v1", "admission.k8s.io/v1beta1")
+MutationMode = Literal["tag-digest", "digest", "off"]
+MUTATION_MODES: tuple[MutationMode, ...] = ("tag-digest", "digest", "off")
+UpdateMode = Literal["all", "changed"]
+UPDATE_MODES: tuple[UpdateMode, ...] = ("all", "changed")
+
+#: the container lists of a pod spec, in the order images are reported
+CONTAINER_FIELDS = ("initContainers", "containers", "ephemeralContainers")
+
+#: (API group, kind) -> the path of the pod spec inside the object
+POD_SPEC_PATHS: dict[tuple[str, str], tuple[str, ...]] = {
+    ("", "Pod"): ("spec",),
+    ("", "PodTemplate"): ("template", "spec"),
+    ("", "ReplicationController"): ("spec", "template", "spec"),
+    ("apps", "Deployment"): ("spec", "template", "spec"),
+    ("apps", "ReplicaSet"): ("spec", "template", "spec"),
+    ("apps", "StatefulSet"): ("spec", "template", "spec"),
+    ("apps", "DaemonSet"): ("spec", "template", "spec"),
+    ("extensions", "Deployment"): ("spec", "template", "spec"),
+    ("extensions", "ReplicaSet"): ("spec", "template", "spec"),
+    ("extensions", "DaemonSet"): ("spec", "template", "spec"),
+    ("batch", "Job"): ("spec", "template", "spec"),
+    ("batch", "CronJob"): ("spec", "jobTemplate", "spec", "template", "spec"),
+}
+#: subresources whose object is the whole Pod with (new) containers
+_CHECKED_SUBRESOURCES = frozenset({"", "ephemeralcontainers"})
+
+#: Kubernetes shows warnings longer than this truncated (and asks for <= 120)
+MAX_WARNING_LENGTH = 256
+#: the deny message is cut here (it is shown to the user by kubectl)
+MAX_MESSAGE_LENGTH = 4000
+
+
+class ReviewError(Exception):
+    """The body is not an AdmissionReview this webhook can answer (HTTP 400)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectExemption:
+    """Objects never checked: every field given must match (shell-style globs)."""
+
+    namespace: str | None = None
+    kind: str | None = None
+    name: str | None = None
+
+    def matches(self, namespace: str, kind: str, name: str) -> bool:
+        return all(
+            pattern is None or fnmatch.fnmatchcase(value, pattern)
+            for pattern, value in (
+                (self.namespace, namespace),
+                (self.kind, kind),
+                (self.name, name),
+            )
+        )
+
+    def __str__(self) -> str:
+        parts = [
+            f"{k}={v}"
+            for k, v in (("namespace", self.namespace), ("kind", self.kind), ("name", self.name))
+            if v is not None
+        ]
+        return ", ".join(parts)
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookConfig:
+    """What the server config sets for every review (docs/webhook.md)."""
+
+    #: seconds per review; after it the answer is deny (below the API server's timeoutSeconds)
+    deadline: float = 8.0
+    mutation: MutationMode = "tag-digest"
+    #: UPDATE: check every image ("all") or only images the old object did not have
+    updates: UpdateMode = "all"
+    annotation: str = "trustcheck.io/original-images"
+    exempt_namespaces: tuple[str, ...] = ()
+    exempt_objects: tuple[ObjectExemption, ...] = ()
+    max_warnings: int = 20
+
+
+@dataclass(slots=True)
+class Review:
+    """The parts of an AdmissionReview request the webhook uses."""
+
+    api_version: str
+    uid: str
+    operation: str
+    group: str
+    kind: str
+    sub_resource: str
+    namespace: str
+    name: str
+    dry_run: bool
+    object: Any
+    old_object: Any
+    user: str
+
+    @property
+    def what(self) -> str:
+        where = f"{self.namespace}/" if self.namespace else ""
+        return f"{self.kind} {where}{self.name or '(unnamed)'}"
+
+
+@dataclass(slots=True)
+class ImageSite:
+    """One container image of the object."""
+
+    #: RFC 6901 pointer to the image string (``/spec/containers/0/image``)
+    pointer: str
+    #: ``containers/app`` (for messages and the annotation)
+    label: str
+    image: str
+    ref: ImageRef | None = None
+    #: why the image cannot be decided (``invalid-reference``), if so
+    error: TrustcheckError | None = None
+
+
+@dataclass(slots=True)
+class Plan:
+    """What a review needs: the images to decide and the collections to obtain."""
+
+    review: Review
+    sites: list[ImageSite] = field(default_factory=list)
+    #: (rule index, GUN) for every image a verify rule decides
+    needs: list[tuple[int, str]] = field(default_factory=list)
+    #: an answer that needs no decision (DELETE, exempt, nothing to check)
+    immediate: dict[str, Any] | None = None
+    #: why ``immediate`` was given ("exempt namespace kube-system", "DELETE", ...)
+    note: str = ""
+
+
+@dataclass(slots=True)
+class Outcome:
+    """The answer and what it was made of (for logs and metrics)."""
+
+    response: dict[str, Any]
+    allowed: bool
+    decisions: list[tuple[ImageSite, Decision]] = field(default_factory=list)
+    patch: list[dict[str, Any]] = field(default_factory=list)
+    note: str = ""
+
+
+# ----------------------------------------------------------------------------- parsing
+
+
+def _str(value: object, what: str, *, required: bool = False) -> str:
+    if value is None and not required:
+        return ""
+    if not isinstance(value, str):
+        raise ReviewError(f"{what} must be a string")
+    return value
+
+
+def parse_review(doc: object) -> Review:
+    """The request of an AdmissionReview; :class:`ReviewError` if it is not one."""
+    if not isinstance(doc, dict):
+        raise ReviewError("the body is not a JSON object")
+    api_version = doc.get("apiVersion")
+    if api_version not in API_VERSIONS:
+        raise ReviewError(
+            f"apiVersion must be one of {', '.join(API_VERSIONS)}, got {str(api_version)[:60]!r}"
+        )
+    if doc.get("kind") != "AdmissionReview":
+        raise ReviewError(f"kind must be AdmissionReview, got {str(doc.get('kind'))[:60]!r}")
+    req = doc.get("request")
+    if not isinstance(req, dict):
+        raise ReviewError("request is missing or not an object")
+    uid = _str(req.get("uid"), "request.uid", required=True)
+    if not uid:
+        raise ReviewError("request.uid is empty")
+    kind = req.get("kind")
+    if not isinstance(kind, dict):
+        raise ReviewError("request.kind is missing or not an object")
+    operation = _str(req.get("operation"), "request.operation", required=True)
+    user = req.get("userInfo")
+    dry_run = req.get("dryRun", False)
+    if dry_run is not None and not isinstance(dry_run, bool):
+        raise ReviewError("request.dryRun must be true or false")
+    return Review(
+        api_version=str(api_version),
+        uid=uid,
+        operation=operation,
+        group=_str(kind.get("group"), "request.kind.group"),
+        kind=_str(kind.get("kind"), "request.kind.kind", required=True),
+        sub_resource=_str(req.get("subResource"), "request.subResource"),
+        namespace=_str(req.get("namespace"), "request.namespace"),
+        name=_str(req.get("name"), "request.name"),
+        dry_run=bool(dry_run),
+        object=req.get("object"),
+        old_object=req.get("oldObject"),
+        user=str(user.get("username", "")) if isinstance(user, dict) else "",
+    )
+
+
+class _Invalid(Exception):
+    """The object is malformed where the webhook looks (deny, not 400)."""
+
+
+def _escape(token: str) -> str:
+    """An RFC 6901 reference token."""
+    return token.replace("~", "~0").replace("/", "~1")
+
+
+def image_sites(obj: object, spec_path: Sequence[str]) -> list[ImageSite]:
+    """Every container image of ``obj`` whose pod spec is at ``spec_path``.
+
+    A missing or null pod spec (a ReplicationController without a template) has
+    no images; a container without an image is skipped (the API server refuses
+    such a Pod; a workload template may leave it to a later mutation). Wrong
+    types raise :class:`_Invalid`.
+    """
+    node: object = obj
+    walked: list[str] = []
+    for key in spec_path:
+        if node is None:
+            return []
+        if not isinstance(node, dict):
+            raise _Invalid(f"{'.'.join(walked) or 'the object'} is not an object")
+        node = node.get(key)
+        walked.append(key)
+    if node is None:
+        return []
+    if not isinstance(node, dict):
+        raise _Invalid(f"{'.'.join(spec_path)} is not an object")
+    base = "".join(f"/{_escape(k)}" for k in spec_path)
+    sites: list[ImageSite] = []
+    for list_name in CONTAINER_FIELDS:
+        containers = node.get(list_name)
+        if containers is None:
+            continue
+        if not isinstance(containers, list):
+            raise _Invalid(f"{'.'.join(spec_path)}.{list_name} is not a list")
+        for i, c in enumerate(containers):
+            if not isinstance(c, dict):
+                raise _Invalid(f"{'.'.join(spec_path)}.{list_name}[{i}] is not an object")
+            image = c.get("image")
+            cname = c.get("name")
+            label = f"{list_name}/{cname if isinstance(cname, str) and cname else i}"
+            if image is None or image == "":
+                continue
+            if not isinstance(image, str):
+                raise _Invalid(f"the image of {label} is not a string")
+            sites.append(ImageSite(f"{base}/{list_name}/{i}/image", label, image))
+    return sites
+
+
+def _all_images(obj: object, spec_path: Sequence[str]) -> set[str]:
+    try:
+        return {s.image for s in image_sites(obj, spec_path)}
+    except _Invalid:
+        return set()
+
+
+def _metadata(obj: object) -> dict[str, Any]:
+    meta = obj.get("metadata") if isinstance(obj, dict) else None
+    return meta if isinstance(meta, dict) else {}
+
+
+# ----------------------------------------------------------------------------- responses
+
+
+def _response(
+    review_or_version: Review | str,
+    uid: str,
+    allowed: bool,
+    message: str | None = None,
+    warnings: Sequence[str] = (),
+    patch: Sequence[dict[str, Any]] = (),
+) -> dict[str, Any]:
+    api_version = (
+        review_or_version.api_version
+        if isinstance(review_or_version, Review)
+        else review_or_version
+    )
+    resp: dict[str, Any] = {"uid": uid, "allowed": allowed}
+    if not allowed:
+        resp["status"] = {
+            "code": 403,
+            "reason": "Forbidden",
+            "message": _cut(message or "denied", MAX_MESSAGE_LENGTH),
+        }
+    if warnings:
+        resp["warnings"] = list(warnings)
+    if patch:
+        raw = json.dumps(list(patch), separators=(",", ":"), ensure_ascii=False).encode()
+        resp["patchType"] = "JSONPatch"
+        resp["patch"] = base64.b64encode(raw).decode("ascii")
+    return {"apiVersion": api_version, "kind": "AdmissionReview", "response": resp}
+
+
+def deny_response(doc: object, message: str) -> dict[str, Any]:
+    """A deny for whatever could be read of ``doc`` (internal errors, deadlines).
+
+    Falls back to ``admission.k8s.io/v1`` and an empty uid when the document
+    cannot be read; the API server then treats the answer as a failure, which
+    ``failurePolicy: Fail`` turns into a rejection as well.
+    """
+    api_version, uid = "admission.k8s.io/v1", ""
+    if isinstance(doc, dict):
+        if doc.get("apiVersion") in API_VERSIONS:
+            api_version = str(doc["apiVersion"])
+        req = doc.get("request")
+        if isinstance(req, dict) and isinstance(req.get("uid"), str):
+            uid = req["uid"]
+    return _response(api_version, uid, False, message)
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def deadline_error(seconds: float) -> NotTrusted:
+    """The reason for images whose trust data was not verified within the deadline."""
+    return NotTrusted(
+        "admission-deadline",
+        f"the trust data was not verified within the review's deadline of {seconds:g} s; "
+        "denied (fail closed); the fetch goes on in the background, so a retry may pass",
+    )
+
+
+# ----------------------------------------------------------------------------- planning
+
+
+def plan_review(review: Review, policy: Policy, config: WebhookConfig) -> Plan:
+    """Which images to decide and which verified collections that needs."""
+    plan = Plan(review)
+    if review.operation in ("DELETE", "CONNECT"):
+        plan.note = f"{review.operation} is not checked"
+        plan.immediate = _response(review, review.uid, True)
+        return plan
+    if review.operation not in ("CREATE", "UPDATE"):
+        plan.note = f"unknown operation {review.operation[:40]!r}"
+        plan.immediate = _response(
+            review,
+            review.uid,
+            False,
+            f"trustcheck: [admission-invalid] operation {review.operation[:40]!r} is not "
+            "CREATE, UPDATE, DELETE or CONNECT",
+        )
+        return plan
+    if review.sub_resource not in _CHECKED_SUBRESOURCES:
+        plan.note = f"subresource {review.sub_resource} carries no images"
+        plan.immediate = _response(review, review.uid, True)
+        return plan
+    for pattern in config.exempt_namespaces:
+        if review.namespace and fnmatch.fnmatchcase(review.namespace, pattern):
+            plan.note = f"namespace {review.namespace} is exempt ({pattern})"
+            plan.immediate = _response(review, review.uid, True)
+            return plan
+    meta = _metadata(review.object)
+    name = review.name or str(meta.get("name") or meta.get("generateName") or "")
+    for ex in config.exempt_objects:
+        if ex.matches(review.namespace, review.kind, name):
+            plan.note = f"{review.kind} {review.namespace}/{name} is exempt ({ex})"
+            plan.immediate = _response(review, review.uid, True)
+            return plan
+    spec_path = POD_SPEC_PATHS.get((review.group, review.kind))
+    if spec_path is None:
+        plan.note = f"unknown kind {review.group}/{review.kind}"
+        plan.immediate = _response(
+            review,
+            review.uid,
+            False,
+            f"trustcheck: [admission-invalid] trustcheck does not know where a "
+            f"{review.group + '/' if review.group else ''}{review.kind} keeps its images; "
+            "take this resource out of the webhook's rules (denied: fail closed)",
+        )
+        return plan
+    try:
+        sites = image_sites(review.object, spec_path)
+    except _Invalid as e:
+        plan.note = "malformed object"
+        plan.immediate = _response(
+            review,
+            review.uid,
+            False,
+            f"trustcheck: [admission-invalid] {review.what}: {e}; denied",
+        )
+        return plan
+    if review.operation == "UPDATE" and config.updates == "changed":
+        before = _all_images(review.old_object, spec_path)
+        sites = [s for s in sites if s.image not in before]
+    if not sites:
+        plan.note = "no images to check"
+        plan.immediate = _response(review, review.uid, True)
+        return plan
+    needs: dict[tuple[int, str], None] = {}
+    for site in sites:
+        try:
+            site.ref = parse_reference(site.image)
+        except TrustcheckError as e:
+            site.error = e
+            continue
+        rule = policy.match(site.ref)
+        if rule is not None and rule.action == "verify":
+            needs[(rule.index, site.ref.gun)] = None
+    plan.sites = sites
+    plan.needs = list(needs)
+    return plan
+
+
+# ----------------------------------------------------------------------------- deciding
+
+
+def _invalid_decision(site: ImageSite, error: TrustcheckError) -> Decision:
+    return Decision(
+        image=site.image,
+        name=site.image,
+        tag=None,
+        allowed=False,
+        verdict="deny",
+        mode="enforce",
+        reasons=[Reason.of(error)],
+    )
+
+
+def _has_tag(text: str) -> bool:
+    last = text.rsplit("/", 1)[-1]
+    return ":" in last
+
+
+def rewrite_image(image: str, ref: ImageRef, digest: str, mode: MutationMode) -> str:
+    """``image`` pinned to ``digest``, spelled as the user spelled it.
+
+    ``tag-digest``: ``name:tag@sha256:...`` (an implicit ``latest`` is written
+    out); ``digest``: ``name@sha256:...``; ``off``: unchanged.
+    """
+    if mode == "off":
+        return image
+    bare = image.split("@", 1)[0]
+    if mode == "digest":
+        if _has_tag(bare):
+            bare = bare.rsplit(":", 1)[0]
+        return f"{bare}@{digest}"
+    if not _has_tag(bare) and ref.tag is not None:
+        bare = f"{bare}:{ref.tag}"
+    return f"{bare}@{digest}"
+
+
+def _rule_text(d: Decision) -> str:
+    return f'rule "{d.rule.name}"' if d.rule is not None else "no rule"
+
+
+def _deny_line(site: ImageSite, d: Decision) -> str:
+    first = d.reasons[0] if d.reasons else Reason("policy-denied", "denied")
+    return f'image "{site.image}" ({site.label}): {_rule_text(d)}: [{first.code}] {first.message}'
+
+
+def _annotation_ops(
+    obj: object, key: str, originals: Mapping[str, str]
+) -> list[dict[str, Any]]:
+    """Ops recording ``originals`` (container label -> reference) in annotation ``key``,
+    merged with what an earlier mutation recorded there."""
+    meta = obj.get("metadata") if isinstance(obj, dict) else None
+    if not isinstance(meta, dict):
+        value = json.dumps(dict(originals), sort_keys=True, separators=(",", ":"))
+        return [{"op": "add", "path": "/metadata", "value": {"annotations": {key: value}}}]
+    annotations = meta.get("annotations")
+    merged: dict[str, str] = {}
+    if isinstance(annotations, dict):
+        try:
+            earlier = json.loads(annotations.get(key) or "{}")
+        except (ValueError, TypeError, RecursionError):
+            earlier = {}
+        if isinstance(earlier, dict):
+            merged.update({str(k): str(v) for k, v in earlier.items()})
+    merged.update(originals)
+    value = json.dumps(merged, sort_keys=True, separators=(",", ":"))
+    if not isinstance(annotations, dict):
+        return [{"op": "add", "path": "/metadata/annotations", "value": {key: value}}]
+    return [{"op": "add", "path": f"/metadata/annotations/{_escape(key)}", "value": value}]
+
+
+def respond(
+    plan: Plan,
+    policy: Policy,
+    config: WebhookConfig,
+    got: Mapping[tuple[int, str], Collection | TrustcheckError],
+    *,
+    mutate: bool,
+) -> Outcome:
+    """Decide every image of ``plan`` and build the answer.
+
+    ``got`` holds, for each key of ``plan.needs``, the verified collection or the
+    error obtaining it (:func:`deadline_error` when it was not there in time); a
+    missing key is a deny (``no-trust-data``). ``mutate``: add the JSON Patch
+    pinning allowed images (the mutating endpoint).
+    """
+    review = plan.review
+    if plan.immediate is not None:
+        allowed = bool(plan.immediate["response"]["allowed"])
+        return Outcome(plan.immediate, allowed, note=plan.note)
+    by_image: dict[str, Decision] = {}
+    results: list[tuple[ImageSite, Decision]] = []
+    for site in plan.sites:
+        d = by_image.get(site.image)
+        if d is None:
+            if site.ref is None:
+                error = site.error or NotTrusted("admission-invalid", "unreadable image")
+                d = _invalid_decision(site, error)
+            else:
+                rule = policy.match(site.ref)
+                found = got.get((rule.index, site.ref.gun)) if rule is not None else None
+                d = decide(site.ref, policy, found, image=site.image)
+            by_image[site.image] = d
+        results.append((site, d))
+    denied = [(s, d) for s, d in results if not d.allowed]
+    warnings: list[str] = []
+
+    def warn(text: str) -> None:
+        text = _cut(text, MAX_WARNING_LENGTH)
+        if text not in warnings and len(warnings) < config.max_warnings:
+            warnings.append(text)
+
+    for site, d in results:
+        if d.allowed and d.verdict == "deny":
+            first = d.reasons[0] if d.reasons else None
+            why = f"[{first.code}] {first.message}" if first is not None else "denied"
+            warn(f'trustcheck (warn mode) image "{site.image}": {_rule_text(d)} would deny: {why}')
+        for w in d.warnings:
+            warn(f'trustcheck image "{site.image}": {w}')
+    if denied:
+        lines = [_deny_line(s, d) for s, d in denied]
+        total = len(results)
+        head = f"trustcheck denied {review.what}: {len(denied)} of {total} image(s) not allowed"
+        message = head + ": " + "; ".join(lines)
+        return Outcome(_response(review, review.uid, False, message, warnings), False, results)
+    patch: list[dict[str, Any]] = []
+    if mutate and config.mutation != "off":
+        originals: dict[str, str] = {}
+        for site, d in results:
+            if d.verdict != "allow" or d.digest is None or site.ref is None:
+                continue
+            new = rewrite_image(site.image, site.ref, d.digest, config.mutation)
+            if new != site.image:
+                patch.append({"op": "replace", "path": site.pointer, "value": new})
+                originals[site.label] = site.image
+        if originals:
+            patch += _annotation_ops(review.object, config.annotation, originals)
+    return Outcome(
+        _response(review, review.uid, True, None, warnings, patch), True, results, patch
+    )
+
+
+def handle(
+    doc: object,
+    policy: Policy,
+    config: WebhookConfig,
+    lookup: Callable[[int, str], Collection | TrustcheckError | None],
+    *,
+    mutate: bool = False,
+) -> dict[str, Any]:
+    """AdmissionReview dict in, AdmissionReview dict out.
+
+    ``lookup(rule_index, gun)`` gives the verified collection (or the error
+    obtaining it) for the rule that decides an image. Raises
+    :class:`ReviewError` for a body that is not an AdmissionReview.
+    """
+    plan = plan_review(parse_review(doc), policy, config)
+    got: dict[tuple[int, str], Collection | TrustcheckError] = {}
+    for key in plan.needs:
+        found = lookup(*key)
+        if found is not None:
+            got[key] = found
+    return respond(plan, policy, config, got, mutate=mutate).response

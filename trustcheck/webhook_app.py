@@ -1,0 +1,1016 @@
+"""The admission webhook's HTTP server: a Starlette app around :mod:`trustcheck.webhook`.
+
+Endpoints (docs/webhook.md):
+
+* ``POST /validate`` and ``POST /mutate``: AdmissionReview in, AdmissionReview
+  out. The body is capped (``max_body_bytes``, 413 above it); a body that is
+  not JSON or not an AdmissionReview is a 400; everything else is answered
+  with ``allowed`` true or false, never a 500: any exception becomes a deny
+  with a short message and a full log line.
+* ``GET /healthz`` (the process answers), ``GET /readyz`` (the policy is
+  loaded and the server is not shutting down), ``GET /metrics`` (Prometheus).
+* ``POST /acr/quarantine``: Azure Container Registry's ``quarantine`` webhook;
+  the image is released (``quarantineState: Passed``) only when the policy
+  allows its digest. Authenticated by a shared secret header.
+
+The review's deadline: collections missing from the cache are awaited at most
+until ``deadline`` seconds after the request arrived; whatever is not verified
+by then denies its image (``admission-deadline``), while the fetch goes on
+into the cache. Logs are JSON lines on stderr, one per review.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import hmac
+import logging
+import os
+import sys
+import time
+import traceback
+import uuid
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from .errors import TrustcheckError, UsageError
+from .webhook import (
+    MUTATION_MODES,
+    UPDATE_MODES,
+    ObjectExemption,
+    Outcome,
+    ReviewError,
+    WebhookConfig,
+    deadline_error,
+    deny_response,
+    parse_review,
+    plan_review,
+    respond,
+)
+from .webhook_cache import CacheSettings, TrustCache
+
+if TYPE_CHECKING:
+    from .api import Options
+    from .policy import Decision, Policy
+    from .remoteconfig import RemoteConfig
+    from .verify import Collection
+    from .webhook_cache import SharedCache
+
+__all__ = [
+    "AcrSettings",
+    "ServerConfig",
+    "WebhookServer",
+    "build_server",
+    "configure_logging",
+    "load_config",
+    "parse_config",
+]
+
+log = logging.getLogger("trustcheck.webhook")
+
+#: an AdmissionReview carries the object and the old object (etcd caps each at 1.5 MiB)
+DEFAULT_MAX_BODY = 7 << 19  # 3.5 MiB
+_CONFIG_MAX = 1 << 20
+
+
+# ----------------------------------------------------------------------------- configuration
+
+
+@dataclass(slots=True)
+class AcrSettings:
+    """``POST /acr/quarantine``: off unless a secret is configured."""
+
+    secret: bytes | None = None
+    header: str = "X-Trustcheck-Secret"
+    mark_failed: bool = False
+    #: registry API base URL (default https://<login server> of the image)
+    registry: str | None = None
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    tls_ca: Path | None = None
+
+
+@dataclass(slots=True)
+class ServerConfig:
+    """Everything ``trustcheck serve --config FILE`` reads (docs/webhook.md)."""
+
+    webhook: WebhookConfig = field(default_factory=WebhookConfig)
+    cache: CacheSettings = field(default_factory=CacheSettings)
+    cache_url: str | None = None
+    cache_secret: bytes | None = field(default=None, repr=False)
+    cache_prefix: str = "trustcheck"
+    trust_dir: Path | None = None
+    state_dir: Path | None = None
+    pins: Path | None = None
+    no_tofu: bool = False
+    delegation_cert_expiry: str = "warn"
+    remote: RemoteConfig | None = None
+    acr: AcrSettings = field(default_factory=AcrSettings)
+    max_body_bytes: int = DEFAULT_MAX_BODY
+    #: which reviews get a log line: all, denied (and errors), none (errors only)
+    log_reviews: str = "all"
+    log_level: str = "info"
+
+
+def _bad(source: str, where: str, message: str) -> UsageError:
+    return UsageError("webhook-config-invalid", f"{source}: {where}: {message}")
+
+
+class _Reader:
+    """Typed access to a YAML mapping with path-qualified errors."""
+
+    def __init__(self, doc: Mapping[str, Any], where: str, source: str, base: Path) -> None:
+        self.doc = doc
+        self.where = where
+        self.source = source
+        self.base = base
+
+    def _path(self, key: str) -> str:
+        return f"{self.where}.{key}" if self.where else key
+
+    def fail(self, key: str, message: str) -> UsageError:
+        return _bad(self.source, self._path(key), message)
+
+    def check_keys(self, allowed: Sequence[str]) -> None:
+        for key in self.doc:
+            if not isinstance(key, str) or key not in allowed:
+                raise _bad(
+                    self.source,
+                    self._path(str(key)),
+                    f"unknown key; the keys here are {', '.join(allowed)}",
+                )
+
+    def section(self, key: str, allowed: Sequence[str]) -> _Reader:
+        value = self.doc.get(key)
+        if value is None:
+            value = {}
+        if not isinstance(value, dict):
+            raise self.fail(key, "must be a mapping")
+        sub = _Reader(value, self._path(key), self.source, self.base)
+        sub.check_keys(allowed)
+        return sub
+
+    def string(self, key: str, default: str | None = None) -> str | None:
+        value = self.doc.get(key)
+        if value is None:
+            return default
+        if not isinstance(value, str) or not value:
+            raise self.fail(key, "must be a non-empty string")
+        return value
+
+    def choice(self, key: str, choices: Sequence[str], default: str) -> str:
+        value = self.string(key, default)
+        assert value is not None
+        if value not in choices:
+            raise self.fail(key, f"must be one of {', '.join(choices)}, got {value!r}")
+        return value
+
+    def boolean(self, key: str, default: bool) -> bool:
+        value = self.doc.get(key)
+        if value is None:
+            return default
+        if not isinstance(value, bool):
+            raise self.fail(key, "must be true or false")
+        return value
+
+    def number(self, key: str, default: float, low: float, high: float) -> float:
+        value = self.doc.get(key)
+        if value is None:
+            return default
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self.fail(key, "must be a number")
+        if not low <= value <= high:
+            raise self.fail(key, f"must be between {low:g} and {high:g}, got {value:g}")
+        return float(value)
+
+    def integer(self, key: str, default: int, low: int, high: int) -> int:
+        value = self.doc.get(key)
+        if value is None:
+            return default
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.fail(key, "must be an integer")
+        if not low <= value <= high:
+            raise self.fail(key, f"must be between {low} and {high}, got {value}")
+        return value
+
+    def path(self, key: str) -> Path | None:
+        value = self.string(key)
+        if value is None:
+            return None
+        p = Path(value)
+        return p if p.is_absolute() else self.base / p
+
+    def secret_file(self, key: str) -> bytes | None:
+        p = self.path(key)
+        if p is None:
+            return None
+        try:
+            data = p.read_bytes()[:4096].strip()
+        except OSError as e:
+            raise self.fail(key, f"cannot read {p}: {e.strerror or e}") from e
+        if not data:
+            raise self.fail(key, f"{p} is empty")
+        return data
+
+    def strings(self, key: str) -> list[str]:
+        value = self.doc.get(key)
+        if value is None:
+            return []
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            raise self.fail(key, "must be a list of non-empty strings")
+        return list(value)
+
+
+_TOP = (
+    "version",
+    "deadline_seconds",
+    "mutation",
+    "updates",
+    "annotation",
+    "max_body_bytes",
+    "max_warnings",
+    "exempt",
+    "cache",
+    "trust",
+    "upstream",
+    "acr",
+    "logging",
+)
+
+
+def parse_config(doc: object, source: str = "<config>", base: Path | None = None) -> ServerConfig:
+    """Validate a server config document (``webhook-config-invalid`` on any problem)."""
+    from .remoteconfig import RemoteConfig
+
+    base = base if base is not None else Path.cwd()
+    if doc is None:
+        doc = {}
+    if not isinstance(doc, dict):
+        raise _bad(source, "top level", "must be a mapping")
+    top = _Reader(doc, "", source, base)
+    top.check_keys(_TOP)
+    if top.integer("version", 1, 1, 1) != 1:  # pragma: no cover - range-checked
+        raise top.fail("version", "must be 1")
+    exempt = top.section("exempt", ("namespaces", "objects"))
+    objects: list[ObjectExemption] = []
+    raw_objects = exempt.doc.get("objects") or []
+    if not isinstance(raw_objects, list):
+        raise exempt.fail("objects", "must be a list of {namespace, kind, name}")
+    for i, item in enumerate(raw_objects):
+        if not isinstance(item, dict):
+            raise exempt.fail(f"objects[{i}]", "must be a mapping with namespace, kind, name")
+        r = _Reader(item, f"exempt.objects[{i}]", source, base)
+        r.check_keys(("namespace", "kind", "name"))
+        ex = ObjectExemption(r.string("namespace"), r.string("kind"), r.string("name"))
+        if ex.namespace is None and ex.kind is None and ex.name is None:
+            raise exempt.fail(f"objects[{i}]", "is empty: it would exempt every object")
+        if ex.namespace is None and ex.name is None:
+            raise exempt.fail(
+                f"objects[{i}]",
+                "names only a kind: that exempts every object of the kind in every "
+                "namespace; add namespace or name",
+            )
+        objects.append(ex)
+    namespaces = exempt.strings("namespaces")
+    if any(n.strip("*?") == "" for n in namespaces):
+        raise exempt.fail("namespaces", "a pattern of only wildcards exempts every namespace")
+    deadline = top.number("deadline_seconds", 8.0, 0.1, 29.0)
+    webhook = WebhookConfig(
+        deadline=deadline,
+        mutation=top.choice("mutation", MUTATION_MODES, "tag-digest"),  # type: ignore[arg-type]
+        updates=top.choice("updates", UPDATE_MODES, "all"),  # type: ignore[arg-type]
+        annotation=top.string("annotation", "trustcheck.io/original-images") or "",
+        exempt_namespaces=tuple(namespaces),
+        exempt_objects=tuple(objects),
+        max_warnings=top.integer("max_warnings", 20, 0, 100),
+    )
+    cache = top.section(
+        "cache",
+        ("ttl_seconds", "negative_ttl_seconds", "max_entries", "workers", "url", "secret_file",
+         "prefix"),
+    )
+    settings = CacheSettings(
+        ttl=cache.number("ttl_seconds", 60.0, 0.0, 86400.0),
+        negative_ttl=cache.number("negative_ttl_seconds", 10.0, 0.0, 3600.0),
+        max_entries=cache.integer("max_entries", 1000, 1, 1_000_000),
+        workers=cache.integer("workers", 8, 1, 64),
+    )
+    trust = top.section(
+        "trust", ("trust_dir", "state_dir", "pins", "no_tofu", "delegation_cert_expiry")
+    )
+    up = top.section(
+        "upstream",
+        ("server", "tls_ca", "client_cert", "client_key", "username", "password_file",
+         "docker_config", "timeout_seconds", "total_timeout_seconds", "retries", "unsafe_http",
+         "offline"),
+    )
+    password = up.secret_file("password_file")
+    remote = RemoteConfig(
+        server=up.string("server"),
+        unsafe_http=up.boolean("unsafe_http", False),
+        tls_ca=up.path("tls_ca"),
+        client_cert=up.path("client_cert"),
+        client_key=up.path("client_key"),
+        username=up.string("username"),
+        password=password.decode() if password is not None else None,
+        docker_config=up.path("docker_config"),
+        timeout=up.number("timeout_seconds", min(3.0, deadline), 0.1, 120.0),
+        total_timeout=up.number("total_timeout_seconds", 20.0, 0.1, 600.0),
+        retries=up.integer("retries", 1, 0, 10),
+        concurrency=settings.workers,
+        offline=up.boolean("offline", False),
+    )
+    if (remote.username is None) != (password is None):
+        raise up.fail("username", "username and password_file go together")
+    try:
+        remote.validate()
+        if remote.server is not None:
+            from .remote import select_server
+
+            select_server("example.com/x", replace(remote, offline=False), {})
+    except TrustcheckError as e:
+        raise _bad(source, "upstream", e.message) from e
+    acr = top.section(
+        "acr",
+        ("secret_file", "header", "mark_failed", "registry", "username", "password_file",
+         "tls_ca"),
+    )
+    acr_password = acr.secret_file("password_file")
+    acr_settings = AcrSettings(
+        secret=acr.secret_file("secret_file"),
+        header=acr.string("header", "X-Trustcheck-Secret") or "",
+        mark_failed=acr.boolean("mark_failed", False),
+        registry=acr.string("registry"),
+        username=acr.string("username"),
+        password=acr_password.decode() if acr_password is not None else None,
+        tls_ca=acr.path("tls_ca"),
+    )
+    if acr_settings.secret is not None and len(acr_settings.secret) < 16:
+        raise acr.fail("secret_file", "the shared secret must be at least 16 characters")
+    logs = top.section("logging", ("reviews", "level"))
+    return ServerConfig(
+        webhook=webhook,
+        cache=settings,
+        cache_url=cache.string("url"),
+        cache_secret=cache.secret_file("secret_file"),
+        cache_prefix=cache.string("prefix", "trustcheck") or "trustcheck",
+        trust_dir=trust.path("trust_dir"),
+        state_dir=trust.path("state_dir"),
+        pins=trust.path("pins"),
+        no_tofu=trust.boolean("no_tofu", False),
+        delegation_cert_expiry=trust.choice(
+            "delegation_cert_expiry", ("ignore", "warn", "reject"), "warn"
+        ),
+        remote=remote,
+        acr=acr_settings,
+        max_body_bytes=top.integer("max_body_bytes", DEFAULT_MAX_BODY, 1024, 64 << 20),
+        log_reviews=logs.choice("reviews", ("all", "denied", "none"), "all"),
+        log_level=logs.choice("level", ("debug", "info", "warning", "error"), "info"),
+    )
+
+
+def load_config(path: Path | None) -> ServerConfig:
+    """Read ``--config FILE`` (YAML); None: every default."""
+    if path is None:
+        return parse_config({})
+    import yaml
+
+    try:
+        with path.open("rb") as f:
+            data = f.read(_CONFIG_MAX + 1)
+    except OSError as e:
+        raise _bad(str(path), "file", f"cannot read it: {e.strerror or e}") from e
+    if len(data) > _CONFIG_MAX:
+        raise _bad(str(path), "file", f"larger than {_CONFIG_MAX} bytes")
+
+    class _Strict(yaml.SafeLoader):
+        pass
+
+    def no_duplicates(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _value in node.value:
+            key = loader.construct_object(key_node)
+            if key in seen:
+                raise _bad(
+                    str(path), f"line {key_node.start_mark.line + 1}", f"{key!r} appears twice"
+                )
+            seen.add(key)
+        return loader.construct_mapping(node)
+
+    _Strict.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, no_duplicates)
+    try:
+        doc = yaml.load(data, Loader=_Strict)  # a SafeLoader subclass
+    except yaml.YAMLError as e:
+        raise _bad(str(path), "file", f"not valid YAML: {str(e).splitlines()[0]}") from e
+    return parse_config(doc, str(path), path.parent)
+
+
+# ----------------------------------------------------------------------------- logs
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message and the record's
+    ``fields`` (``extra={"fields": {...}}``); exceptions as ``error`` and
+    ``traceback``."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        doc: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")
+            .replace("+00:00", "Z"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, dict):
+            doc.update(fields)
+        if record.exc_info and record.exc_info[1] is not None:
+            exc = record.exc_info[1]
+            doc["error"] = f"{type(exc).__name__}: {exc}"
+            doc["traceback"] = "".join(traceback.format_exception(*record.exc_info))
+        return orjson.dumps(doc, default=str).decode()
+
+
+def configure_logging(level: str = "info", stream: Any = None) -> None:
+    """JSON lines on stderr for trustcheck and uvicorn."""
+    handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    for h in list(root.handlers):
+        root.removeHandler(h)
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        lg = logging.getLogger(name)
+        lg.handlers = []
+        lg.propagate = True
+    logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+# ----------------------------------------------------------------------------- metrics
+
+
+class Metrics:
+    """Prometheus metrics of one server (its own registry)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.reviews = Counter(
+            "trustcheck_webhook_reviews",
+            "Admission reviews answered, by endpoint and result "
+            "(allowed, denied, skipped: not checked, invalid: HTTP 4xx, error: internal error)",
+            ["endpoint", "result"],
+            registry=r,
+        )
+        self.decisions = Counter(
+            "trustcheck_webhook_decisions",
+            "Image decisions, by result (allow, deny, warn) and deciding rule",
+            ["result", "rule"],
+            registry=r,
+        )
+        self.latency = Histogram(
+            "trustcheck_webhook_review_seconds",
+            "Time to answer an admission review",
+            ["endpoint"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=r,
+        )
+        self.cache = Counter(
+            "trustcheck_webhook_cache_lookups",
+            "Trust-collection cache lookups: hit, negative_hit (a cached error), miss",
+            ["result"],
+            registry=r,
+        )
+        self.shared = Counter(
+            "trustcheck_webhook_shared_cache",
+            "Shared (Redis) cache: hit, miss, rejected (bad MAC or did not verify), error",
+            ["result"],
+            registry=r,
+        )
+        self.refreshes = Counter(
+            "trustcheck_webhook_cache_refreshes",
+            "Entries refreshed ahead of their expiry",
+            registry=r,
+        )
+        self.upstream_errors = Counter(
+            "trustcheck_webhook_upstream_errors",
+            "Failed fetches or verifications of trust data, by error code",
+            ["code"],
+            registry=r,
+        )
+        self.deadlines = Counter(
+            "trustcheck_webhook_deadline_exceeded",
+            "Reviews denied because trust data was not verified within the deadline",
+            registry=r,
+        )
+        self.quarantine = Counter(
+            "trustcheck_webhook_quarantine",
+            "ACR quarantine webhooks, by action taken",
+            ["action"],
+            registry=r,
+        )
+        self.entries = Gauge(
+            "trustcheck_webhook_cache_entries", "Entries in the trust cache", registry=r
+        )
+
+    def event(self, name: str, label: str) -> None:
+        """The trust cache's events."""
+        if name in ("hit", "negative_hit", "miss"):
+            self.cache.labels(name).inc()
+        elif name.startswith("shared_"):
+            self.shared.labels(name.removeprefix("shared_")).inc()
+        elif name == "upstream_error":
+            self.upstream_errors.labels(label or "unknown").inc()
+        elif name == "refresh":
+            self.refreshes.inc()
+
+
+# ----------------------------------------------------------------------------- the server
+
+
+def _bridge(
+    future: concurrent.futures.Future[Any], loop: asyncio.AbstractEventLoop
+) -> asyncio.Future[None]:
+    """An asyncio future completed (never with the result) when ``future`` is done.
+    Unlike ``asyncio.wrap_future`` it never cancels the shared fetch."""
+    waiter: asyncio.Future[None] = loop.create_future()
+
+    def done(_: concurrent.futures.Future[Any]) -> None:
+        def finish() -> None:
+            if not waiter.done():
+                waiter.set_result(None)
+
+        loop.call_soon_threadsafe(finish)
+
+    future.add_done_callback(done)
+    return waiter
+
+
+def _status(d: Decision) -> str:
+    if d.verdict == "allow":
+        return "allow"
+    return "warn" if d.allowed else "deny"
+
+
+class WebhookServer:
+    """The policy, the cache, the metrics and the Starlette app serving them."""
+
+    def __init__(
+        self,
+        policy: Policy,
+        config: ServerConfig,
+        cache: TrustCache,
+        *,
+        options: Options,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.policy = policy
+        self.config = config
+        self.cache = cache
+        self.options = options
+        self.metrics = metrics if metrics is not None else Metrics()
+        self.metrics.entries.set_function(lambda: float(len(self.cache)))
+        self.ready = False
+        self.tls_reloader: Callable[[], None] | None = None
+        self.app = Starlette(
+            routes=[
+                Route("/validate", self.validate, methods=["POST"]),
+                Route("/mutate", self.mutate, methods=["POST"]),
+                Route("/healthz", self.healthz, methods=["GET"]),
+                Route("/readyz", self.readyz, methods=["GET"]),
+                Route("/metrics", self.metrics_endpoint, methods=["GET"]),
+                Route("/acr/quarantine", self.acr_quarantine, methods=["POST"]),
+            ],
+            lifespan=self.lifespan,
+        )
+
+    @asynccontextmanager
+    async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        """Ready while it runs; closes the cache at the end (the app's lifespan)."""
+        self.ready = True
+        reload_task = None
+        if self.tls_reloader is not None:
+            reload_task = asyncio.create_task(self._reload_tls_loop(self.tls_reloader))
+        log.info("ready", extra={"fields": {"policy": self.policy.source}})
+        try:
+            yield
+        finally:
+            self.ready = False
+            if reload_task is not None:
+                reload_task.cancel()
+            self.cache.close()
+            log.info("stopped")
+
+    async def _reload_tls_loop(self, reload: Callable[[], None]) -> None:
+        while True:
+            await asyncio.sleep(30)
+            try:
+                reload()
+            except Exception:
+                log.exception("reloading the TLS certificate failed; keeping the old one")
+
+    # --- helpers ---------------------------------------------------------------------
+
+    async def _body(self, request: Request) -> bytes | Response:
+        limit = self.config.max_body_bytes
+        declared = request.headers.get("content-length")
+        if declared is not None:
+            try:
+                if int(declared) > limit:
+                    return self._reject(413, f"the body is larger than {limit} bytes")
+            except ValueError:
+                return self._reject(400, "invalid Content-Length")
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                return self._reject(413, f"the body is larger than {limit} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _reject(self, status: int, message: str) -> Response:
+        return JSONResponse({"error": message}, status_code=status)
+
+    # --- admission -------------------------------------------------------------------
+
+    async def validate(self, request: Request) -> Response:
+        return await self._review(request, mutate=False)
+
+    async def mutate(self, request: Request) -> Response:
+        return await self._review(request, mutate=True)
+
+    async def _collections(
+        self, needs: Sequence[tuple[int, str]], started: float, deadline: float
+    ) -> tuple[dict[tuple[int, str], Collection | TrustcheckError], bool]:
+        """The collections ``needs`` names, waiting for misses until the deadline."""
+        found, waiting = self.cache.lookup(needs)
+        got: dict[tuple[int, str], Collection | TrustcheckError] = dict(found)
+        late = False
+        if waiting:
+            loop = asyncio.get_running_loop()
+            remaining = deadline - (time.monotonic() - started)
+            if remaining > 0:
+                await asyncio.wait(
+                    [_bridge(f, loop) for f in waiting.values()], timeout=remaining
+                )
+            for key, future in waiting.items():
+                if future.done():
+                    got[key] = future.result()  # an unexpected exception: internal error
+                else:
+                    got[key] = deadline_error(deadline)
+                    late = True
+        return got, late
+
+    async def _review(self, request: Request, *, mutate: bool) -> Response:
+        started = time.monotonic()
+        endpoint = "mutate" if mutate else "validate"
+        body = await self._body(request)
+        if isinstance(body, Response):
+            self.metrics.reviews.labels(endpoint, "invalid").inc()
+            log.warning(
+                "review refused",
+                extra={"fields": {"endpoint": endpoint, "status": body.status_code}},
+            )
+            return body
+        try:
+            doc = orjson.loads(body)
+        except orjson.JSONDecodeError as e:
+            self.metrics.reviews.labels(endpoint, "invalid").inc()
+            log.warning("review refused: not JSON", extra={"fields": {"endpoint": endpoint}})
+            return self._reject(400, f"the body is not JSON: {str(e)[:120]}")
+        try:
+            review = parse_review(doc)
+        except ReviewError as e:
+            self.metrics.reviews.labels(endpoint, "invalid").inc()
+            log.warning(
+                "review refused: not an AdmissionReview",
+                extra={"fields": {"endpoint": endpoint, "reason": str(e)}},
+            )
+            return self._reject(400, f"not an AdmissionReview: {e}")
+        cfg = self.config.webhook
+        outcome: Outcome | None = None
+        late = False
+        try:
+            plan = plan_review(review, self.policy, cfg)
+            got: dict[tuple[int, str], Collection | TrustcheckError] = {}
+            if plan.needs:
+                got, late = await self._collections(plan.needs, started, cfg.deadline)
+            outcome = respond(plan, self.policy, cfg, got, mutate=mutate)
+            answer = outcome.response
+            result = "allowed" if outcome.allowed else "denied"
+            if plan.immediate is not None and outcome.allowed:
+                result = "skipped"
+        except Exception:
+            ref = uuid.uuid4().hex[:12]
+            log.exception(
+                "internal error; the review is denied",
+                extra={"fields": {"endpoint": endpoint, "uid": review.uid, "error_id": ref}},
+            )
+            answer = deny_response(
+                doc,
+                f"trustcheck: [internal-error] the webhook failed (error id {ref}, see its "
+                "log); denied (fail closed)",
+            )
+            result = "error"
+        elapsed = time.monotonic() - started
+        self.metrics.reviews.labels(endpoint, result).inc()
+        self.metrics.latency.labels(endpoint).observe(elapsed)
+        if late:
+            self.metrics.deadlines.inc()
+        if outcome is not None:
+            for _site, d in outcome.decisions:
+                self.metrics.decisions.labels(
+                    _status(d), d.rule.name if d.rule is not None else "none"
+                ).inc()
+        self._log_review(review, endpoint, result, outcome, elapsed, late)
+        return Response(orjson.dumps(answer), media_type="application/json")
+
+    def _log_review(
+        self,
+        review: Any,
+        endpoint: str,
+        result: str,
+        outcome: Outcome | None,
+        elapsed: float,
+        late: bool,
+    ) -> None:
+        mode = self.config.log_reviews
+        if result == "error" or mode == "none" or (mode == "denied" and result != "denied"):
+            return
+        fields: dict[str, Any] = {
+            "endpoint": endpoint,
+            "uid": review.uid,
+            "operation": review.operation,
+            "kind": review.kind,
+            "namespace": review.namespace,
+            "name": review.name,
+            "user": review.user,
+            "dry_run": review.dry_run,
+            "result": result,
+            "duration_ms": round(elapsed * 1000, 2),
+        }
+        if late:
+            fields["deadline_exceeded"] = True
+        if outcome is not None:
+            if outcome.note:
+                fields["note"] = outcome.note
+            images = []
+            for site, d in outcome.decisions:
+                first = d.reasons[0] if d.reasons else None
+                images.append(
+                    {
+                        "container": site.label,
+                        "image": site.image,
+                        "decision": _status(d),
+                        "rule": d.rule.name if d.rule is not None else None,
+                        "digest": d.digest,
+                        "code": first.code if first is not None else None,
+                        "reason": first.message if first is not None else None,
+                    }
+                )
+            if images:
+                fields["images"] = images
+            if outcome.patch:
+                fields["patched"] = sum(1 for op in outcome.patch if op["op"] == "replace")
+        log.info("review", extra={"fields": fields})
+
+    # --- probes and metrics ----------------------------------------------------------
+
+    async def healthz(self, request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(self, request: Request) -> Response:
+        if not self.ready:
+            return JSONResponse({"status": "not ready"}, status_code=503)
+        doc: dict[str, Any] = {"status": "ready", "policy": self.policy.source}
+        shared = self.cache.shared
+        if shared is not None:
+            ok = await asyncio.get_running_loop().run_in_executor(None, shared.store.ping)
+            doc["shared_cache"] = "ok" if ok else "unavailable (fetching directly)"
+        return JSONResponse(doc)
+
+    async def metrics_endpoint(self, request: Request) -> Response:
+        return Response(generate_latest(self.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    # --- ACR quarantine --------------------------------------------------------------
+
+    async def acr_quarantine(self, request: Request) -> Response:
+        acr = self.config.acr
+        if acr.secret is None:
+            return self._reject(404, "the ACR quarantine receiver is not configured")
+        given = request.headers.get(acr.header, "").encode()
+        if not hmac.compare_digest(given, acr.secret):
+            self.metrics.quarantine.labels("unauthorized").inc()
+            log.warning(
+                "quarantine webhook refused: wrong or missing secret header",
+                extra={"fields": {"header": acr.header, "client": _client(request)}},
+            )
+            return self._reject(401, f"missing or wrong {acr.header} header")
+        body = await self._body(request)
+        if isinstance(body, Response):
+            return body
+        try:
+            doc = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return self._reject(400, "the body is not JSON")
+        if not isinstance(doc, dict):
+            return self._reject(400, "the body is not an ACR webhook event")
+        action = doc.get("action")
+        if action == "ping":
+            return JSONResponse({"status": "pong"})
+        if action != "quarantine":
+            self.metrics.quarantine.labels("ignored").inc()
+            return JSONResponse({"status": "ignored", "action": str(action)[:40]}, 202)
+        target, req = doc.get("target"), doc.get("request")
+        if not isinstance(target, dict) or not isinstance(req, dict):
+            return self._reject(400, "a quarantine event needs target and request")
+        repo, digest, host = target.get("repository"), target.get("digest"), req.get("host")
+        if not all(isinstance(v, str) and v for v in (repo, digest, host)):
+            return self._reject(
+                400, "a quarantine event needs target.repository, target.digest and request.host"
+            )
+        try:
+            return await self._release(f"{host}/{repo}@{digest}")
+        except TrustcheckError as e:
+            self.metrics.quarantine.labels("error").inc()
+            log.warning(
+                "quarantine release failed",
+                extra={"fields": {"image": f"{host}/{repo}@{digest}", "code": e.code,
+                                  "reason": e.message}},
+            )
+            status = 400 if e.exit_code == 2 else 502
+            return JSONResponse({"error": e.message, "code": e.code}, status_code=status)
+        except Exception:
+            ref = uuid.uuid4().hex[:12]
+            self.metrics.quarantine.labels("error").inc()
+            log.exception(
+                "quarantine release: internal error", extra={"fields": {"error_id": ref}}
+            )
+            return JSONResponse({"error": f"internal error (id {ref})"}, status_code=500)
+
+    async def _release(self, image: str) -> Response:
+        from .acr import AcrClient, QuarantineState, quarantine_details
+        from .policy import decide
+        from .reference import parse_reference
+        from .remote import registry_base_url
+
+        ref = parse_reference(image)
+        if ref.digest is None:
+            raise UsageError("invalid-reference", f"{image}: the quarantine event has no digest")
+        rule = self.policy.match(ref)
+        got: Collection | TrustcheckError | None = None
+        if rule is not None and rule.action == "verify":
+            key = (rule.index, ref.gun)
+            limit = self.config.remote.total_timeout if self.config.remote else 20.0
+            found, _late = await self._collections([key], time.monotonic(), limit)
+            got = found[key]
+        d = decide(ref, self.policy, got, image=image)
+        self.metrics.decisions.labels(
+            _status(d), d.rule.name if d.rule is not None else "none"
+        ).inc()
+        acr = self.config.acr
+        from .remoteconfig import RemoteConfig
+
+        base_remote = self.config.remote if self.config.remote is not None else RemoteConfig()
+        remote = replace(
+            base_remote,
+            registry=acr.registry,
+            username=acr.username,
+            password=acr.password,
+            tls_ca=acr.tls_ca if acr.tls_ca is not None else base_remote.tls_ca,
+            offline=False,
+        )
+        action = "left in quarantine"
+        state_doc: dict[str, object] | None = None
+        if d.exit_code != 2 and (d.allowed or acr.mark_failed):
+            state: QuarantineState = "Passed" if d.allowed else "Failed"
+            when = datetime.now(UTC).replace(microsecond=0)
+            details = quarantine_details(d, self.policy.source, when, state, ref.digest)
+            base = registry_base_url(ref.domain, remote)
+
+            digest = str(ref.digest)
+
+            def call() -> dict[str, object]:
+                with AcrClient(base, ref.domain, remote) as client:
+                    return client.set_quarantine(ref.path, digest, state, details).to_json()
+
+            state_doc = await asyncio.get_running_loop().run_in_executor(None, call)
+            action = "released" if state == "Passed" else "marked failed"
+        self.metrics.quarantine.labels(action.replace(" ", "_")).inc()
+        first = d.reasons[0] if d.reasons else None
+        log.info(
+            "quarantine",
+            extra={
+                "fields": {
+                    "image": image,
+                    "action": action,
+                    "decision": _status(d),
+                    "rule": d.rule.name if d.rule is not None else None,
+                    "code": first.code if first is not None else None,
+                    "reason": first.message if first is not None else None,
+                }
+            },
+        )
+        return JSONResponse(
+            {"image": image, "action": action, "decision": d.to_json(), "state": state_doc}
+        )
+
+
+def _client(request: Request) -> str:
+    return request.client.host if request.client is not None else "?"
+
+
+def build_server(
+    policy: Policy,
+    config: ServerConfig,
+    *,
+    env: Mapping[str, str] | None = None,
+    shared: SharedCache | None = None,
+) -> WebhookServer:
+    """The server for ``policy`` and ``config``: options, trust dir, cache (shared
+    when ``config.cache_url`` is set), metrics."""
+    from .api import Options
+    from .pins import load_pins
+    from .remoteconfig import RemoteConfig
+    from .state import StateStore
+    from .trustdir import TrustDir
+
+    environ = os.environ if env is None else env
+    options = Options(
+        pins=load_pins(config.pins) if config.pins is not None else None,
+        state=StateStore(config.state_dir) if config.state_dir is not None else None,
+        no_tofu=config.no_tofu,
+        delegation_cert_expiry=config.delegation_cert_expiry,
+    )
+    trust_dir = config.trust_dir
+    if trust_dir is None:
+        base = environ.get("TRUSTCHECK_TRUST_DIR")
+        trust_dir = Path(base) if base else Path.home() / ".cache" / "trustcheck" / "trust"
+    trust_dir.mkdir(parents=True, exist_ok=True)
+    remote = config.remote if config.remote is not None else RemoteConfig()
+    if shared is None and config.cache_url is not None:
+        from .webhook_cache import RedisStore, SharedCache
+
+        if config.cache_secret is None:
+            raise UsageError(
+                "webhook-config-invalid",
+                "a shared cache needs cache.secret_file (or $TRUSTCHECK_CACHE_SECRET): "
+                "entries are authenticated with it, so that a writer to the cache cannot "
+                "replay old trust data",
+            )
+        shared = SharedCache(
+            RedisStore(config.cache_url),
+            config.cache_secret,
+            config.cache.ttl,
+            prefix=config.cache_prefix,
+        )
+    metrics = Metrics()
+    cache = TrustCache(
+        policy,
+        TrustDir(trust_dir),
+        options,
+        remote,
+        config.cache,
+        shared=shared,
+        events=metrics.event,
+        shared_wait=min(5.0, remote.total_timeout),
+    )
+    return WebhookServer(policy, config, cache, options=options, metrics=metrics)
+
+
+def config_summary(config: ServerConfig) -> dict[str, object]:
+    """What the start-up log line shows of the config (no secrets)."""
+    w = config.webhook
+    return dict(
+        {
+            "deadline_seconds": w.deadline,
+            "mutation": w.mutation,
+            "updates": w.updates,
+            "exempt_namespaces": list(w.exempt_namespaces),
+            "exempt_objects": [str(o) for o in w.exempt_objects],
+            "cache_ttl_seconds": config.cache.ttl,
+            "shared_cache": config.cache_url is not None,
+            "acr_receiver": config.acr.secret is not None,
+        }
+    )
