@@ -84,7 +84,7 @@ TRUSTCHECK = VENV_BIN / "trustcheck"
 GNU_TIME = "/usr/bin/time"
 TARGETS = {"wall": 0.25, "rss": 0.5, "cold": 1.2}
 #: further benchmark modules in bench/, each with run() -> markdown section
-EXTRA_BENCHMARKS = ("bench_fetch", "bench_audit")
+EXTRA_BENCHMARKS = ("bench_fetch", "bench_audit", "bench_limits", "bench_webhook")
 
 
 def log(msg: str) -> None:
