@@ -22,14 +22,16 @@ demo: $(STAMP)
 	$(BIN)/trustcheck inspect --offline --pretty --trust-dir fixtures/generated/trust --at $(DEMO_AT) localhost/signers
 
 # Debian packages the real-server tests need: the notary client and server, docker-registry,
-# skopeo (pull tests), openssl (test certificates), time (make bench).
+# skopeo (pull tests), redis-server (webhook shared cache), openssl (test certificates),
+# time (make bench).
 system-deps:
 	@if ! command -v notary >/dev/null || ! command -v notary-server >/dev/null \
 	    || ! command -v docker-registry >/dev/null || ! command -v skopeo >/dev/null \
-	    || ! command -v openssl >/dev/null || ! test -x /usr/bin/time; then \
-	  echo "installing notary, docker-registry, skopeo, openssl and time with apt-get" >&2; \
+	    || ! command -v openssl >/dev/null || ! test -x /usr/bin/time \
+	    || ! command -v redis-server >/dev/null; then \
+	  echo "installing notary, docker-registry, skopeo, redis-server, openssl and time with apt-get" >&2; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-	    notary docker-registry skopeo openssl time >/dev/null; \
+	    notary docker-registry skopeo redis-server openssl time >/dev/null; \
 	fi
 
 test: system-deps $(STAMP)
