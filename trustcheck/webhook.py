@@ -36,8 +36,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+import orjson
+
 from .errors import NotTrusted, TrustcheckError
-from .policy import Decision, Policy, Reason, decide
+from .policy import Decision, Policy, Reason, Rule, decide
 from .reference import ImageRef, parse_reference
 
 if TYPE_CHECKING:
@@ -47,6 +49,7 @@ __all__ = [
     "API_VERSIONS",
     "MUTATION_MODES",
     "ImageSite",
+    "Memo",
     "ObjectExemption",
     "Outcome",
     "Plan",
@@ -203,6 +206,37 @@ class Outcome:
     note: str = ""
 
 
+class Memo:
+    """What a long-running caller keeps between reviews: results that depend only on
+    their inputs.
+
+    * per image string: the parsed reference (or its error) and the rule deciding it;
+    * per image string: the decision, together with the very object it was decided
+      from (the verified collection, or the error obtaining it); it is reused only
+      while the cache hands out that same object.
+
+    Bound to one policy (another policy clears it); at most ``size`` entries each,
+    the oldest dropped first.
+    """
+
+    def __init__(self, size: int = 4096) -> None:
+        self.size = size
+        self.policy: Policy | None = None
+        self.refs: dict[str, tuple[ImageRef | TrustcheckError, Rule | None]] = {}
+        self.decisions: dict[str, tuple[object, Decision]] = {}
+
+    def bind(self, policy: Policy) -> None:
+        if self.policy is not policy:
+            self.refs.clear()
+            self.decisions.clear()
+            self.policy = policy
+
+    def _put(self, table: dict[str, Any], key: str, value: Any) -> None:
+        table[key] = value
+        while len(table) > self.size:
+            table.pop(next(iter(table)), None)
+
+
 # ----------------------------------------------------------------------------- parsing
 
 
@@ -345,7 +379,7 @@ def _response(
     if warnings:
         resp["warnings"] = list(warnings)
     if patch:
-        raw = json.dumps(list(patch), separators=(",", ":"), ensure_ascii=False).encode()
+        raw = orjson.dumps(list(patch))
         resp["patchType"] = "JSONPatch"
         resp["patch"] = base64.b64encode(raw).decode("ascii")
     return {"apiVersion": api_version, "kind": "AdmissionReview", "response": resp}
@@ -384,8 +418,29 @@ def deadline_error(seconds: float) -> NotTrusted:
 # ----------------------------------------------------------------------------- planning
 
 
-def plan_review(review: Review, policy: Policy, config: WebhookConfig) -> Plan:
+def _classify(
+    image: str, policy: Policy, memo: Memo | None
+) -> tuple[ImageRef | TrustcheckError, Rule | None]:
+    if memo is not None:
+        found = memo.refs.get(image)
+        if found is not None:
+            return found
+    try:
+        ref: ImageRef | TrustcheckError = parse_reference(image)
+    except TrustcheckError as e:
+        ref = e
+    rule = policy.match(ref) if isinstance(ref, ImageRef) else None
+    if memo is not None:
+        memo._put(memo.refs, image, (ref, rule))
+    return ref, rule
+
+
+def plan_review(
+    review: Review, policy: Policy, config: WebhookConfig, memo: Memo | None = None
+) -> Plan:
     """Which images to decide and which verified collections that needs."""
+    if memo is not None:
+        memo.bind(policy)
     plan = Plan(review)
     if review.operation in ("DELETE", "CONNECT"):
         plan.note = f"{review.operation} is not checked"
@@ -449,14 +504,13 @@ def plan_review(review: Review, policy: Policy, config: WebhookConfig) -> Plan:
         return plan
     needs: dict[tuple[int, str], None] = {}
     for site in sites:
-        try:
-            site.ref = parse_reference(site.image)
-        except TrustcheckError as e:
-            site.error = e
+        ref, rule = _classify(site.image, policy, memo)
+        if isinstance(ref, TrustcheckError):
+            site.error = ref
             continue
-        rule = policy.match(site.ref)
+        site.ref = ref
         if rule is not None and rule.action == "verify":
-            needs[(rule.index, site.ref.gun)] = None
+            needs[(rule.index, ref.gun)] = None
     plan.sites = sites
     plan.needs = list(needs)
     return plan
@@ -509,6 +563,10 @@ def _deny_line(site: ImageSite, d: Decision) -> str:
     return f'image "{site.image}" ({site.label}): {_rule_text(d)}: [{first.code}] {first.message}'
 
 
+def _json_text(doc: Mapping[str, str]) -> str:
+    return orjson.dumps(doc, option=orjson.OPT_SORT_KEYS).decode()
+
+
 def _annotation_ops(
     obj: object, key: str, originals: Mapping[str, str]
 ) -> list[dict[str, Any]]:
@@ -516,7 +574,7 @@ def _annotation_ops(
     merged with what an earlier mutation recorded there."""
     meta = obj.get("metadata") if isinstance(obj, dict) else None
     if not isinstance(meta, dict):
-        value = json.dumps(dict(originals), sort_keys=True, separators=(",", ":"))
+        value = _json_text(dict(originals))
         return [{"op": "add", "path": "/metadata", "value": {"annotations": {key: value}}}]
     annotations = meta.get("annotations")
     merged: dict[str, str] = {}
@@ -528,7 +586,7 @@ def _annotation_ops(
         if isinstance(earlier, dict):
             merged.update({str(k): str(v) for k, v in earlier.items()})
     merged.update(originals)
-    value = json.dumps(merged, sort_keys=True, separators=(",", ":"))
+    value = _json_text(merged)
     if not isinstance(annotations, dict):
         return [{"op": "add", "path": "/metadata/annotations", "value": {key: value}}]
     return [{"op": "add", "path": f"/metadata/annotations/{_escape(key)}", "value": value}]
@@ -541,15 +599,19 @@ def respond(
     got: Mapping[tuple[int, str], Collection | TrustcheckError],
     *,
     mutate: bool,
+    memo: Memo | None = None,
 ) -> Outcome:
     """Decide every image of ``plan`` and build the answer.
 
     ``got`` holds, for each key of ``plan.needs``, the verified collection or the
     error obtaining it (:func:`deadline_error` when it was not there in time); a
     missing key is a deny (``no-trust-data``). ``mutate``: add the JSON Patch
-    pinning allowed images (the mutating endpoint).
+    pinning allowed images (the mutating endpoint). ``memo``: reuse decisions made
+    from the same objects (see :class:`Memo`; pass the one given to :func:`plan_review`).
     """
     review = plan.review
+    if memo is not None:
+        memo.bind(policy)
     if plan.immediate is not None:
         allowed = bool(plan.immediate["response"]["allowed"])
         return Outcome(plan.immediate, allowed, note=plan.note)
@@ -562,9 +624,15 @@ def respond(
                 error = site.error or NotTrusted("admission-invalid", "unreadable image")
                 d = _invalid_decision(site, error)
             else:
-                rule = policy.match(site.ref)
+                _ref, rule = _classify(site.image, policy, memo)
                 found = got.get((rule.index, site.ref.gun)) if rule is not None else None
-                d = decide(site.ref, policy, found, image=site.image)
+                known = memo.decisions.get(site.image) if memo is not None else None
+                if known is not None and known[0] is found:
+                    d = known[1]
+                else:
+                    d = decide(site.ref, policy, found, image=site.image)
+                    if memo is not None:
+                        memo._put(memo.decisions, site.image, (found, d))
             by_image[site.image] = d
         results.append((site, d))
     denied = [(s, d) for s, d in results if not d.allowed]
@@ -612,6 +680,7 @@ def handle(
     lookup: Callable[[int, str], Collection | TrustcheckError | None],
     *,
     mutate: bool = False,
+    memo: Memo | None = None,
 ) -> dict[str, Any]:
     """AdmissionReview dict in, AdmissionReview dict out.
 
@@ -619,10 +688,10 @@ def handle(
     obtaining it) for the rule that decides an image. Raises
     :class:`ReviewError` for a body that is not an AdmissionReview.
     """
-    plan = plan_review(parse_review(doc), policy, config)
+    plan = plan_review(parse_review(doc), policy, config, memo)
     got: dict[tuple[int, str], Collection | TrustcheckError] = {}
     for key in plan.needs:
         found = lookup(*key)
         if found is not None:
             got[key] = found
-    return respond(plan, policy, config, got, mutate=mutate).response
+    return respond(plan, policy, config, got, mutate=mutate, memo=memo).response

@@ -27,6 +27,7 @@ import hmac
 import logging
 import os
 import sys
+import threading
 import time
 import traceback
 import uuid
@@ -55,6 +56,7 @@ from .errors import TrustcheckError, UsageError
 from .webhook import (
     MUTATION_MODES,
     UPDATE_MODES,
+    Memo,
     ObjectExemption,
     Outcome,
     ReviewError,
@@ -76,6 +78,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AcrSettings",
+    "ReviewLog",
     "ServerConfig",
     "WebhookServer",
     "build_server",
@@ -426,15 +429,33 @@ def load_config(path: Path | None) -> ServerConfig:
 # ----------------------------------------------------------------------------- logs
 
 
+class _Clock:
+    """RFC 3339 UTC times with milliseconds (the seconds formatted once a second)."""
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._prefix = ""
+
+    def stamp(self, created: float) -> str:
+        second = int(created)
+        if second != self._second:
+            self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self._second = second
+        return f"{self._prefix}.{int((created - second) * 1000):03d}Z"
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: time, level, logger, message and the record's
     ``fields`` (``extra={"fields": {...}}``); exceptions as ``error`` and
     ``traceback``."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._clock = _Clock()
+
     def format(self, record: logging.LogRecord) -> str:
         doc: dict[str, Any] = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")
-            .replace("+00:00", "Z"),
+            "time": self._clock.stamp(record.created),
             "level": record.levelname.lower(),
             "logger": record.name,
             "msg": record.getMessage(),
@@ -447,6 +468,53 @@ class JsonFormatter(logging.Formatter):
             doc["error"] = f"{type(exc).__name__}: {exc}"
             doc["traceback"] = "".join(traceback.format_exception(*record.exc_info))
         return orjson.dumps(doc, default=str).decode()
+
+
+class ReviewLog:
+    """The review log: one JSON line per review, in the layout of :class:`JsonFormatter`
+    (``"msg": "review"``), written in batches (it is on the hot path).
+
+    Lines are written when ``limit`` bytes are waiting, by :meth:`flush` (the server
+    calls it every ``interval`` seconds and at shutdown), and at once for denials.
+    ``stream`` None: ``sys.stderr`` at the time of writing.
+    """
+
+    def __init__(self, stream: Any = None, *, limit: int = 64 << 10, interval: float = 0.25):
+        self.stream = stream
+        self.limit = limit
+        self.interval = interval
+        self._parts: list[bytes] = []
+        self._size = 0
+        self._clock = _Clock()
+        self._lock = threading.Lock()
+
+    def write(self, fields: Mapping[str, Any], *, urgent: bool = False) -> None:
+        doc = {
+            "time": self._clock.stamp(time.time()),
+            "level": "info",
+            "logger": "trustcheck.webhook",
+            "msg": "review",
+            **fields,
+        }
+        line = orjson.dumps(doc, default=str) + b"\n"
+        with self._lock:
+            self._parts.append(line)
+            self._size += len(line)
+            full = self._size >= self.limit
+        if full or urgent:
+            self.flush()
+
+    def flush(self) -> None:
+        with self._lock:
+            parts, self._parts, self._size = self._parts, [], 0
+        if not parts:
+            return
+        stream = self.stream if self.stream is not None else sys.stderr
+        try:
+            stream.write(b"".join(parts).decode())
+            stream.flush()
+        except (OSError, ValueError):
+            pass  # a closed or broken stderr must not take reviews down
 
 
 def configure_logging(level: str = "info", stream: Any = None) -> None:
@@ -474,6 +542,7 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        self._children: dict[tuple[object, ...], Any] = {}
         r = self.registry
         self.reviews = Counter(
             "trustcheck_webhook_reviews",
@@ -533,14 +602,22 @@ class Metrics:
             "trustcheck_webhook_cache_entries", "Entries in the trust cache", registry=r
         )
 
+    def count(self, counter: Counter, *labels: str) -> None:
+        """``counter.labels(*labels).inc()``, keeping the labelled child (hot path)."""
+        key = (id(counter), *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = counter.labels(*labels)
+        child.inc()
+
     def event(self, name: str, label: str) -> None:
         """The trust cache's events."""
         if name in ("hit", "negative_hit", "miss"):
-            self.cache.labels(name).inc()
+            self.count(self.cache, name)
         elif name.startswith("shared_"):
-            self.shared.labels(name.removeprefix("shared_")).inc()
+            self.count(self.shared, name.removeprefix("shared_"))
         elif name == "upstream_error":
-            self.upstream_errors.labels(label or "unknown").inc()
+            self.count(self.upstream_errors, label or "unknown")
         elif name == "refresh":
             self.refreshes.inc()
 
@@ -566,6 +643,21 @@ def _bridge(
     return waiter
 
 
+_REVIEW_PATHS = frozenset({"/validate", "/mutate"})
+
+
+async def _send(
+    send: Any, status: int, body: bytes, extra: Sequence[tuple[bytes, bytes]] = ()
+) -> None:
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        *extra,
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
 def _status(d: Decision) -> str:
     if d.verdict == "allow":
         return "allow"
@@ -583,6 +675,7 @@ class WebhookServer:
         *,
         options: Options,
         metrics: Metrics | None = None,
+        review_log: ReviewLog | None = None,
     ) -> None:
         self.policy = policy
         self.config = config
@@ -590,12 +683,13 @@ class WebhookServer:
         self.options = options
         self.metrics = metrics if metrics is not None else Metrics()
         self.metrics.entries.set_function(lambda: float(len(self.cache)))
+        self.memo = Memo()
+        self.review_log = review_log if review_log is not None else ReviewLog()
         self.ready = False
         self.tls_reloader: Callable[[], None] | None = None
-        self.app = Starlette(
+        self._latency: dict[str, Any] = {}
+        self._starlette = Starlette(
             routes=[
-                Route("/validate", self.validate, methods=["POST"]),
-                Route("/mutate", self.mutate, methods=["POST"]),
                 Route("/healthz", self.healthz, methods=["GET"]),
                 Route("/readyz", self.readyz, methods=["GET"]),
                 Route("/metrics", self.metrics_endpoint, methods=["GET"]),
@@ -603,14 +697,23 @@ class WebhookServer:
             ],
             lifespan=self.lifespan,
         )
+        #: the ASGI application uvicorn serves
+        self.app: Callable[..., Any] = self._asgi
 
     @asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
         """Ready while it runs; closes the cache at the end (the app's lifespan)."""
+        import gc
+
+        # the policy, the modules and the verified collections live as long as the
+        # process: keep them out of the collector's full passes (shorter pauses)
+        gc.collect()
+        gc.freeze()
         self.ready = True
         reload_task = None
         if self.tls_reloader is not None:
             reload_task = asyncio.create_task(self._reload_tls_loop(self.tls_reloader))
+        flush_task = asyncio.create_task(self._flush_loop())
         log.info("ready", extra={"fields": {"policy": self.policy.source}})
         try:
             yield
@@ -618,8 +721,15 @@ class WebhookServer:
             self.ready = False
             if reload_task is not None:
                 reload_task.cancel()
+            flush_task.cancel()
+            self.review_log.flush()
             self.cache.close()
             log.info("stopped")
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.review_log.interval)
+            self.review_log.flush()
 
     async def _reload_tls_loop(self, reload: Callable[[], None]) -> None:
         while True:
@@ -654,11 +764,53 @@ class WebhookServer:
 
     # --- admission -------------------------------------------------------------------
 
-    async def validate(self, request: Request) -> Response:
-        return await self._review(request, mutate=False)
+    async def _asgi(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        """The ASGI entry point: the two review endpoints directly (they are the hot
+        path), everything else through Starlette."""
+        if scope["type"] == "http" and scope["path"] in _REVIEW_PATHS:
+            await self._review_asgi(scope, receive, send)
+        else:
+            await self._starlette(scope, receive, send)
 
-    async def mutate(self, request: Request) -> Response:
-        return await self._review(request, mutate=True)
+    async def _review_asgi(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        mutate = scope["path"] == "/mutate"
+        if scope["method"] != "POST":
+            await _send(send, 405, b'{"error":"use POST"}', ((b"allow", b"POST"),))
+            return
+        limit = self.config.max_body_bytes
+        too_big = orjson.dumps({"error": f"the body is larger than {limit} bytes"})
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    await self._refuse(send, mutate, 400, b'{"error":"invalid Content-Length"}')
+                    return
+                if declared > limit:
+                    await self._refuse(send, mutate, 413, too_big)
+                    return
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                await self._refuse(send, mutate, 413, too_big)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        status, payload = await self.review(b"".join(chunks), mutate=mutate)
+        await _send(send, status, payload)
+
+    async def _refuse(self, send: Any, mutate: bool, status: int, payload: bytes) -> None:
+        endpoint = "mutate" if mutate else "validate"
+        self.metrics.count(self.metrics.reviews, endpoint, "invalid")
+        log.warning("review refused", extra={"fields": {"endpoint": endpoint, "status": status}})
+        await _send(send, status, payload)
 
     async def _collections(
         self, needs: Sequence[tuple[int, str]], started: float, deadline: float
@@ -682,41 +834,35 @@ class WebhookServer:
                     late = True
         return got, late
 
-    async def _review(self, request: Request, *, mutate: bool) -> Response:
+    async def review(self, body: bytes, *, mutate: bool) -> tuple[int, bytes]:
+        """One review: the HTTP status and the JSON answer (400 when the body is not an
+        AdmissionReview; otherwise 200, with allowed true or false)."""
         started = time.monotonic()
         endpoint = "mutate" if mutate else "validate"
-        body = await self._body(request)
-        if isinstance(body, Response):
-            self.metrics.reviews.labels(endpoint, "invalid").inc()
-            log.warning(
-                "review refused",
-                extra={"fields": {"endpoint": endpoint, "status": body.status_code}},
-            )
-            return body
         try:
             doc = orjson.loads(body)
         except orjson.JSONDecodeError as e:
-            self.metrics.reviews.labels(endpoint, "invalid").inc()
+            self.metrics.count(self.metrics.reviews, endpoint, "invalid")
             log.warning("review refused: not JSON", extra={"fields": {"endpoint": endpoint}})
-            return self._reject(400, f"the body is not JSON: {str(e)[:120]}")
+            return 400, orjson.dumps({"error": f"the body is not JSON: {str(e)[:120]}"})
         try:
             review = parse_review(doc)
         except ReviewError as e:
-            self.metrics.reviews.labels(endpoint, "invalid").inc()
+            self.metrics.count(self.metrics.reviews, endpoint, "invalid")
             log.warning(
                 "review refused: not an AdmissionReview",
                 extra={"fields": {"endpoint": endpoint, "reason": str(e)}},
             )
-            return self._reject(400, f"not an AdmissionReview: {e}")
+            return 400, orjson.dumps({"error": f"not an AdmissionReview: {e}"})
         cfg = self.config.webhook
         outcome: Outcome | None = None
         late = False
         try:
-            plan = plan_review(review, self.policy, cfg)
+            plan = plan_review(review, self.policy, cfg, self.memo)
             got: dict[tuple[int, str], Collection | TrustcheckError] = {}
             if plan.needs:
                 got, late = await self._collections(plan.needs, started, cfg.deadline)
-            outcome = respond(plan, self.policy, cfg, got, mutate=mutate)
+            outcome = respond(plan, self.policy, cfg, got, mutate=mutate, memo=self.memo)
             answer = outcome.response
             result = "allowed" if outcome.allowed else "denied"
             if plan.immediate is not None and outcome.allowed:
@@ -734,17 +880,19 @@ class WebhookServer:
             )
             result = "error"
         elapsed = time.monotonic() - started
-        self.metrics.reviews.labels(endpoint, result).inc()
-        self.metrics.latency.labels(endpoint).observe(elapsed)
+        self.metrics.count(self.metrics.reviews, endpoint, result)
+        latency = self._latency.get(endpoint)
+        if latency is None:
+            latency = self._latency[endpoint] = self.metrics.latency.labels(endpoint)
+        latency.observe(elapsed)
         if late:
             self.metrics.deadlines.inc()
         if outcome is not None:
             for _site, d in outcome.decisions:
-                self.metrics.decisions.labels(
-                    _status(d), d.rule.name if d.rule is not None else "none"
-                ).inc()
+                rule = d.rule.name if d.rule is not None else "none"
+                self.metrics.count(self.metrics.decisions, _status(d), rule)
         self._log_review(review, endpoint, result, outcome, elapsed, late)
-        return Response(orjson.dumps(answer), media_type="application/json")
+        return 200, orjson.dumps(answer)
 
     def _log_review(
         self,
@@ -793,7 +941,7 @@ class WebhookServer:
                 fields["images"] = images
             if outcome.patch:
                 fields["patched"] = sum(1 for op in outcome.patch if op["op"] == "replace")
-        log.info("review", extra={"fields": fields})
+        self.review_log.write(fields, urgent=result != "allowed")
 
     # --- probes and metrics ----------------------------------------------------------
 

@@ -39,6 +39,7 @@ from trustcheck.webhook import WebhookConfig
 from trustcheck.webhook_app import (
     JsonFormatter,
     Metrics,
+    ReviewLog,
     ServerConfig,
     WebhookServer,
     load_config,
@@ -580,7 +581,9 @@ def app(
         events=metrics.event,
     )
     config = ServerConfig(webhook=WebhookConfig(deadline=0.5), max_body_bytes=64 * 1024)
-    server = WebhookServer(policy, config, cache, options=Options(), metrics=metrics)
+    server = WebhookServer(
+        policy, config, cache, options=Options(), metrics=metrics, review_log=ReviewLog(logs)
+    )
     yield App(server, fetcher, logs)
     logger.removeHandler(handler)
     cache.close()

@@ -114,6 +114,7 @@ def serve(
         access_log=False,
         server_header=False,
         lifespan="on",
+        interface="asgi3",
         timeout_graceful_shutdown=10,
     )
     uv.load()

@@ -27,7 +27,7 @@ import ssl
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -215,6 +215,16 @@ class Webhook:
             except ValueError:
                 continue
         return out
+
+    def wait_log(self, match: Callable[[dict[str, Any]], bool]) -> list[dict[str, Any]]:
+        """The log lines matching, once there are some (review lines of allowed reviews
+        are written in batches, every 0.25 s)."""
+        end = time.monotonic() + 5
+        while True:
+            found = [x for x in self.log_lines() if match(x)]
+            if found or time.monotonic() > end:
+                return found
+            time.sleep(0.05)
 
 
 _JSON = {"Content-Type": "application/json"}
@@ -479,8 +489,8 @@ def test_ephemeral_containers_and_dry_run(world: World) -> None:
     dry = admission("Pod", pod, dry_run=True)
     resp = w.webhook.review(dry)
     assert resp["allowed"] is True and "patch" in resp
-    line = [x for x in w.webhook.log_lines() if x.get("uid") == dry["request"]["uid"]]
-    assert line and line[0]["dry_run"] is True
+    line = w.webhook.wait_log(lambda x: x.get("uid") == dry["request"]["uid"])
+    assert line and line[0]["dry_run"] is True and line[0]["msg"] == "review"
     delete = admission("Pod", None, operation="DELETE", old=debug)
     assert w.webhook.review(delete)["allowed"] is True
 
@@ -641,7 +651,7 @@ def test_metrics_and_logs(world: World) -> None:
         'trustcheck_webhook_review_seconds_bucket{endpoint="mutate",le="0.01"}',
     ):
         assert needle in metrics
-    reviews = [x for x in w.webhook.log_lines() if x.get("msg") == "review"]
+    reviews = w.webhook.wait_log(lambda x: x.get("msg") == "review")
     assert reviews and all(x["level"] == "info" and "duration_ms" in x for x in reviews)
     assert w.webhook.client is not None
     ready = w.webhook.client.get("/readyz").json()
@@ -822,9 +832,8 @@ def test_redis_shared_cache_between_two_servers(
             assert len(w.proxy.paths()) > before  # b went to the server itself
             mb = b.metrics()
             assert _metric(mb, 'trustcheck_webhook_shared_cache_total{result="rejected"}') == 1.0
-            assert any(
-                "did not verify" in x.get("msg", "") and "hash-mismatch" in x.get("msg", "")
-                for x in b.log_lines()
+            assert b.wait_log(
+                lambda x: "did not verify" in x.get("msg", "") and "hash-mismatch" in x["msg"]
             )
             r.close()
         finally:
