@@ -773,6 +773,7 @@ class WebhookServer:
             await self._starlette(scope, receive, send)
 
     async def _review_asgi(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        started = time.monotonic()  # the deadline counts from here
         mutate = scope["path"] == "/mutate"
         if scope["method"] != "POST":
             await _send(send, 405, b'{"error":"use POST"}', ((b"allow", b"POST"),))
@@ -803,7 +804,7 @@ class WebhookServer:
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break
-        status, payload = await self.review(b"".join(chunks), mutate=mutate)
+        status, payload = await self.review(b"".join(chunks), mutate=mutate, started=started)
         await _send(send, status, payload)
 
     async def _refuse(self, send: Any, mutate: bool, status: int, payload: bytes) -> None:
@@ -834,10 +835,14 @@ class WebhookServer:
                     late = True
         return got, late
 
-    async def review(self, body: bytes, *, mutate: bool) -> tuple[int, bytes]:
+    async def review(
+        self, body: bytes, *, mutate: bool, started: float | None = None
+    ) -> tuple[int, bytes]:
         """One review: the HTTP status and the JSON answer (400 when the body is not an
-        AdmissionReview; otherwise 200, with allowed true or false)."""
-        started = time.monotonic()
+        AdmissionReview; otherwise 200, with allowed true or false). ``started``: when
+        the request arrived (``time.monotonic()``), the start of the deadline."""
+        if started is None:
+            started = time.monotonic()
         endpoint = "mutate" if mutate else "validate"
         try:
             doc = orjson.loads(body)
@@ -1115,7 +1120,14 @@ def build_server(
     if trust_dir is None:
         base = environ.get("TRUSTCHECK_TRUST_DIR")
         trust_dir = Path(base) if base else Path.home() / ".cache" / "trustcheck" / "trust"
-    trust_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        trust_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UsageError(
+            "webhook-config-invalid",
+            f"cannot create the trust dir {trust_dir}: {e.strerror or e}; set trust.trust_dir "
+            "or --trust-dir to a writable folder",
+        ) from e
     remote = config.remote if config.remote is not None else RemoteConfig()
     if shared is None and config.cache_url is not None:
         from .webhook_cache import RedisStore, SharedCache

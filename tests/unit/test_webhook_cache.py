@@ -733,3 +733,34 @@ def test_readyz_is_503_outside_the_lifespan(app: App) -> None:
             assert (await client.get("/readyz")).status_code == 503
 
     asyncio.run(main())
+
+
+# --------------------------------------------------------------------------- serve refuses
+
+
+def test_serve_refuses_bad_input(trustcheck_cli: Callable[..., Any], tmp_path: Path) -> None:
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("version: 1\nrules:\n  - pattern: localhost/*\n")
+    cert = tmp_path / "tls.crt"
+    base = ["serve", "--policy", str(policy), "--tls-key", str(tmp_path / "tls.key")]
+    run = trustcheck_cli(*base, "--tls-cert", str(cert))
+    assert run.code == 2 and "--tls-cert" in run.stderr and "TLS only" in run.stderr
+    cert.write_text("not a certificate")
+    (tmp_path / "tls.key").write_text("not a key")
+    run = trustcheck_cli(*base, "--tls-cert", str(cert), "--cache", "http://redis")
+    assert run.code == 2 and "--cache must be a redis://" in run.stderr
+    bad = tmp_path / "config.yaml"
+    bad.write_text("mutation: always\n")
+    run = trustcheck_cli(*base, "--tls-cert", str(cert), "--config", str(bad))
+    assert run.code == 2 and "[webhook-config-invalid]" in run.stderr
+    run = trustcheck_cli(*base, "--tls-cert", str(cert), "--cache", "redis://127.0.0.1:1/0")
+    assert run.code == 2 and "cache.secret_file" in run.stderr
+    (tmp_path / "empty.yaml").write_text("")
+    run = trustcheck_cli(
+        "serve", "--policy", str(tmp_path / "empty.yaml"), "--tls-cert", str(cert),
+        "--tls-key", str(tmp_path / "tls.key"),
+    )
+    assert run.code == 2 and "[policy-invalid]" in run.stderr
+    run = trustcheck_cli(*base, "--tls-cert", str(cert), "--trust-dir", str(tmp_path / "t"))
+    assert run.code == 2 and "cannot load --tls-cert/--tls-key" in run.stderr
+    assert "Traceback" not in run.stderr

@@ -95,7 +95,6 @@ def serve(
     if trust_dir is not None:
         cfg = replace(cfg, trust_dir=trust_dir)
     pol = load_policy(policy)
-    configure_logging(cfg.log_level)
     server = build_server(pol, cfg)
     try:
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -104,6 +103,7 @@ def serve(
         server.cache.close()
         fail_usage(f"cannot load --tls-cert/--tls-key: {e}")
 
+    configure_logging(cfg.log_level)
     uv = uvicorn.Config(
         server.app,
         host=host,
