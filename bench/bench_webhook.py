@@ -425,14 +425,20 @@ def measure() -> dict[str, Any]:
                 with bare_server(work, tls, answer) as bare:
                     tput: dict[str, list[float]] = {"bare": [], "trustcheck": []}
                     cpu: dict[str, list[float]] = {"bare": [], "trustcheck": []}
+                    capacity: dict[str, list[float]] = {"bare": [], "trustcheck": []}
                     for r in range(RUNS):
                         for label, srv in (("bare", bare), ("trustcheck", tc)):
                             c0, w0 = srv.cpu_seconds(), time.perf_counter()
                             n = asyncio.run(closed_loop(srv.port, ctx, raw, expect, SECONDS))
                             wall = time.perf_counter() - w0
+                            used = srv.cpu_seconds() - c0
                             tput[label].append(n / SECONDS)
-                            cpu[label].append((srv.cpu_seconds() - c0) / wall)
-                            log(f"run {r + 1}: {label} {n / SECONDS:.0f} reviews/s")
+                            cpu[label].append(used / wall)
+                            capacity[label].append(n / used)
+                            log(
+                                f"run {r + 1}: {label} {n / SECONDS:.0f} reviews/s, server CPU "
+                                f"{used / wall:.0%}, {used / n * 1e6:.0f} us CPU per review"
+                            )
                     count = int(RATE * PACED_SECONDS)
                     paced_bare = asyncio.run(paced(bare.port, ctx, [raw] * count, expect, RATE))
                     paced_tc = asyncio.run(paced(tc.port, ctx, [raw] * count, expect, RATE))
@@ -445,6 +451,7 @@ def measure() -> dict[str, Any]:
     return {
         "throughput": tput,
         "cpu": cpu,
+        "capacity": capacity,
         "paced_bare": paced_bare,
         "paced_trustcheck": paced_tc,
         "cold": cold_lat,
@@ -454,7 +461,11 @@ def measure() -> dict[str, Any]:
 def report(m: dict[str, Any]) -> str:
     bare = statistics.median(m["throughput"]["bare"])
     tc = statistics.median(m["throughput"]["trustcheck"])
-    ratio = tc / bare
+    cap_bare = statistics.median(m["capacity"]["bare"])
+    cap_tc = statistics.median(m["capacity"]["trustcheck"])
+    # the verdict uses the lower ratio: a load generator that cannot saturate the
+    # faster server makes the plain throughput ratio look better than it is
+    ratio = min(tc / bare, cap_tc / cap_bare)
     pt, pb, cold = m["paced_trustcheck"], m["paced_bare"], m["cold"]
     p99, cold99 = _pct(pt, 99) * 1000, _pct(cold, 99) * 1000
 
@@ -482,9 +493,13 @@ def report(m: dict[str, Any]) -> str:
             "| measurement | bare uvicorn | trustcheck serve | target |",
             "|---|--:|--:|---|",
             f"| throughput, warm cache | {bare:.0f} reviews/s | {tc:.0f} reviews/s "
-            f"(**{ratio:.0%}**) | >= 50 %: {ok(ratio >= 0.5)} |",
+            f"({tc / bare:.0%}) | |",
             f"| server CPU during the throughput runs | {cpu_b:.0f} % of a core | "
             f"{cpu_t:.0f} % of a core | |",
+            f"| server CPU per review (reviews per CPU-second) | {1e6 / cap_bare:.0f} us "
+            f"({cap_bare:.0f}) | {1e6 / cap_tc:.0f} us ({cap_tc:.0f}, {cap_tc / cap_bare:.0%}) | |",
+            f"| **throughput ratio** (the lower of the two above) | | **{ratio:.0%}** | "
+            f">= 50 %: {ok(ratio >= 0.5)} |",
             f"| latency at {RATE:g} reviews/s, warm (p50 / p99 / max) | {ms(pb, 50)} / "
             f"{ms(pb, 99)} / {ms(pb, 100)} | {ms(pt, 50)} / **{ms(pt, 99)}** / {ms(pt, 100)} | "
             f"p99 <= 20 ms: {ok(p99 <= 20)} |",
@@ -492,6 +507,8 @@ def report(m: dict[str, Any]) -> str:
             f"max) | | {ms(cold, 50)} / **{ms(cold, 99)}** / {ms(cold, 100)} | "
             f"p99 <= 250 ms: {ok(cold99 <= 250)} |",
             "",
+            f"uvicorn parsed HTTP with {_parser()} (uvicorn alone uses h11; with httptools, "
+            "`uvicorn[standard]`, both servers need less CPU per request). "
             "Open loop at the fixed rate: latency is counted from when each review was due, "
             "so waiting for a busy connection is included. A cold review makes the requests "
             "of a cold fetch to the local notary-server (root, timestamp, snapshot, targets), "
@@ -499,6 +516,12 @@ def report(m: dict[str, Any]) -> str:
             "",
         ]
     )
+
+
+def _parser() -> str:
+    import importlib.util
+
+    return "httptools" if importlib.util.find_spec("httptools") is not None else "h11"
 
 
 def run() -> str:

@@ -22,16 +22,18 @@ into the cache. Logs are JSON lines on stderr, one per review.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import concurrent.futures
 import hmac
 import logging
+import math
 import os
 import sys
 import threading
 import time
 import traceback
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -44,9 +46,10 @@ from prometheus_client import (
     CollectorRegistry,
     Counter,
     Gauge,
-    Histogram,
     generate_latest,
 )
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -537,54 +540,119 @@ def configure_logging(level: str = "info", stream: Any = None) -> None:
 # ----------------------------------------------------------------------------- metrics
 
 
+class _Counts:
+    """A counter family for the hot path: a dict under a lock (prometheus_client's
+    labelled counters cost several microseconds per increment)."""
+
+    def __init__(self, name: str, doc: str, labels: Sequence[str]) -> None:
+        self.name = name
+        self.doc = doc
+        self.labels = list(labels)
+        self.values: dict[tuple[str, ...], float] = {}
+        self._lock = threading.Lock()
+
+    def inc(self, *values: str) -> None:
+        with self._lock:
+            self.values[values] = self.values.get(values, 0.0) + 1.0
+
+    def family(self) -> CounterMetricFamily:
+        fam = CounterMetricFamily(self.name, self.doc, labels=self.labels)
+        with self._lock:
+            items = sorted(self.values.items())
+        for values, count in items:
+            fam.add_metric(list(values), count)
+        return fam
+
+
+class _Latency:
+    """A histogram family with one label, for the hot path (see :class:`_Counts`)."""
+
+    def __init__(self, name: str, doc: str, label: str, buckets: Sequence[float]) -> None:
+        self.name = name
+        self.doc = doc
+        self.label = label
+        self.buckets = list(buckets)
+        self.data: dict[str, tuple[list[int], list[float]]] = {}
+        self._lock = threading.Lock()
+
+    def observe(self, value: str, seconds: float) -> None:
+        index = bisect.bisect_left(self.buckets, seconds)
+        with self._lock:
+            found = self.data.get(value)
+            if found is None:
+                found = self.data[value] = ([0] * (len(self.buckets) + 1), [0.0])
+            found[0][index] += 1
+            found[1][0] += seconds
+
+    def family(self) -> HistogramMetricFamily:
+        fam = HistogramMetricFamily(self.name, self.doc, labels=[self.label])
+        with self._lock:
+            items = sorted((k, (list(c), s[0])) for k, (c, s) in self.data.items())
+        for value, (counts, total) in items:
+            cumulative, running = [], 0
+            for le, n in zip([*self.buckets, math.inf], counts, strict=True):
+                running += n
+                cumulative.append((("+Inf" if le == math.inf else repr(float(le))), float(running)))
+            fam.add_metric([value], cumulative, total)
+        return fam
+
+
+class _Collector(Collector):
+    def __init__(self, parts: Sequence[_Counts | _Latency]) -> None:
+        self.parts = parts
+
+    def collect(self) -> Iterator[Metric]:
+        for part in self.parts:
+            yield part.family()
+
+
 class Metrics:
     """Prometheus metrics of one server (its own registry)."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self._children: dict[tuple[object, ...], Any] = {}
         r = self.registry
-        self.reviews = Counter(
+        self.reviews = _Counts(
             "trustcheck_webhook_reviews",
             "Admission reviews answered, by endpoint and result "
             "(allowed, denied, skipped: not checked, invalid: HTTP 4xx, error: internal error)",
             ["endpoint", "result"],
-            registry=r,
         )
-        self.decisions = Counter(
+        self.decisions = _Counts(
             "trustcheck_webhook_decisions",
             "Image decisions, by result (allow, deny, warn) and deciding rule",
             ["result", "rule"],
-            registry=r,
         )
-        self.latency = Histogram(
+        self.latency = _Latency(
             "trustcheck_webhook_review_seconds",
             "Time to answer an admission review",
-            ["endpoint"],
-            buckets=(0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
-            registry=r,
+            "endpoint",
+            (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
         )
-        self.cache = Counter(
+        self.cache = _Counts(
             "trustcheck_webhook_cache_lookups",
             "Trust-collection cache lookups: hit, negative_hit (a cached error), miss",
             ["result"],
-            registry=r,
         )
-        self.shared = Counter(
+        self.shared = _Counts(
             "trustcheck_webhook_shared_cache",
             "Shared (Redis) cache: hit, miss, rejected (bad MAC or did not verify), error",
             ["result"],
-            registry=r,
+        )
+        self.upstream_errors = _Counts(
+            "trustcheck_webhook_upstream_errors",
+            "Failed fetches or verifications of trust data, by error code",
+            ["code"],
+        )
+        r.register(
+            _Collector(
+                [self.reviews, self.decisions, self.latency, self.cache, self.shared,
+                 self.upstream_errors]
+            )
         )
         self.refreshes = Counter(
             "trustcheck_webhook_cache_refreshes",
             "Entries refreshed ahead of their expiry",
-            registry=r,
-        )
-        self.upstream_errors = Counter(
-            "trustcheck_webhook_upstream_errors",
-            "Failed fetches or verifications of trust data, by error code",
-            ["code"],
             registry=r,
         )
         self.deadlines = Counter(
@@ -602,22 +670,14 @@ class Metrics:
             "trustcheck_webhook_cache_entries", "Entries in the trust cache", registry=r
         )
 
-    def count(self, counter: Counter, *labels: str) -> None:
-        """``counter.labels(*labels).inc()``, keeping the labelled child (hot path)."""
-        key = (id(counter), *labels)
-        child = self._children.get(key)
-        if child is None:
-            child = self._children[key] = counter.labels(*labels)
-        child.inc()
-
     def event(self, name: str, label: str) -> None:
         """The trust cache's events."""
         if name in ("hit", "negative_hit", "miss"):
-            self.count(self.cache, name)
+            self.cache.inc(name)
         elif name.startswith("shared_"):
-            self.count(self.shared, name.removeprefix("shared_"))
+            self.shared.inc(name.removeprefix("shared_"))
         elif name == "upstream_error":
-            self.count(self.upstream_errors, label or "unknown")
+            self.upstream_errors.inc(label or "unknown")
         elif name == "refresh":
             self.refreshes.inc()
 
@@ -687,7 +747,6 @@ class WebhookServer:
         self.review_log = review_log if review_log is not None else ReviewLog()
         self.ready = False
         self.tls_reloader: Callable[[], None] | None = None
-        self._latency: dict[str, Any] = {}
         self._starlette = Starlette(
             routes=[
                 Route("/healthz", self.healthz, methods=["GET"]),
@@ -809,7 +868,7 @@ class WebhookServer:
 
     async def _refuse(self, send: Any, mutate: bool, status: int, payload: bytes) -> None:
         endpoint = "mutate" if mutate else "validate"
-        self.metrics.count(self.metrics.reviews, endpoint, "invalid")
+        self.metrics.reviews.inc(endpoint, "invalid")
         log.warning("review refused", extra={"fields": {"endpoint": endpoint, "status": status}})
         await _send(send, status, payload)
 
@@ -847,13 +906,13 @@ class WebhookServer:
         try:
             doc = orjson.loads(body)
         except orjson.JSONDecodeError as e:
-            self.metrics.count(self.metrics.reviews, endpoint, "invalid")
+            self.metrics.reviews.inc(endpoint, "invalid")
             log.warning("review refused: not JSON", extra={"fields": {"endpoint": endpoint}})
             return 400, orjson.dumps({"error": f"the body is not JSON: {str(e)[:120]}"})
         try:
             review = parse_review(doc)
         except ReviewError as e:
-            self.metrics.count(self.metrics.reviews, endpoint, "invalid")
+            self.metrics.reviews.inc(endpoint, "invalid")
             log.warning(
                 "review refused: not an AdmissionReview",
                 extra={"fields": {"endpoint": endpoint, "reason": str(e)}},
@@ -885,17 +944,14 @@ class WebhookServer:
             )
             result = "error"
         elapsed = time.monotonic() - started
-        self.metrics.count(self.metrics.reviews, endpoint, result)
-        latency = self._latency.get(endpoint)
-        if latency is None:
-            latency = self._latency[endpoint] = self.metrics.latency.labels(endpoint)
-        latency.observe(elapsed)
+        self.metrics.reviews.inc(endpoint, result)
+        self.metrics.latency.observe(endpoint, elapsed)
         if late:
             self.metrics.deadlines.inc()
         if outcome is not None:
             for _site, d in outcome.decisions:
                 rule = d.rule.name if d.rule is not None else "none"
-                self.metrics.count(self.metrics.decisions, _status(d), rule)
+                self.metrics.decisions.inc(_status(d), rule)
         self._log_review(review, endpoint, result, outcome, elapsed, late)
         return 200, orjson.dumps(answer)
 
@@ -1039,9 +1095,7 @@ class WebhookServer:
             found, _late = await self._collections([key], time.monotonic(), limit)
             got = found[key]
         d = decide(ref, self.policy, got, image=image)
-        self.metrics.decisions.labels(
-            _status(d), d.rule.name if d.rule is not None else "none"
-        ).inc()
+        self.metrics.decisions.inc(_status(d), d.rule.name if d.rule is not None else "none")
         acr = self.config.acr
         from .remoteconfig import RemoteConfig
 
