@@ -26,6 +26,7 @@ from trustcheck.policy import Policy, parse_policy
 from trustcheck.reference import parse_reference
 from trustcheck.verify import Collection
 from trustcheck.webhook import (
+    Memo,
     ObjectExemption,
     ReviewError,
     WebhookConfig,
@@ -720,3 +721,46 @@ def test_long_deny_messages_are_cut(policy: Policy, lookup: Fixtures) -> None:
     resp = handle(review("Pod", workload("Pod", pod_spec(images))), policy, WebhookConfig(), lookup)
     msg = resp["response"]["status"]["message"]
     assert len(msg) == 4000 and msg.endswith("…")
+
+
+# --------------------------------------------------------------------------- memo
+
+
+def test_memo_reuses_decisions_only_for_the_same_collection(
+    policy: Policy, lookup: Fixtures, committed_fixtures: FixtureSet
+) -> None:
+    memo = Memo()
+    obj = workload("Pod", pod_spec(["localhost/signers:v2", "localhost/signers:v1"]))
+    doc = review("Pod", obj)
+    first = handle(doc, policy, WebhookConfig(), lookup, mutate=True, memo=memo)
+    assert handle(doc, policy, WebhookConfig(), lookup, mutate=True) == first
+    assert handle(doc, policy, WebhookConfig(), lookup, mutate=True, memo=memo) == first
+    kept = memo.decisions["localhost/signers:v2"][1]
+    handle(doc, policy, WebhookConfig(), lookup, memo=memo)
+    assert memo.decisions["localhost/signers:v2"][1] is kept  # reused
+    # another collection object (a refresh): decided again
+    fresh = load_collection(committed_fixtures.trust_dir, "localhost/signers", lookup.at)
+    handle(doc, policy, WebhookConfig(), lambda i, g: fresh, memo=memo)
+    assert memo.decisions["localhost/signers:v2"][1] is not kept
+    assert memo.decisions["localhost/signers:v2"][0] is fresh
+    # an error in its place: denied, not the old allow
+    gone = NotTrusted("network-error", "down")
+    resp = handle(doc, policy, WebhookConfig(), lambda i, g: gone, memo=memo)["response"]
+    assert resp["allowed"] is False and "[network-error]" in resp["status"]["message"]
+    # another policy clears it
+    other = parse_policy("version: 1\nrules:\n  - pattern: localhost/*\n    action: deny\n",
+                         "other.yaml", Path("."))
+    resp = handle(doc, other, WebhookConfig(), _no_lookup, memo=memo)["response"]
+    assert resp["allowed"] is False and "[policy-denied]" in resp["status"]["message"]
+    assert memo.policy is other
+
+
+def test_memo_is_bounded() -> None:
+    memo = Memo(size=3)
+    policy = parse_policy("version: 1\nrules:\n  - pattern: localhost/*\n    action: allow\n",
+                          "p.yaml", Path("."))
+    for i in range(10):
+        obj = workload("Pod", pod_spec([f"localhost/app{i}:v1"]))
+        handle(review("Pod", obj), policy, WebhookConfig(), _no_lookup, memo=memo)
+    assert len(memo.refs) == 3 and len(memo.decisions) == 3
+    assert "localhost/app9:v1" in memo.refs and "localhost/app0:v1" not in memo.refs
