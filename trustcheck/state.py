@@ -98,17 +98,24 @@ class StateStore:
         file = self._file(gun)
         with locked(file.with_suffix(".lock")):
             recorder = _Recorder()
-            yield self.load(gun), recorder
-            if recorder.state is not None:
+            loaded = self.load(gun)
+            yield loaded, recorder
+            if recorder.state is not None and recorder.state is not loaded:
                 atomic_write(file, recorder.state.to_json(), mode=0o600)
 
     def record(
         self, previous: GunState | None, gun: str, root: bytes, versions: Mapping[str, int]
     ) -> GunState:
-        """The state after a successful verification: the new root, versions never lowered."""
+        """The state after a successful verification: the new root, versions never lowered.
+
+        Returns ``previous`` itself when nothing changed, which tells
+        :meth:`session` not to rewrite the file.
+        """
         merged = dict(previous.versions) if previous is not None else {}
         for role, version in versions.items():
             merged[role] = max(version, merged.get(role, 0))
+        if previous is not None and previous.root == root and merged == previous.versions:
+            return previous  # nothing new: no write (and no fsync) at all
         return GunState(
             gun=gun,
             root=root,
