@@ -39,7 +39,8 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import TrustcheckError, UsageError
 from .lookup import RELEASED_ROLES, all_target_metadata, list_targets, signer_name
-from .notary import Delegation, RootMeta, iso
+from .notary import Delegation, RootMeta
+from .timefmt import iso
 from .verify import Collection
 
 if TYPE_CHECKING:

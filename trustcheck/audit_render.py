@@ -29,7 +29,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from .audit import FINDINGS, AuditReport, CollectionAudit, Finding, TimelineItem
-from .notary import iso
+from .timefmt import iso
 
 __all__ = [
     "FINDINGS_CSV_COLUMNS",

@@ -33,6 +33,7 @@ from trustcheck.crypto import (
     pem_blocks,
 )
 from trustcheck.errors import NotTrusted
+from trustcheck.timefmt import iso as _iso
 
 __all__ = [
     "RootCerts",
@@ -74,10 +75,6 @@ def go_pem_encode(der: bytes, block_type: str = "CERTIFICATE") -> bytes:
 
 def _utc(at: datetime) -> datetime:
     return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
-
-
-def _iso(t: datetime) -> str:
-    return _utc(t).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _add_months(t: datetime, months: int) -> datetime:

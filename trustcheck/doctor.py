@@ -47,6 +47,7 @@ from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import quote, unquote, urlsplit
 
 from .errors import NotTrusted, TrustcheckError, UsageError
+from .timefmt import iso as _iso
 
 if TYPE_CHECKING:
     from cryptography import x509
@@ -470,10 +471,6 @@ def _days(delta: timedelta) -> str:
     if abs(days) < 1:
         return f"{delta.total_seconds() / 3600:.1f} hours"
     return f"{days:.0f} days"
-
-
-def _iso(t: datetime) -> str:
-    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _cert_summary(cert: x509.Certificate) -> dict[str, Any]:

@@ -62,12 +62,6 @@ ZERO_TIME = datetime(1, 1, 1, tzinfo=UTC)  # Go's zero time.Time: always expired
 _MISSING: Any = object()
 
 
-def iso(t: datetime) -> str:
-    """A time as RFC 3339 UTC with seconds, for messages and JSON."""
-    u = t.astimezone(UTC)
-    return f"{u.year:04d}-{u:%m-%dT%H:%M:%S}Z"
-
-
 # --------------------------------------------------------------------------- model
 
 

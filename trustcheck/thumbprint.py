@@ -76,7 +76,6 @@ import hashlib
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from .crypto import (
@@ -93,6 +92,7 @@ from .crypto import (
     pem_first_block,
 )
 from .errors import UsageError
+from .timefmt import iso as _iso
 
 if TYPE_CHECKING:
     from cryptography import x509
@@ -199,11 +199,6 @@ def openssl_fingerprint(hex_digest: str) -> str:
     """``"ab12cd"`` -> ``"AB:12:CD"``: a digest as OpenSSL prints fingerprints."""
     h = hex_digest.upper()
     return ":".join(h[i : i + 2] for i in range(0, len(h), 2))
-
-
-def _iso(t: datetime) -> str:
-    t = t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
-    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _describe(pub: Any) -> str:

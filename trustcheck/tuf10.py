@@ -64,6 +64,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import quote, unquote, urlsplit
 
 from .errors import NotTrusted, TrustcheckError, UsageError
+from .timefmt import iso as _iso
 
 if TYPE_CHECKING:
     from securesystemslib.signer import Key  # type: ignore[attr-defined]
@@ -1093,10 +1094,6 @@ def _digest(hashes: dict[str, str]) -> str | None:
         if isinstance(value, str) and value:
             return f"{algo}:{value.lower()}"
     return None
-
-
-def _iso(t: datetime) -> str:
-    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 # ----------------------------------------------------------------------------- state dir

@@ -41,9 +41,7 @@ from .notary import (
     parse_targets,
     parse_timestamp,
 )
-from .notary import (
-    iso as _iso,
-)
+from .timefmt import iso as _iso
 from .trustdir import MAX_DOWNLOAD_SIZE, MAX_TIMESTAMP_SIZE, validate_role_name
 
 if TYPE_CHECKING:
