@@ -38,7 +38,7 @@ from trustcheck.certs import (
 from trustcheck.crypto import TufKey, verify_signature
 from trustcheck.errors import NotTrusted
 
-REALWORLD = Path(__file__).resolve().parents[3] / "shared" / "realworld" / "notary-compat"
+REALWORLD = Path(__file__).resolve().parents[2] / "fixtures" / "realworld"
 META03 = REALWORLD / "notary0.3" / "tuf" / "docker.com" / "notary0.3" / "tst" / "metadata"
 META01 = REALWORLD / "notary0.1" / "tuf" / "docker.com" / "notary0.1" / "samplerepo" / "metadata"
 GUN03 = "docker.com/notary0.3/tst"

@@ -12,7 +12,7 @@ import pytest
 from trustcheck.cli import main
 
 REPO = Path(__file__).resolve().parents[2]
-N01 = REPO.parent / "shared" / "realworld" / "notary-compat" / "notary0.1"
+N01 = REPO / "fixtures" / "realworld" / "notary0.1"
 GUN01 = "docker.com/notary0.1/samplerepo"
 
 

@@ -35,7 +35,7 @@ from trustcheck.crypto import (
     verify_signature,
 )
 
-REALWORLD = Path(__file__).resolve().parents[3] / "shared" / "realworld" / "notary-compat"
+REALWORLD = Path(__file__).resolve().parents[2] / "fixtures" / "realworld"
 META03 = REALWORLD / "notary0.3" / "tuf" / "docker.com" / "notary0.3" / "tst" / "metadata"
 META01 = REALWORLD / "notary0.1" / "tuf" / "docker.com" / "notary0.1" / "samplerepo" / "metadata"
 REAL_FILES = sorted(REALWORLD.rglob("*.json"))

@@ -38,7 +38,7 @@ REPO = Path(__file__).resolve().parents[2]
 GENERATED = REPO / "fixtures" / "generated"
 TRUST = GENERATED / "trust"
 AT = (GENERATED / "VALIDATION_TIME").read_text().strip()
-N03 = REPO.parent / "shared" / "realworld" / "notary-compat" / "notary0.3"
+N03 = REPO / "fixtures" / "realworld" / "notary0.3"
 N03_GUN = "docker.com/notary0.3/tst"
 
 needs_openssl = pytest.mark.skipif(shutil.which("openssl") is None, reason="no openssl")
@@ -569,7 +569,7 @@ def _n03(cli: Cli, *options: str) -> tuple[dict[str, Any], str]:
 
 def test_delegation_cert_expiry_policy(tmp_path: Path, trustcheck_cli: Cli) -> None:
     if not N03.is_dir():
-        pytest.fail(f"{N03} is missing (shared real-world notary data)")
+        pytest.fail(f"{N03} is missing (fixtures/realworld, committed)")
     cert_line = "expired at 2017-07-27T20:24:52Z"
 
     ignored, err = _n03(trustcheck_cli, "--delegation-cert-expiry", "ignore")

@@ -36,12 +36,11 @@ REPO = Path(__file__).resolve().parents[2]
 GENERATED = REPO / "fixtures" / "generated"
 TRUST = GENERATED / "trust"
 DELEG_KEYS = GENERATED / "keys" / "delegations"
-N03 = REPO.parent / "shared" / "realworld" / "notary-compat" / "notary0.3"
+N03 = REPO / "fixtures" / "realworld" / "notary0.3"
 GUN03 = "docker.com/notary0.3/tst"
 PAST = datetime(2020, 1, 1, tzinfo=UTC)
 
 needs_openssl = pytest.mark.skipif(shutil.which("openssl") is None, reason="no openssl")
-needs_n03 = pytest.mark.skipif(not N03.is_dir(), reason="../shared/realworld not laid out")
 
 
 def _at() -> datetime:
@@ -87,8 +86,7 @@ def _openssl_time(text: str) -> str:
 def _cert_reports() -> list[tuple[str, KeyReport, bytes]]:
     """(label, report, DER certificate) for every certificate key of the test collections."""
     cols = [_col("localhost/signers"), _col("localhost/rsa"), _col("localhost/releases")]
-    if N03.is_dir():
-        cols.append(load_collection(N03, GUN03, PAST))
+    cols.append(load_collection(N03, GUN03, PAST))
     out: list[tuple[str, KeyReport, bytes]] = []
     for col in cols:
         keys = dict(col.root.keys)
@@ -156,7 +154,6 @@ def test_canonical_ids_equal_docker_trust_inspect() -> None:
     assert bob.key_id != bob.canonical_key_id
 
 
-@needs_n03
 def test_notary03_ids_from_the_spec() -> None:
     reports = keys_of_collection(load_collection(N03, GUN03, PAST))
     root = next(r for r in reports if r.role == "root")
@@ -189,8 +186,7 @@ def test_fingerprints_equal_openssl(tmp_path: Path) -> None:
     cases = _cert_reports()
     labels = [label for label, _, _ in cases]
     assert any("rsa targets/releases" in lb for lb in labels)  # the rsa-x509 delegation
-    if N03.is_dir():
-        assert f"{GUN03} targets/releases" in labels
+    assert f"{GUN03} targets/releases" in labels
     for i, (label, report, der) in enumerate(cases):
         path = tmp_path / f"{i}.pem"
         path.write_bytes(go_pem_encode(der))

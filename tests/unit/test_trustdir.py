@@ -23,7 +23,7 @@ from trustcheck.trustdir import (
 )
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-REALWORLD = REPO_ROOT.parent / "shared" / "realworld" / "notary-compat" / "notary0.1"
+REALWORLD = REPO_ROOT / "fixtures" / "realworld" / "notary0.1"
 REALWORLD_GUN = "docker.com/notary0.1/samplerepo"
 
 GUN = "example.com/org/app"
@@ -490,7 +490,6 @@ def test_list_guns_when_tuf_is_missing_or_a_file(tmp_path: Path) -> None:
 # --- real-world data ----------------------------------------------------------
 
 
-@pytest.mark.skipif(not REALWORLD.is_dir(), reason="shared real-world data not present")
 def test_realworld_notary01_trust_dir() -> None:
     td = TrustDir(REALWORLD)
     assert td.list_guns() == [REALWORLD_GUN]

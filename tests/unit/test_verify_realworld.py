@@ -4,6 +4,7 @@ and of single-byte-class corruptions of them (notary's swizzler without re-signi
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import shutil
 from datetime import UTC, datetime
@@ -16,7 +17,7 @@ from trustcheck.errors import NotTrusted
 from trustcheck.lookup import inspect, list_targets
 
 REPO = Path(__file__).resolve().parents[2]
-REALWORLD = REPO.parent / "shared" / "realworld" / "notary-compat"
+REALWORLD = REPO / "fixtures" / "realworld"
 N01 = REALWORLD / "notary0.1"
 N03 = REALWORLD / "notary0.3"
 GUN01 = "docker.com/notary0.1/samplerepo"
@@ -25,7 +26,43 @@ NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 PAST = datetime(2020, 1, 1, tzinfo=UTC)
 LICENSE_SHA = "sha256:9395bac6fccb26bcb55efb083d1b4b0fe72a1c25f959f056c016120b3bb56a62"
 
-pytestmark = pytest.mark.skipif(not REALWORLD.is_dir(), reason="../shared/realworld not laid out")
+
+# --------------------------------------------------------------------------- provenance
+
+
+def test_realworld_files_match_their_manifest() -> None:
+    """fixtures/realworld holds exactly the files of SHA256SUMS, byte for byte (copied
+    unchanged from notary's fixtures/compatibility/; README.md gives the provenance)."""
+    manifest: dict[str, str] = {}
+    for line in (REALWORLD / "SHA256SUMS").read_text().splitlines():
+        digest, name = line.split("  ", 1)
+        manifest[name] = digest
+    assert len(manifest) == 9
+    present = {
+        p.relative_to(REALWORLD).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in REALWORLD.rglob("*")
+        if p.is_file() and p.parent != REALWORLD
+    }
+    assert present == manifest
+    top = {p.name for p in REALWORLD.iterdir()}
+    assert top == {"README.md", "SHA256SUMS", "notary0.1", "notary0.3"}
+
+
+def test_realworld_readme_names_the_source() -> None:
+    readme = (REALWORLD / "README.md").read_text()
+    for fact in (
+        "theupdateframework/notary",
+        "fixtures/compatibility/",
+        "177297005ef8a19ae1923a05dcd0b944b800f413",
+        "Notary client **0.1**",
+        "Notary client **0.3**",
+        "Apache License 2.0",
+        "SHA256SUMS",
+    ):
+        assert fact in readme, fact
+
+
+# --------------------------------------------------------------------------- verification
 
 
 def test_notary01_verifies_today() -> None:
