@@ -34,6 +34,7 @@ CODES: dict[str, tuple[int, str]] = {
     "output-unwritable": (2, "a report or CSV file cannot be written"),
     "policy-invalid": (2, "the policy file cannot be read or does not follow the schema"),
     "pull-tool-missing": (2, "the program to pull with (docker, podman, skopeo) is not installed"),
+    "extra-missing": (2, "the command needs an optional dependency that is not installed"),
     "webhook-config-invalid": (2, "the webhook server config (serve --config) is invalid"),
     # --- not trusted (exit 1) ---
     "no-trust-data": (1, "the trust dir holds no trust data for this GUN"),

@@ -77,10 +77,19 @@ def serve(
     import ssl
     from dataclasses import replace
 
-    import uvicorn
+    try:  # the web stack is the `webhook` extra (pyproject.toml): the CLI does not need it
+        import uvicorn
 
+        from ..webhook_app import build_server, config_summary, configure_logging, load_config
+    except ImportError as e:
+        from ..errors import UsageError
+
+        raise UsageError(
+            "extra-missing",
+            f"trustcheck serve needs the webhook extra (no module {e.name or '?'!r}): "
+            "pip install 'trustcheck[webhook]'",
+        ) from None
     from ..policy import load_policy
-    from ..webhook_app import build_server, config_summary, configure_logging, load_config
 
     for label, path in (("--tls-cert", tls_cert), ("--tls-key", tls_key)):
         if not path.is_file():
