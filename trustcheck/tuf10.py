@@ -52,7 +52,6 @@ import itertools
 import json
 import os
 import re
-import secrets
 import shutil
 import stat
 import tempfile
@@ -1106,103 +1105,101 @@ def _state_root(options: Options | None) -> Path | None:
 
 
 class _Workspace:
-    """python-tuf's ``metadata_dir`` for one run, seeded from the state dir.
+    """python-tuf's ``metadata_dir`` for one repository, used under its lock.
 
     Layout: ``<state>/tuf/v1/<sha256(repository)[:32]>/`` holds ``repository``
-    (the name, checked), ``current`` (a symlink to the generation trusted last)
-    and generation folders ``g-<random>`` in python-tuf's own layout
+    (the name, checked) and ``current/``, python-tuf's own layout
     (``root_history/N.root.json``, ``root.json``, ``timestamp.json`` ...).
-    A run works on a copy; only a successful verification makes it ``current``
-    (atomic symlink swap under the repository's lock), so parallel runs and
-    crashes never leave half a state.
+    As the TUF client workflow (spec §5) says, each role is written there as
+    soon as it is verified -- python-tuf's atomic write (temp file, rename),
+    after trustcheck's own checks (:meth:`_Session._check_persist`) -- so after
+    any failure the trusted state is exactly what the specification requires
+    (e.g. a good new root stays trusted when the timestamp after it is bad).
+    The repository's lock (``<ident>.lock``, ``flock``) is held for the whole
+    run, so parallel runs never interleave.
+
+    With ``metadata_dir`` (the library's :func:`refresh` and the
+    tuf-conformance client) that folder is used as is, locked by
+    ``.trustcheck.lock`` in it. Without a state dir a temporary folder is used
+    and removed.
     """
 
-    def __init__(self, state_root: Path | None, repo: str) -> None:
+    def __init__(
+        self, state_root: Path | None, repo: str, metadata_dir: Path | None = None
+    ) -> None:
         self.repo = repo
         self.state_root = state_root
+        self.metadata_dir = metadata_dir
         self.dir: Path
         self._lock_cm: Any = None
-        self.folder: Path | None = None
+        self._temporary = False
         self.had_state = False
-        self.committed = False
 
-    def __enter__(self) -> _Workspace:
+    def _lock(self, path: Path) -> None:
         from .fsutil import locked
 
-        if self.state_root is None:
-            self.dir = Path(tempfile.mkdtemp(prefix="trustcheck-tuf-"))
-            return self
-        ident = _sha256_hex(self.repo.encode("utf-8", "surrogatepass"))[:32]
-        folder = self.state_root / ident
-        try:
-            self._lock_cm = locked(self.state_root / f"{ident}.lock")
-            self._lock_cm.__enter__()
-            folder.mkdir(parents=True, exist_ok=True)
-            name_file = folder / "repository"
-            if name_file.exists():
-                recorded = name_file.read_text("utf-8").strip()
-                if recorded != self.repo:
-                    raise UsageError(
-                        "state-invalid",
-                        f"state folder {folder} belongs to {recorded[:200]!r}, not {self.repo!r}; "
-                        "remove it to trust this repository on first use again",
-                    )
-            else:
-                from .fsutil import atomic_write
+        self._lock_cm = locked(path)
+        self._lock_cm.__enter__()
 
-                atomic_write(name_file, (self.repo + "\n").encode("utf-8"), mode=0o600)
-            current = folder / "current"
-            keep = os.readlink(current) if current.is_symlink() else None
-            for stale in folder.glob("g-*"):
-                if stale.name != keep:
-                    shutil.rmtree(stale, ignore_errors=True)
-            self.dir = folder / f"g-{secrets.token_hex(8)}"
-            if keep is not None and (folder / keep).is_dir():
-                shutil.copytree(folder / keep, self.dir, symlinks=True)
-                self.had_state = (self.dir / "root.json").exists()
+    def __enter__(self) -> _Workspace:
+        try:
+            if self.metadata_dir is not None:
+                self.dir = self.metadata_dir
+                self.dir.mkdir(parents=True, exist_ok=True)
+                self._lock(self.dir / ".trustcheck.lock")
+            elif self.state_root is None:
+                self.dir = Path(tempfile.mkdtemp(prefix="trustcheck-tuf-"))
+                self._temporary = True
             else:
-                self.dir.mkdir(mode=0o700)
+                self._enter_state()
+            self.had_state = (self.dir / "root.json").exists()
         except OSError as e:
             self.__exit__(None, None, None)
+            where = self.metadata_dir or self.state_root
             raise UsageError(
                 "state-invalid",
-                f"cannot use the state dir {self.state_root} for {self.repo} "
-                f"({e.strerror or e}); check --state-dir",
+                f"cannot use {where} for the trusted metadata of {self.repo} "
+                f"({e.strerror or e}); check --state-dir / --metadata-dir",
             ) from e
         except BaseException:
             self.__exit__(None, None, None)
             raise
-        self.folder = folder
         return self
 
-    def commit(self) -> None:
-        """Make this run's metadata the trusted state (atomic symlink swap)."""
-        if self.folder is None:
-            return
-        current = self.folder / "current"
-        old = os.readlink(current) if current.is_symlink() else None
-        tmp_link = self.folder / f"current.{secrets.token_hex(4)}"
-        try:
-            os.symlink(self.dir.name, tmp_link)
-            os.replace(tmp_link, current)
-            dir_fd = os.open(self.folder, os.O_RDONLY | os.O_DIRECTORY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
-        except OSError as e:
-            raise UsageError(
-                "state-invalid",
-                f"cannot record the trusted metadata of {self.repo} in {self.folder} "
-                f"({e.strerror or e}); check --state-dir",
-            ) from e
-        if old is not None and old != self.dir.name:
-            shutil.rmtree(self.folder / old, ignore_errors=True)
-        self.committed = True
+    def _enter_state(self) -> None:
+        assert self.state_root is not None
+        ident = _sha256_hex(self.repo.encode("utf-8", "surrogatepass"))[:32]
+        folder = self.state_root / ident
+        self._lock(self.state_root / f"{ident}.lock")
+        folder.mkdir(parents=True, exist_ok=True)
+        name_file = folder / "repository"
+        if name_file.exists():
+            recorded = name_file.read_text("utf-8").strip()
+            if recorded != self.repo:
+                raise UsageError(
+                    "state-invalid",
+                    f"state folder {folder} belongs to {recorded[:200]!r}, not {self.repo!r}; "
+                    "remove it to trust this repository on first use again",
+                )
+        else:
+            from .fsutil import atomic_write
+
+            atomic_write(name_file, (self.repo + "\n").encode("utf-8"), mode=0o600)
+        current = folder / "current"
+        if current.is_symlink():
+            # the layout of trustcheck <= 0.1 (generation folders behind a symlink)
+            target = folder / os.readlink(current)
+            os.unlink(current)
+            if target.is_dir() and target.parent == folder:
+                os.rename(target, current)
+        for stale in folder.glob("g-*"):
+            shutil.rmtree(stale, ignore_errors=True)
+        current.mkdir(mode=0o700, exist_ok=True)
+        self.dir = current
 
     def __exit__(self, *exc: object) -> None:
         try:
-            if getattr(self, "dir", None) is not None and not self.committed:
+            if self._temporary:
                 shutil.rmtree(self.dir, ignore_errors=True)
         finally:
             if self._lock_cm is not None:
@@ -1240,6 +1237,7 @@ class _Session:
         unsafe_http: bool,
         timeout: float,
         allow_arbitrary_keyids: bool,
+        metadata_dir: Path | None = None,
     ) -> None:
         limits.validate()
         if at.tzinfo is None:
@@ -1254,7 +1252,7 @@ class _Session:
         self.ctx = _Ctx(self.name, limits, self.loc.recorder)
         self.warnings: list[str] = []
         self.pin = self._pin_entry()
-        self.ws = _Workspace(_state_root(options), self.name)
+        self.ws = _Workspace(_state_root(options), self.name, metadata_dir)
         self.updater: Updater | None = None
         self.roots: list[Metadata[Any]] = []
         self.root_md: Metadata[Any] | None = None
@@ -1309,12 +1307,11 @@ class _Session:
         self.ws.__exit__(*exc)
 
     def commit(self) -> None:
+        """Forget delegated roles found in the metadata folder that trustcheck now refuses."""
         for role in self.failed_roles:
-            # delegated roles python-tuf persisted but trustcheck refused
             with_name = self.ws.dir / f"{quote(role, '')}.json"
-            if with_name.exists():
+            with contextlib.suppress(OSError):
                 with_name.unlink()
-        self.ws.commit()
 
     # --- bootstrap and refresh -------------------------------------------------
 
@@ -1373,8 +1370,6 @@ class _Session:
 
     def refresh(self) -> None:
         """Bootstrap, python-tuf's refresh, then trustcheck's checks of the top-level roles."""
-        from tuf.ngclient.updater import Updater
-
         bootstrap = self._bootstrap()
         dialect = None
         with contextlib.suppress(UsageError, UnicodeDecodeError, ValueError, RecursionError):
@@ -1388,13 +1383,7 @@ class _Session:
         self.ctx.phase = "bootstrap"
         self.loc.recorder.last_name = "root.json"
         try:
-            self.updater = Updater(
-                metadata_dir=str(self.ws.dir),
-                metadata_base_url=self.loc.base_url,
-                fetcher=self.loc.fetcher,
-                config=self.limits.config(),
-                bootstrap=bootstrap,
-            )
+            self.updater = _checked_updater(self, bootstrap)
             _set_reference_time(self.updater, self.at)
             self.ctx.phase = "refresh"
             self.updater.refresh()
@@ -1406,6 +1395,36 @@ class _Session:
         self._check_top_level(bootstrap)
 
     # --- trustcheck's checks ---------------------------------------------------
+
+    def check_persist_root(self, version: int, data: bytes, bootstrap: bool) -> None:
+        """trustcheck's checks of a root python-tuf verified, before it is persisted.
+
+        The root before it (``root_history/N-1.root.json``, persisted the same
+        way) must be satisfied by distinct keys, and so must the new root
+        itself; key IDs must be bound to their keys.
+        """
+        from tuf.api.metadata import Root  # type: ignore[attr-defined]
+
+        name = f"{version}.root.json"
+        md = _parse(data, name, self.name)
+        if not isinstance(md.signed, Root):
+            raise NotTrusted("wrong-type", f"{name} of {self.name} is not a root", role="root")
+        if bootstrap:
+            self._distinct(md.signed, "root", md)
+            return
+        prev = _parse(self._read_ws(f"root_history/{version - 1}.root.json"), name, self.name)
+        if not isinstance(prev.signed, Root):
+            raise NotTrusted("wrong-type", f"a root of {self.name} is not a root", role="root")
+        against = f"{name} against root v{prev.signed.version}"
+        self._distinct(prev.signed, "root", md, code="root-rotation-invalid", context=against)
+        itself = f"{name} itself"
+        self._distinct(md.signed, "root", md, code="root-rotation-invalid", context=itself)
+
+    def check_persist(self, role: str, data: bytes, delegator: Root | Targets) -> None:
+        """trustcheck's checks of a role python-tuf verified, before it is persisted."""
+        md = _parse(data, f"{role}.json", self.name)
+        pins = self.pin.signers.get(role) if self.pin is not None else None
+        self._distinct(delegator, role, md, signer_pins=pins)
 
     def _read_ws(self, rel: str) -> bytes:
         path = self.ws.dir / rel
@@ -1856,6 +1875,63 @@ def _repo_error(msg: str) -> Exception:
     from tuf.api.exceptions import RepositoryError
 
     return RepositoryError(msg)
+
+
+_UPDATER_HOOKS = ("_persist_root", "_persist_metadata", "_load_targets", "_trusted_set")
+
+
+def _checked_updater(sess: _Session, bootstrap: bytes) -> Updater:
+    """python-tuf's Updater, with trustcheck's checks run before each role is persisted.
+
+    python-tuf verifies each role of the client workflow and persists it at
+    once (``_persist_root`` / ``_persist_metadata``); trustcheck hooks both
+    so that its stricter checks (distinct keys, bound key IDs, fields written
+    twice, signer pins) run first: a role trustcheck refuses is never
+    persisted, and every role both accept is persisted exactly when the
+    specification says. Fails closed if a python-tuf release renames them.
+    """
+    from tuf.api.metadata import Root, Targets  # type: ignore[attr-defined]
+    from tuf.ngclient.updater import Updater
+
+    missing = [n for n in _UPDATER_HOOKS[:3] if not callable(getattr(Updater, n, None))]
+    if missing:
+        raise UsageError(
+            "invalid-argument",
+            f"this python-tuf release lacks {', '.join(missing)}, which trustcheck hooks to check "
+            "each role before it is persisted; install tuf>=7.0.1,<8",
+        )
+
+    class CheckedUpdater(Updater):
+        def __init__(self) -> None:
+            self._tc_parents: dict[str, str] = {}
+            self._tc_bootstrapped = False
+            super().__init__(
+                metadata_dir=str(sess.ws.dir),
+                metadata_base_url=sess.loc.base_url,
+                fetcher=sess.loc.fetcher,
+                config=sess.limits.config(),
+                bootstrap=bootstrap,
+            )
+
+        def _persist_root(self, version: int, data: bytes) -> None:
+            sess.check_persist_root(version, data, bootstrap=not self._tc_bootstrapped)
+            self._tc_bootstrapped = True
+            super()._persist_root(version, data)
+
+        def _persist_metadata(self, rolename: str, data: bytes) -> None:
+            trusted = self._trusted_set
+            parent = self._tc_parents.get(rolename, "root")
+            delegator = trusted.root if parent == "root" else trusted[parent]
+            assert isinstance(delegator, Root | Targets)
+            sess.check_persist(rolename, data, delegator)
+            super()._persist_metadata(rolename, data)
+
+        def _load_targets(self, role: str, parent_role: str) -> Targets:
+            self._tc_parents[role] = parent_role
+            got: Targets = super()._load_targets(role, parent_role)
+            return got
+
+    return CheckedUpdater()
 
 
 def _set_reference_time(updater: Updater, at: datetime) -> None:

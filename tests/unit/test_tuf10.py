@@ -495,17 +495,56 @@ def test_validation_time_decides_expiry(tmp_path: Path) -> None:
     assert code_of(folder, tmp_path, at=EXPIRES) == "metadata-expired"
 
 
-def test_state_is_recorded_only_after_success(tmp_path: Path) -> None:
+def _trusted_version(tmp_path: Path, role: str) -> int | None:
+    (folder,) = [p for p in (tmp_path / "state" / "tuf" / "v1").iterdir() if p.is_dir()]
+    path = folder / "current" / f"{role}.json"
+    if not path.exists():
+        return None
+    version: int = json.loads(path.read_bytes())["signed"]["version"]
+    return version
+
+
+def test_each_role_is_persisted_as_soon_as_it_verifies(tmp_path: Path) -> None:
+    """Spec §5: a good root update followed by a bad timestamp leaves root v2 trusted
+    (and the old timestamp); python-tuf's client state is the same."""
     repo = basic()
     folder = repo.publish(tmp_path / "repo")
+    assert verify_one(folder, tmp_path).trusted
+    ts = _trusted_version(tmp_path, "timestamp")
+    assert _trusted_version(tmp_path, "root") == 1 and ts is not None
+    repo.rotate_root()
+    repo.commit()
+    repo.publish(folder)
     (folder / "timestamp.json").write_bytes(b"{")
     assert code_of(folder, tmp_path) == "malformed-json"
-    state = tmp_path / "state" / "tuf" / "v1"
-    assert not list(state.glob("*/current"))
+    assert _trusted_version(tmp_path, "root") == 2
+    assert _trusted_version(tmp_path, "timestamp") == ts
     (folder / "timestamp.json").write_bytes(repo.latest("timestamp"))
     assert verify_one(folder, tmp_path).trusted
-    assert len(list(state.glob("*/current"))) == 1
-    assert len(list(state.glob("*/g-*"))) == 1  # one generation kept, the run's copy replaced it
+    served = json.loads(repo.latest("timestamp"))["signed"]["version"]
+    assert _trusted_version(tmp_path, "timestamp") == served
+
+
+def test_a_role_trustcheck_refuses_is_never_persisted(tmp_path: Path) -> None:
+    """python-tuf accepts a timestamp signed twice by one key under two key IDs; trustcheck
+    refuses it before python-tuf writes it, so the trusted timestamp stays v1."""
+    repo = basic()
+    folder = repo.publish(tmp_path / "repo")
+    assert verify_one(folder, tmp_path).trusted
+    ts = _trusted_version(tmp_path, "timestamp")
+    signer = repo.signers["timestamp"][0]
+    twin = twin_keyid_signer(signer)
+    with repo.edit_root() as root:
+        root.add_key(twin.public_key, "timestamp")
+        root.roles["timestamp"].threshold = 2
+    repo.signers["timestamp"] = [signer, twin]
+    repo.commit()
+    repo.publish(folder)
+    assert plain_python_tuf_accepts(folder, tmp_path)
+    assert code_of(folder, tmp_path) == "threshold-not-met"
+    assert _trusted_version(tmp_path, "root") == 2  # the root itself is fine
+    assert _trusted_version(tmp_path, "timestamp") == ts
+    assert json.loads(repo.latest("timestamp"))["signed"]["version"] == ts + 1
 
 
 # ----------------------------------------------------------------------------- attacks
