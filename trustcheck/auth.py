@@ -59,6 +59,8 @@ DOCKER_HUB_AUTH_KEY = "https://index.docker.io/v1/"
 #: Tokens are reused until ``expires_in`` (at least this long, as
 #: docker/distribution's token handler assumes) minus a small margin.
 MIN_TOKEN_LIFETIME = 60
+#: ... and never longer than a day, whatever the service says.
+MAX_TOKEN_LIFETIME = 86400
 _TOKEN_MARGIN = 5.0
 _MAX_CONFIG = 16 << 20
 _MAX_HELPER_OUTPUT = 1 << 20
@@ -434,7 +436,7 @@ def parse_token_response(body: bytes, realm: str) -> tuple[str, int]:
     ``expires_in`` below 60 s (or absent) counts as 60 s.
     """
     try:
-        doc = json.loads(body)
+        doc = json.loads(body, parse_constant=_no_constant)
     except (ValueError, UnicodeDecodeError, RecursionError):
         raise NotTrusted(
             "auth-failed", f"the token service {realm} did not answer with JSON"
@@ -451,10 +453,37 @@ def parse_token_response(body: bytes, realm: str) -> tuple[str, int]:
             "auth-failed", f"the token service {realm} answered a token with invalid characters"
         )
     lifetime = doc.get("expires_in")
-    seconds = (
-        int(lifetime) if isinstance(lifetime, int | float) and not isinstance(lifetime, bool) else 0
-    )
-    return token, max(seconds, MIN_TOKEN_LIFETIME)
+    if lifetime is None:
+        seconds = 0
+    elif (
+        isinstance(lifetime, int)
+        and not isinstance(lifetime, bool)
+        and _INT64_MIN <= lifetime <= _INT64_MAX
+    ):
+        seconds = lifetime
+    else:
+        # docker/distribution decodes expires_in into a Go int: a float, a
+        # string or a number outside int64 fails the whole token answer there
+        shown = (
+            json.dumps(lifetime)[:40]
+            if isinstance(lifetime, int | float)
+            else type(lifetime).__name__
+        )
+        raise NotTrusted(
+            "auth-failed",
+            f"the token service {realm} answered expires_in {shown}, not an integer number "
+            "of seconds (Docker refuses such a token answer)",
+        )
+    return token, min(max(seconds, MIN_TOKEN_LIFETIME), MAX_TOKEN_LIFETIME)
+
+
+_INT64_MIN = -(1 << 63)
+_INT64_MAX = (1 << 63) - 1
+
+
+def _no_constant(name: str) -> object:
+    """``NaN``/``Infinity`` are not JSON (Go's decoder refuses them)."""
+    raise ValueError(f"{name} is not JSON")
 
 
 @dataclass

@@ -27,12 +27,15 @@ exceptions are wrapped where they enter.  httpx is imported lazily.
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import random
+import re
 import ssl
 import threading
 import time
-from collections.abc import Mapping
+import zlib
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -51,6 +54,7 @@ from .errors import NotTrusted, UsageError
 from .remoteconfig import RemoteConfig
 
 if TYPE_CHECKING:
+    import httpcore
     import httpx
 
 __all__ = [
@@ -208,6 +212,254 @@ class Deadline:
         return self.remaining() <= 0
 
 
+# --------------------------------------------------------------------------- deadlines
+#
+# httpx's timeouts bound each socket operation, not the exchange: a server that
+# sends one header byte per second never trips a 2 s read timeout.  Every
+# socket operation of a request therefore runs against the request's end
+# time, kept per thread (httpx's sync client does its I/O in the calling
+# thread): the network backend below shortens each connect, TLS handshake,
+# read and write to what is left, and fails once nothing is.
+
+_DEADLINE = threading.local()
+
+
+@contextlib.contextmanager
+def until(end: float) -> Iterator[None]:
+    """Socket operations of this thread's requests end by ``end`` (monotonic);
+    nested calls keep the earlier end."""
+    previous: float | None = getattr(_DEADLINE, "end", None)
+    _DEADLINE.end = end if previous is None else min(previous, end)
+    try:
+        yield
+    finally:
+        _DEADLINE.end = previous
+
+
+def _left(timeout: float | None, kind: str) -> float | None:
+    """``timeout`` shortened to the thread's deadline; a timeout error once it passed."""
+    end: float | None = getattr(_DEADLINE, "end", None)
+    if end is None:
+        return timeout
+    left = end - time.monotonic()
+    if left <= 0:
+        import httpcore
+
+        error: type[Exception] = {
+            "connect": httpcore.ConnectTimeout,
+            "write": httpcore.WriteTimeout,
+        }.get(kind, httpcore.ReadTimeout)
+        raise error(f"the request's deadline passed during {kind}")
+    return left if timeout is None else min(timeout, left)
+
+
+class _DeadlineStream:
+    """A network stream whose every operation ends by the thread's deadline."""
+
+    def __init__(self, inner: httpcore.NetworkStream) -> None:
+        self._inner = inner
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._inner.read(max_bytes, _left(timeout, "read"))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._inner.write(buffer, _left(timeout, "write"))
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> _DeadlineStream:
+        inner = self._inner.start_tls(ssl_context, server_hostname, _left(timeout, "connect"))
+        return _DeadlineStream(inner)
+
+    def get_extra_info(self, info: str) -> object:
+        return self._inner.get_extra_info(info)
+
+
+class _DeadlineBackend:
+    """httpcore's network backend with :class:`_DeadlineStream` streams."""
+
+    def __init__(self, inner: httpcore.NetworkBackend) -> None:
+        self._inner = inner
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: object = None,
+    ) -> _DeadlineStream:
+        stream = self._inner.connect_tcp(
+            host,
+            port,
+            _left(timeout, "connect"),
+            local_address,
+            socket_options,  # type: ignore[arg-type]
+        )
+        return _DeadlineStream(stream)
+
+    def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: object = None
+    ) -> _DeadlineStream:
+        stream = self._inner.connect_unix_socket(
+            path,
+            _left(timeout, "connect"),
+            socket_options,  # type: ignore[arg-type]
+        )
+        return _DeadlineStream(stream)
+
+    def sleep(self, seconds: float) -> None:
+        self._inner.sleep(seconds)
+
+
+def bounded_client(client: httpx.Client) -> httpx.Client:
+    """``client`` with every connection pool (direct and proxies) on the
+    deadline-aware network backend, so :func:`until` bounds whole exchanges."""
+    transports: list[object] = [client._transport, *client._mounts.values()]
+    for transport in transports:
+        pool = getattr(transport, "_pool", None)
+        backend = getattr(pool, "_network_backend", None)
+        if backend is not None and not isinstance(backend, _DeadlineBackend):
+            pool._network_backend = _DeadlineBackend(backend)  # type: ignore[union-attr]
+    return client
+
+
+# --------------------------------------------------------------------------- bodies
+#
+# Caps hold on decoded bytes.  Bodies are read raw (``iter_raw``: no
+# decoding by httpx) and decoded here with a running cap: identity, or one
+# ``gzip``/``deflate`` layer (identity is asked for; a proxy may still
+# compress).  Stacked codings (``gzip, gzip``: 1.8 KB on the wire, 2 GB
+# decoded) and unknown ones are refused as a malicious server.
+
+_ZLIB_CODINGS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": 0}
+_MAX_CODING_HEADER = 200
+
+
+class BodyError(Exception):
+    """Why a body was refused: ``(code, message)``, wrapped by the caller."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def content_codings(values: list[str]) -> list[str]:
+    """The content codings of ``Content-Encoding`` header values, lower case,
+    ``identity`` and empty items dropped."""
+    joined = ",".join(values)
+    if len(joined) > _MAX_CODING_HEADER:
+        raise BodyError(
+            "malicious-server",
+            f"a Content-Encoding header of {len(joined)} characters; refused",
+        )
+    return [c for c in (p.strip().lower() for p in joined.split(",")) if c and c != "identity"]
+
+
+class _Decoder:
+    """At most one zlib layer, decoded with a running output cap."""
+
+    def __init__(self, coding: str | None) -> None:
+        self.coding = coding
+        self._zlib: zlib._Decompress | None = None
+        self._first = True
+        if coding is not None:
+            self._zlib = zlib.decompressobj(_ZLIB_CODINGS[coding])
+
+    def feed(self, raw: bytes, room: int) -> bytes:
+        """Decoded bytes of ``raw``: at most ``room + 1`` (one more means past the cap)."""
+        if self._zlib is None:
+            return raw
+        if not raw:
+            return b""
+        try:
+            if self._first and self.coding == "deflate":
+                self._first = False
+                # "deflate" is zlib-wrapped by the standard, raw in practice
+                probe = zlib.decompressobj()
+                try:
+                    out = probe.decompress(raw, room + 1)
+                    self._zlib = probe
+                    return self._check(out)
+                except zlib.error:
+                    self._zlib = zlib.decompressobj(-zlib.MAX_WBITS)
+            return self._check(self._zlib.decompress(raw, room + 1))
+        except zlib.error as e:
+            raise BodyError(
+                "malicious-server", f"the {self.coding} body does not decode ({e})"
+            ) from None
+
+    def _check(self, out: bytes) -> bytes:
+        assert self._zlib is not None
+        if self._zlib.unused_data:
+            raise BodyError(
+                "malicious-server",
+                f"data after the end of the {self.coding} stream (stacked or concatenated "
+                "encodings are refused)",
+            )
+        return out
+
+    def finish(self) -> None:
+        if self._zlib is not None and not self._zlib.eof:
+            raise BodyError("server-error", f"the {self.coding} body ends before its stream does")
+
+
+def read_body(resp: httpx.Response, cap: int, *, strict: bool, end: float | None = None) -> bytes:
+    """The decoded body of ``resp``: at most ``cap`` bytes.
+
+    ``strict``: more than ``cap`` decoded bytes (or raw bytes, whatever the
+    coding) raise :class:`BodyError` ``file-too-large``; otherwise the body is
+    cut at ``cap`` (error bodies).  Content codings as described above; memory
+    stays within a few times ``cap`` plus one network chunk.  ``end``: a
+    monotonic time the body must have arrived by (``server-timeout``).
+    """
+    if resp.is_stream_consumed:  # an in-memory response (httpx.MockTransport): already read
+        held = resp.content
+        if strict and len(held) > cap:
+            raise BodyError("file-too-large", f"the body runs past the {cap}-byte cap")
+        return held[:cap]
+    codings = content_codings(resp.headers.get_list("content-encoding"))
+    if len(codings) > 1:
+        raise BodyError(
+            "malicious-server",
+            f"stacked content codings ({', '.join(codings)[:80]}) refused: identity was asked "
+            "for, and stacked layers multiply the decoded size (decompression bomb)",
+        )
+    if codings and codings[0] not in _ZLIB_CODINGS:
+        raise BodyError(
+            "malicious-server",
+            f"unknown content coding {codings[0][:40]!r} refused (identity was asked for)",
+        )
+    decoder = _Decoder(codings[0] if codings else None)
+    buf = bytearray()
+    raw_total = 0
+    raw_cap = cap + (64 << 10)  # compressed data may be slightly larger than plain
+    for raw in resp.iter_raw():
+        raw_total += len(raw)
+        out = decoder.feed(raw, cap - len(buf))
+        buf += out
+        if len(buf) > cap or raw_total > raw_cap:
+            if not strict:
+                return bytes(buf[:cap])
+            raise BodyError(
+                "file-too-large",
+                f"the body runs past the {cap}-byte cap (cut at {cap + 1} decoded bytes"
+                + (f", {decoder.coding}-encoded" if decoder.coding else "")
+                + "); endless-data attack or a wrong file",
+            )
+        if end is not None and time.monotonic() > end:
+            raise BodyError("server-timeout", "the body did not arrive in time")
+    decoder.finish()
+    return bytes(buf)
+
+
 # --------------------------------------------------------------------------- HTTP
 
 
@@ -353,12 +605,14 @@ class HttpSession:
             return found
         ctx = self._ssl_context(hosts, client_cert)
         n = max(1, self.remote.concurrency)
-        client = httpx.Client(
-            verify=ctx,
-            transport=self._transport,
-            follow_redirects=False,
-            limits=httpx.Limits(max_connections=2 * n, max_keepalive_connections=n),
-            headers={"User-Agent": _USER_AGENT},
+        client = bounded_client(
+            httpx.Client(
+                verify=ctx,
+                transport=self._transport,
+                follow_redirects=False,
+                limits=httpx.Limits(max_connections=2 * n, max_keepalive_connections=n),
+                headers={"User-Agent": _USER_AGENT},
+            )
         )
         with self._lock:
             if self._closed:
@@ -425,8 +679,9 @@ class HttpSession:
         """Sleep before the next attempt; False when the deadline leaves no room."""
         delay = min(_RETRY_MAX, _RETRY_BASE * (2 ** (attempt - 1)))
         delay *= 0.75 + random.random() / 2
-        if retry_after is not None and retry_after.strip().isdigit():
-            delay = max(delay, min(float(retry_after.strip()), _RETRY_MAX))
+        wanted = parse_retry_after(retry_after)
+        if wanted is not None:
+            delay = max(delay, min(wanted, _RETRY_MAX))
         if deadline.remaining() <= delay + 0.05:
             return False
         time.sleep(delay)
@@ -463,15 +718,18 @@ class HttpSession:
             host = _netloc(current)
             hosts = tls_hosts if host in tls_hosts else (*tls_hosts, host)
             client = self._client(hosts, client_cert)
-            started = time.monotonic()
+            end = time.monotonic() + per_request
             try:
-                with client.stream(
-                    method,
-                    current,
-                    headers=sent,
-                    data=body_form,
-                    timeout=httpx.Timeout(per_request),
-                ) as resp:
+                with (
+                    until(end),
+                    client.stream(
+                        method,
+                        current,
+                        headers=sent,
+                        data=body_form,
+                        timeout=httpx.Timeout(per_request),
+                    ) as resp,
+                ):
                     status = resp.status_code
                     location = resp.headers.get("location")
                     if status in (301, 302, 303, 307, 308) and location:
@@ -493,10 +751,10 @@ class HttpSession:
                     if method == "HEAD":
                         body = b""
                     elif status == 200:
-                        body = self._read_capped(resp, cap, what, role, started, per_request, True)
+                        body = self._read_capped(resp, cap, what, role, end, per_request, True)
                     else:
                         body = self._read_capped(
-                            resp, _ERROR_BODY_CAP, what, role, started, per_request, False
+                            resp, _ERROR_BODY_CAP, what, role, end, per_request, False
                         )
                     return Answer(status, resp.headers, body, current)
             except httpx.TimeoutException as e:
@@ -536,44 +794,55 @@ class HttpSession:
         cap: int,
         what: str,
         role: str | None,
-        started: float,
+        end: float,
         per_request: float,
         strict: bool,
     ) -> bytes:
         announced = resp.headers.get("content-length")
         if strict and announced is not None:
-            try:
-                length = int(announced)
-            except ValueError:
-                length = -1
-            if length < 0 or length > cap:
+            length = parse_length(announced)
+            if length is None or length > cap:
                 raise RemoteError(
                     "malicious-server",
-                    f"{what}: the server announced {announced.strip()[:20]} bytes "
-                    f"(Content-Length), more than the {cap}-byte cap; notary refuses such an "
-                    "answer as a malicious server (endless-data attack)",
+                    f"{what}: the server announced {announced.strip()[:20]!r} bytes "
+                    f"(Content-Length), more than the {cap}-byte cap or not a length; notary "
+                    "refuses such an answer as a malicious server (endless-data attack)",
                     role=role,
                 )
-        buf = bytearray()
-        for chunk in resp.iter_bytes():
-            buf += chunk
-            if len(buf) > cap:
-                if not strict:
-                    return bytes(buf[:cap])
-                raise NotTrusted(
-                    "file-too-large",
-                    f"{what}: the body runs past the {cap}-byte cap (cut at {cap + 1} bytes); "
-                    "endless-data attack or a wrong file",
-                    role=role,
-                )
-            if time.monotonic() - started > per_request:
+        try:
+            return read_body(resp, cap, strict=strict, end=end)
+        except BodyError as e:
+            if e.code == "server-timeout":
                 raise RemoteError(
                     "server-timeout",
                     f"{what}: the body did not arrive within {per_request:.3g} s",
                     role=role,
                     retryable=True,
-                )
-        return bytes(buf)
+                ) from None
+            if e.code == "file-too-large":
+                raise NotTrusted("file-too-large", f"{what}: {e.message}", role=role) from None
+            raise RemoteError(e.code, f"{what}: {e.message}", role=role) from None
+
+
+_DIGITS = re.compile(r"[0-9]{1,19}")
+
+
+def parse_length(text: str) -> int | None:
+    """A ``Content-Length`` as HTTP defines it (ASCII digits only, no sign, no
+    ``_``), or None."""
+    value = text.strip()
+    return int(value) if _DIGITS.fullmatch(value) else None
+
+
+def parse_retry_after(text: str | None) -> float | None:
+    """``Retry-After`` delay-seconds (ASCII digits), or None: an HTTP date or
+    anything else is ignored (the usual backoff applies)."""
+    if text is None:
+        return None
+    value = text.strip()
+    if not re.fullmatch(r"[0-9]{1,10}", value):
+        return None
+    return float(int(value))
 
 
 # --------------------------------------------------------------------------- endpoints

@@ -255,7 +255,13 @@ def test_token_response_fields() -> None:
     assert parse_token_response(b'{"token":"abc","expires_in":300}', "r") == ("abc", 300)
     assert parse_token_response(b'{"token":"t","access_token":"a"}', "r") == ("a", 60)
     assert parse_token_response(b'{"access_token":"a","expires_in":5}', "r") == ("a", 60)
-    assert parse_token_response(b'{"token":"a","expires_in":true}', "r") == ("a", 60)
+    assert parse_token_response(b'{"token":"a","expires_in":null}', "r") == ("a", 60)
+    assert parse_token_response(b'{"token":"a","expires_in":-7}', "r") == ("a", 60)
+    # never cached longer than a day, whatever the service says
+    assert parse_token_response(b'{"token":"a","expires_in":9223372036854775807}', "r") == (
+        "a",
+        86400,
+    )
 
 
 @pytest.mark.parametrize(
@@ -268,8 +274,37 @@ def test_token_response_fields() -> None:
         b'{"token":5}',
         b'{"token":"a b"}',
         b"[" * 100_000,
+        # expires_in is a Go int in docker/distribution: anything else fails there
+        b'{"token":"a","expires_in":true}',
+        b'{"token":"a","expires_in":1e999}',
+        b'{"token":"a","expires_in":-1e999}',
+        b'{"token":"a","expires_in":NaN}',
+        b'{"token":"a","expires_in":Infinity}',
+        b'{"token":"a","expires_in":' + b"9" * 400 + b"}",
+        b'{"token":"a","expires_in":' + b"9" * 5000 + b"}",
+        b'{"token":"a","expires_in":9223372036854775808}',
+        b'{"token":"a","expires_in":300.5}',
+        b'{"token":"a","expires_in":"300"}',
     ],
-    ids=["text", "array", "empty", "blank", "int", "space", "deep"],
+    ids=[
+        "text",
+        "array",
+        "empty",
+        "blank",
+        "int",
+        "space",
+        "deep",
+        "expires-bool",
+        "expires-1e999",
+        "expires-minus-1e999",
+        "expires-nan",
+        "expires-infinity",
+        "expires-400-digits",
+        "expires-5000-digits",
+        "expires-past-int64",
+        "expires-float",
+        "expires-string",
+    ],
 )
 def test_token_response_refused(body: bytes) -> None:
     with pytest.raises(TrustcheckError) as e:
