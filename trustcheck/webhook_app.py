@@ -28,6 +28,7 @@ import hmac
 import logging
 import math
 import os
+import ssl
 import sys
 import threading
 import time
@@ -70,7 +71,7 @@ from .webhook import (
     plan_review,
     respond,
 )
-from .webhook_cache import CacheSettings, TrustCache
+from .webhook_cache import DEFAULT_MAX_ENTRY_BYTES, CacheSettings, TrustCache, key_fingerprint
 
 if TYPE_CHECKING:
     from .api import Options
@@ -123,6 +124,10 @@ class ServerConfig:
     cache_url: str | None = None
     cache_secret: bytes | None = field(default=None, repr=False)
     cache_prefix: str = "trustcheck"
+    #: the largest shared-cache entry read or written (a larger value is never read)
+    cache_max_entry_bytes: int = DEFAULT_MAX_ENTRY_BYTES
+    #: how often the serving certificate and key files are checked for changes
+    tls_reload_seconds: float = 30.0
     trust_dir: Path | None = None
     state_dir: Path | None = None
     pins: Path | None = None
@@ -229,11 +234,11 @@ class _Reader:
         if p is None:
             return None
         try:
-            data = p.read_bytes()[:4096].strip()
+            data = clean_secret(p.read_bytes()[:4096])
         except OSError as e:
             raise self.fail(key, f"cannot read {p}: {e.strerror or e}") from e
         if not data:
-            raise self.fail(key, f"{p} is empty")
+            raise self.fail(key, f"{p} is empty or only whitespace")
         return data
 
     def strings(self, key: str) -> list[str]:
@@ -243,6 +248,26 @@ class _Reader:
         if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
             raise self.fail(key, "must be a list of non-empty strings")
         return list(value)
+
+
+def clean_secret(data: bytes) -> bytes:
+    """A secret as read from a file or an environment variable: surrounding
+    whitespace (a trailing newline from ``echo`` or an editor) removed, the same
+    way for both; empty when it was only whitespace."""
+    return data.strip()
+
+
+def secret_from_env(name: str, environ: Mapping[str, str]) -> bytes | None:
+    """``$name`` as a secret (None when unset or empty); only whitespace is an error."""
+    value = environ.get(name)
+    if not value:
+        return None
+    data = clean_secret(value.encode())
+    if not data:
+        raise UsageError(
+            "webhook-config-invalid", f"${name} is only whitespace; it must hold the secret"
+        )
+    return data
 
 
 _TOP = (
@@ -259,6 +284,7 @@ _TOP = (
     "upstream",
     "acr",
     "logging",
+    "tls_reload_seconds",
 )
 
 
@@ -311,7 +337,7 @@ def parse_config(doc: object, source: str = "<config>", base: Path | None = None
     cache = top.section(
         "cache",
         ("ttl_seconds", "negative_ttl_seconds", "max_entries", "workers", "url", "secret_file",
-         "prefix"),
+         "prefix", "max_entry_bytes"),
     )
     settings = CacheSettings(
         ttl=cache.number("ttl_seconds", 60.0, 0.0, 86400.0),
@@ -371,6 +397,19 @@ def parse_config(doc: object, source: str = "<config>", base: Path | None = None
     )
     if acr_settings.secret is not None and len(acr_settings.secret) < 16:
         raise acr.fail("secret_file", "the shared secret must be at least 16 characters")
+    if acr_settings.secret is not None and acr_settings.registry is None:
+        raise acr.fail(
+            "registry",
+            "the ACR receiver needs the registry it may call (e.g. https://myreg.azurecr.io): "
+            "its credentials go to that registry only, never to the host an event names",
+        )
+    if acr_settings.registry is not None:
+        from .remote import registry_base_url
+
+        try:
+            registry_base_url("x", replace(remote, registry=acr_settings.registry))
+        except TrustcheckError as e:
+            raise acr.fail("registry", e.message) from e
     logs = top.section("logging", ("reviews", "level"))
     return ServerConfig(
         webhook=webhook,
@@ -378,6 +417,10 @@ def parse_config(doc: object, source: str = "<config>", base: Path | None = None
         cache_url=cache.string("url"),
         cache_secret=cache.secret_file("secret_file"),
         cache_prefix=cache.string("prefix", "trustcheck") or "trustcheck",
+        cache_max_entry_bytes=cache.integer(
+            "max_entry_bytes", DEFAULT_MAX_ENTRY_BYTES, 64 << 10, 64 << 20
+        ),
+        tls_reload_seconds=top.number("tls_reload_seconds", 30.0, 0.1, 86400.0),
         trust_dir=trust.path("trust_dir"),
         state_dir=trust.path("state_dir"),
         pins=trust.path("pins"),
@@ -746,7 +789,7 @@ class WebhookServer:
         self.memo = Memo()
         self.review_log = review_log if review_log is not None else ReviewLog()
         self.ready = False
-        self.tls_reloader: Callable[[], None] | None = None
+        self.tls_reloader: Callable[[], object] | None = None
         self._starlette = Starlette(
             routes=[
                 Route("/healthz", self.healthz, methods=["GET"]),
@@ -790,9 +833,9 @@ class WebhookServer:
             await asyncio.sleep(self.review_log.interval)
             self.review_log.flush()
 
-    async def _reload_tls_loop(self, reload: Callable[[], None]) -> None:
+    async def _reload_tls_loop(self, reload: Callable[[], object]) -> None:
         while True:
-            await asyncio.sleep(30)
+            await asyncio.sleep(self.config.tls_reload_seconds)
             try:
                 reload()
             except Exception:
@@ -1059,6 +1102,23 @@ class WebhookServer:
             return self._reject(
                 400, "a quarantine event needs target.repository, target.digest and request.host"
             )
+        assert isinstance(host, str)
+        registry = self.config.acr.registry
+        if registry is None or not _same_host(host, registry):
+            # the credentials go to the configured registry only: an event for
+            # another host is refused before anything is sent anywhere
+            self.metrics.quarantine.labels("refused").inc()
+            log.warning(
+                "quarantine event refused: it names another registry",
+                extra={"fields": {"host": host[:200], "registry": registry}},
+            )
+            return JSONResponse(
+                {
+                    "error": f"the event is for {host[:200]!r}, but this receiver releases "
+                    f"images of {registry} only (acr.registry)",
+                },
+                status_code=403,
+            )
         try:
             return await self._release(f"{host}/{repo}@{digest}")
         except TrustcheckError as e:
@@ -1108,15 +1168,35 @@ class WebhookServer:
             tls_ca=acr.tls_ca if acr.tls_ca is not None else base_remote.tls_ca,
             offline=False,
         )
-        action = "left in quarantine"
         state_doc: dict[str, object] | None = None
-        if d.exit_code != 2 and (d.allowed or acr.mark_failed):
+        digest = str(ref.digest)
+        if d.exit_code == 2 or not (d.allowed or acr.mark_failed):
+            # nothing to write: report the manifest's actual state
+            base = registry_base_url(ref.domain, remote)
+
+            def read() -> dict[str, object]:
+                with AcrClient(base, ref.domain, remote) as client:
+                    return client.get_manifest(ref.path, digest).to_json()
+
+            try:
+                state_doc = await asyncio.get_running_loop().run_in_executor(None, read)
+                current = state_doc.get("quarantineState")
+            except TrustcheckError as e:
+                log.warning(
+                    "quarantine: cannot read the manifest's state",
+                    extra={"fields": {"image": image, "code": e.code, "reason": e.message}},
+                )
+                current = None
+            action = {
+                "Quarantined": "left in quarantine",
+                "Passed": "already passed",
+                "Failed": "already failed",
+            }.get(str(current), "not changed")
+        else:
             state: QuarantineState = "Passed" if d.allowed else "Failed"
             when = datetime.now(UTC).replace(microsecond=0)
             details = quarantine_details(d, self.policy.source, when, state, ref.digest)
             base = registry_base_url(ref.domain, remote)
-
-            digest = str(ref.digest)
 
             def call() -> dict[str, object]:
                 with AcrClient(base, ref.domain, remote) as client:
@@ -1142,6 +1222,82 @@ class WebhookServer:
         return JSONResponse(
             {"image": image, "action": action, "decision": d.to_json(), "state": state_doc}
         )
+
+
+class TlsReloader:
+    """The serving certificate, reloaded when its files change, without ever
+    breaking handshakes: a changed pair is loaded into a NEW context and used
+    only when it loads (certificate and key match); until then the old one
+    keeps serving. The listening context's SNI callback (called for every
+    ClientHello, with or without SNI) points each new connection at the current
+    context."""
+
+    def __init__(self, cert: Path, key: Path, base: ssl.SSLContext) -> None:
+        self.cert = cert
+        self.key = key
+        self.current = base
+        self._stamps = self._mtimes()
+        self._failed: object = None
+        base.sni_callback = self._sni
+
+    def _sni(self, conn: ssl.SSLObject | ssl.SSLSocket, name: str | None,
+             ctx: ssl.SSLContext) -> None:
+        current = self.current
+        if current is not ctx:
+            conn.context = current
+
+    def _mtimes(self) -> tuple[tuple[int, int, int], ...]:
+        out = []
+        for p in (self.cert, self.key):
+            st = p.stat()
+            out.append((st.st_mtime_ns, st.st_size, st.st_ino))
+        return tuple(out)
+
+    @staticmethod
+    def load(cert: Path, key: Path) -> ssl.SSLContext:
+        """A server context for the pair (raises OSError or ssl.SSLError)."""
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        ctx.load_cert_chain(str(cert), str(key))
+        return ctx
+
+    def __call__(self) -> bool:
+        """Check the files; True when a new pair is now served."""
+        try:
+            stamps = self._mtimes()
+            if stamps == self._stamps:
+                return False
+            new = self.load(self.cert, self.key)
+        except (OSError, ssl.SSLError) as e:
+            if self._failed != str(e):
+                self._failed = str(e)
+                log.warning(
+                    "the TLS certificate/key files changed but do not load; still serving the "
+                    "previous certificate",
+                    extra={"fields": {"cert": str(self.cert), "key": str(self.key),
+                                      "error": str(e)[:300]}},
+                )
+            return False
+        self.current = new
+        self._stamps = stamps
+        self._failed = None
+        log.info("reloaded the TLS certificate", extra={"fields": {"cert": str(self.cert)}})
+        return True
+
+
+def _same_host(host: str, registry: str) -> bool:
+    """Whether an event's ``request.host`` names the registry at URL ``registry``."""
+    from urllib.parse import urlsplit
+
+    try:
+        reg = urlsplit(registry if "://" in registry else f"https://{registry}")
+        ev = urlsplit(f"//{host.strip()}")
+        default = {"https": 443, "http": 80}.get(reg.scheme)
+        reg_port = reg.port if reg.port is not None else default
+        ev_port = ev.port if ev.port is not None else default
+    except ValueError:
+        return False
+    return bool(reg.hostname) and (reg.hostname, reg_port) == (ev.hostname, ev_port)
 
 
 def _client(request: Request) -> str:
@@ -1198,6 +1354,7 @@ def build_server(
             config.cache_secret,
             config.cache.ttl,
             prefix=config.cache_prefix,
+            max_bytes=config.cache_max_entry_bytes,
         )
     metrics = Metrics()
     cache = TrustCache(
@@ -1208,7 +1365,9 @@ def build_server(
         config.cache,
         shared=shared,
         events=metrics.event,
-        shared_wait=min(5.0, remote.total_timeout),
+        # waiting for another replica's entry costs at most an eighth of the deadline
+        shared_wait=min(1.0, config.webhook.deadline / 8),
+        lock_ttl=min(60.0, remote.total_timeout + 1.0),
     )
     return WebhookServer(policy, config, cache, options=options, metrics=metrics)
 
@@ -1225,6 +1384,11 @@ def config_summary(config: ServerConfig) -> dict[str, object]:
             "exempt_objects": [str(o) for o in w.exempt_objects],
             "cache_ttl_seconds": config.cache.ttl,
             "shared_cache": config.cache_url is not None,
+            "cache_key_fingerprint": (
+                key_fingerprint(config.cache_secret)
+                if config.cache_url is not None and config.cache_secret is not None
+                else None
+            ),
             "acr_receiver": config.acr.secret is not None,
         }
     )

@@ -46,7 +46,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, InvalidStateError, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Protocol
@@ -143,6 +143,45 @@ def _files_of(col: Collection) -> dict[str, bytes]:
     return files
 
 
+def _trust_dir_view(trust_dir: TrustDir, gun: str) -> tuple[bytes | None, dict[str, int]]:
+    """What a fetch starts from in the trust dir: its root.json (notary's trusted
+    root) and, as rollback floors, the versions of the cached top-level roles
+    whose signatures still verify against it (notary's oldBuilder)."""
+    from .notary import SignedMeta, parse_root, parse_snapshot, parse_targets, parse_timestamp
+    from .trustdir import MAX_DOWNLOAD_SIZE
+    from .verify import verify_signatures
+
+    try:
+        root_raw = trust_dir.read_role(gun, "root", MAX_DOWNLOAD_SIZE)
+    except TrustcheckError:
+        return None, {}
+    floors: dict[str, int] = {}
+    if root_raw is None:
+        return None, floors
+    try:
+        root = parse_root(root_raw)
+    except (TrustcheckError, KeyError, ValueError):
+        return root_raw, floors
+    for role in ("timestamp", "snapshot", "targets"):
+        try:
+            raw = trust_dir.read_role(gun, role, MAX_DOWNLOAD_SIZE)
+            if raw is None or role not in root.roles:
+                continue
+            meta: SignedMeta
+            if role == "timestamp":
+                meta = parse_timestamp(raw)
+            elif role == "snapshot":
+                meta = parse_snapshot(raw)
+            else:
+                meta = parse_targets(role, raw)
+            rk = root.roles[role]
+            verify_signatures(meta, root.keys, rk.keyids, rk.threshold)
+        except (TrustcheckError, KeyError, ValueError):
+            continue
+        floors[role] = meta.version
+    return root_raw, floors
+
+
 def verify_files(
     gun: str,
     files: Mapping[str, bytes],
@@ -150,22 +189,42 @@ def verify_files(
     options: Options,
     previous_root: bytes | None = None,
     floors: Mapping[str, int] | None = None,
+    trust_dir: TrustDir | None = None,
 ) -> Collection:
     """Verify role bytes from memory as fetched bytes are verified: the pins and
     state of ``options``, plus ``previous_root`` and version ``floors`` this
-    process trusted before (the state store's, when there is one, come first)."""
+    process trusted before. With ``trust_dir``, its root.json is the trusted root
+    and its cached roles' versions are floors (exactly as a fetch starts), and
+    the verified bytes are written back to it (exactly as a fetch ends). The
+    state store's root, when there is one, comes first."""
     from .verify import TrustPolicy, verify_collection
 
+    merged = dict(floors or {})
+    if trust_dir is not None:
+        td_root, td_floors = _trust_dir_view(trust_dir, gun)
+        if td_root is not None:
+            previous_root = td_root
+        for role, version in td_floors.items():
+            merged[role] = max(version, merged.get(role, 0))
     policy = TrustPolicy(
         pin=options.pins.lookup(gun) if options.pins is not None else None,
         no_tofu=options.no_tofu or (options.pins is not None and options.pins.no_tofu),
         delegation_cert_expiry=options.delegation_cert_expiry,
         previous_root=previous_root,
-        min_versions=dict(floors or {}),
+        min_versions=merged,
     )
     source = _BytesSource(files)
+
+    def write_back(col: Collection) -> None:
+        if trust_dir is not None:
+            from .fetch import _write_back
+
+            _write_back(trust_dir, gun, col, {})
+
     if options.state is None:
-        return verify_collection(gun, source, at, policy)
+        col = verify_collection(gun, source, at, policy)
+        write_back(col)
+        return col
     store = options.state
     with store.session(gun) as (previous, recorder):
         if previous is not None:
@@ -176,6 +235,7 @@ def verify_files(
                 merged[role] = max(version, merged.get(role, 0))
             policy.min_versions = merged
         col = verify_collection(gun, source, at, policy)
+        write_back(col)
         versions = {name: check.version for name, check in col.checks.items()}
         recorder.state = store.record(previous, gun, col.root_raw, versions)
     return col
@@ -183,17 +243,46 @@ def verify_files(
 
 # ----------------------------------------------------------------------------- shared stores
 
+#: lock values written by replicas: this prefix and 32 hex digits (random per lock)
+LOCK_PREFIX = b"tc-lock."
+
+
+def new_lock_token() -> bytes:
+    return LOCK_PREFIX + os.urandom(16).hex().encode()
+
+
+def is_lock_token(value: bytes | None) -> bool:
+    """Whether ``value`` has the shape of a lock a replica writes (an attacker with
+    write access can write one too: a lock is only ever waited on briefly)."""
+    if value is None or len(value) != len(LOCK_PREFIX) + 32 or not value.startswith(LOCK_PREFIX):
+        return False
+    return all(c in b"0123456789abcdef" for c in value[len(LOCK_PREFIX):])
+
+
+class BadValue(Exception):
+    """One key of the shared store holds something unusable (e.g. a Redis value of
+    another type): that key is skipped, the store stays in use for every other key."""
+
 
 class SharedStore(Protocol):
-    """The few operations the shared cache needs (Redis, or memory in tests)."""
+    """The few operations the shared cache needs (Redis, or memory in tests).
 
-    def get(self, key: str) -> bytes | None: ...
+    ``get`` returns at most ``cap + 1`` bytes of the value (a longer value is
+    never read whole); ``acquire`` returns the lock's owner token (None when the
+    lock is held); ``release`` deletes the lock only if it still holds ``token``;
+    ``lock_state`` is the lock's value and remaining life in seconds (None: no
+    expiry). Per-key problems raise :class:`BadValue`, an unusable store
+    ``ConnectionError``."""
+
+    def get(self, key: str, cap: int) -> bytes | None: ...
 
     def set(self, key: str, value: bytes, ttl: float) -> None: ...
 
-    def acquire(self, key: str, ttl: float) -> bool: ...
+    def acquire(self, key: str, ttl: float) -> bytes | None: ...
 
-    def release(self, key: str) -> None: ...
+    def release(self, key: str, token: bytes) -> None: ...
+
+    def lock_state(self, key: str) -> tuple[bytes | None, float | None]: ...
 
     def ping(self) -> bool: ...
 
@@ -202,42 +291,67 @@ class MemoryStore:
     """A :class:`SharedStore` in this process (tests; one replica)."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self.data: dict[str, tuple[bytes, float]] = {}
+        #: key -> (value, expiry on ``clock``; None: no expiry)
+        self.data: dict[str, tuple[bytes, float | None]] = {}
         self.clock = clock
         self._lock = threading.Lock()
 
-    def get(self, key: str) -> bytes | None:
+    def _live(self, key: str) -> tuple[bytes, float | None] | None:
+        found = self.data.get(key)
+        if found is None or (found[1] is not None and found[1] <= self.clock()):
+            return None
+        return found
+
+    def get(self, key: str, cap: int) -> bytes | None:
         with self._lock:
-            found = self.data.get(key)
-            if found is None or found[1] <= self.clock():
+            found = self._live(key)
+            return found[0][: cap + 1] if found is not None else None
+
+    def set(self, key: str, value: bytes, ttl: float | None) -> None:
+        with self._lock:
+            self.data[key] = (value, self.clock() + ttl if ttl is not None else None)
+
+    def acquire(self, key: str, ttl: float) -> bytes | None:
+        with self._lock:
+            if self._live(key) is not None:
                 return None
-            return found[0]
+            token = new_lock_token()
+            self.data[key] = (token, self.clock() + ttl)
+            return token
 
-    def set(self, key: str, value: bytes, ttl: float) -> None:
+    def release(self, key: str, token: bytes) -> None:
         with self._lock:
-            self.data[key] = (value, self.clock() + ttl)
+            found = self._live(key)
+            if found is not None and found[0] == token:
+                del self.data[key]
 
-    def acquire(self, key: str, ttl: float) -> bool:
+    def lock_state(self, key: str) -> tuple[bytes | None, float | None]:
         with self._lock:
-            found = self.data.get(key)
-            if found is not None and found[1] > self.clock():
-                return False
-            self.data[key] = (b"1", self.clock() + ttl)
-            return True
-
-    def release(self, key: str) -> None:
-        with self._lock:
-            self.data.pop(key, None)
+            found = self._live(key)
+            if found is None:
+                return None, 0.0
+            return found[0], (found[1] - self.clock() if found[1] is not None else None)
 
     def ping(self) -> bool:
         return True
+
+
+#: compare-and-delete: a replica releases only the lock it holds
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
 
 
 class RedisStore:
     """A :class:`SharedStore` on Redis (``redis://`` or ``rediss://`` URL).
 
     Short socket timeouts: a slow or dead Redis must not eat the review's
-    deadline. After a failure Redis is skipped for ``backoff`` seconds.
+    deadline. After a connection failure Redis is skipped for ``backoff``
+    seconds; an error about one key (``WRONGTYPE``...) affects that key only.
+    Values are read with ``GETRANGE 0 cap``: a huge value is never transferred.
     """
 
     def __init__(self, url: str, *, timeout: float = 0.5, backoff: float = 5.0) -> None:
@@ -254,10 +368,11 @@ class RedisStore:
             )
         except ValueError as e:
             raise UsageError("webhook-config-invalid", f"cache URL {_redact(url)}: {e}") from e
+        self._key_errors: tuple[type[BaseException], ...] = (redis.ResponseError,)
         self._errors: tuple[type[BaseException], ...] = (redis.RedisError, OSError)
         self._backoff = backoff
         self._down_until = 0.0
-        self._owner = base64.b32encode(os.urandom(10)).decode()
+        self._release = self._redis.register_script(_RELEASE)
 
     def _usable(self) -> bool:
         return time.monotonic() >= self._down_until
@@ -266,40 +381,49 @@ class RedisStore:
         self._down_until = time.monotonic() + self._backoff
         log.warning("shared cache unavailable for %gs: %s", self._backoff, e)
 
-    def get(self, key: str) -> bytes | None:
+    def _call(self, key: str, op: Callable[[], object]) -> object:
         if not self._usable():
             raise ConnectionError("the shared cache failed recently")
         try:
-            value = self._redis.get(key)
+            return op()
+        except self._key_errors as e:
+            raise BadValue(f"{key}: {str(e)[:200]}") from e
         except self._errors as e:
             self._failed(e)
             raise ConnectionError(str(e)) from e
-        return value if isinstance(value, bytes) else None
+
+    def get(self, key: str, cap: int) -> bytes | None:
+        value = self._call(key, lambda: self._redis.getrange(key, 0, cap))
+        # GETRANGE answers "" for a missing key; an empty entry is worthless anyway
+        return value if isinstance(value, bytes) and value else None
 
     def set(self, key: str, value: bytes, ttl: float) -> None:
-        if not self._usable():
-            raise ConnectionError("the shared cache failed recently")
-        try:
-            self._redis.set(key, value, px=max(1, int(ttl * 1000)))
-        except self._errors as e:
-            self._failed(e)
-            raise ConnectionError(str(e)) from e
+        self._call(key, lambda: self._redis.set(key, value, px=max(1, int(ttl * 1000))))
 
-    def acquire(self, key: str, ttl: float) -> bool:
-        if not self._usable():
-            return True  # no coordination without Redis: fetch
-        try:
-            return bool(self._redis.set(key, self._owner, nx=True, px=max(1, int(ttl * 1000))))
-        except self._errors as e:
-            self._failed(e)
-            return True
+    def acquire(self, key: str, ttl: float) -> bytes | None:
+        token = new_lock_token()
+        ok = self._call(
+            key, lambda: self._redis.set(key, token, nx=True, px=max(1, int(ttl * 1000)))
+        )
+        return token if ok else None
 
-    def release(self, key: str) -> None:
-        try:
-            if self._redis.get(key) == self._owner.encode():
-                self._redis.delete(key)
-        except self._errors as e:
-            self._failed(e)
+    def release(self, key: str, token: bytes) -> None:
+        self._call(key, lambda: self._release(keys=[key], args=[token]))
+
+    def lock_state(self, key: str) -> tuple[bytes | None, float | None]:
+        def read() -> tuple[object, object]:
+            pipe = self._redis.pipeline(transaction=True)
+            pipe.getrange(key, 0, len(LOCK_PREFIX) + 32)
+            pipe.pttl(key)
+            value, pttl = pipe.execute()
+            return value, pttl
+
+        got = self._call(key, read)
+        assert isinstance(got, tuple)
+        value, pttl = got
+        if not isinstance(value, bytes) or not value or not isinstance(pttl, int) or pttl == -2:
+            return None, 0.0
+        return value, (pttl / 1000.0 if pttl >= 0 else None)
 
     def ping(self) -> bool:
         try:
@@ -321,6 +445,24 @@ def _redact(url: str) -> str:
 
 
 _MAC_CONTEXT = b"trustcheck shared trust-data cache v1\0"
+_FINGERPRINT_CONTEXT = b"trustcheck shared cache key fingerprint v1\0"
+
+#: the largest shared entry read or written (all role files, base64, JSON)
+DEFAULT_MAX_ENTRY_BYTES = 4 << 20
+
+
+def key_fingerprint(secret: bytes) -> str:
+    """A short public name of the cache secret (logged at start: replicas with
+    different secrets can be spotted; it does not reveal the secret)."""
+    return hashlib.sha256(_FINGERPRINT_CONTEXT + secret).hexdigest()[:16]
+
+
+@dataclass(frozen=True, slots=True)
+class SharedEntry:
+    """The files of an authentic, fresh shared entry and its age in seconds."""
+
+    files: dict[str, bytes]
+    age: float
 
 
 class SharedCache:
@@ -335,6 +477,7 @@ class SharedCache:
         *,
         prefix: str = "trustcheck",
         wall: Callable[[], float] = time.time,
+        max_bytes: int = DEFAULT_MAX_ENTRY_BYTES,
     ) -> None:
         if len(secret) < 16:
             raise UsageError(
@@ -342,14 +485,27 @@ class SharedCache:
                 "the shared cache secret must be at least 16 bytes (e.g. 32 random bytes, "
                 "base64): it authenticates what replicas read back from the cache",
             )
+        if not secret.strip():
+            raise UsageError(
+                "webhook-config-invalid",
+                "the shared cache secret is only whitespace; use 32 random bytes (base64)",
+            )
         self.store = store
         self.secret = secret
         self.ttl = ttl
         self.prefix = prefix
         self.wall = wall
+        self.max_bytes = max_bytes
+
+    @property
+    def fingerprint(self) -> str:
+        return key_fingerprint(self.secret)
 
     def key(self, server: str, gun: str) -> str:
-        h = hashlib.sha256(f"{server}\0{gun}".encode()).hexdigest()[:40]
+        from .reference import identity
+
+        # keyed on the identity: an alias spelling shares the entry (docs/pinning.md)
+        h = hashlib.sha256(f"{server}\0{identity(gun)}".encode()).hexdigest()[:40]
         return f"{self.prefix}:v1:trust:{h}"
 
     def lock_key(self, server: str, gun: str) -> str:
@@ -371,11 +527,17 @@ class SharedCache:
         )
         return b"tc1." + self._mac(payload).encode() + b"." + payload
 
-    def decode(self, server: str, gun: str, value: bytes) -> dict[str, bytes] | None:
-        """The files of an entry, or None (with the reason logged) when the entry is
-        not authentic, not for ``server``/``gun``, or older than the TTL."""
+    def decode(self, server: str, gun: str, value: bytes) -> SharedEntry | None:
+        """The files and age of an entry, or None (with the reason logged) when the
+        entry is too large, not authentic, not for ``server``/``gun``, or older
+        than the TTL."""
         import orjson
 
+        if len(value) > self.max_bytes:
+            log.warning(
+                "shared cache entry for %s rejected: larger than %d bytes", gun, self.max_bytes
+            )
+            return None
         magic, _, rest = value.partition(b".")
         mac, _, payload = rest.partition(b".")
         if magic != b"tc1" or not hmac.compare_digest(mac, self._mac(payload).encode()):
@@ -387,23 +549,46 @@ class SharedCache:
                 log.warning("shared cache entry for %s rejected: it is for another GUN", gun)
                 return None
             age = self.wall() - float(doc["fetched"])
-            if age > self.ttl or age < -30:
+            if not age <= self.ttl or age < -30:
+                log.warning(
+                    "shared cache entry for %s rejected: fetched %.1fs ago, the TTL is %gs",
+                    gun,
+                    age,
+                    self.ttl,
+                )
                 return None
-            return {
+            files = {
                 str(k): base64.b64decode(v, validate=True) for k, v in doc["files"].items()
             }
+            return SharedEntry(files, max(0.0, age))
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, binascii.Error):
             log.warning("shared cache entry for %s rejected: malformed", gun)
             return None
 
-    def get(self, server: str, gun: str) -> dict[str, bytes] | None:
-        value = self.store.get(self.key(server, gun))
+    def read(self, server: str, gun: str) -> bytes | None:
+        """The raw entry (at most ``max_bytes + 1`` bytes of it), or None."""
+        return self.store.get(self.key(server, gun), self.max_bytes)
+
+    def get(self, server: str, gun: str) -> SharedEntry | None:
+        value = self.read(server, gun)
         return self.decode(server, gun, value) if value is not None else None
 
-    def put(self, server: str, gun: str, col: Collection) -> None:
-        self.store.set(
-            self.key(server, gun), self.encode(server, gun, _files_of(col), self.wall()), self.ttl
-        )
+    def put(self, server: str, gun: str, col: Collection, fetched: float | None = None) -> bool:
+        """Publish ``col`` fetched at wall time ``fetched`` (default: now); False
+        when it is too large to share or already too old."""
+        when = self.wall() if fetched is None else fetched
+        life = self.ttl - max(0.0, self.wall() - when)
+        if life <= 0:
+            return False
+        value = self.encode(server, gun, _files_of(col), when)
+        if len(value) > self.max_bytes:
+            log.info(
+                "trust data of %s not shared: %d bytes, more than %d", gun, len(value),
+                self.max_bytes,
+            )
+            return False
+        self.store.set(self.key(server, gun), value, life)
+        return True
 
 
 # ----------------------------------------------------------------------------- the cache
@@ -481,7 +666,8 @@ class TrustCache:
         clock: Callable[[], float] = time.monotonic,
         now: Callable[[], datetime] = _utcnow,
         events: Events | None = None,
-        shared_wait: float = 5.0,
+        shared_wait: float = 1.0,
+        lock_ttl: float = 30.0,
     ) -> None:
         self.policy = policy
         self.settings = settings if settings is not None else CacheSettings()
@@ -491,13 +677,27 @@ class TrustCache:
         self.clock = clock
         self.now = now
         self.events: Events = events if events is not None else _no_events
+        #: the longest a lookup waits for another replica's entry (from its start)
         self.shared_wait = shared_wait
+        #: the life of the lock a replica takes while it fetches
+        self.lock_ttl = lock_ttl
         self._entries: OrderedDict[Key, _Entry] = OrderedDict()
         self._inflight: dict[Key, Future[Collection | TrustcheckError]] = {}
+        #: rollback floors of every GUN verified since start (never evicted: small)
         self._trusted: dict[str, _Trusted] = {}
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(
             max_workers=self.settings.workers, thread_name_prefix="trustcheck-cache"
+        )
+        # reading and verifying shared entries, and waiting for another replica's
+        # entry, happen here: never in a fetch worker
+        self._shared_pool = (
+            ThreadPoolExecutor(
+                max_workers=max(4, 4 * self.settings.workers),
+                thread_name_prefix="trustcheck-shared",
+            )
+            if shared is not None
+            else None
         )
         self._closed = False
 
@@ -554,39 +754,170 @@ class TrustCache:
     # --- filling ---------------------------------------------------------------------
 
     def _start(self, key: Key) -> Future[Collection | TrustcheckError]:
-        """Submit the fetch of ``key`` (the lock is held)."""
+        """Start obtaining ``key`` (the lock is held)."""
+        future: Future[Collection | TrustcheckError] = Future()
         if self._closed:
-            future: Future[Collection | TrustcheckError] = Future()
             future.set_exception(RuntimeError("the trust cache is closed"))
             return future
-        future = self._pool.submit(self._load, key)
         self._inflight[key] = future
+        started = time.monotonic()
+        if self._shared_pool is not None:
+            self._shared_pool.submit(self._guard, key, future, self._via_shared, started)
+        else:
+            self._pool.submit(self._guard, key, future, self._via_fetch, None, None, None)
         return future
 
-    def _load(self, key: Key) -> Collection | TrustcheckError:
+    def _guard(
+        self,
+        key: Key,
+        future: Future[Collection | TrustcheckError],
+        step: Callable[..., None],
+        *args: object,
+    ) -> None:
+        """Run one step of obtaining ``key``; an unexpected exception ends its future."""
+        try:
+            step(key, future, *args)
+        except BaseException as e:
+            with self._lock:
+                self._inflight.pop(key, None)
+            if not future.done():
+                future.set_exception(e)
+            if not isinstance(e, Exception):
+                raise
+
+    def _submit_fetch(
+        self,
+        key: Key,
+        future: Future[Collection | TrustcheckError],
+        server: str | None,
+        lock: str | None,
+        token: bytes | None,
+    ) -> None:
+        try:
+            self._pool.submit(self._guard, key, future, self._via_fetch, server, lock, token)
+        except RuntimeError as e:  # shut down
+            with self._lock:
+                self._inflight.pop(key, None)
+            future.set_exception(e)
+
+    def _via_shared(
+        self, key: Key, future: Future[Collection | TrustcheckError], started: float
+    ) -> None:
+        """The shared-pool step: a verified shared entry, or else the lock and a fetch."""
+        shared = self.shared
+        assert shared is not None
         index, gun = key
+        rule = self.policy.rules[index]
+        server = self.upstream.server(rule, gun)
+        if server is None:
+            self._submit_fetch(key, future, None, None, None)
+            return
+        got = self._from_shared(shared, rule, server, gun)
+        if got is not None:
+            self._finish(key, future, got[0], got[1])
+            return
+        lock = shared.lock_key(server, gun)
+        token: bytes | None = None
+        try:
+            token = shared.store.acquire(lock, self.lock_ttl)
+            held = token is None
+        except (ConnectionError, BadValue):
+            held = False
+        if held and self._plausible_lock(shared, lock, gun):
+            # another replica is fetching it: wait a little (counted from the lookup's
+            # start, so that a queued lookup does not wait again) for its entry
+            end = started + self.shared_wait
+            while time.monotonic() < end and not self._closed:
+                time.sleep(min(0.02, max(0.0, end - time.monotonic())))
+                got = self._from_shared(shared, rule, server, gun, quiet=True)
+                if got is not None:
+                    self._finish(key, future, got[0], got[1])
+                    return
+            log.info(
+                "another replica holds the fetch lock of %s; fetching it here too", gun
+            )
+        self._submit_fetch(key, future, server, lock, token)
+
+    def _plausible_lock(self, shared: SharedCache, lock: str, gun: str) -> bool:
+        """Whether the held ``lock`` looks like a replica's: a lock token that
+        expires within ``lock_ttl``. Anything else is not waited on at all."""
+        try:
+            value, left = shared.store.lock_state(lock)
+        except (ConnectionError, BadValue):
+            return False
+        if value is None:
+            return True  # released meanwhile: the entry may be there
+        if is_lock_token(value) and left is not None and 0 < left <= self.lock_ttl + 1:
+            return True
+        log.warning(
+            "the fetch lock of %s holds a value no replica writes (%s); not waiting on it",
+            gun,
+            "no expiry" if left is None else f"expires in {left:.0f}s",
+        )
+        self.events("shared_rejected", "lock")
+        return False
+
+    def _via_fetch(
+        self,
+        key: Key,
+        future: Future[Collection | TrustcheckError],
+        server: str | None,
+        lock: str | None,
+        token: bytes | None,
+    ) -> None:
+        """The fetch-pool step: fetch, publish to the shared cache, release the lock."""
+        index, gun = key
+        shared = self.shared
+        started = self.clock()
+        fetched = shared.wall() if shared is not None else 0.0
         try:
             rule = self.policy.rules[index]
             at = self.now()
             try:
-                value: Collection | TrustcheckError = self._obtain(rule, gun, at)
+                value: Collection | TrustcheckError = self.fetch(rule, gun, at)
             except TrustcheckError as e:
                 self.events("upstream_error", e.code)
                 value = e
-            self._store(key, value, at)
-            return value
-        except BaseException:
-            with self._lock:
-                self._inflight.pop(key, None)
-            raise
+            if shared is not None and server is not None and not isinstance(
+                value, TrustcheckError
+            ):
+                try:
+                    shared.put(server, gun, value, fetched)
+                except ConnectionError:
+                    self.events("shared_error", "")
+                except BadValue as e:
+                    log.warning("shared cache: cannot write the entry of %s: %s", gun, e)
+                    self.events("shared_error", "")
+        finally:
+            if shared is not None and lock is not None and token is not None:
+                with contextlib.suppress(ConnectionError, BadValue):
+                    shared.store.release(lock, token)
+        self._finish(key, future, value, max(0.0, self.clock() - started), at)
 
-    def _store(self, key: Key, value: Collection | TrustcheckError, at: datetime) -> None:
+    def _finish(
+        self,
+        key: Key,
+        future: Future[Collection | TrustcheckError],
+        value: Collection | TrustcheckError,
+        age: float,
+        at: datetime | None = None,
+    ) -> None:
+        self._store(key, value, at if at is not None else self.now(), age)
+        with contextlib.suppress(InvalidStateError):
+            future.set_result(value)
+
+    def _store(
+        self, key: Key, value: Collection | TrustcheckError, at: datetime, age: float = 0.0
+    ) -> None:
+        """Keep ``value`` for its life: ``ttl`` minus ``age`` (how long ago the
+        bytes were fetched, by this replica or another one), never past the
+        earliest expiry of its roles; errors for ``negative_ttl``."""
         now = self.clock()
         if isinstance(value, TrustcheckError):
             life = self.settings.negative_ttl
             refresh = now + life  # errors are not refreshed ahead
         else:
-            life = self.settings.ttl
+            life = max(0.0, self.settings.ttl - age)
             if value.checks:
                 earliest = min(c.expires for c in value.checks.values())
                 life = max(0.0, min(life, (earliest - at).total_seconds()))
@@ -608,41 +939,12 @@ class TrustCache:
                 for role, v in known.versions.items():
                     versions[role] = max(v, versions.get(role, 0))
             self._trusted[gun] = _Trusted(col.root_raw, versions)
-            while len(self._trusted) > self.settings.max_entries:
-                self._trusted.pop(next(iter(self._trusted)))
 
-    def _obtain(self, rule: Rule, gun: str, at: datetime) -> Collection:
-        shared = self.shared
-        server = self.upstream.server(rule, gun) if shared is not None else None
-        if shared is None or server is None:
-            return self.fetch(rule, gun, at)
-        col = self._from_shared(shared, rule, server, gun, at)
-        if col is not None:
-            return col
-        lock = shared.lock_key(server, gun)
-        try:
-            mine = shared.store.acquire(lock, self.shared_wait)
-        except ConnectionError:
-            mine = True
-        if not mine:
-            # another replica is fetching it: wait a little for its entry
-            end = time.monotonic() + self.shared_wait
-            while time.monotonic() < end:
-                time.sleep(0.02)
-                col = self._from_shared(shared, rule, server, gun, at, quiet=True)
-                if col is not None:
-                    return col
-        try:
-            col = self.fetch(rule, gun, at)
-            try:
-                shared.put(server, gun, col)
-            except ConnectionError:
-                self.events("shared_error", "")
-            return col
-        finally:
-            if mine:
-                with contextlib.suppress(ConnectionError):
-                    shared.store.release(lock)
+    def floors(self, gun: str) -> dict[str, int]:
+        """The highest version of each role of ``gun`` verified since start."""
+        with self._lock:
+            known = self._trusted.get(gun)
+            return dict(known.versions) if known is not None else {}
 
     def _from_shared(
         self,
@@ -650,33 +952,45 @@ class TrustCache:
         rule: Rule,
         server: str,
         gun: str,
-        at: datetime,
         *,
         quiet: bool = False,
-    ) -> Collection | None:
+    ) -> tuple[Collection, float] | None:
+        """A shared entry verified here as a fetch is (trust dir root and floors,
+        state, pins, this process's floors) and written back, with its age."""
         try:
-            value = shared.store.get(shared.key(server, gun))
+            value = shared.read(server, gun)
         except ConnectionError:
             self.events("shared_error", "")
+            return None
+        except BadValue as e:
+            log.warning("shared cache entry for %s rejected: unusable key (%s)", gun, e)
+            self.events("shared_rejected", "")
             return None
         if value is None:
             if not quiet:
                 self.events("shared_miss", "")
             return None
-        files = shared.decode(server, gun, value)
-        if files is None:
+        entry = shared.decode(server, gun, value)
+        if entry is None:
             self.events("shared_rejected", "")
+            return None
+        if entry.age > 0.8 * shared.ttl:
+            # in the last fifth of its life: a refresh would read it again and again
+            if not quiet:
+                self.events("shared_miss", "")
             return None
         with self._lock:
             known = self._trusted.get(gun)
+        at = self.now()
         try:
             col = verify_files(
                 gun,
-                files,
+                entry.files,
                 at,
                 self.upstream.options_for(rule),
                 previous_root=known.root if known is not None else None,
                 floors=known.versions if known is not None else None,
+                trust_dir=self.upstream.trust_dir,
             )
         except TrustcheckError as e:
             log.warning(
@@ -689,7 +1003,7 @@ class TrustCache:
             self.events("shared_rejected", e.code)
             return None
         self.events("shared_hit", "")
-        return col
+        return col, entry.age
 
     # --- housekeeping ----------------------------------------------------------------
 
@@ -704,5 +1018,12 @@ class TrustCache:
     def close(self) -> None:
         with self._lock:
             self._closed = True
+            pending, self._inflight = list(self._inflight.values()), {}
+        for future in pending:
+            if not future.done():
+                with contextlib.suppress(InvalidStateError):
+                    future.set_exception(RuntimeError("the trust cache is closed"))
+        if self._shared_pool is not None:
+            self._shared_pool.shutdown(wait=False, cancel_futures=True)
         self._pool.shutdown(wait=False, cancel_futures=True)
         self.upstream.close()

@@ -443,6 +443,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
                 "username": "writer",
                 "password_file": str(base / "acr-password"),
                 "tls_ca": str(tls.ca_cert),
+                "registry": acr.url,
             },
         }
         webhook = Webhook(base / "serve", tls, policy, config).start()

@@ -44,6 +44,7 @@ from trustcheck.webhook_app import (
     WebhookServer,
     load_config,
     parse_config,
+    secret_from_env,
 )
 from trustcheck.webhook_cache import (
     CacheSettings,
@@ -277,7 +278,7 @@ def test_shared_cache_lets_a_second_replica_skip_the_fetch(
 
 
 def _tamper(shared: SharedCache, key: str, change: Callable[[dict[str, Any]], None]) -> None:
-    value = shared.store.get(key)
+    value = shared.store.get(key, shared.max_bytes)
     assert value is not None
     payload = value.split(b".", 2)[2]
     doc = orjson.loads(payload)
@@ -448,6 +449,7 @@ acr:
   secret_file: secrets/acr
   header: X-Acr-Secret
   mark_failed: true
+  registry: https://myreg.azurecr.io
 logging:
   reviews: denied
 """
@@ -480,6 +482,7 @@ logging:
     )
     assert cfg.acr.secret == b"a" * 20 and cfg.acr.header == "X-Acr-Secret"
     assert cfg.acr.mark_failed is True and cfg.log_reviews == "denied"
+    assert cfg.acr.registry == "https://myreg.azurecr.io"
 
 
 @pytest.mark.parametrize(
@@ -495,6 +498,8 @@ logging:
         ({"exempt": {"object": []}}, "exempt.object: unknown key"),
         ({"cache": {"ttl_seconds": -1}}, "cache.ttl_seconds"),
         ({"cache": {"max_entries": True}}, "cache.max_entries: must be an integer"),
+        ({"cache": {"max_entry_bytes": 1 << 30}}, "cache.max_entry_bytes: must be between"),
+        ({"tls_reload_seconds": 0}, "tls_reload_seconds: must be between 0.1"),
         ({"upstream": {"server": "http://notary.example.com"}}, "upstream"),
         ({"upstream": {"username": "robot"}}, "username and password_file go together"),
         ({"upstream": {"offline": "no"}}, "upstream.offline: must be true or false"),
@@ -528,6 +533,27 @@ def test_config_file_errors(tmp_path: Path) -> None:
         load_config(path)
     with pytest.raises(UsageError, match="cannot read it"):
         load_config(tmp_path / "absent.yaml")
+    # the receiver's credentials need the one registry they may go to
+    (tmp_path / "long").write_text("a" * 20 + "\n")
+    path.write_text("acr:\n  secret_file: long\n  mark_failed: true\n")
+    with pytest.raises(UsageError, match=r"acr\.registry: the ACR receiver needs the registry"):
+        load_config(path)
+    path.write_text("acr:\n  secret_file: long\n  registry: ftp://r.example.com\n")
+    with pytest.raises(UsageError, match=r"acr\.registry: "):
+        load_config(path)
+    # a secret of only whitespace is refused (file and environment alike)
+    (tmp_path / "blank").write_text("  \n\t\n")
+    path.write_text("cache:\n  secret_file: blank\n")
+    with pytest.raises(UsageError, match="empty or only whitespace"):
+        load_config(path)
+    with pytest.raises(UsageError, match="only whitespace"):
+        secret_from_env("TRUSTCHECK_CACHE_SECRET", {"TRUSTCHECK_CACHE_SECRET": " \n"})
+    (tmp_path / "nl").write_text("c" * 32 + "\n")
+    path.write_text("cache:\n  secret_file: nl\n")
+    from_file = load_config(path).cache_secret
+    env = {"TRUSTCHECK_CACHE_SECRET": "c" * 32 + "\n"}
+    assert from_file == secret_from_env("TRUSTCHECK_CACHE_SECRET", env) == b"c" * 32
+    assert secret_from_env("TRUSTCHECK_CACHE_SECRET", {}) is None
 
 
 # --------------------------------------------------------------------------- the app, in-process
@@ -721,7 +747,19 @@ def test_app_acr_receiver_needs_its_secret(app: App) -> None:
             "target": {"repository": "team/app", "digest": "sha256:1"},
             "request": {"host": "r.example.com"},
         }
+        # no registry configured: no event is acted on (credentials go nowhere)
         r = await client.post("/acr/quarantine", json=bad, headers=h)
+        assert r.status_code == 403 and "acr.registry" in r.json()["error"]
+        app.server.config.acr.registry = "https://r.example.com"
+        r = await client.post("/acr/quarantine", json=bad, headers=h)
+        assert r.status_code == 400 and r.json()["code"] == "invalid-reference"
+        for host in ("evil.example.com", "r.example.com:8443", "r.example.com.evil.io",
+                     "user@r.example.com.evil.io", "[::1]"):
+            other = {**bad, "request": {"host": host}}
+            r = await client.post("/acr/quarantine", json=other, headers=h)
+            assert r.status_code == 403, host
+        ok = {**bad, "request": {"host": "R.example.com:443"}}
+        r = await client.post("/acr/quarantine", json=ok, headers=h)
         assert r.status_code == 400 and r.json()["code"] == "invalid-reference"
 
     app.run(test)

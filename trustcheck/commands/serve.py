@@ -80,7 +80,14 @@ def serve(
     try:  # the web stack is the `webhook` extra (pyproject.toml): the CLI does not need it
         import uvicorn
 
-        from ..webhook_app import build_server, config_summary, configure_logging, load_config
+        from ..webhook_app import (
+            TlsReloader,
+            build_server,
+            config_summary,
+            configure_logging,
+            load_config,
+            secret_from_env,
+        )
     except ImportError as e:
         from ..errors import UsageError
 
@@ -89,6 +96,7 @@ def serve(
             f"trustcheck serve needs the webhook extra (no module {e.name or '?'!r}): "
             "pip install 'trustcheck[webhook]'",
         ) from None
+    from ..errors import UsageError
     from ..policy import load_policy
 
     for label, path in (("--tls-cert", tls_cert), ("--tls-key", tls_key)):
@@ -99,15 +107,18 @@ def serve(
         if not cache.startswith(("redis://", "rediss://", "unix://")):
             fail_usage(f"--cache must be a redis://, rediss:// or unix:// URL, not {cache[:40]!r}")
         cfg.cache_url = cache
-    if cfg.cache_secret is None and os.environ.get("TRUSTCHECK_CACHE_SECRET"):
-        cfg.cache_secret = os.environ["TRUSTCHECK_CACHE_SECRET"].encode()
+    if cfg.cache_secret is None:
+        try:
+            # the same whitespace handling as cache.secret_file
+            cfg.cache_secret = secret_from_env("TRUSTCHECK_CACHE_SECRET", os.environ)
+        except UsageError as e:
+            fail_usage(e.message)
     if trust_dir is not None:
         cfg = replace(cfg, trust_dir=trust_dir)
     pol = load_policy(policy)
     server = build_server(pol, cfg)
     try:
-        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        ctx.load_cert_chain(str(tls_cert), str(tls_key))
+        TlsReloader.load(tls_cert, tls_key)
     except (OSError, ssl.SSLError) as e:
         server.cache.close()
         fail_usage(f"cannot load --tls-cert/--tls-key: {e}")
@@ -129,23 +140,9 @@ def serve(
     uv.load()
     assert uv.ssl is not None
     uv.ssl.minimum_version = ssl.TLSVersion.TLSv1_2
-    stamps: dict[str, float] = {}
-
-    def mtimes() -> dict[str, float]:
-        return {str(p): p.stat().st_mtime for p in (tls_cert, tls_key)}
-
-    stamps.update(mtimes())
-
-    def reload_tls() -> None:
-        now = mtimes()
-        if now != stamps and uv.ssl is not None:
-            uv.ssl.load_cert_chain(str(tls_cert), str(tls_key))
-            stamps.update(now)
-            import logging
-
-            logging.getLogger("trustcheck.webhook").info("reloaded the TLS certificate")
-
-    server.tls_reloader = reload_tls
+    # uvicorn's context stays the listening one; new pairs go into new contexts,
+    # picked per connection by its SNI callback, and only once they load
+    server.tls_reloader = TlsReloader(tls_cert, tls_key, uv.ssl)
     import logging
 
     logging.getLogger("trustcheck.webhook").info(
