@@ -72,6 +72,7 @@ CODES: dict[str, tuple[int, str]] = {
     "target-missing-sha256": (1, "the signed target carries no sha256 hash"),
     "target-not-found": (1, "the target path is not signed by any trusted role (TUF 1.0)"),
     "version-mismatch": (1, "a role file's version is not the one its parent metadata names"),
+    "target-download-failed": (1, "a signed target file could not be fetched completely (TUF 1.0)"),
     # --- remote (exit 1) ---
     "network-error": (1, "the connection to the server failed (refused, reset or cut short)"),
     "server-timeout": (1, "the server did not answer within the timeout"),
