@@ -52,6 +52,7 @@ from .auth import (
     resolve_credentials,
 )
 from .errors import NotTrusted, UsageError
+from .remote import BodyError, bounded_client, read_body, until
 
 if TYPE_CHECKING:
     import httpx
@@ -293,11 +294,13 @@ class AcrClient:
                         "tls-config-invalid",
                         f"cannot load TLS file {self.remote.client_cert}: {_short(e)}",
                     ) from e
-            self._client = httpx.Client(
-                verify=ctx,
-                transport=self._transport,
-                follow_redirects=False,
-                headers={"User-Agent": _USER_AGENT},
+            self._client = bounded_client(
+                httpx.Client(
+                    verify=ctx,
+                    transport=self._transport,
+                    follow_redirects=False,
+                    headers={"User-Agent": _USER_AGENT},
+                )
             )
         return self._client
 
@@ -320,23 +323,27 @@ class AcrClient:
         attempts = 1 + max(0, self.remote.retries)
         for attempt in range(1, attempts + 1):
             retry = attempt < attempts
+            # one deadline over connect, TLS, headers and body; caps on decoded bytes
+            end = time.monotonic() + self.remote.timeout
             try:
-                with self._http().stream(
-                    method,
-                    url,
-                    headers={"Accept-Encoding": "identity", **headers},
-                    content=content,
-                    timeout=httpx.Timeout(self.remote.timeout),
-                ) as resp:
-                    buf = bytearray()
-                    for chunk in resp.iter_bytes():
-                        buf += chunk
-                        if len(buf) > _CAP:
-                            raise NotTrusted(
-                                "malicious-server",
-                                f"{what}: the answer is larger than {_CAP} bytes",
-                            )
-                    ans = _Answer(resp.status_code, resp.headers, bytes(buf))
+                with (
+                    until(end),
+                    self._http().stream(
+                        method,
+                        url,
+                        headers={"Accept-Encoding": "identity", **headers},
+                        content=content,
+                        timeout=httpx.Timeout(self.remote.timeout),
+                    ) as resp,
+                ):
+                    try:
+                        body = read_body(resp, _CAP, strict=True, end=end)
+                    except BodyError as e:
+                        if e.code == "server-timeout":
+                            raise httpx.ReadTimeout(e.message) from None
+                        code = "malicious-server" if e.code == "file-too-large" else e.code
+                        raise NotTrusted(code, f"{what}: {e.message}") from None
+                    ans = _Answer(resp.status_code, resp.headers, body)
             except httpx.TimeoutException as e:
                 if retry:
                     self._backoff(attempt)

@@ -26,6 +26,9 @@ CODES: dict[str, tuple[int, str]] = {
     "trust-dir-unreadable": (2, "the trust dir exists but cannot be read"),
     "pin-file-invalid": (2, "the pin file cannot be read or does not follow the schema"),
     "state-invalid": (2, "a state file is unreadable or corrupt"),
+    "state-dir-unwritable": (2, "the state dir cannot be created, locked or written"),
+    "pin-file-unwritable": (2, "the pin file cannot be written"),
+    "trust-dir-missing": (2, "the trust dir given with --trust-dir does not exist"),
     "insecure-server": (2, "a server, registry or token URL is plain http without --unsafe-http"),
     "tls-config-invalid": (2, "a TLS CA file, client certificate or key cannot be loaded"),
     "docker-config-invalid": (2, "the docker config.json is unreadable or malformed"),
@@ -73,6 +76,8 @@ CODES: dict[str, tuple[int, str]] = {
     "target-not-found": (1, "the target path is not signed by any trusted role (TUF 1.0)"),
     "version-mismatch": (1, "a role file's version is not the one its parent metadata names"),
     "target-download-failed": (1, "a signed target file could not be fetched completely (TUF 1.0)"),
+    "target-digest-invalid": (1, "a signed target's sha256 is not 32 bytes or its sha512 not 64"),
+    "role-removed": (1, "a targets role trusted before is no longer listed in the snapshot"),
     # --- remote (exit 1) ---
     "network-error": (1, "the connection to the server failed (refused, reset or cut short)"),
     "server-timeout": (1, "the server did not answer within the timeout"),
@@ -82,6 +87,7 @@ CODES: dict[str, tuple[int, str]] = {
     "malicious-server": (1, "the server announced more data than the size cap allows"),
     "registry-tag-missing": (1, "the registry has no manifest for the tag"),
     "registry-digest-mismatch": (1, "the registry's digest for the tag is not the signed digest"),
+    "internal-error": (1, "an unexpected failure (a bug) while handling this image; fail closed"),
     # --- policy, pull, quarantine (exit 1) ---
     "policy-no-match": (1, "no rule of the policy matches the image (denied by default)"),
     "policy-denied": (1, "the rule matching the image denies it"),

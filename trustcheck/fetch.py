@@ -34,11 +34,9 @@ server cannot roll the cache back.
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import hashlib
 import hmac
-import os
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import replace
@@ -521,7 +519,9 @@ def _write_back(
     roles written.
 
     Each file is replaced atomically (temporary file in the same folder,
-    rename; root.json fsynced first), in notary's order (root first).  Files
+    renamed within that folder's handle; root.json fsynced first), in
+    notary's order (root first), by :meth:`TrustDir.write_roles`: no folder
+    swapped for a symlink can redirect a write out of the trust dir.  Files
     already holding the same bytes (``seen`` records what the trust dir held
     when it was read) are left alone.
     """
@@ -532,8 +532,7 @@ def _write_back(
     ]
     files += [(name, meta.raw) for name, meta in col.targets.items()]
     metadata = td.metadata_dir(gun)
-    root_real = os.path.realpath(td.root)
-    todo: list[tuple[str, Path, bytes]] = []
+    todo: list[tuple[str, bytes]] = []
     for role, data in files:
         if role in seen:
             if seen[role] == data:
@@ -544,17 +543,10 @@ def _write_back(
                     continue
             except NotTrusted:
                 pass
-        path = metadata / f"{role}.json"
-        real = os.path.realpath(path)
-        if not (real == root_real or real.startswith(root_real.rstrip("/") + "/")):
-            raise UsageError(
-                "unsafe-path",
-                f"{path} resolves to {real}, outside the trust dir {td.root}; not writing",
-                role=role,
-            )
-        todo.append((role, Path(real), data))
+        todo.append((role, data))
     try:
-        _replace_files([(path, data, role == "root") for role, path, data in todo])
+        # beneath directory handles: no symlink swapped in can redirect a write
+        td.write_roles(gun, todo)
     except OSError as e:
         where = e.filename if isinstance(e.filename, str) else str(metadata)
         raise UsageError(
@@ -562,35 +554,7 @@ def _write_back(
             f"cannot write {where}: {e.strerror or type(e).__name__}; the trust data was "
             "verified but not (completely) cached; the next fetch repairs it",
         ) from e
-    return [role for role, _path, _data in todo]
-
-
-def _replace_files(files: Sequence[tuple[Path, bytes, bool]]) -> None:
-    """Atomically replace each file: a temporary file in the same folder,
-    renamed over it.  Files marked durable are fsynced before the rename.
-
-    Only root.json is durable: a torn cached root would be fatal (notary fails
-    hard on a cached root it cannot load), while every other role is checked
-    against its parent's hashes on each use and downloaded again when it does
-    not match, so an update lost in a crash costs a download, never trust.
-    """
-    import tempfile
-
-    for path, data, durable in files:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                if durable:
-                    f.flush()
-                    os.fsync(f.fileno())
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
+    return [role for role, _data in todo]
 
 
 def fetch_collection(
@@ -640,6 +604,18 @@ def fetch_collection(
             sess.close()
 
 
+def _internal_error(gun: str, exc: Exception) -> NotTrusted:
+    """The per-GUN result of an unexpected exception (fail closed)."""
+    text = str(exc).strip().splitlines()
+    detail = text[0][:200] if text else ""
+    return NotTrusted(
+        "internal-error",
+        f"unexpected {type(exc).__name__} while fetching {gun}"
+        + (f": {detail}" if detail else "")
+        + "; nothing was trusted for it (a bug: please report it)",
+    )
+
+
 def fetch_many(
     guns: Sequence[str],
     trust_dir: TrustDir | Path,
@@ -668,6 +644,8 @@ def fetch_many(
                 results[gun] = fetch_collection(gun, td, at, options, cfg, env)
             except TrustcheckError as e:
                 results[gun] = e
+            except Exception as e:  # a bug costs this GUN its result, never the others'
+                results[gun] = _internal_error(gun, e)
             if progress is not None:
                 progress(done, total)
         return results
@@ -684,6 +662,8 @@ def fetch_many(
                     results[gun] = future.result()
                 except TrustcheckError as e:
                     results[gun] = e
+                except Exception as e:  # a bug costs this GUN its result, never the others'
+                    results[gun] = _internal_error(gun, e)
                 if progress is not None:
                     progress(done, total)
     return {gun: results[gun] for gun in unique}

@@ -29,10 +29,11 @@ import errno
 import os
 import posixpath
 import stat
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from trustcheck.errors import NotTrusted, UsageError
+from trustcheck.fsutil import SymlinkInPath, open_dir_beneath, replace_at
 
 __all__ = [
     "BASE_ROLES",
@@ -338,3 +339,75 @@ class TrustDir:
                     continue
                 (deferred if os.path.islink(entry) else stack).append((child, child_parts))
         return sorted(set(found))
+
+    # --- write-back ----------------------------------------------------------
+
+    def write_roles(self, gun: str, files: Sequence[tuple[str, bytes]]) -> None:
+        """Replace ``<metadata>/<role>.json`` for each ``(role, bytes)``, in order.
+
+        No symlink can redirect a write out of the trust dir, even one swapped
+        in while this runs: every folder below the trust dir is opened relative
+        to its parent's handle with ``O_NOFOLLOW | O_DIRECTORY`` (created when
+        missing), each file is written as a temporary file in its folder's
+        handle and renamed within it.  A folder that is a symlink is followed
+        only when its real path stays inside the trust dir, and then reached
+        again component by component without following links.  ``root`` is
+        fsynced before its rename; every folder written to is fsynced.
+
+        Raises ``unsafe-path`` (a folder leaves the trust dir, or turned into
+        a symlink while being written) and ``OSError`` for the rest.
+        """
+        metadata = self.metadata_dir(gun)
+        for role, _data in files:
+            if not (validate_role_name(role) or is_versioned_root(role)):
+                raise UsageError("unsafe-path", f"invalid role name {_show(role)}", role=role)
+        base = metadata.relative_to(self.root).parts
+        self.root.mkdir(parents=True, exist_ok=True)
+        root_fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        dirs: dict[tuple[str, ...], int] = {}
+        try:
+            for role, data in files:
+                *folders, name = role.split("/")
+                lexical = (*base, *folders)
+                dir_fd = dirs.get(lexical)
+                if dir_fd is None:
+                    dir_fd = self._open_beneath(root_fd, lexical, metadata, role)
+                    dirs[lexical] = dir_fd
+                replace_at(dir_fd, name + ".json", data, durable=role == "root")
+                if role == "root":
+                    os.fsync(dir_fd)
+            for dir_fd in dirs.values():
+                os.fsync(dir_fd)
+        finally:
+            for dir_fd in dirs.values():
+                os.close(dir_fd)
+            os.close(root_fd)
+
+    def _open_beneath(
+        self, root_fd: int, lexical: tuple[str, ...], metadata: Path, role: str
+    ) -> int:
+        try:
+            return open_dir_beneath(root_fd, lexical)
+        except SymlinkInPath:
+            pass
+        # a symlinked folder: allowed while it stays inside the trust dir
+        where = self.root.joinpath(*lexical)
+        real = os.path.realpath(where)
+        root_real = self._root_real()
+        if not _is_within(real, root_real):
+            raise UsageError(
+                "unsafe-path",
+                f"{_show(str(where), 200)} resolves to {_show(real, 200)}, outside the trust "
+                f"dir {_show(str(self.root), 200)}; not writing",
+                role=role,
+            )
+        inside = tuple(p for p in os.path.relpath(real, root_real).split("/") if p != ".")
+        try:
+            return open_dir_beneath(root_fd, inside)
+        except SymlinkInPath as e:
+            raise UsageError(
+                "unsafe-path",
+                f"{_show(str(metadata), 200)}: a folder turned into a symlink while trust data "
+                "was written; not writing",
+                role=role,
+            ) from e
