@@ -1185,6 +1185,8 @@ def _shared_findings(index: list[KeyIndexEntry]) -> list[Finding]:
 
 
 def _key_index(audits: Sequence[CollectionAudit]) -> list[KeyIndexEntry]:
+    from .reference import identity
+
     index: dict[str, KeyIndexEntry] = {}
     for a in audits:
         roles = {r.name: r for r in a.roles}
@@ -1215,7 +1217,7 @@ def _key_index(audits: Sequence[CollectionAudit]) -> list[KeyIndexEntry]:
             role_keys = len({x.ident for x in a.keys if x.role == k.role})
             entry.uses.append(
                 KeyUse(
-                    gun=a.gun,
+                    gun=identity(a.gun),  # one identity per repository (docs/pinning.md)
                     role=k.role,
                     key_id=k.key_id,
                     threshold=role.threshold if role is not None else None,

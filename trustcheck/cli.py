@@ -508,6 +508,13 @@ def pin_add(
     if isinstance(got, TrustcheckError):
         raise got
     col = got
+    if pattern is not None:
+        from .pins import normalise_pattern
+
+        try:
+            pattern = normalise_pattern(pattern)
+        except ValueError as e:
+            fail_usage(f"--pattern {pattern[:80]!r} {e}")
     target = pattern or ref.gun
     if pattern is not None and not PinEntry(pattern).matches(ref.gun):
         fail_usage(f"--pattern {pattern!r} does not match {ref.gun}")
@@ -581,12 +588,18 @@ def pin_remove(
     pins: PinsOpt = None,
 ) -> None:
     """Remove a pin entry."""
+    import contextlib
+
     from .pins import load_pins, write_pins
 
     file = _pin_file(pins)
     if not file.is_file():
         fail_usage(f"no pin file at {file}")
     pinset = load_pins(file)
+    from .pins import normalise_pattern
+
+    with contextlib.suppress(ValueError):  # entries are stored under their identity
+        pattern = normalise_pattern(pattern)
     kept = [e for e in pinset.entries if e.pattern != pattern]
     if len(kept) == len(pinset.entries):
         fail_usage(f"{file} has no entry {pattern!r} (see `trustcheck pin list`)")

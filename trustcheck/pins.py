@@ -22,6 +22,8 @@ from typing import Any
 
 from .crypto import TufKey, canonical_key_id, cert_of
 from .errors import NotTrusted, UsageError
+from .reference import AmbiguousDomain, canonical_domain, identity, parse_repository_name
+from .trustdir import validate_role_name
 
 __all__ = [
     "KINDS",
@@ -32,6 +34,8 @@ __all__ = [
     "identifiers_of_cert",
     "identifiers_of_key",
     "load_pins",
+    "normalise_pattern",
+    "signer_pin_problem",
     "write_pins",
 ]
 
@@ -86,8 +90,10 @@ class PinEntry:
         return gun == self.pattern
 
     def specificity(self) -> tuple[int, int, int]:
+        """Sort key, larger wins: an exact GUN, then (notary's order) every
+        ``certs``/TOML entry before any ``ca`` entry, then the longer prefix."""
         exact = 0 if self.pattern.endswith("*") else 1
-        return (exact, len(self.pattern), -self.priority)
+        return (exact, -self.priority, len(self.pattern))
 
 
 @dataclass(slots=True)
@@ -97,13 +103,19 @@ class PinSet:
     path: Path | None = None
 
     def lookup(self, gun: str) -> PinEntry | None:
-        """The most specific entry matching ``gun``: exact beats wildcard, longer beats shorter."""
+        """The entry that applies to ``gun`` (by its identity), see :meth:`PinEntry.specificity`.
+
+        notary's order (``trustpinning/trustpin.go``): an exact ``certs`` GUN,
+        else the longest ``certs`` wildcard, else the longest ``ca`` prefix. A
+        trustcheck pin file has no ``ca`` tier: exact, else the longest prefix.
+        """
+        gun = identity(gun)
         found = [e for e in self.entries if e.matches(gun)]
         return max(found, key=PinEntry.specificity) if found else None
 
     def unmatched(self, guns: Iterable[str]) -> list[PinEntry]:
         """Entries that match none of ``guns`` (reported by ``pin list``)."""
-        guns = list(guns)
+        guns = [identity(g) for g in guns]
         return [e for e in self.entries if not any(e.matches(g) for g in guns)]
 
 
@@ -119,15 +131,96 @@ def _bad(path: Path, message: str) -> UsageError:
     return UsageError("pin-file-invalid", f"{path}: {message}")
 
 
-def _check_pattern(path: Path, pattern: str) -> str:
+def normalise_pattern(pattern: str) -> str:
+    """A pin key in its identity form; raises ``ValueError`` with the reason.
+
+    An exact key is a repository name and becomes its identity
+    (:func:`trustcheck.reference.identity`: ``EXAMPLE.com:443/team/app`` is
+    ``example.com/team/app``, ``alpine`` is ``docker.io/library/alpine``); a
+    name the reference grammar refuses can never match an image and is an
+    error. A ``prefix*`` key has its registry folded the same way when the
+    prefix names one completely (``Index.Docker.IO/library/*`` is
+    ``docker.io/library/*``; a first component without '.', ':' or
+    ``localhost`` is a Docker Hub namespace: ``team/*`` is ``docker.io/team/*``);
+    a prefix without '/' is only lower-cased.
+    """
     body = pattern[:-1] if pattern.endswith("*") else pattern
     if not pattern or "*" in body or any(c.isspace() or ord(c) < 32 for c in pattern):
+        raise ValueError(
+            "must be a GUN or a prefix ending in '*' (e.g. registry.example.com/team/*)"
+        )
+    if not pattern.endswith("*"):
+        try:
+            return parse_repository_name(pattern)
+        except UsageError as e:
+            reason = e.message.partition(": ")[2].rpartition(" (expected")[0] or e.message
+            raise ValueError(
+                f"is not a repository name ({reason}); such a pin can never apply"
+            ) from None
+    first, slash, rest = body.partition("/")
+    if not slash:
+        return pattern.lower()
+    if first == "localhost" or "." in first or ":" in first or first.lower() != first:
+        try:
+            host = canonical_domain(first)
+        except AmbiguousDomain as e:
+            raise ValueError(f"registry {first[:60]!r}: {e}") from None
+    else:
+        host, rest = "docker.io", body
+    return f"{host}/{rest}*"
+
+
+def _check_pattern(path: Path, pattern: str) -> str:
+    try:
+        return normalise_pattern(pattern)
+    except ValueError as e:
+        raise _bad(path, f"pattern {pattern[:80]!r} {e}") from None
+
+
+def signer_pin_problem(name: object) -> str | None:
+    """Why a signer pin for ``name`` could never apply, or None when it can.
+
+    A signer pin names a delegation without its ``targets/`` prefix; the
+    base role ``targets`` and any name no delegation can have (notary §5.1,
+    :func:`trustcheck.trustdir.validate_role_name`) are refused.
+    """
+    if not isinstance(name, str) or name == "":
+        return "a signer name is empty"
+    if name == "targets":
+        return (
+            "'targets' is the base role, signed by the repository key listed in root.json "
+            "(pin it with root); a signer pin applies to a delegation only (e.g. releases, "
+            "alice)"
+        )
+    if not validate_role_name("targets/" + name):
+        return (
+            f"{name[:80]!r} is not a name any delegation can have (notary: 'targets/' + the "
+            "name uses only a-z, 0-9, '-', '_', '/', is shorter than 256 bytes and has no "
+            "empty, '.' or '..' component), so this pin could never apply; write the "
+            "delegation without 'targets/', e.g. releases or team/alice"
+        )
+    return None
+
+
+def _check_signer(path: Path, where: str, name: str) -> str:
+    problem = signer_pin_problem(name)
+    if problem is not None:
+        raise _bad(path, f"{where}: {problem}")
+    return name
+
+
+def _add(path: Path, entries: dict[str, PinEntry], entry: PinEntry, raw: str) -> None:
+    """Add ``entry``; two keys that are spellings of one name are an error."""
+    key = (entry.pattern, entry.priority)
+    other = entries.get(f"{key}")
+    if other is not None:
         raise _bad(
             path,
-            f"pattern {pattern[:80]!r} must be a GUN or a prefix ending in '*' "
-            "(e.g. registry.example.com/team/*)",
+            f"{raw[:80]!r} and {other.source.rpartition(': ')[2]} are the same repository "
+            f"{entry.pattern!r} (names are compared by their identity, docs/pinning.md); "
+            "merge them into one entry",
         )
-    return pattern
+    entries[f"{key}"] = entry
 
 
 def _ids(path: Path, where: str, value: Any) -> list[Identifier]:
@@ -167,10 +260,10 @@ def load_pins(path: Path) -> PinSet:
     no_tofu = doc.get("no_tofu", False)
     if not isinstance(no_tofu, bool):
         raise _bad(path, "'no_tofu' must be true or false")
-    entries: list[PinEntry] = []
-    for pattern, body in pins.items():
-        where = f'pins."{pattern}"'
-        _check_pattern(path, pattern)
+    entries: dict[str, PinEntry] = {}
+    for raw, body in pins.items():
+        where = f'pins."{raw}"'
+        pattern = _check_pattern(path, raw)
         if not isinstance(body, dict):
             raise _bad(path, f"{where} must be a table")
         extra = set(body) - {"root", "ca", "signers"}
@@ -189,9 +282,10 @@ def load_pins(path: Path) -> PinSet:
         if not isinstance(signers, dict):
             raise _bad(path, f"{where}.signers must be a table of name = [identifiers]")
         for name, ids in signers.items():
+            _check_signer(path, f"{where}.signers", name)
             entry.signers[name] = _ids(path, f"{where}.signers.{name}", ids)
-        entries.append(entry)
-    return PinSet(entries=entries, no_tofu=no_tofu, path=path)
+        _add(path, entries, entry, raw)
+    return PinSet(entries=list(entries.values()), no_tofu=no_tofu, path=path)
 
 
 def _load_notary_config(path: Path, data: bytes) -> PinSet:
@@ -207,39 +301,37 @@ def _load_notary_config(path: Path, data: bytes) -> PinSet:
     if not isinstance(tp, dict):
         raise _bad(path, "trust_pinning must be an object")
     tp = {str(k).lower(): v for k, v in tp.items()}
-    entries: list[PinEntry] = []
+    entries: dict[str, PinEntry] = {}
     certs = tp.get("certs", {})
     if not isinstance(certs, dict):
         raise _bad(path, "trust_pinning.certs must map GUNs to lists of key IDs")
-    for pattern, ids in certs.items():
-        _check_pattern(path, pattern)
+    for raw, ids in certs.items():
+        pattern = _check_pattern(path, raw)
         if not isinstance(ids, list) or not ids:
-            raise _bad(path, f"trust_pinning.certs[{pattern!r}] must be a non-empty list")
-        entries.append(
-            PinEntry(
-                pattern=pattern,
-                root=[Identifier.parse(f"keyid:{i}", f"{path}: certs[{pattern!r}]") for i in ids],
-                source=f"{path}: trust_pinning.certs[{pattern!r}]",
-            )
+            raise _bad(path, f"trust_pinning.certs[{raw!r}] must be a non-empty list")
+        entry = PinEntry(
+            pattern=pattern,
+            root=[Identifier.parse(f"keyid:{i}", f"{path}: certs[{raw!r}]") for i in ids],
+            source=f"{path}: trust_pinning.certs[{raw!r}]",
         )
+        _add(path, entries, entry, f"trust_pinning.certs[{raw!r}]")
     cas = tp.get("ca", {})
     if not isinstance(cas, dict):
         raise _bad(path, "trust_pinning.ca must map GUN prefixes to CA bundle paths")
     for prefix, ca in cas.items():
         if not isinstance(ca, str) or not ca:
             raise _bad(path, f"trust_pinning.ca[{prefix!r}] must be a path")
-        entries.append(
-            PinEntry(
-                pattern=_check_pattern(path, prefix + "*"),
-                ca=(path.parent / ca).resolve(),
-                priority=1,  # notary consults certs first
-                source=f"{path}: trust_pinning.ca[{prefix!r}]",
-            )
+        entry = PinEntry(
+            pattern=_check_pattern(path, prefix + "*"),
+            ca=(path.parent / ca).resolve(),
+            priority=1,  # notary consults every certs entry before any ca entry
+            source=f"{path}: trust_pinning.ca[{prefix!r}]",
         )
+        _add(path, entries, entry, f"trust_pinning.ca[{prefix!r}]")
     no_tofu = tp.get("disable_tofu", False)
     if not isinstance(no_tofu, bool):
         raise _bad(path, "trust_pinning.disable_tofu must be true or false")
-    return PinSet(entries=entries, no_tofu=no_tofu, path=path)
+    return PinSet(entries=list(entries.values()), no_tofu=no_tofu, path=path)
 
 
 # ----------------------------------------------------------------------------- writing

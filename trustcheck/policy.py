@@ -33,7 +33,13 @@ from urllib.parse import urlsplit
 
 from .errors import NotTrusted, TrustcheckError, UsageError
 from .pins import KINDS, Identifier, PinEntry, PinSet
-from .reference import ImageRef
+from .reference import (
+    AmbiguousDomain,
+    ImageRef,
+    canonical_domain,
+    identity,
+    parse_repository_name,
+)
 
 if TYPE_CHECKING:
     import yaml
@@ -197,11 +203,35 @@ class Pattern:
 
 
 def match_name(ref: ImageRef) -> str:
-    """The string patterns are matched against: the normalised repository name with
-    the registry in lower case (registry names are case-insensitive; a deny rule
-    must not be bypassed by ``EVIL.io``)."""
-    domain, _, path = ref.name.partition("/")
-    return f"{domain.lower()}/{path}"
+    """The string patterns are matched against: the repository's identity
+    (:func:`trustcheck.reference.identity`; a deny rule must not be bypassed by
+    ``EVIL.io``, ``evil.io:443`` or ``index.docker.io``)."""
+    return identity(ref.name)
+
+
+def normalise_pattern_text(text: str) -> str:
+    """A rule's pattern with its registry in identity form (the same folding as
+    image names, :func:`trustcheck.reference.canonical_domain`); a pattern with
+    no wildcard is a name and becomes its identity (``docker.io/alpine`` is
+    ``docker.io/library/alpine``). Raises ValueError for a registry spelling
+    refused as ambiguous."""
+    domain, slash, rest = text.partition("/")
+    if not slash or domain in ("*", "**"):
+        return text
+    if any(c in _WILD for c in domain):
+        return f"{domain.lower()}/{rest}"  # '*.Example.com': only the case folds
+    if _is_registry(domain.lower()) or domain.lower() != domain:
+        try:
+            domain = canonical_domain(domain)
+        except AmbiguousDomain as e:
+            raise ValueError(f"registry {domain[:60]!r}: {e}") from None
+    folded = f"{domain}/{rest}"
+    if not any(c in _WILD for c in folded):
+        try:
+            return parse_repository_name(folded)
+        except UsageError:
+            return folded  # Pattern.parse says what is wrong with it
+    return folded
 
 
 # ----------------------------------------------------------------------------- the model
@@ -473,7 +503,12 @@ class _Loader:
                 raise self.fail(
                     snode, f"{where}.signers", "must be a mapping of signer name: [identifiers]"
                 )
-            for name, (_knode, vnode) in signers.items():
+            from .pins import signer_pin_problem
+
+            for name, (knode, vnode) in signers.items():
+                problem = signer_pin_problem(name)
+                if problem is not None:
+                    raise self.fail(knode, f"{where}.signers", problem)
                 entry.signers[name] = self.identifiers(vnode, f"{where}.signers.{name}")
         return PinSet(entries=[entry]), f"{self.at(node)} ({where}, inline)"
 
@@ -618,10 +653,8 @@ def _rule(
         raise ld.fail(node, f"{where}.pattern", "missing; every rule needs an image pattern")
     pnode = keys["pattern"][1]
     ptext = ld.string(pnode, f"{where}.pattern").strip()
-    domain, slash, rest = ptext.partition("/")
-    if slash:  # registry names are case-insensitive: compare them in lower case
-        ptext = f"{domain.lower()}/{rest}"
-    try:
+    try:  # one identity per repository: registry aliases fold as in image names
+        ptext = normalise_pattern_text(ptext)
         pattern = Pattern.parse(ptext)
     except ValueError as e:
         raise ld.fail(pnode, f"{where}.pattern", f"{ptext[:100]!r} {e}") from e

@@ -21,12 +21,25 @@ Normalisation (what Docker does):
 * ``latest`` is added only when neither a tag nor a digest was given.
 
 The GUN (trust collection name) is the normalised repository name.
+
+One identity per repository (docs/pinning.md "Names"): on top of Docker's
+normalisation, :func:`canonical_domain` folds the spellings of one registry
+that Docker keeps apart but that reach the same registry and the same
+repository (host case, ``:443``, a port with leading zeros, IPv6 spellings,
+the Docker Hub host names ``index.docker.io`` / ``registry-1.docker.io`` /
+``registry.hub.docker.com``), and refuses host spellings whose meaning
+depends on the resolver (numeric hosts that are not a canonical IPv4
+address, IPv4-mapped IPv6, a trailing dot). Every decision keyed on a name
+(pins, signer pins, policy rules, state, trust-dir and cache paths, the
+webhook cache, audit's key index) uses :func:`identity` of the name.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from trustcheck.errors import UsageError
 
@@ -36,12 +49,21 @@ __all__ = [
     "MAX_REFERENCE_LENGTH",
     "MAX_REPOSITORY_PATH_LENGTH",
     "ImageRef",
+    "canonical_domain",
+    "identity",
     "parse_reference",
+    "parse_repository_name",
 ]
 
 DEFAULT_DOMAIN = "docker.io"
 LEGACY_DEFAULT_DOMAIN = "index.docker.io"
 OFFICIAL_REPO_PREFIX = "library/"
+#: Host names that serve Docker Hub's registry: all folded to ``docker.io``.
+DOCKER_HUB_ALIASES = frozenset(
+    {"docker.io", "index.docker.io", "registry-1.docker.io", "registry.hub.docker.com"}
+)
+#: The port an https registry uses when none is given: ``host:443`` is ``host``.
+DEFAULT_HTTPS_PORT = 443
 DEFAULT_TAG = "latest"
 
 #: Longest repository path (the name without its domain), as in
@@ -171,6 +193,76 @@ def _split_docker_domain(text: str) -> tuple[str, str]:
     return domain, remainder
 
 
+class AmbiguousDomain(ValueError):
+    """A registry spelling refused because its meaning depends on the resolver."""
+
+
+def _split_port(domain: str) -> tuple[str, str | None]:
+    if domain.startswith("["):
+        host, _, rest = domain.partition("]")
+        host += "]"
+        return host, (rest[1:] if rest.startswith(":") else None)
+    host, sep, port = domain.rpartition(":")
+    return (host, port) if sep else (domain, None)
+
+
+def canonical_domain(domain: str) -> str:
+    """The one spelling of a registry ``host[:port]`` (grammar-valid input).
+
+    Folded: letter case; ``:443`` (the https default) and leading zeros of a
+    port; an IPv6 address to its compressed lower-case form; the Docker Hub
+    host names (:data:`DOCKER_HUB_ALIASES`) to ``docker.io``.
+
+    Refused with :class:`AmbiguousDomain` (a ``ValueError``): a single-label
+    host without a port other than ``localhost`` (Docker takes ``Docker/x`` as
+    the registry ``Docker`` only for its capital letter; ``docker/x`` is a Docker
+    Hub repository, so no spelling of it is safe); port 0 or above
+    65535; a host made only of digits and dots that is not a canonical
+    dotted-quad IPv4 address (``127.1``, ``127.000.000.001``: resolvers
+    disagree on what they mean); an IPv4-mapped or -compatible IPv6 address
+    (another spelling of an IPv4 registry); an invalid IPv6 address.
+    """
+    host, port = _split_port(domain.lower())
+    if port is None and "." not in host and host != "localhost" and not host.startswith("["):
+        raise AmbiguousDomain(
+            "it is taken as a registry only because of its upper-case letters, and in lower "
+            "case it would name a Docker Hub namespace; write the registry's full host name "
+            "or host:port"
+        )
+    if port is not None:
+        if not port.isdigit():
+            raise AmbiguousDomain(f"port {port[:20]!r} is not a number")
+        number = int(port)
+        if not 0 < number <= 65535:
+            raise AmbiguousDomain(f"port {port[:20]} is not between 1 and 65535")
+        port = None if number == DEFAULT_HTTPS_PORT else str(number)
+    if host.startswith("["):
+        try:
+            address = ipaddress.IPv6Address(host[1:-1])
+        except ValueError:
+            raise AmbiguousDomain(f"{host[:60]} is not an IPv6 address") from None
+        if address.ipv4_mapped is not None or (
+            address.packed[:12] == bytes(12) and int(address) > 1
+        ):
+            raise AmbiguousDomain(
+                f"{host[:60]} is an IPv4 address written as IPv6; write the IPv4 address"
+            )
+        host = f"[{address.compressed}]"
+    elif host and all(c.isdigit() or c == "." for c in host):
+        try:
+            canonical = str(ipaddress.IPv4Address(host))
+        except ValueError:
+            canonical = ""
+        if canonical != host:
+            raise AmbiguousDomain(
+                f"{host[:60]!r} is not a dotted-quad IPv4 address without leading zeros; "
+                "resolvers read such numeric hosts differently"
+            )
+    if host in DOCKER_HUB_ALIASES:
+        host = DEFAULT_DOMAIN
+    return host if port is None else f"{host}:{port}"
+
+
 def _precheck(text: str) -> None:
     """Refuse the things no reference may contain, with a precise reason."""
     if text == "":
@@ -225,6 +317,12 @@ def _diagnose(text: str, domain: str, remainder: str) -> UsageError:
         )
     if domain in (".", ".."):
         return _fail(text, f"the repository path has a {domain!r} component")
+    if _split_port(domain)[0].endswith("."):
+        return _fail(
+            text,
+            f"registry {_show(domain)} ends with '.': a trailing dot is another spelling of "
+            "the same host; write the host without it",
+        )
     if not _DOMAIN_RE.fullmatch(domain) and not _PATH_COMPONENT_RE.fullmatch(domain):
         return _fail(
             text, f"registry {_show(domain)} is not a valid host name[:port] or [IPv6][:port]"
@@ -296,4 +394,44 @@ def parse_reference(text: str) -> ImageRef:
         _check_digest(text, digest)
     if tag is None and digest is None:
         tag = DEFAULT_TAG
+    if split is not None and split.group("domain") is not None:
+        try:
+            host = canonical_domain(split.group("domain"))
+        except AmbiguousDomain as e:
+            raise _fail(text, f"registry {_show(split.group('domain'))}: {e}") from None
+        if host == DEFAULT_DOMAIN and "/" not in path:
+            path = OFFICIAL_REPO_PREFIX + path
+        name = f"{host}/{path}"
     return ImageRef(name=name, tag=tag, digest=digest)
+
+
+def parse_repository_name(text: str) -> str:
+    """The identity of a repository name given without tag or digest (a pin key,
+    a policy name): raises ``invalid-reference`` for anything else."""
+    if "@" in text or ":" in text.rpartition("/")[2]:
+        raise _fail(text, "a repository name has no tag or digest")
+    return parse_reference(text).name
+
+
+@lru_cache(maxsize=4096)
+def identity(name: str) -> str:
+    """The one identity of a repository name; every keyed decision calls this.
+
+    A name the reference grammar accepts is normalised as
+    :func:`parse_reference` does (Docker's rules, then
+    :func:`canonical_domain`); an already normal name is returned unchanged.
+    A name the grammar refuses can never come from an image reference, has no
+    aliases and is its own identity (a notary GUN may be any string). So is a
+    name without a registry (``a/b``): every GUN trustcheck derives from an
+    image reference is fully qualified, and user input that may be a familiar
+    name (pin keys, policy patterns) goes through :func:`parse_repository_name`.
+    """
+    first, slash, _ = name.partition("/")
+    if not slash or not (
+        first == "localhost" or "." in first or ":" in first or first.lower() != first
+    ):
+        return name
+    try:
+        return parse_repository_name(name)
+    except UsageError:
+        return name

@@ -4,7 +4,7 @@ Used when no pin applies (trust on first use), and always for rollback
 protection: versions may not go down, and a new root is accepted only as a
 rotation signed by the previously trusted root (see verify.py).
 
-Layout: ``<state dir>/v1/<sha256(GUN)[:32]>.json`` (the GUN itself is stored
+Layout: ``<state dir>/v1/<sha256(identity(GUN))[:32]>.json`` (the GUN itself is stored
 inside and checked), one lock file beside each. Writes are atomic and the
 read-verify-write cycle of one GUN runs under an exclusive lock, so parallel
 runs lose nothing.
@@ -24,6 +24,7 @@ from pathlib import Path
 
 from .errors import UsageError
 from .fsutil import atomic_write, locked
+from .reference import identity
 
 __all__ = ["GunState", "StateStore", "default_state_dir"]
 
@@ -61,7 +62,9 @@ class StateStore:
         self.path = path
 
     def _file(self, gun: str) -> Path:
-        return self.path / "v1" / (hashlib.sha256(gun.encode()).hexdigest()[:32] + ".json")
+        # keyed on the identity: no alias spelling of a name has a state of its own
+        digest = hashlib.sha256(identity(gun).encode()).hexdigest()
+        return self.path / "v1" / (digest[:32] + ".json")
 
     def _corrupt(self, file: Path, why: str) -> UsageError:
         return UsageError(
@@ -82,7 +85,7 @@ class StateStore:
             raise self._corrupt(file, "too large")
         try:
             doc = json.loads(data)
-            if doc["gun"] != gun:
+            if identity(str(doc["gun"])) != identity(gun):
                 raise self._corrupt(file, f"it belongs to {doc['gun']!r}")
             root = base64.b64decode(doc["root"], validate=True) if doc["root"] else None
             versions = {str(k): int(v) for k, v in doc["versions"].items()}
@@ -117,7 +120,7 @@ class StateStore:
         if previous is not None and previous.root == root and merged == previous.versions:
             return previous  # nothing new: no write (and no fsync) at all
         return GunState(
-            gun=gun,
+            gun=identity(gun),
             root=root,
             versions=merged,
             updated=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),

@@ -10,7 +10,9 @@ Layout (as the notary client writes it)::
 Safety rules, applied before the file system is touched:
 
 * a GUN must be a relative path of clean, non-empty components
-  (:func:`validate_gun`); a role must be a base role or a valid notary
+  (:func:`validate_gun`); its folder is named by the GUN's identity
+  (:func:`trustcheck.reference.identity`: ``EXAMPLE.com:443/x`` reads
+  ``tuf/example.com/x``); a role must be a base role or a valid notary
   delegation name (:func:`validate_role_name`). Anything else is a
   :class:`~trustcheck.errors.UsageError` with code ``unsafe-path``.
 * the real path of every file read must lie inside the real path of the trust
@@ -126,6 +128,12 @@ def validate_gun(gun: str) -> None:
             raise _unsafe_gun(gun, f"a component is longer than {_MAX_COMPONENT_BYTES} bytes")
 
 
+def _is_identity(gun: str) -> bool:
+    from .reference import identity
+
+    return identity(gun) == gun
+
+
 def is_versioned_root(role: str) -> bool:
     """``<N>.root``: a previous root version kept for rotations (``N.root.json``)."""
     version, dot, rest = role.partition(".")
@@ -186,7 +194,10 @@ class TrustDir:
     def metadata_dir(self, gun: str) -> Path:
         """``<root>/tuf/<gun>/metadata`` after :func:`validate_gun`."""
         validate_gun(gun)
-        return self.root / "tuf" / gun / "metadata"
+        from .reference import identity
+
+        # one identity per repository: an alias spelling reads the same folder
+        return self.root / "tuf" / identity(gun) / "metadata"
 
     def _role_path(self, gun: str, role: str) -> Path:
         metadata = self.metadata_dir(gun)

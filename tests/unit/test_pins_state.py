@@ -339,8 +339,10 @@ def test_notary_config_certs_before_ca_and_case_insensitive_keys(tmp_path: Path)
     same_prefix = pins.lookup("localhost/app")
     assert same_prefix is not None
     assert same_prefix.root == [Identifier("keyid", kid)] and same_prefix.ca is None
+    # notary (trustpinning/trustpin.go): any certs wildcard beats every ca prefix,
+    # even a longer one (issue 14 item 7)
     deeper = pins.lookup("localhost/deeper/app")
-    assert deeper is not None and deeper.ca == Path("/abs/deep.pem") and deeper.root == []
+    assert deeper is not None and deeper.pattern == "localhost/*" and deeper.ca is None
     exact = pins.lookup("localhost/exact")
     assert exact is not None and exact.pattern == "localhost/exact"
 
