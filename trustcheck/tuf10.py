@@ -2299,7 +2299,8 @@ def local_target_name(path: str) -> str:
     The target path itself (``bin/app.tgz`` -> ``bin/app.tgz``) when every
     component is a plain name; otherwise (``../x``, ``/etc/x``, ``a//b``,
     ``.``, a backslash or NUL) the whole path percent-encoded into one file
-    name as python-tuf does (``..%2Fx``), which never leaves the folder.
+    name as python-tuf does (``..%2Fx``; ``%2E`` for ``.``, ``%`` for the
+    empty path), which never leaves the folder.
     """
     parts = path.split("/")
     if (
@@ -2309,7 +2310,10 @@ def local_target_name(path: str) -> str:
         and all(len(p.encode("utf-8", "surrogatepass")) <= 255 for p in parts)
     ):
         return path
-    return quote(path, "")
+    name = quote(path, "")
+    if name in ("", ".", ".."):  # quote() leaves these; "%" and "%2E" it never writes
+        return name.replace(".", "%2E") or "%"
+    return name
 
 
 def _hashers(tf: TargetFile, path: str, role: str) -> dict[str, Any]:
@@ -2435,9 +2439,15 @@ class _TargetSource:
 
     def _http(self, name: str) -> Iterator[bytes]:
         assert self.url is not None
+        from tuf.api.exceptions import DownloadError
+        from urllib3.exceptions import HTTPError
+
         url = self.url + quote(name, "/")
         self.sess.loc.recorder.record(url, 0)
-        yield from self.sess.loc.fetcher.fetch(url)
+        try:
+            yield from self.sess.loc.fetcher.fetch(url)
+        except HTTPError as e:  # raised while streaming the body (e.g. a short read)
+            raise DownloadError(f"Failed to download {url}") from e
 
     def _local(self, name: str, cap: int) -> Iterator[bytes]:
         assert self.folder is not None

@@ -1,7 +1,8 @@
 """``trustcheck tuf ...``: standard TUF 1.0 repositories, verified with python-tuf.
 
 ``verify`` looks target paths up (the JSON shape of ``trustcheck verify
---json``), ``inspect`` lists roles, keys and targets, ``thumbprint`` prints
+--json``), ``refresh`` updates the trusted top-level metadata, ``download``
+fetches and verifies target files, ``inspect`` lists roles, keys and targets, ``thumbprint`` prints
 every key's identifiers for pinning, ``dialect`` tells Notary v1 trust data
 from TUF 1.0 metadata. See docs/tuf.md. The work lives in
 :mod:`trustcheck.tuf10`, imported inside the commands.
@@ -97,7 +98,9 @@ TargetsMaxOpt = Annotated[
 TargetPathsArg = Annotated[
     list[str],
     typer.Argument(
-        help="Target paths, e.g. trusted_root.json or bin/app-1.2.tgz.", show_default=False
+        help="Target paths, e.g. trusted_root.json or bin/app-1.2.tgz.",
+        metavar="TARGET",
+        show_default=False,
     ),
 ]
 
@@ -109,6 +112,8 @@ def register(app: typer.Typer) -> None:
         no_args_is_help=True,
     )
     tuf_app.command("verify")(tuf_verify)
+    tuf_app.command("refresh")(tuf_refresh)
+    tuf_app.command("download")(tuf_download)
     tuf_app.command("inspect")(tuf_inspect)
     tuf_app.command("thumbprint")(tuf_thumbprint)
     tuf_app.command("dialect")(tuf_dialect)
@@ -231,6 +236,147 @@ def tuf_verify(
         raise Exit(1)
 
 
+def tuf_refresh(
+    repo: RepoOpt,
+    root: RootOpt = None,
+    at: AtOpt = None,
+    as_json: JsonOpt = False,
+    pins: PinsOpt = None,
+    state_dir: StateOpt = None,
+    no_tofu: NoTofuOpt = False,
+    unsafe_http: UnsafeHttpOpt = False,
+    timeout: TufTimeoutOpt = 30.0,
+    unsafe_arbitrary_keyids: ArbitraryKeyidsOpt = False,
+    max_root_rotations: MaxRootRotationsOpt = 256,
+    root_max_length: RootMaxOpt = 512000,
+    timestamp_max_length: TimestampMaxOpt = 16384,
+    snapshot_max_length: SnapshotMaxOpt = 2000000,
+    targets_max_length: TargetsMaxOpt = 5000000,
+) -> None:
+    """Update the trusted top-level metadata of a TUF 1.0 repository (TUF client workflow).
+
+    Root rotation, timestamp, snapshot, targets; each role is recorded in the
+    state dir as soon as it verifies. Exit 0 when all verify, 1 when one does
+    not (the roles before it stay trusted), 2 on bad input.
+    """
+    from ..tuf10 import refresh
+
+    when, opts = _common(at, pins, state_dir, no_tofu)
+    result = refresh(
+        repo,
+        when,
+        opts,
+        root=_read_root(root, root_max_length),
+        limits=_limits(
+            max_root_rotations,
+            32,
+            root_max_length,
+            timestamp_max_length,
+            snapshot_max_length,
+            targets_max_length,
+        ),
+        unsafe_http=unsafe_http,
+        timeout=timeout,
+        allow_arbitrary_keyids=unsafe_arbitrary_keyids,
+    )
+    for w in result.warnings:
+        warn(w)
+    if as_json:
+        typer.echo(json.dumps(result.to_json(), indent=2, ensure_ascii=False))
+        return
+    for r in result.roles:
+        typer.echo(
+            f"TRUSTED      {r.name:<10} v{r.version:<5} expires {r.expires}  "
+            f"{len(r.signed_by)} of {len(r.keyids)} keys signed (threshold {r.threshold})"
+        )
+
+
+def tuf_download(
+    targets: TargetPathsArg,
+    repo: RepoOpt,
+    output: Annotated[
+        Path,
+        typer.Option(
+            "-o",
+            "--output-dir",
+            help="Folder to store the verified files in (a target bin/a.tgz goes to "
+            "DIR/bin/a.tgz).",
+        ),
+    ] = Path("."),
+    target_base_url: Annotated[
+        str | None,
+        typer.Option(
+            "--target-base-url",
+            help="Where the target files are: a folder or an https URL (default: targets/ "
+            "beside the metadata/ folder or URL).",
+            show_default=False,
+        ),
+    ] = None,
+    root: RootOpt = None,
+    at: AtOpt = None,
+    as_json: JsonOpt = False,
+    pins: PinsOpt = None,
+    state_dir: StateOpt = None,
+    no_tofu: NoTofuOpt = False,
+    unsafe_http: UnsafeHttpOpt = False,
+    timeout: TufTimeoutOpt = 30.0,
+    unsafe_arbitrary_keyids: ArbitraryKeyidsOpt = False,
+    max_root_rotations: MaxRootRotationsOpt = 256,
+    max_delegations: MaxDelegationsOpt = 32,
+    root_max_length: RootMaxOpt = 512000,
+    timestamp_max_length: TimestampMaxOpt = 16384,
+    snapshot_max_length: SnapshotMaxOpt = 2000000,
+    targets_max_length: TargetsMaxOpt = 5000000,
+) -> None:
+    """Download target files of a TUF 1.0 repository and verify them.
+
+    Each file is streamed into a temporary file beside its destination, cut
+    off at the signed length, checked against every signed hash, then renamed
+    into place; a file already there that matches is kept without fetching.
+    Exit 0 when every target was stored, 1 when any was not, 2 on bad input.
+    """
+    from ..tuf10 import download_targets
+
+    when, opts = _common(at, pins, state_dir, no_tofu)
+    results = download_targets(
+        repo,
+        targets,
+        output,
+        when,
+        opts,
+        target_base_url=target_base_url,
+        root=_read_root(root, root_max_length),
+        limits=_limits(
+            max_root_rotations,
+            max_delegations,
+            root_max_length,
+            timestamp_max_length,
+            snapshot_max_length,
+            targets_max_length,
+        ),
+        unsafe_http=unsafe_http,
+        timeout=timeout,
+        allow_arbitrary_keyids=unsafe_arbitrary_keyids,
+    )
+    if as_json:
+        typer.echo(
+            json.dumps({"results": [r.to_json() for r in results]}, indent=2, ensure_ascii=False)
+        )
+    else:
+        for r in results:
+            if r.error is None:
+                how = "kept, already verified" if r.reused else "downloaded"
+                typer.echo(
+                    f"TRUSTED      {r.path}  {r.digest}  -> {r.file}  ({how}; role {r.role})"
+                )
+            else:
+                typer.echo(f"NOT TRUSTED  {r.path}  [{r.error.code}] {r.error.message}")
+    if any(r.error is not None and r.error.exit_code == 2 for r in results):
+        raise Exit(2)
+    if any(r.error is not None for r in results):
+        raise Exit(1)
+
+
 def tuf_inspect(
     repo: RepoOpt,
     root: RootOpt = None,
@@ -322,6 +468,7 @@ def tuf_dialect(
         typer.Argument(
             help="A metadata file (root.json, timestamp.json), a TUF repository folder or a "
             "Notary GUN folder (<trust-dir>/tuf/<GUN>/metadata).",
+            metavar="PATH",
             show_default=False,
         ),
     ],
