@@ -80,6 +80,11 @@ SEVERITIES = ("error", "warning")
 #: tests/unit/test_audit.py keeps the two in step.
 FINDINGS: dict[str, tuple[str, str]] = {
     "unverifiable": ("error", "the collection does not verify (the error code says why)"),
+    "collection-unreadable": (
+        "error",
+        "a collection in the trust dir cannot be read safely (symlink out of the trust dir, "
+        "unreadable folder, root.json not a regular file); it was not audited",
+    ),
     "cert-expired": ("error", "a root or signer certificate has expired"),
     "cert-expiring": ("warning", "a root or signer certificate expires within the horizon"),
     "cert-not-yet-valid": ("warning", "a root or signer certificate is not valid yet"),
@@ -854,6 +859,20 @@ def _failed(
         )
     if not pinned:
         audit_.findings.append(_unpinned(gun))
+    return audit_
+
+
+def unreadable_collection(path: str, code: str, why: str) -> CollectionAudit:
+    """A collection ``audit --all`` found but cannot read safely (see
+    :meth:`trustcheck.trustdir.TrustDir.list_guns`): unverifiable, with a
+    ``collection-unreadable`` finding, so it is counted and ``--fail-on error``
+    fails for it."""
+    message = f"tuf/{path} in the trust dir: {why}"
+    audit_ = CollectionAudit(gun=path, status="unverifiable", pinned=False)
+    audit_.error = AuditError(code, message)
+    audit_.findings.append(
+        Finding("collection-unreadable", f"{message}; not audited", gun=path, error_code=code)
+    )
     return audit_
 
 

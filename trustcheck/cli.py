@@ -7,6 +7,7 @@ modules are imported inside the commands so ``--help`` starts fast.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import sys
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from .cliopts import (
+    CONTEXT_SETTINGS,
     DEFAULT_REMOTE,
     AtOpt,
     ConcurrencyOpt,
@@ -37,6 +39,7 @@ from .cliopts import (
     TrustDirOpt,
     UnsafeHttpOpt,
     UserOpt,
+    VersionOpt,
     fail_usage,
     make_options,
     parse_at,
@@ -56,9 +59,17 @@ app = typer.Typer(
     help="Verify Docker Content Trust (Notary v1) trust data offline, exactly as notary does.",
     no_args_is_help=True,
     add_completion=False,
+    context_settings=CONTEXT_SETTINGS,
     pretty_exceptions_enable=False,
     pretty_exceptions_show_locals=False,  # locals can hold keys and tokens
 )
+
+
+def _root(version: VersionOpt = False) -> None:
+    """Verify Docker Content Trust (Notary v1) trust data offline, exactly as notary does."""
+
+
+app.callback()(_root)
 
 
 def _human_result(r: ImageResult) -> str:
@@ -138,7 +149,7 @@ def verify(
         cfg = remote.config()
         results = verify_images(
             images,
-            trust_dir_path(trust_dir),
+            trust_dir_path(trust_dir, must_exist=remote.offline),
             when,
             opts,
             cfg,
@@ -225,7 +236,7 @@ def inspect(
     opts = make_options(pins, state_dir, no_tofu, delegation_cert_expiry)
     cfg = remote.config()
     refs = [(i, parse_reference(i)) for i in images]
-    td = TrustDir(trust_dir_path(trust_dir))
+    td = TrustDir(trust_dir_path(trust_dir, must_exist=remote.offline))
     cols = collections_for(
         [r.gun for _, r in refs], td, when, opts, cfg, progress_reporter(len(refs))
     )
@@ -409,7 +420,10 @@ def fetch(
 def thumbprint(
     targets: Annotated[
         list[str],
-        typer.Argument(help="Images (their root and signer keys) or PEM/DER certificate files."),
+        typer.Argument(
+            help="Images (their root and signer keys) or PEM/DER certificate files.",
+            metavar="IMAGE|CERT",
+        ),
     ],
     trust_dir: TrustDirOpt = None,
     at: AtOpt = None,
@@ -434,7 +448,7 @@ def thumbprint(
     when = parse_at(at)
     opts = make_options(pins, state_dir, no_tofu, "warn")
     cfg = remote.config()
-    td = TrustDir(trust_dir_path(trust_dir))
+    td = TrustDir(trust_dir_path(trust_dir, must_exist=remote.offline))
     reports = []
     for t in targets:
         path = Path(t)
@@ -468,7 +482,7 @@ def _pin_file(pins: Path | None) -> Path:
 @pin_app.command("add")
 @remote_options
 def pin_add(
-    image: Annotated[str, typer.Argument(help="Image whose current root to pin.")],
+    image: Annotated[str, typer.Argument(help="Image whose current root to pin.", metavar="IMAGE")],
     trust_dir: TrustDirOpt = None,
     at: AtOpt = None,
     pins: PinsOpt = None,
@@ -504,7 +518,8 @@ def pin_add(
     when = parse_at(at)
     opts = make_options(file if file.is_file() else None, state_dir, False, "warn")
     cfg = remote.config()
-    got = collections_for([ref.gun], TrustDir(trust_dir_path(trust_dir)), when, opts, cfg)[ref.gun]
+    td = TrustDir(trust_dir_path(trust_dir, must_exist=remote.offline))
+    got = collections_for([ref.gun], td, when, opts, cfg)[ref.gun]
     if isinstance(got, TrustcheckError):
         raise got
     col = got
@@ -552,7 +567,7 @@ def pin_list(
     if not file.is_file():
         fail_usage(f"no pin file at {file}; create one with `trustcheck pin add IMAGE`")
     pinset = load_pins(file)
-    guns = TrustDir(trust_dir_path(trust_dir)).list_guns()
+    guns = TrustDir(trust_dir_path(trust_dir, must_exist=True)).list_guns()
     unmatched = {id(e) for e in pinset.unmatched(guns)}
     rows = [
         {
@@ -584,7 +599,9 @@ def pin_list(
 
 @pin_app.command("remove")
 def pin_remove(
-    pattern: Annotated[str, typer.Argument(help="The exact GUN or pattern of the entry.")],
+    pattern: Annotated[
+        str, typer.Argument(help="The exact GUN or pattern of the entry.", metavar="PATTERN")
+    ],
     pins: PinsOpt = None,
 ) -> None:
     """Remove a pin entry."""
@@ -638,17 +655,51 @@ def _app_for(argv: list[str]) -> typer.Typer:
                 one = typer.Typer(
                     name="trustcheck",
                     add_completion=False,
+                    context_settings=CONTEXT_SETTINGS,
                     pretty_exceptions_enable=False,
                     pretty_exceptions_show_locals=False,
                 )
                 one.registered_commands.append(info)
-                one.callback()(_group_marker)  # keep `trustcheck NAME ...` as the syntax
+                one.callback()(_root)  # keep `trustcheck NAME ...` as the syntax
                 return one
     return full_app()
 
 
-def _group_marker() -> None:
-    """Verify Docker Content Trust (Notary v1) trust data offline, exactly as notary does."""
+#: exit code when stdout's reader went away (``trustcheck inspect ... | head -1``):
+#: 128 + SIGPIPE, what a shell reports for any program a closed pipe ends
+EXIT_BROKEN_PIPE = 141
+
+
+def _stdout_gone() -> int:
+    """stdout is a closed pipe: point it at /dev/null so the final flush at exit
+    cannot fail again (no 'Exception ignored' traceback), and report 141."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # not a real file (tests): nothing to do
+        pass
+    return EXIT_BROKEN_PIPE
+
+
+def _pipe_closed() -> bool:
+    """Did a library turn a closed stdout pipe into ``sys.exit(1)``? typer then wraps
+    stdout in click's PacifyFlushWrapper; rich (help pages) points fd 1 at /dev/null."""
+    if type(sys.stdout).__name__ == "PacifyFlushWrapper":
+        return True
+    try:
+        return os.path.samestat(os.fstat(1), os.stat(os.devnull))
+    except OSError:
+        return False
+
+
+def _status(code: object) -> int:
+    """A click/typer exit status as an int; anything that is not a clean 0 fails."""
+    if code is None:
+        return 0
+    if isinstance(code, bool) or not isinstance(code, int):
+        return 1
+    return code
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -657,16 +708,28 @@ def main(argv: list[str] | None = None) -> int:
 
     args = list(sys.argv[1:] if argv is None else argv)
     try:
-        _app_for(args)(args=args, standalone_mode=False)
+        rv = _app_for(args)(args=args, prog_name="trustcheck", standalone_mode=False)
+        sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
+        # non-standalone click returns ctx.exit(N)'s code, or the command's return value
+        return _status(rv) if isinstance(rv, int) else 0
     except Exit as e:
         return e.code
     except TrustcheckError as e:
         typer.echo(f"error: [{e.code}] {e.message}", err=True)
         return e.exit_code
     except typer.Exit as e:
-        return int(e.exit_code or 0)
+        return _status(e.exit_code)
     except typer.Abort:
-        typer.echo("aborted", err=True)
+        typer.echo("error: aborted; nothing was trusted", err=True)
+        return 1
+    except SystemExit as e:  # typer and rich turn a broken pipe into sys.exit(1)
+        if e.code == 1 and _pipe_closed():
+            return _stdout_gone()
+        return _status(e.code) if e.code is not None else 0
+    except BrokenPipeError:
+        return _stdout_gone()
+    except KeyboardInterrupt:  # only in-process (the entry point exits on SIGINT itself)
+        typer.echo("interrupted; nothing was trusted", err=True)
         return 130
     except typer.TyperException as e:  # usage errors from the (vendored) click parser
         show = getattr(e, "show", None)
@@ -676,6 +739,8 @@ def main(argv: list[str] | None = None) -> int:
             typer.echo(f"error: {e}", err=True)
         return int(getattr(e, "exit_code", 2) or 2)
     except Exception as e:  # anything unexpected: fail closed, one line
+        if isinstance(e, OSError) and e.errno == errno.EPIPE:
+            return _stdout_gone()
         typer.echo(
             f"error: [internal-error] unexpected {type(e).__name__}: {e}; "
             "nothing was trusted. Please report this as a trustcheck bug.",

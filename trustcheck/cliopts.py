@@ -12,15 +12,57 @@ import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
+import typer.core
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from .api import Options
     from .remoteconfig import RemoteConfig
+
+#: every command (and group) takes -h as well as --help; sub-commands inherit it
+CONTEXT_SETTINGS: dict[str, Any] = {"help_option_names": ["-h", "--help"]}
+
+
+def _usage_metavar(self: Any, ctx: Any, *, usage: bool = False) -> str:
+    """``IMAGE...`` / ``[IMAGE]...`` in usage lines, instead of typer's ``{images}...``."""
+    if not usage:
+        return str(_typer_metavar(self, ctx, usage=usage))
+    var = self.metavar or (self.name or "").upper()
+    if self.nargs != 1 and not var.endswith("..."):
+        var += "..."
+    return f"[{var}]" if not self.required else str(var)
+
+
+_typer_metavar = typer.core.TyperArgument.make_metavar
+typer.core.TyperArgument.make_metavar = _usage_metavar  # type: ignore[method-assign]
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"trustcheck {version()}")
+        raise typer.Exit(0)
+
+
+def version() -> str:
+    """The installed trustcheck version (also in the metadata of ``--json`` reports)."""
+    from . import __version__
+
+    return __version__
+
+
+VersionOpt = Annotated[
+    bool,
+    typer.Option(
+        "--version",
+        help="Print the trustcheck version and exit.",
+        is_eager=True,
+        callback=_print_version,
+    ),
+]
 
 TrustDirOpt = Annotated[
     Path | None,
@@ -66,7 +108,8 @@ DceOpt = Annotated[
     ),
 ]
 ImagesArg = Annotated[
-    list[str], typer.Argument(help="Image references, e.g. alpine:3.20.", show_default=False)
+    list[str],
+    typer.Argument(help="Image references, e.g. alpine:3.20.", metavar="IMAGE", show_default=False),
 ]
 
 
@@ -83,21 +126,59 @@ def fail_usage(message: str) -> NoReturn:
     raise UsageError("invalid-argument", message)
 
 
+def _at_or_none(text: str) -> datetime | None:
+    try:
+        return datetime.fromisoformat(text.replace("z", "Z"))
+    except ValueError:
+        return None
+
+
+def _suggest_at(text: str) -> str:
+    """An RFC 3339 time (UTC) close to what was meant by ``text``, which
+    :func:`parse_at` accepts: ``2026-11-27`` -> ``2026-11-27T00:00:00Z``."""
+    cleaned = text.replace("/", "-").replace(".", "-", 2) if "T" not in text else text
+    at = _at_or_none(cleaned) or _at_or_none(text)
+    if at is None:
+        at = datetime.now(UTC).replace(microsecond=0)
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)
+    return at.isoformat().replace("+00:00", "Z")
+
+
 def parse_at(value: str | None) -> datetime:
+    """``--at``: an RFC 3339 time with a zone. A date, a time without a zone or
+    another spelling is a usage error that suggests a value this accepts."""
     if value is None:
         return datetime.now(UTC)
     text = value.strip()
-    try:
-        at = datetime.fromisoformat(text.replace("z", "Z"))
-    except ValueError:
-        fail_usage(f"--at {value!r} is not an RFC 3339 time; use e.g. --at 2026-01-31T12:00:00Z")
+    at = _at_or_none(text)
+    if at is None:
+        fail_usage(f"--at {value!r} is not an RFC 3339 time; use e.g. --at {_suggest_at(text)}")
     if at.tzinfo is None:
-        fail_usage(f"--at {value!r} has no time zone; add Z for UTC, e.g. {text}Z")
+        dated = "T" not in text.upper() and " " not in text
+        what = "is a date without a time" if dated else "has no time zone"
+        fail_usage(f"--at {value!r} {what}; for UTC use --at {_suggest_at(text)}")
     return at
 
 
-def trust_dir_path(value: Path | None) -> Path:
+def trust_dir_path(value: Path | None, *, must_exist: bool = False) -> Path:
+    """``--trust-dir``, else Docker's default trust dir.
+
+    ``must_exist``: the command only reads the trust dir (``--offline``), so an
+    explicit ``--trust-dir`` that is not a directory is a typo, not an empty
+    cache: ``trust-dir-missing`` (exit 2) naming it. Commands that fetch
+    create the folder, as docker does.
+    """
     if value is not None:
+        if must_exist and not value.is_dir():
+            from .errors import UsageError
+
+            what = "is not a directory" if value.exists() else "does not exist"
+            raise UsageError(
+                "trust-dir-missing",
+                f"--trust-dir {value} {what}; give the folder that holds tuf/<GUN>/metadata "
+                "(Docker's is ~/.docker/trust), or run trustcheck fetch to fill a new one",
+            )
         return value
     from .trustdir import default_trust_dir
 

@@ -363,7 +363,15 @@ def write_pins(pins: PinSet, path: Path) -> None:
                 for n, ids in sorted(e.signers.items())
             )
             lines.append(f"signers = {{ {inner} }}")
-    atomic_write(path, ("\n".join(lines) + "\n").encode())
+    try:
+        atomic_write(path, ("\n".join(lines) + "\n").encode())
+    except OSError as e:
+        where = f"{e.filename}: " if e.filename and str(e.filename) != str(path) else ""
+        raise UsageError(
+            "pin-file-unwritable",
+            f"pin file {path} cannot be written ({where}{e.strerror or e}); it was not "
+            "changed. Choose a writable path with --pins, or fix the folder's permissions",
+        ) from e
 
 
 # ----------------------------------------------------------------------------- matching

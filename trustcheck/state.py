@@ -17,7 +17,7 @@ import binascii
 import hashlib
 import json
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -95,16 +95,36 @@ class StateStore:
         except (ValueError, KeyError, TypeError, AttributeError, binascii.Error) as e:
             raise self._corrupt(file, f"malformed: {e}") from e
 
+    def _unwritable(self, e: OSError) -> UsageError:
+        where = f"{e.filename}: " if e.filename and str(e.filename) != str(self.path) else ""
+        return UsageError(
+            "state-dir-unwritable",
+            f"state dir {self.path} cannot be written ({where}{e.strerror or e}); nothing was "
+            "trusted. Point --state-dir or $TRUSTCHECK_STATE_DIR at a writable directory "
+            "(in a read-only container: a writable volume such as an emptyDir)",
+        )
+
     @contextmanager
     def session(self, gun: str) -> Iterator[tuple[GunState | None, _Recorder]]:
-        """Hold the GUN's lock; yield its state and a recorder for the new state."""
+        """Hold the GUN's lock; yield its state and a recorder for the new state.
+
+        A state dir that cannot be created, locked or written is a
+        ``state-dir-unwritable`` usage error (exit 2) naming it.
+        """
         file = self._file(gun)
-        with locked(file.with_suffix(".lock")):
+        with ExitStack() as stack:
+            try:
+                stack.enter_context(locked(file.with_suffix(".lock")))
+            except OSError as e:
+                raise self._unwritable(e) from e
             recorder = _Recorder()
             loaded = self.load(gun)
             yield loaded, recorder
             if recorder.state is not None and recorder.state is not loaded:
-                atomic_write(file, recorder.state.to_json(), mode=0o600)
+                try:
+                    atomic_write(file, recorder.state.to_json(), mode=0o600)
+                except OSError as e:
+                    raise self._unwritable(e) from e
 
     def record(
         self, previous: GunState | None, gun: str, root: bytes, versions: Mapping[str, int]

@@ -168,6 +168,26 @@ def _is_within(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip("/") + "/")
 
 
+def _unusable_collection(metadata: str, root_real: str) -> tuple[str, str] | None:
+    """Why the folder holding ``metadata`` is a collection that cannot be read
+    safely, as ``(error code, reason)``; None when it is no collection at all."""
+    if not os.path.lexists(metadata):
+        return None
+    if os.path.islink(metadata) and not _is_within(os.path.realpath(metadata), root_real):
+        return "unsafe-path", "metadata is a symlink that leaves the trust dir"
+    if not os.path.isdir(metadata):
+        return "trust-dir-unreadable", "metadata is not a folder"
+    root_json = os.path.join(metadata, "root.json")
+    if not os.path.lexists(root_json):
+        return "trust-dir-unreadable", "metadata/ has no root.json"
+    real = os.path.realpath(root_json)
+    if not _is_within(real, root_real):
+        return "unsafe-path", f"metadata/root.json is a symlink out of the trust dir (-> {real})"
+    if not os.path.exists(real):
+        return "trust-dir-unreadable", "metadata/root.json is a dangling symlink"
+    return "trust-dir-unreadable", "metadata/root.json is not a regular file"
+
+
 def _os_reason(exc: OSError) -> str:
     if exc.strerror:
         return exc.strerror
@@ -198,6 +218,18 @@ class TrustDir:
 
         # one identity per repository: an alias spelling reads the same folder
         return self.root / "tuf" / identity(gun) / "metadata"
+
+    def describe(self, gun: str) -> str:
+        """Where ``gun``'s trust data would be and what is missing there, for
+        ``no-trust-data`` messages: does the trust dir exist, the GUN's folder?"""
+        if not self.root.is_dir():
+            what = "is not a directory" if self.root.exists() else "does not exist"
+            return f"the trust dir {self.root} (which {what})"
+        metadata = self.metadata_dir(gun)
+        rel = metadata.relative_to(self.root)
+        if not metadata.is_dir():
+            return f"the trust dir {self.root} (it exists, but has no {rel})"
+        return f"the trust dir {self.root} (it exists, but {rel} has no root.json)"
 
     def _role_path(self, gun: str, role: str) -> Path:
         metadata = self.metadata_dir(gun)
@@ -292,14 +324,23 @@ class TrustDir:
             )
         return b"".join(chunks)
 
-    def list_guns(self) -> list[str]:
+    def list_guns(self, problems: list[tuple[str, str, str]] | None = None) -> list[str]:
         """Every GUN under ``tuf/`` that has ``metadata/root.json``, sorted.
 
         Symlinked folders are followed only while they stay inside the trust
         dir, and each folder is visited once (no symlink loops).  A GUN's own
         ``metadata`` and ``changelist`` folders are not searched for further
-        GUNs.  Unreadable folders are skipped.
+        GUNs.  Unreadable folders are skipped; with ``problems``, each one
+        skipped that way, and each collection that cannot be read safely (a
+        ``root.json`` or folder symlinked out of the trust dir, a ``root.json``
+        that is not a regular file, a ``metadata`` that is not a folder, an
+        invalid name), is appended as ``(path under tuf/, error code, why)``.
         """
+
+        def problem(parts: tuple[str, ...], code: str, why: str) -> None:
+            if problems is not None:
+                problems.append(("/".join(parts) or "tuf", code, why))
+
         tuf = self.root / "tuf"
         root_real = self._root_real()
         tuf_real = os.path.realpath(tuf)
@@ -316,7 +357,8 @@ class TrustDir:
             folder, parts = stack.pop() if stack else deferred.pop()
             try:
                 st = os.stat(folder)
-            except OSError:
+            except OSError as e:
+                problem(parts, "trust-dir-unreadable", f"cannot stat the folder ({_os_reason(e)})")
                 continue
             key = (st.st_dev, st.st_ino)
             if key in seen:
@@ -329,14 +371,23 @@ class TrustDir:
                 if _is_within(root_json, root_real) and os.path.isfile(root_json):
                     try:
                         validate_gun(gun)
-                    except UsageError:
-                        pass
+                    except UsageError as e:
+                        problem(parts, e.code, e.message)
                     else:
-                        found.append(gun)
+                        # a folder under an alias spelling (EXAMPLE.com/x) is never
+                        # read: metadata_dir() derives the path from the identity
+                        if _is_identity(gun):
+                            found.append(gun)
                         is_gun = True
+                else:
+                    why = _unusable_collection(os.path.join(folder, "metadata"), root_real)
+                    if why is not None:
+                        problem(parts, *why)
+                        is_gun = True  # its metadata folder holds no further GUNs
             try:
                 names = os.listdir(folder)
-            except OSError:
+            except OSError as e:
+                problem(parts, "trust-dir-unreadable", f"cannot list the folder ({_os_reason(e)})")
                 continue
             for name in sorted(names, reverse=True):
                 if is_gun and name in ("metadata", "changelist"):
@@ -344,6 +395,12 @@ class TrustDir:
                 entry = os.path.join(folder, name)
                 child = os.path.realpath(entry)
                 if not _is_within(child, root_real) or not os.path.isdir(child):
+                    if os.path.islink(entry) and not _is_within(child, root_real):
+                        problem(
+                            (*parts, name),
+                            "unsafe-path",
+                            f"the folder is a symlink that leaves the trust dir (-> {child})",
+                        )
                     continue
                 child_parts = (*parts, name)
                 if len("/".join(child_parts).encode("utf-8", "surrogateescape")) > MAX_GUN_LENGTH:

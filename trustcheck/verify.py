@@ -42,7 +42,7 @@ from .notary import (
     parse_timestamp,
 )
 from .timefmt import iso as _iso
-from .trustdir import MAX_DOWNLOAD_SIZE, MAX_TIMESTAMP_SIZE, validate_role_name
+from .trustdir import MAX_DOWNLOAD_SIZE, MAX_TIMESTAMP_SIZE, TrustDir, validate_role_name
 
 if TYPE_CHECKING:
     from .pins import Identifier, PinEntry
@@ -424,7 +424,7 @@ def verify_collection(
     if raw_root is None:
         raise NotTrusted(
             "no-trust-data",
-            f"no trust data for {gun} in the trust dir; pull or inspect it once with "
+            f"no trust data for {gun} in {where}; pull or inspect it once with "
             "content trust (docker trust inspect) or run trustcheck fetch",
         )
     root, root_keys, checks["root"], basis = _verify_root(
@@ -462,6 +462,8 @@ def verify_collection(
     check_hashes(raw_snap, snap_meta, "snapshot", "timestamp")
     snap = parse_snapshot(raw_snap)
     keyids, threshold = base("snapshot")
+        td = getattr(source, "trust_dir", None)
+        where = td.describe(gun) if isinstance(td, TrustDir) else "the trust dir"
     signed_by = verify_signatures(snap, root.keys, keyids, threshold)
     _check_min_version(snap, policy)
     check_snapshot_structure(snap)

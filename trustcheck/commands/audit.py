@@ -72,6 +72,7 @@ def audit(
         list[str] | None,
         typer.Argument(
             help="Images or repositories to audit (tags are ignored: every tag is audited).",
+            metavar="IMAGE",
             show_default=False,
         ),
     ] = None,
@@ -179,10 +180,12 @@ def audit(
     key_filter = normalise_key_query(key) if key is not None else None
     if all_guns and images:
         fail_usage("give images or --all, not both")
-    td = TrustDir(trust_dir_path(trust_dir))
+    offline = server is None and not fetch
+    td = TrustDir(trust_dir_path(trust_dir, must_exist=offline))
+    problems: list[tuple[str, str, str]] = []
     if all_guns:
-        guns = td.list_guns()
-        if not guns:
+        guns = td.list_guns(problems)
+        if not guns and not problems:
             warn(f"no collections in {td.root}")
     elif images:
         guns = list(dict.fromkeys(parse_reference(i).gun for i in images))
@@ -220,6 +223,10 @@ def audit(
     finally:
         if was_enabled:
             gc.enable()
+    if problems:
+        from trustcheck.audit import unreadable_collection
+
+        audits += [unreadable_collection(*p) for p in problems]
     report = build_report(audits, when, horizon=span, key_filter=key_filter)
     if key_filter is not None and not report.keys:
         warn(f"--key {key} matches no key of the audited collections")

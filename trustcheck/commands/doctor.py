@@ -29,6 +29,7 @@ TargetArg = Annotated[
     typer.Argument(
         help="An image (e.g. registry.example.com/team/app:v1) or a registry "
         "(host[:port] or https://host); none checks only the local setup.",
+        metavar="IMAGE|REGISTRY",
         show_default=False,
     ),
 ]

@@ -88,7 +88,7 @@ class _Run:
         self.when: datetime = parse_at(at)
         self.options = make_options(pins, state_dir, no_tofu, dce)
         self.remote = remote.config()
-        self.trust_dir = trust_dir_path(trust_dir)
+        self.trust_dir = trust_dir_path(trust_dir, must_exist=remote.offline)
 
     def decide(self, policy: Policy, images: list[str], refs: list[ImageRef]) -> list[Decision]:
         from ..policy import evaluate
@@ -236,7 +236,7 @@ def gate(
 
 
 def policy_check(
-    file: Annotated[Path, typer.Argument(help="The policy file to lint.")],
+    file: Annotated[Path, typer.Argument(help="The policy file to lint.", metavar="FILE")],
     as_json: JsonOpt = False,
 ) -> None:
     """Validate a policy file and list its rules.
@@ -364,7 +364,9 @@ def _explain_text(d: Decision, pol: Policy, ref: ImageRef, run: _Run) -> list[st
 
 
 def policy_explain(
-    image: Annotated[str, typer.Argument(help="The image to explain, e.g. alpine:3.20.")],
+    image: Annotated[
+        str, typer.Argument(help="The image to explain, e.g. alpine:3.20.", metavar="IMAGE")
+    ],
     policy: PolicyOpt,
     as_json: JsonOpt = False,
     trust_dir: TrustDirOpt = None,
@@ -447,7 +449,9 @@ def _run_tool(argv: list[str]) -> None:
 
 
 def pull(
-    image: Annotated[str, typer.Argument(help="The image to pull, e.g. alpine:3.20.")],
+    image: Annotated[
+        str, typer.Argument(help="The image to pull, e.g. alpine:3.20.", metavar="IMAGE")
+    ],
     policy: OptionalPolicyOpt = None,
     tool: Annotated[
         str,
@@ -541,7 +545,9 @@ def _digest_ref(image: str) -> ImageRef:
 
 
 def quarantine_release(
-    image: Annotated[str, typer.Argument(help="IMAGE@sha256:DIGEST, as quarantined.")],
+    image: Annotated[
+        str, typer.Argument(help="IMAGE@sha256:DIGEST, as quarantined.", metavar="IMAGE@DIGEST")
+    ],
     policy: PolicyOpt,
     mark_failed: Annotated[
         bool,
@@ -611,7 +617,7 @@ def quarantine_release(
 
 
 def quarantine_status(
-    image: Annotated[str, typer.Argument(help="IMAGE@sha256:DIGEST.")],
+    image: Annotated[str, typer.Argument(help="IMAGE@sha256:DIGEST.", metavar="IMAGE@DIGEST")],
     as_json: JsonOpt = False,
     registry: RegistryOpt = None,
     unsafe_http: UnsafeHttpOpt = False,
