@@ -213,8 +213,9 @@ def normalise_pattern_text(text: str) -> str:
     """A rule's pattern with its registry in identity form (the same folding as
     image names, :func:`trustcheck.reference.canonical_domain`); a pattern with
     no wildcard is a name and becomes its identity (``docker.io/alpine`` is
-    ``docker.io/library/alpine``). Raises ValueError for a registry spelling
-    refused as ambiguous."""
+    ``docker.io/library/alpine``), and a single ``docker.io`` component gets
+    ``library/`` as in names (``docker.io/*`` is ``docker.io/library/*``).
+    Raises ValueError for a registry spelling refused as ambiguous."""
     domain, slash, rest = text.partition("/")
     if not slash or domain in ("*", "**"):
         return text
@@ -225,6 +226,8 @@ def normalise_pattern_text(text: str) -> str:
             domain = canonical_domain(domain)
         except AmbiguousDomain as e:
             raise ValueError(f"registry {domain[:60]!r}: {e}") from None
+    if domain == "docker.io" and "/" not in rest and "**" not in rest:
+        rest = "library/" + rest  # as for names: docker.io/* is docker.io/library/*
     folded = f"{domain}/{rest}"
     if not any(c in _WILD for c in folded):
         try:
