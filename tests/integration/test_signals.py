@@ -109,8 +109,16 @@ def _run_held(
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TRUSTCHECK_", "DOCKER_"))}
     env.update(HOME=str(home), XDG_STATE_HOME=str(home / "xs"), XDG_CONFIG_HOME=str(home / "xc"))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "trustcheck", *argv, "--trust-dir", str(trust)]
-        + ["--state-dir", str(state)],
+        [
+            sys.executable,
+            "-m",
+            "trustcheck",
+            *argv,
+            "--trust-dir",
+            str(trust),
+            "--state-dir",
+            str(state),
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
