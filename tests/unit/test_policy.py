@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import shlex
 import textwrap
 from collections.abc import Callable
 from datetime import datetime
@@ -768,28 +767,8 @@ def test_quarantine_needs_a_digest(trustcheck_cli: Cli, policy_file: Path) -> No
 DOC = Path(__file__).resolve().parents[2] / "docs" / "policy.md"
 
 
-def test_worked_example_in_the_docs_is_real_output(
-    trustcheck_cli: Cli,
-    committed_fixtures: FixtureSet,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """Every command of docs/policy.md's worked example prints what the page shows."""
-    text = DOC.read_text()
-    found = re.search(r"<!-- worked-example: policy.yaml -->\n```yaml\n(.*?)```", text, re.S)
-    assert found is not None
-    (tmp_path / "policy.yaml").write_text(found.group(1))
-    blocks = re.findall(r"<!-- worked-example: output -->\n```console\n(.*?)```", text, re.S)
-    assert len(blocks) == 7
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("DOCKER_CONFIG", str(committed_fixtures.path))
-    for block in blocks:
-        command, *shown = block.rstrip("\n").split("\n")
-        assert command.startswith("$ trustcheck ")
-        args = shlex.split(command.removeprefix("$ trustcheck ").replace("$AT", "AT"))
-        args = [committed_fixtures.validation_time if a == "AT" else a for a in args]
-        run = trustcheck_cli(*args)
-        assert (run.stderr + run.stdout).rstrip("\n").split("\n") == shown, command
+# The worked example's commands (and every other console block of the docs) are run
+# and compared by tests/unit/test_docs_examples.py.
 
 
 def test_every_policy_in_the_docs_is_valid(tmp_path: Path) -> None:
