@@ -590,3 +590,69 @@ def test_bad_signer_pin_is_exit_2_at_load_and_at_pin_add(
     )
     run = trustcheck_cli("gate", "--policy", str(policy), *fx, "localhost/basic:v1")
     assert run.code == 2 and "policy-invalid" in run.stderr, run.stdout + run.stderr
+
+
+# --------------------------------------------------------------------------- the webhook
+
+
+def _pod_review(images: list[str]) -> dict[str, object]:
+    gvk = {"group": "", "version": "v1", "kind": "Pod"}
+    obj = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "app", "namespace": "team"},
+        "spec": {"containers": [{"name": f"c{i}", "image": im} for i, im in enumerate(images)]},
+    }
+    request = {
+        "uid": "705ab4f5-6393-11e8-b7cc-42010a800002",
+        "kind": gvk,
+        "resource": {"group": "", "version": "v1", "resource": "pods"},
+        "name": "app",
+        "namespace": "team",
+        "operation": "CREATE",
+        "userInfo": {"username": "admin"},
+        "object": obj,
+    }
+    return {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": request}
+
+
+def test_webhook_decides_and_caches_every_spelling_as_one_repository(
+    committed_fixtures: FixtureSet,
+) -> None:
+    """Admission: the policy rule, the deny exemption and the trust-cache key
+    (rule index, GUN) are the same for every spelling of an image."""
+    from trustcheck.webhook import WebhookConfig, handle
+
+    at = dt.datetime.fromisoformat(committed_fixtures.validation_time)
+    policy = parse_policy(
+        "rules:\n"
+        "  - name: signed\n    pattern: localhost/*\n"
+        "  - name: mirror\n    pattern: mirror.example.com/**\n    action: allow\n"
+        "  - name: hub\n    pattern: docker.io/**\n    action: deny\n",
+        "p.yaml",
+    )
+    asked: list[tuple[int, str]] = []
+
+    def lookup(index: int, gun: str) -> object:
+        asked.append((index, gun))
+        return load_collection(TrustDir(committed_fixtures.trust_dir), gun, at, Options())
+
+    allowed = [
+        "localhost/basic:v1",
+        "LOCALHOST/basic:v1",
+        "localhost:443/basic:v1",
+        "MIRROR.example.com:443/x/y:1",
+    ]
+    resp = handle(_pod_review(allowed), policy, WebhookConfig(), lookup, mutate=False)
+    assert resp["response"]["allowed"] is True, resp
+    assert [g for _, g in asked] == ["localhost/basic"]  # one collection, one key
+    denied = [
+        "registry-1.docker.io/library/alpine:3",
+        "Index.Docker.IO/alpine:3",
+        "docker.io:443/alpine:3",
+    ]
+    resp = handle(_pod_review(denied), policy, WebhookConfig(), lookup, mutate=False)
+    message = resp["response"]["status"]["message"]
+    assert resp["response"]["allowed"] is False
+    assert message.count("[policy-denied]") == 3, message
+    assert message.count('rule "hub" (docker.io/**) denies docker.io/library/alpine') == 3
