@@ -26,8 +26,8 @@ directory outside the repository.
 4. With a container runtime that can run containers here, the real image is
    built and run; without one the test is skipped with the runtime's own error.
 
-Every command run is written to ``<tmp>/release-commands.txt`` and the path is
-printed in the terminal summary (the list cited in release notes).
+Every command run (with its exit code) is printed in the terminal summary and
+written to ``$TMPDIR/trustcheck-release-commands.txt``: the list release notes cite.
 """
 
 from __future__ import annotations
@@ -117,6 +117,7 @@ class Recorder:
         ids: dict[str, Any] = {}
         if uid is not None:
             ids = {"user": uid, "group": uid, "extra_groups": []}
+        start = time.monotonic()
         p = subprocess.run(
             [str(a) for a in argv],
             cwd=cwd,
@@ -129,7 +130,8 @@ class Recorder:
             **ids,
         )
         who = f"[uid {uid}] " if uid is not None else ""
-        self.lines.append(f"{label}{who}{self.show(argv)}  -> exit {p.returncode}")
+        self.lines.append(f"{label}{who}{self.show(argv)}  -> exit {p.returncode} "
+                          f"({time.monotonic() - start:.1f} s)")
         ran = Ran(tuple(str(a) for a in argv), p.returncode, p.stdout, p.stderr)
         if check and p.returncode != 0:
             pytest.fail(f"{self.show(argv)} exited {p.returncode}:\n{p.stdout[-3000:]}\n"
@@ -138,7 +140,7 @@ class Recorder:
 
 
 @pytest.fixture(scope="module")
-def rel(request: pytest.FixtureRequest) -> Iterator[Recorder]:
+def rel(release_summary: list[str]) -> Iterator[Recorder]:
     """A 0755 directory outside the repository (uid 65532 must reach the image replay)."""
     base = Path(tempfile.mkdtemp(prefix="trustcheck-release-")).resolve()
     assert REPO not in base.parents
@@ -152,12 +154,8 @@ def rel(request: pytest.FixtureRequest) -> Iterator[Recorder]:
         rec.note(f"# release check wall time: {time.monotonic() - start:.1f} s")
         log = Path(tempfile.gettempdir()) / "trustcheck-release-commands.txt"
         log.write_text("\n".join(rec.lines) + "\n")
-        tr = request.config.pluginmanager.get_plugin("terminalreporter")
-        if tr is not None:
-            tr.write_line(
-                f"release check: {sum(1 for x in rec.lines if not x.startswith('#'))} commands, "
-                f"listed in {log}"
-            )
+        count = sum(1 for x in rec.lines if not x.startswith("#"))
+        release_summary.extend([*rec.lines, f"# {count} commands; also in {log}"])
         shutil.rmtree(base, ignore_errors=True)
 
 
@@ -272,8 +270,9 @@ def test_build_has_no_packaging_warnings(dist: Dist) -> None:
     errors here; the byte-compiling notes come from PYTHONDONTWRITEBYTECODE, not from us."""
     bad = [
         line for line in dist.log.splitlines()
-        if re.search(r"warning|deprecat", line, re.I)
+        if re.search(r"^\s*warning:|warning|deprecat", line, re.I)
         and "byte-compiling is disabled" not in line
+        and "neither a file nor a directory" not in line  # pip: this machine's index list
     ]
     assert not bad, "\n".join(bad)
 
@@ -977,6 +976,15 @@ def test_image_entrypoint_as_uid_65532_runs_verify(rel: Recorder, image: Image,
     state = Path(env["TRUSTCHECK_STATE_DIR"])
     assert any(state.rglob("*")), f"nothing recorded in TRUSTCHECK_STATE_DIR {state}"
     assert not [p for p in home.iterdir() if p.stat().st_uid == uid], "wrote under HOME"
+    # without the image's TRUSTCHECK_STATE_DIR the state would go under HOME=/ (read-only):
+    # one line naming the way out, exit 2, nothing trusted
+    no_state = {k: v for k, v in env.items() if k != "TRUSTCHECK_STATE_DIR"}
+    refused = rel.run([*st.entrypoint, "verify", "--offline", "--trust-dir", trust, "--at",
+                       data.at, "localhost/basic:v1"], cwd=st.root, env=no_state, uid=uid,
+                      label="image, no TRUSTCHECK_STATE_DIR: ")
+    assert refused.code == 2 and refused.out == "", refused
+    assert len(refused.err.strip().splitlines()) == 1, refused.err
+    assert "[state-dir-unwritable]" in refused.err and "TRUSTCHECK_STATE_DIR" in refused.err
     # the image's default command works too
     default = rel.run([*st.entrypoint, *st.cmd], cwd=st.root, env=env, uid=uid, label="image: ")
     assert default.code == 0 and "Usage: trustcheck serve" in default.out, default
