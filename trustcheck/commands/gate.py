@@ -448,6 +448,44 @@ def _run_tool(argv: list[str]) -> None:
         )
 
 
+def _pull_into_dir(argv: list[str]) -> None:
+    """``skopeo copy ... dir:PATH`` without ever leaving a half-written PATH: the
+    copy goes into a new folder next to PATH, which replaces PATH only once the
+    copy succeeded; on any failure it is removed and PATH is left as it was."""
+    import os
+    import shutil
+    import tempfile
+
+    from ..errors import NotTrusted
+
+    final = Path(argv[-1].removeprefix("dir:"))
+    parent = final.parent
+    if final.exists() and not final.is_dir():
+        fail_usage(f"--dest dir:{final}: exists and is not a folder")
+    try:
+        work = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".partial", dir=parent))
+    except OSError as e:
+        raise NotTrusted(
+            "pull-failed",
+            f"--dest dir:{final}: cannot create a folder in {parent}: {e.strerror or e}",
+        ) from e
+    old: Path | None = None
+    try:
+        _run_tool([*argv[:-1], f"dir:{work}"])
+        if final.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".old", dir=parent))
+            os.replace(final, old / "previous")
+        os.replace(work, final)
+    except BaseException:
+        if old is not None and (old / "previous").exists() and not final.exists():
+            os.replace(old / "previous", final)  # put the previous copy back
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    finally:
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+
+
 def pull(
     image: Annotated[
         str, typer.Argument(help="The image to pull, e.g. alpine:3.20.", metavar="IMAGE")
@@ -522,8 +560,11 @@ def pull(
         for argv in cmds:
             typer.echo(shlex.join(argv))
         return
-    for argv in cmds:
-        _run_tool(argv)
+    if tool == "skopeo" and cmds[0][-1].startswith("dir:"):
+        _pull_into_dir(cmds[0])
+    else:
+        for argv in cmds:
+            _run_tool(argv)
     if tool == "skopeo":
         typer.echo(f"PULLED {cmds[0][-2].removeprefix('docker://')} -> {cmds[0][-1]}")
     else:
