@@ -51,6 +51,8 @@ from trustcheck.webhook_cache import (
     MemoryStore,
     SharedCache,
     TrustCache,
+    is_lock_token,
+    key_fingerprint,
     verify_files,
 )
 
@@ -380,6 +382,114 @@ def test_waiting_for_another_replica(
     assert fetcher.calls == []
     assert ("shared_hit", "") in events
 
+def test_waiting_is_bounded_and_implausible_locks_are_not_waited_on(
+    make: Make, fetcher: Fetcher, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = MemoryStore()
+    server = "https://notary.example.com"
+    shared = SharedCache(store, SECRET, 60, wall=lambda: 5000.0)
+    lock = shared.lock_key(server, GUN)
+    # a lock without expiry (no replica writes one): fetched at once, no waiting
+    store.set(lock, b"held by an attacker", None)
+    events: list[tuple[str, str]] = []
+    cache = make(shared=shared, events=events, shared_wait=30.0)
+    with caplog.at_level(logging.WARNING, "trustcheck.webhook"):
+        assert isinstance(cache.get((1, GUN), timeout=5), Collection)
+    assert fetcher.calls == [(1, GUN)]
+    assert ("shared_rejected", "lock") in events
+    assert "holds a value no replica writes" in caplog.text
+    assert store.get(lock, 100) == b"held by an attacker"  # not ours: never deleted
+    # a well-formed lock is waited on for shared_wait at most, then fetched anyway
+    other = "localhost/basic"
+    token = store.acquire(shared.lock_key(server, other), 20)
+    assert token is not None and is_lock_token(token)
+    cache2 = make(shared=shared, shared_wait=0.3)
+    got = cache2.get((0, other), timeout=5)
+    assert isinstance(got, Collection) and (0, other) in fetcher.calls
+    assert store.get(shared.lock_key(server, other), 100) == token
+
+
+def test_a_shared_hit_lives_ttl_minus_its_age(
+    make: Make, fetcher: Fetcher, verified: dict[str, Collection]
+) -> None:
+    store = MemoryStore()
+    server = "https://notary.example.com"
+    wall = [5000.0]
+    shared = SharedCache(store, SECRET, 60, wall=lambda: wall[0])
+    shared.put(server, GUN, verified[GUN], fetched=5000.0)
+    wall[0] += 40  # another replica fetched it 40 s ago
+    clock = Clock()
+    events: list[tuple[str, str]] = []
+    cache = make(shared=shared, clock=clock, events=events)
+    assert isinstance(cache.get((1, GUN), timeout=5), Collection)
+    assert ("shared_hit", "") in events and fetcher.calls == []
+    clock.t += 19
+    assert cache.peek((1, GUN)) is not None
+    clock.t += 2  # 61 s after the other replica's fetch: gone (not 40 + 60 s)
+    assert cache.peek((1, GUN)) is None
+    # an entry in the last fifth of its life is not taken: fetched instead
+    wall[0] = 5000.0 + 55
+    cache2 = make(shared=SharedCache(store, SECRET, 60, wall=lambda: wall[0]))
+    assert isinstance(cache2.get((1, GUN), timeout=5), Collection)
+    assert fetcher.calls == [(1, GUN)]
+
+
+def test_entries_rejected_for_age_or_size_are_logged(
+    verified: dict[str, Collection], caplog: pytest.LogCaptureFixture
+) -> None:
+    store = MemoryStore()
+    server = "https://notary.example.com"
+    old = SharedCache(store, SECRET, 60, wall=lambda: 5000.0 - 61)
+    old.put(server, GUN, verified[GUN])
+    reader = SharedCache(store, SECRET, 60, wall=lambda: 5000.0, max_bytes=64 << 10)
+    with caplog.at_level(logging.WARNING, "trustcheck.webhook"):
+        assert reader.get(server, GUN) is None
+    assert f"shared cache entry for {GUN} rejected: fetched 61.0s ago, the TTL is 60s" in (
+        caplog.text
+    )
+    store.set(reader.key(server, GUN), b"x" * (100 << 10), 60)
+    raw = reader.read(server, GUN)
+    assert raw is not None and len(raw) == (64 << 10) + 1  # never more than cap + 1 bytes
+    with caplog.at_level(logging.WARNING, "trustcheck.webhook"):
+        assert reader.decode(server, GUN, raw) is None
+    assert "larger than 65536 bytes" in caplog.text
+    with pytest.raises(UsageError, match="only whitespace"):
+        SharedCache(store, b" " * 32, 60)
+    assert key_fingerprint(SECRET) == reader.fingerprint and len(reader.fingerprint) == 16
+    assert key_fingerprint(SECRET + b"x") != reader.fingerprint
+
+
+def test_floors_outlive_evicted_entries_and_come_from_the_trust_dir(
+    make: Make, fetcher: Fetcher, verified: dict[str, Collection], at: datetime,
+    tmp_path: Path,
+) -> None:
+    store = MemoryStore()
+    shared = SharedCache(store, SECRET, 60, wall=lambda: 5000.0)
+    cache = make(shared=shared, settings=CacheSettings(max_entries=1))
+    for gun in ("localhost/basic", "localhost/releases", "localhost/signers"):
+        assert isinstance(cache.get((0, gun), timeout=5), Collection)
+    assert len(cache) == 1
+    for gun in ("localhost/basic", "localhost/releases", "localhost/signers"):
+        assert cache.floors(gun) == {n: c.version for n, c in verified[gun].checks.items()}
+    # a shared hit is verified against the trust dir's root and written back to it
+    col = verified["localhost/basic"]
+    td = TrustDir(tmp_path / "td")
+    files = {"root": col.root_raw, "timestamp": col.timestamp.raw, "snapshot": col.snapshot.raw}
+    files.update((n, m.raw) for n, m in col.targets.items())
+    verify_files("localhost/basic", files, at, Options(), trust_dir=td)
+    meta = td.metadata_dir("localhost/basic")
+    assert (meta / "root.json").read_bytes() == col.root_raw
+    assert (meta / "timestamp.json").read_bytes() == col.timestamp.raw
+    # another repository's root in the trust dir: the shared root is a rotation it
+    # does not sign
+    other = verified["localhost/releases"].root_raw
+    (meta / "root.json").write_bytes(other)
+    with pytest.raises(NotTrusted) as e:
+        verify_files("localhost/basic", files, at, Options(), trust_dir=td)
+    assert e.value.code in ("root-rotation-invalid", "root-cert-cn-mismatch")
+    assert (meta / "root.json").read_bytes() == other  # nothing written
+
+
 
 def test_shared_cache_secret_and_files(verified: dict[str, Collection], at: datetime) -> None:
     with pytest.raises(UsageError, match="at least 16 bytes"):
@@ -575,7 +685,7 @@ class App:
             if not lifespan:
                 yield c
                 return
-            async with self.server.lifespan(self.server.app):
+            async with self.server.lifespan(self.server._starlette):
                 yield c
 
     def run(self, test: Callable[[httpx.AsyncClient], Awaitable[None]]) -> None:
