@@ -656,3 +656,31 @@ def test_webhook_decides_and_caches_every_spelling_as_one_repository(
     assert resp["response"]["allowed"] is False
     assert message.count("[policy-denied]") == 3, message
     assert message.count('rule "hub" (docker.io/**) denies docker.io/library/alpine') == 3
+
+
+def test_pin_add_and_remove_store_and_find_entries_by_identity(
+    tmp_path: Path, trustcheck_cli: Cli, committed_fixtures: FixtureSet
+) -> None:
+    pins = tmp_path / "pins.toml"
+    fx = [
+        "--trust-dir",
+        str(committed_fixtures.trust_dir),
+        "--at",
+        committed_fixtures.validation_time,
+        "--offline",
+        "--pins",
+        str(pins),
+        "--state-dir",
+        str(tmp_path / "s"),
+    ]
+    added = trustcheck_cli("pin", "add", *fx, "--pattern", "LOCALHOST:443/*", "LOCALHOST/basic")
+    assert added.code == 0, added.stdout + added.stderr
+    assert added.stdout.startswith("pinned localhost/*: cert-sha256:"), added.stdout
+    assert [e.pattern for e in load_pins(pins).entries] == ["localhost/*"]
+    again = trustcheck_cli("pin", "add", *fx, "--pattern", "localhost/*", "localhost:443/basic")
+    assert again.stdout.startswith("already pinned localhost/*:"), again.stdout
+    bad = trustcheck_cli("pin", "add", *fx, "--pattern", "Docker/*", "localhost/basic")
+    assert bad.code == 2 and "upper-case letters" in bad.stderr, bad.stderr
+    removed = trustcheck_cli("pin", "remove", "--pins", str(pins), "Localhost:0443/*")
+    assert removed.code == 0, removed.stderr
+    assert load_pins(pins).entries == []
