@@ -891,6 +891,7 @@ def image(rel: Recorder) -> Image:
                     env=stage.run_env(base_env), check=True, label=label)
         elif ins.op == "ENV":
             for item in shlex.split(ins.args):
+                assert "=" in item, f"{where}: write ENV KEY=VALUE (the legacy form is not read)"
                 key, _, value = item.partition("=")
                 stage.env[key] = value
         elif ins.op == "USER":
