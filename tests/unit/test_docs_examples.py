@@ -1,4 +1,4 @@
-"""Every ``$ trustcheck ...`` console block of README.md and docs/*.md runs here, and
+"""Every ``$ trustcheck ...`` console block of README.md and docs/**.md runs here, and
 what it prints is compared with what the page shows.
 
 How a page is run (one fresh working directory and ``$HOME`` per page, blocks in page
@@ -42,7 +42,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+PAGES = [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md"))]
 DIRECTIVE = re.compile(r"^<!-- docs-test: (?P<body>.*?) -->$")
 NOT_RUN = re.compile(r"^(?P<kind>needs-server|needs-network|needs-cluster): (?P<why>\S.*)$")
 FILE = re.compile(r"^file (?P<name>[\w.-]+)$")
