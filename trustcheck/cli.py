@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import stat
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -128,6 +129,14 @@ def verify(
             show_default=False,
         ),
     ] = None,
+    unsafe_arbitrary_keyids: Annotated[
+        bool,
+        typer.Option(
+            "--unsafe-arbitrary-keyids",
+            help="TUF 1.0 (--repo): accept key IDs that are not a hash of their key (TAP 12); "
+            "thresholds still count distinct keys.",
+        ),
+    ] = False,
 ) -> None:
     """Verify each image's trust data and resolve its tag (or check its digest).
 
@@ -141,7 +150,9 @@ def verify(
     if dialect not in (None, "notary", "tuf"):
         fail_usage(f"--dialect must be notary or tuf, not {dialect!r}")
     if repo is not None or dialect == "tuf":
-        results = _verify_tuf(images, repo, dialect, root, when, opts, remote)
+        results = _verify_tuf(
+            images, repo, dialect, root, when, opts, remote, unsafe_arbitrary_keyids
+        )
     else:
         from .api import verify_images
 
@@ -183,6 +194,7 @@ def _verify_tuf(
     when: datetime,
     opts: Options,
     remote: RemoteArgs,
+    unsafe_arbitrary_keyids: bool = False,
 ) -> list[ImageResult]:
     from .tuf10 import detect_dialect, verify_targets
 
@@ -206,6 +218,7 @@ def _verify_tuf(
         root=root_bytes,
         unsafe_http=remote.unsafe_http,
         timeout=remote.timeout,
+        allow_arbitrary_keyids=unsafe_arbitrary_keyids,
     )
 
 
@@ -682,13 +695,21 @@ def _stdout_gone() -> int:
     return EXIT_BROKEN_PIPE
 
 
-def _pipe_closed() -> bool:
+def _stdout_is_pipe() -> bool:
+    try:
+        return stat.S_ISFIFO(os.fstat(1).st_mode)
+    except OSError:
+        return False
+
+
+def _pipe_closed(was_pipe: bool) -> bool:
     """Did a library turn a closed stdout pipe into ``sys.exit(1)``? typer then wraps
-    stdout in click's PacifyFlushWrapper; rich (help pages) points fd 1 at /dev/null."""
+    stdout in click's PacifyFlushWrapper; rich (help pages) points fd 1, which was a
+    pipe when the run started, at /dev/null."""
     if type(sys.stdout).__name__ == "PacifyFlushWrapper":
         return True
     try:
-        return os.path.samestat(os.fstat(1), os.stat(os.devnull))
+        return was_pipe and os.path.samestat(os.fstat(1), os.stat(os.devnull))
     except OSError:
         return False
 
@@ -707,6 +728,7 @@ def main(argv: list[str] | None = None) -> int:
     from .errors import TrustcheckError
 
     args = list(sys.argv[1:] if argv is None else argv)
+    was_pipe = _stdout_is_pipe()
     try:
         rv = _app_for(args)(args=args, prog_name="trustcheck", standalone_mode=False)
         sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
@@ -723,7 +745,7 @@ def main(argv: list[str] | None = None) -> int:
         typer.echo("error: aborted; nothing was trusted", err=True)
         return 1
     except SystemExit as e:  # typer and rich turn a broken pipe into sys.exit(1)
-        if e.code == 1 and _pipe_closed():
+        if e.code == 1 and _pipe_closed(was_pipe):
             return _stdout_gone()
         return _status(e.code) if e.code is not None else 0
     except BrokenPipeError:

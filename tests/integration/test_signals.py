@@ -215,3 +215,62 @@ def test_signal_during_start_up_imports(sig: signal.Signals) -> None:
     # the signal landed while the CLI was still being imported: the command never ran
     assert "trustcheck.cli" not in imported, imported[-20:]
     assert "trustcheck.api" not in imported
+
+
+# --------------------------------------------------------------------------- serve
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=lambda s: s.name)
+def test_serve_shuts_down_then_exits_143_or_130(tmp_path: Path, sig: signal.Signals) -> None:
+    """Kubernetes stops the webhook with SIGTERM: uvicorn drains, then the
+    process reports the signal like every other command."""
+    import ssl
+
+    import httpx
+    import trustme
+
+    ca = trustme.CA()
+    leaf = ca.issue_cert("127.0.0.1")
+    leaf.private_key_pem.write_to_path(str(tmp_path / "key.pem"))
+    leaf.cert_chain_pems[0].write_to_path(str(tmp_path / "cert.pem"))
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(f"rules:\n  - pattern: {GUN}\n")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TRUSTCHECK_", "DOCKER_"))}
+    env["HOME"] = str(tmp_path)
+    tls = ["--tls-cert", str(tmp_path / "cert.pem"), "--tls-key", str(tmp_path / "key.pem")]
+    listen = ["--host", "127.0.0.1", "--port", str(port), "--trust-dir", str(tmp_path / "t")]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "trustcheck", "serve", "--policy", str(policy), *tls, *listen],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=REPO_ROOT,
+    )
+    try:
+        ctx = ssl.create_default_context()
+        ca.configure_trust(ctx)
+        ready = False
+        for _ in range(600):
+            if proc.poll() is not None:
+                break
+            try:
+                ready = httpx.get(f"https://127.0.0.1:{port}/readyz", verify=ctx).status_code == 200
+            except httpx.HTTPError:
+                ready = False
+            if ready:
+                break
+            threading.Event().wait(0.05)
+        assert ready, proc.communicate(timeout=30)
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == EXPECTED[sig], err[-2000:]
+    assert err.endswith(MESSAGE + "\n") and "Traceback" not in err, err[-2000:]
+    assert "Application shutdown complete" in err  # drained first, then the exit code

@@ -309,13 +309,25 @@ def _audit_offline(
     size = max(1, min(CHUNK, -(-len(guns) // (workers * 4))))
     chunks = [guns[i : i + size] for i in range(0, len(guns), size)]
     context = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+    with ProcessPoolExecutor(
+        max_workers=workers, mp_context=context, initializer=_quiet_worker_signals
+    ) as pool:
         futures = [pool.submit(_audit_chunk, job, chunk) for chunk in chunks]
         for future in as_completed(futures):
             audits += future.result()
             if progress is not None:
                 progress(len(audits), len(guns))
     return audits
+
+
+def _quiet_worker_signals() -> None:
+    """Workers end silently on Ctrl-C (the terminal signals the whole process
+    group): only the parent prints `interrupted; nothing was trusted` and exits
+    130/143."""
+    import signal
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_DFL)
 
 
 def _fetch_and_audit(
