@@ -500,6 +500,21 @@ NOTARY_CONFIG_CASES = {
     "certs-wrong-id": ({"certs": {"localhost/pinkinds": ["WRONG"]}}, "pin-mismatch"),
     # notary pins root.json key IDs, not canonical IDs (spec §2.4, R7d)
     "certs-canonical-id": ({"certs": {"localhost/pinkinds": ["CANONICAL"]}}, "pin-mismatch"),
+    # notary's order (trustpinning/trustpin.go): exact certs, then the longest certs
+    # wildcard, and only then a ca prefix, even a longer one; the CA bundle of a ca
+    # entry that does not apply is never read (by either client)
+    "certs-wildcard-before-longer-ca": (
+        {"certs": {"localhost/pin*": ["KEYID"]}, "ca": {"localhost/pinkinds": "/nonexistent.pem"}},
+        None,
+    ),
+    "certs-wrong-wildcard-before-longer-ca": (
+        {"certs": {"localhost/pin*": ["WRONG"]}, "ca": {"localhost/pinkinds": "/nonexistent.pem"}},
+        "pin-mismatch",
+    ),
+    "certs-exact-before-ca": (
+        {"certs": {"localhost/pinkinds": ["KEYID"]}, "ca": {"localhost/": "/nonexistent.pem"}},
+        None,
+    ),
     "disable-tofu-no-pin": (
         {"certs": {"localhost/other": ["KEYID"]}, "disable_tofu": True},
         "no-pin",
