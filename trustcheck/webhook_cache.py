@@ -19,18 +19,28 @@ Optional **shared cache** (:class:`SharedCache`, Redis in production): the raw
 metadata bytes of each verified collection, per Notary server and GUN, so that
 replicas fetch once. What is read back is never trusted as a verdict:
 
+0. at most ``max_bytes + 1`` bytes of a value are ever read (``GETRANGE``): a
+   huge junk value costs nothing;
 1. every entry carries an HMAC-SHA256 over its server, GUN, fetch time and
    files, keyed by a secret only the replicas hold; an entry with a wrong MAC,
    for another server or GUN, or older than ``ttl`` is ignored (a Redis writer
    without the key cannot replay old, still-unexpired metadata);
-2. the bytes are then verified locally, exactly as fetched bytes are (root and
-   its pins, thresholds, hashes, expiry at this replica's clock, rollback
-   against the highest versions this replica has seen and its state store);
-   any failure falls back to a fetch from the Notary server.
+2. the bytes are then verified locally, exactly as fetched bytes are: the
+   trusted root is this replica's (state store, trust dir ``root.json``, the
+   last one verified), pins, thresholds, hashes, expiry at this replica's
+   clock, rollback against the highest versions this replica has seen (kept
+   for every GUN, never evicted), the trust dir's cached versions and the
+   state store; verified bytes are written back to the trust dir like a
+   fetch's. Any failure falls back to a fetch from the Notary server;
+3. a shared hit lives ``ttl`` minus its age: revocation takes at most ``ttl``.
 
-Replicas also take a short lock per entry (``SET NX``) so that a cold GUN is
-fetched by one replica while the others wait a little for its entry. Redis
-being down only costs the fetches it would have saved.
+Replicas also take a short lock per entry (``SET NX PX`` with a random owner
+token, released by compare-and-delete) so that a cold GUN is fetched by one
+replica while the others wait a little for its entry: at most
+``shared_wait`` from the lookup's start, in a pool of its own (never a fetch
+worker), and not at all for a lock no replica would have written. Redis being
+down only costs the fetches it would have saved; an error about one key
+(``WRONGTYPE``) affects that key only.
 """
 
 from __future__ import annotations
