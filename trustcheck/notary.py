@@ -395,6 +395,14 @@ def _check_type(role: str, type_: str) -> None:
     base = role if role in TYPE_NAMES else "targets"
     want = TYPE_NAMES[base]
     if type_ != want:
+        if type_ == want.lower():  # TUF 1.0 spells _type in lower case
+            raise NotTrusted(
+                "wrong-type",
+                f"{role}: _type is {type_[:40]!r}: this is TUF 1.0 metadata, not Notary v1 "
+                "(Docker Content Trust); verify a TUF 1.0 repository with `trustcheck tuf "
+                "verify --repo FOLDER` or `trustcheck verify --dialect tuf --repo FOLDER`",
+                role=role,
+            )
         raise NotTrusted(
             "wrong-type",
             f"{role}: _type is {type_[:40]!r}, expected {want!r}; a file of another role was "

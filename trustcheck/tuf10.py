@@ -221,18 +221,47 @@ def _canonical(obj: Any) -> bytes | None:
     return text.encode("utf-8") if isinstance(text, str) else None
 
 
+#: what securesystemslib < 0.22 added to every key before hashing it, listed or not
+_LEGACY_KEYID_HASH_ALGORITHMS = ["sha256", "sha512"]
+
+
+def _keyid_forms(key: Key) -> set[str]:
+    """Every key ID a TUF implementation computed for ``key`` (hex SHA-256 and SHA-512)."""
+    d = key.to_dict()
+    base = {"keytype": key.keytype, "scheme": key.scheme, "keyval": key.keyval}
+    forms: list[dict[str, Any]] = [
+        base,  # securesystemslib >= 0.22, python-tuf >= 1.0, go-tuf
+        d,  # TUF 0.x: the key as listed, keyid_hash_algorithms and extra fields included
+        {k: v for k, v in d.items() if not k.startswith("x-")},  # before x- annotations
+        {**base, "keyid_hash_algorithms": _LEGACY_KEYID_HASH_ALGORITHMS},  # sslib < 0.22
+    ]
+    out: set[str] = set()
+    for form in forms:
+        data = _canonical(form)
+        if data is not None:
+            out.add(_sha256_hex(data))
+            out.add(hashlib.sha512(data).hexdigest())
+    return out
+
+
 def keyid_is_bound(key: Key) -> bool | None:
-    """Whether ``key.keyid`` is the hash of the key (``None``: the key type defines no such hash).
+    """Whether ``key.keyid`` is a hash of the key (``None``: the key type defines no such hash).
 
     For the keys of securesystemslib's ``SSlibKey`` family (``ed25519``,
     ``ecdsa``, ``ecdsa-sha2-nistp256/384/521``, ``rsa``, ``ml-dsa``) the key ID
-    must be the lower-case hex SHA-256 of the OLPC canonical JSON of either
+    must be the lower-case hex SHA-256 (or SHA-512, which TUF 0.x also
+    wrote) of the OLPC canonical JSON of one of
 
-    * ``{"keytype", "scheme", "keyval"}`` -- what securesystemslib >= 0.22 and
-      python-tuf >= 1.0 compute (``compute_default_keyid``), or
+    * ``{"keytype", "scheme", "keyval"}`` -- what securesystemslib >= 0.22,
+      python-tuf >= 1.0 and go-tuf compute (``compute_default_keyid``);
     * the whole key object as the metadata holds it, including
-      ``keyid_hash_algorithms`` and any other extra field -- what TUF 0.x
-      computed.
+      ``keyid_hash_algorithms`` and any other extra field -- TUF 0.x;
+    * that object without its ``x-`` annotation fields;
+    * ``{"keytype", "scheme", "keyval", "keyid_hash_algorithms":
+      ["sha256", "sha512"]}`` -- securesystemslib < 0.22, which added that
+      field to every key before hashing it even where the metadata does not
+      list it (python-tuf's own ``ed25519_metadata`` and ``fishy_rolenames``
+      test data, sigstore's early roots).
 
     Other key types (OpenPGP, sigstore-oidc) name their keys their own way and
     are not checked (``None``).
@@ -241,15 +270,74 @@ def keyid_is_bound(key: Key) -> bool | None:
 
     if not isinstance(key, SSlibKey):
         return None
-    base = _canonical({"keytype": key.keytype, "scheme": key.scheme, "keyval": key.keyval})
-    full = _canonical(key.to_dict())
-    candidates = {_sha256_hex(b) for b in (base, full) if b is not None}
-    return key.keyid in candidates
+    return key.keyid in _keyid_forms(key)
 
 
 def _expected_keyid(key: Key) -> str:
     base = _canonical({"keytype": key.keytype, "scheme": key.scheme, "keyval": key.keyval})
     return _sha256_hex(base) if base is not None else "?"
+
+
+_EC_CURVES = {"nistp256": "SECP256R1", "nistp384": "SECP384R1", "nistp521": "SECP521R1"}
+_HEX_POINT = re.compile(r"0[234][0-9a-fA-F]{64,264}")
+
+
+def _hex_ec_point(keytype: str, scheme: str, public: str) -> Any | None:
+    """An ECDSA public key written as a hex SEC1 point (go-tuf 0.x, sigstore roots v1-v4).
+
+    Only for ``ecdsa``/``ecdsa-sha2-nistpNNN`` keys whose value is not PEM;
+    the curve is the one the key type or scheme names.
+    """
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    if not (keytype == "ecdsa" or keytype.startswith("ecdsa-sha2-")):
+        return None
+    if not _HEX_POINT.fullmatch(public):
+        return None
+    name = (keytype if keytype.startswith("ecdsa-sha2-") else scheme).rsplit("-", 1)[-1]
+    curve_name = _EC_CURVES.get(name)
+    if curve_name is None:
+        return None
+    curve = getattr(ec, curve_name)()
+    try:
+        return ec.EllipticCurvePublicKey.from_encoded_point(curve, bytes.fromhex(public))
+    except ValueError:
+        return None
+
+
+_HEX_KEYS_REGISTERED = False
+
+
+def _register_hex_ec_keys() -> None:
+    """Let securesystemslib (hence python-tuf) verify ECDSA keys written as hex points.
+
+    securesystemslib loads ECDSA keys from PEM only, so python-tuf cannot
+    verify sigstore's roots v1-v4 (written by go-tuf 0.x with hex-encoded
+    points). The key class registered for the ``ecdsa-sha2-nistp256/384``
+    key types decodes such a point and defers everything else -- PEM keys,
+    verification itself -- to securesystemslib's ``SSlibKey`` unchanged.
+    """
+    global _HEX_KEYS_REGISTERED
+    if _HEX_KEYS_REGISTERED:
+        return
+    from securesystemslib.signer import (  # type: ignore[attr-defined]
+        KEY_FOR_TYPE_AND_SCHEME,
+        SSlibKey,
+    )
+
+    class HexPointKey(SSlibKey):
+        def _crypto_key(self) -> Any:
+            public = self.keyval.get("public") if isinstance(self.keyval, dict) else None
+            if isinstance(public, str):
+                point = _hex_ec_point(self.keytype, self.scheme, public)
+                if point is not None:
+                    return point
+            return super()._crypto_key()
+
+    for keytype in ("ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384"):
+        if KEY_FOR_TYPE_AND_SCHEME.get((keytype, keytype)) is SSlibKey:
+            KEY_FOR_TYPE_AND_SCHEME[(keytype, keytype)] = HexPointKey
+    _HEX_KEYS_REGISTERED = True
 
 
 def _spki_der(key: Key) -> bytes | None:
@@ -265,8 +353,11 @@ def _spki_der(key: Key) -> bytes | None:
     if not isinstance(public, str):
         return None
     try:
-        if key.keytype == "ed25519":
-            pub: Any = Ed25519PublicKey.from_public_bytes(bytes.fromhex(public))
+        point = _hex_ec_point(key.keytype, key.scheme, public)
+        if point is not None:
+            pub: Any = point
+        elif key.keytype == "ed25519":
+            pub = Ed25519PublicKey.from_public_bytes(bytes.fromhex(public))
         elif key.keytype in ("ecdsa", "rsa") or key.keytype.startswith("ecdsa-sha2-"):
             pub = load_pem_public_key(public.encode("utf-8"))
         else:
@@ -438,10 +529,9 @@ def _local_fetcher(base: Path, base_url: str, recorder: _Recorder) -> FetcherInt
                 or "\\" in name
                 or any(p in ("", ".", "..") for p in parts)
             ):
-                raise UsageError(
-                    "unsafe-path",
-                    f"metadata name {_show(name)} would leave the repository folder {base}",
-                )
+                # a hostile role name (``../a``) names no file of the folder: missing
+                # data, as for python-tuf over HTTP (a 404), never a file outside
+                return None
             real = os.path.realpath(os.path.join(base, *parts))
             if not _is_within(real, root_real):
                 raise UsageError(
@@ -1210,6 +1300,41 @@ class _Workspace:
 # ----------------------------------------------------------------------------- the session
 
 
+@dataclass(slots=True)
+class _LegacyRoot:
+    """A root python-tuf cannot parse (``expires`` format), verified by trustcheck itself."""
+
+    signed: Root
+    signed_bytes: bytes  # the canonical JSON of "signed" as written (what was signed)
+    sigs: dict[str, str]
+    raw: bytes
+    expires_text: str
+
+
+def copy_json(obj: Any) -> Any:
+    return json.loads(json.dumps(obj))
+
+
+def _parse_lenient(data: bytes, where: str, repo: str) -> dict[str, Any]:
+    try:
+        doc = json.loads(
+            data.decode("utf-8"), object_pairs_hook=_no_duplicates, parse_constant=_no_constants
+        )
+    except _DuplicateField as e:
+        raise NotTrusted(
+            "invalid-structure", f"{where} writes the field {str(e)[:60]!r} twice", role="root"
+        ) from e
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:
+        raise NotTrusted("malformed-json", f"{where} is not valid JSON ({e})", role="root") from e
+    if (
+        not isinstance(doc, dict)
+        or not isinstance(doc.get("signed"), dict)
+        or not isinstance(doc.get("signatures"), list)
+    ):
+        raise NotTrusted("invalid-structure", f"{where} is not signed TUF metadata", role="root")
+    return doc
+
+
 class _Refused(NotTrusted):
     """A check trustcheck adds to python-tuf's failed (distinct keys, bound key IDs, signer
     pins): fetching the file again cannot help, unlike python-tuf's own failures."""
@@ -1264,6 +1389,7 @@ class _Session:
         self.top_infos: list[RoleInfo] = []
         self.skipped: list[dict[str, str | None]] = []
         self._warned_keyids: set[str] = set()
+        self._bindings: dict[int, dict[str, str]] = {}
 
     # --- pins ------------------------------------------------------------------
 
@@ -1371,17 +1497,27 @@ class _Session:
 
     def refresh(self) -> None:
         """Bootstrap, python-tuf's refresh, then trustcheck's checks of the top-level roles."""
+        _register_hex_ec_keys()
         bootstrap = self._bootstrap()
         dialect = None
         with contextlib.suppress(UsageError, UnicodeDecodeError, ValueError, RecursionError):
             dialect = _dialect_of_document(json.loads(bootstrap.decode("utf-8")), "root")
         if dialect == "notary":
+            origin = self.ctx.root_origin
+            what = (
+                f"{origin} is"
+                if self.root_arg is not None
+                else f"the root of {self.name} ({origin}) is"
+            )
             raise UsageError(
                 "invalid-argument",
-                f"the root of {self.name} is Notary v1 (Docker Content Trust) metadata; "
-                "verify it with `trustcheck verify` (or --dialect notary)",
+                f"{what} Notary v1 (Docker Content Trust) metadata, not a TUF 1.0 root; "
+                "verify Notary data with `trustcheck verify` (or --dialect notary), or give "
+                "the TUF repository's own root.json",
             )
         self.ctx.phase = "bootstrap"
+        self.loc.recorder.last_name = "root.json"
+        bootstrap = self._walk_legacy_roots(bootstrap)
         self.loc.recorder.last_name = "root.json"
         try:
             self.updater = _checked_updater(self, bootstrap)
@@ -1394,6 +1530,153 @@ class _Session:
             raise _map_error(e, self.ctx) from e
         self.ctx.phase = "target"
         self._check_top_level(bootstrap)
+
+    # --- roots python-tuf cannot parse ------------------------------------------
+
+    def _walk_legacy_roots(self, bootstrap: bytes) -> bytes:
+        """Walk the roots whose ``expires`` python-tuf cannot parse; return the first it can.
+
+        go-tuf 0.x wrote ``expires`` with fractional seconds and UTC offsets
+        (sigstore root v1: ``2021-12-18T13:28:12.99008-06:00``, v2 and v3:
+        nanoseconds), which python-tuf's parser refuses although the roots
+        are genuine. trustcheck verifies such a prefix of the chain itself,
+        by the rules of spec §5.3.4-5.3.5 (each ``N+1.root.json`` signed by
+        a threshold of distinct root keys of root N and of its own, version
+        exactly N+1, key IDs as everywhere), persists each verified root in
+        ``root_history/``, and bootstraps python-tuf from the first root it
+        can parse. The expiry of a root that is not the final one does not
+        matter (§5.3.10 checks the final root only).
+        """
+        if not self._legacy_expires(bootstrap):
+            return bootstrap
+        current = self._legacy_root(bootstrap, self.ctx.root_origin)
+        self._distinct_legacy(current, current, "root", self.ctx.root_origin, "threshold-not-met")
+        from tuf.api.exceptions import DownloadError, DownloadHTTPError
+
+        while True:
+            version = current.signed.version + 1
+            name = f"{version}.root.json"
+            self.loc.recorder.last_name = name
+            try:
+                data = self.loc.fetcher.download_bytes(
+                    self.loc.base_url + name, self.limits.root_max_length
+                )
+            except DownloadHTTPError as e:
+                if e.status_code in (403, 404):
+                    raise NotTrusted(
+                        "invalid-expires",
+                        f"root v{current.signed.version} of {self.name} is the newest root and "
+                        f"its expires ({current.expires_text!r}) has a format python-tuf "
+                        "cannot parse (fractional seconds or a UTC offset); a TUF 1.0 client "
+                        "cannot use it as its final root. Bootstrap from a newer root",
+                        role="root",
+                    ) from e
+                raise _map_error(e, self.ctx) from e
+            except DownloadError as e:
+                raise _map_error(e, self.ctx) from e
+            where = f"{name} from {self.name}"
+            new = self._legacy_root(data, where)
+            if new.signed.version != version:
+                raise NotTrusted(
+                    "root-rotation-invalid",
+                    f"{where} holds root v{new.signed.version}, not v{version}: it may be an "
+                    "old root replayed. Verify the current root out of band",
+                    role="root",
+                )
+            against = f"{where} against root v{current.signed.version}"
+            self._distinct_legacy(current, new, "root", against, "root-rotation-invalid")
+            self._distinct_legacy(new, new, "root", f"{where} itself", "root-rotation-invalid")
+            self._persist_legacy(version - 1, current.raw)
+            if not self._legacy_expires(data):
+                return data
+            current = new
+
+    @staticmethod
+    def _legacy_expires(data: bytes) -> bool:
+        """Whether ``data`` is a root python-tuf refuses only for its ``expires`` format."""
+        try:
+            doc = json.loads(data.decode("utf-8"))
+            expires = doc["signed"]["expires"]
+        except (UnicodeDecodeError, ValueError, RecursionError, KeyError, TypeError):
+            return False
+        if not isinstance(expires, str) or doc["signed"].get("_type") != "root":
+            return False
+        try:
+            datetime.strptime(expires, "%Y-%m-%dT%H:%M:%SZ")
+        except ValueError:
+            pass
+        else:
+            return False
+        try:
+            datetime.fromisoformat(expires.replace("Z", "+00:00"))
+        except ValueError:
+            return False
+        return True
+
+    def _legacy_root(self, data: bytes, where: str) -> _LegacyRoot:
+        from securesystemslib.formats import encode_canonical
+        from tuf.api.metadata import Root  # type: ignore[attr-defined]
+
+        md = _parse_lenient(data, where, self.name)
+        signed = md["signed"]
+        try:
+            canonical = encode_canonical(signed)
+            expires_text = signed["expires"]
+            fixed = dict(signed)
+            when = datetime.fromisoformat(str(expires_text).replace("Z", "+00:00"))
+            fixed["expires"] = when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            root = Root.from_dict(copy_json(fixed))
+            sigs = {
+                s["keyid"]: s["sig"]
+                for s in md["signatures"]
+                if isinstance(s, dict) and isinstance(s.get("keyid"), str)
+            }
+        except Exception as e:  # any malformed root: data, not a crash
+            raise NotTrusted(
+                "invalid-structure",
+                f"{where} is not a TUF 1.0 root ({type(e).__name__}: {str(e)[:120]})",
+                role="root",
+            ) from e
+        if not isinstance(canonical, str):
+            raise NotTrusted("invalid-structure", f"{where} cannot be canonicalised", role="root")
+        return _LegacyRoot(root, canonical.encode("utf-8"), sigs, data, str(expires_text))
+
+    def _distinct_legacy(
+        self, delegator: _LegacyRoot, md: _LegacyRoot, role: str, where: str, code: str
+    ) -> None:
+        from securesystemslib.signer import Signature  # type: ignore[attr-defined]
+
+        root = delegator.signed
+        self._check_keyids(
+            {k: root.keys[k] for k in root.roles[role].keyids if k in root.keys}, where, role, root
+        )
+        seen: set[str] = set()
+        for kid in root.roles[role].keyids:
+            key = root.keys.get(kid)
+            sig = md.sigs.get(kid)
+            if key is None or not isinstance(sig, str):
+                continue
+            try:
+                key.verify_signature(Signature(kid, sig), md.signed_bytes)
+            except Exception:  # an invalid or unverifiable signature does not count
+                continue
+            seen.add(public_key_identity(key))
+        threshold = root.roles[role].threshold
+        if len(seen) < threshold:
+            raise NotTrusted(
+                code,
+                f"{where}: signed by {len(seen)} of the {threshold} distinct root keys required; "
+                "it was altered or is not a genuine root. Get a genuine root.json out of band",
+                role="root",
+            )
+
+    def _persist_legacy(self, version: int, data: bytes) -> None:
+        from .fsutil import atomic_write
+
+        try:
+            atomic_write(self.ws.dir / "root_history" / f"{version}.root.json", data, mode=0o600)
+        except OSError as e:
+            raise _map_error(e, self.ctx) from e
 
     # --- trustcheck's checks ---------------------------------------------------
 
@@ -1439,26 +1722,98 @@ class _Session:
                 role=_role_of_file(rel),
             ) from e
 
-    def _check_keyids(self, keys: dict[str, Key], where: str, role: str) -> None:
-        """Every key a role's threshold is counted with must have a key ID bound to it."""
+    def _bindings_for(self, root: Root) -> dict[str, str]:
+        """Key ID -> public key identity accepted in ``root``: bound by a hash, or the same
+        key under the same ID in the root trusted before it (see :meth:`_bind`)."""
+        cached = self._bindings.get(root.version)
+        if cached is not None:
+            return cached
+        # the roots before it that this state holds, oldest first
+        lowest = root.version
+        while lowest - 1 >= 1 and lowest - 1 not in self._bindings and lowest > root.version - 1024:
+            if not (self.ws.dir / "root_history" / f"{lowest - 1}.root.json").is_file():
+                break
+            lowest -= 1
+        inherited = self._bindings.get(lowest - 1, {})
+        for v in range(lowest, root.version):
+            try:
+                older = _parse(self._read_ws(f"root_history/{v}.root.json"), f"{v}.root.json", "")
+            except NotTrusted:
+                inherited = {}
+                continue
+            inherited = self._bind(older.signed, inherited)
+            self._bindings[v] = inherited
+        got = self._bind(root, inherited)
+        self._bindings[root.version] = got
+        return got
+
+    @staticmethod
+    def _bind(root: Any, inherited: dict[str, str]) -> dict[str, str]:
+        out: dict[str, str] = {}
+        keys = getattr(root, "keys", None)
+        if not isinstance(keys, dict):
+            return out
         for kid, key in keys.items():
+            ident = public_key_identity(key)
+            if keyid_is_bound(key) is not False or inherited.get(kid) == ident:
+                out[kid] = ident
+        return out
+
+    def _check_keyids(
+        self, keys: dict[str, Key], where: str, role: str, delegator: Root | Targets
+    ) -> None:
+        """The key IDs a role's threshold is counted with (docs/tuf.md, "Key IDs").
+
+        * A key ID that is a hash of *another* key the delegating role lists
+          is refused, always: one key posing under another's name misleads
+          every tool and pin that trusts key IDs.
+        * A key ID that is a hash of its key in any form an implementation
+          computed (:func:`keyid_is_bound`) is accepted.
+        * So is a key ID a root trusted before bound to the same public key
+          (sigstore root v11 lists its online key under the ID of root v10's
+          copy, whose ``x-tuf-on-ci-online-uri`` annotation it then edited).
+        * Anything else needs ``--unsafe-arbitrary-keyids`` (TAP 12 free-form
+          IDs); thresholds count distinct public keys either way.
+        """
+        from tuf.api.metadata import Root as RootCls  # type: ignore[attr-defined]
+
+        if isinstance(delegator, RootCls):
+            listed: dict[str, Key] = dict(delegator.keys)
+            accepted = self._bindings_for(delegator)
+        else:
+            d = delegator.delegations
+            listed = dict(d.keys) if d is not None else {}
+            accepted = {}
+        for kid, key in keys.items():
+            ident = public_key_identity(key)
+            for other_id, other in listed.items():
+                if other_id == kid or public_key_identity(other) == ident:
+                    continue
+                if kid in _keyid_forms(other):
+                    raise _Refused(
+                        "invalid-key-id",
+                        f"{where} of {self.name}: key ID {kid[:16]}… is the hash of another key "
+                        f"it lists (listed as {other_id[:16]}…) but names a different key: one "
+                        "key poses as another. The metadata is forged or broken; do not use it",
+                        role=role,
+                    )
             bound = keyid_is_bound(key)
-            if bound is None or bound:
+            if bound is None or bound or accepted.get(kid) == ident:
                 continue
             if self.allow_arbitrary_keyids:
                 if kid not in self._warned_keyids:
                     self._warned_keyids.add(kid)
                     self.warnings.append(
-                        f"{where}: key ID {kid[:16]}… is not the hash of its key "
+                        f"{where}: key ID {kid[:16]}… is not a hash of its key "
                         "(accepted: --unsafe-arbitrary-keyids); keyid: pins cannot match it"
                     )
                 continue
             raise _Refused(
                 "invalid-key-id",
-                f"{where} of {self.name}: key ID {kid[:16]}… is not the SHA-256 of its key "
-                f"({key.keytype}/{key.scheme}; expected {_expected_keyid(key)[:16]}…), so one key "
-                "could pose as several. If the repository uses free-form key IDs (TAP 12), "
-                "pass --unsafe-arbitrary-keyids",
+                f"{where} of {self.name}: key ID {kid[:16]}… is not a hash of its key in any "
+                f"form TUF implementations compute ({key.keytype}/{key.scheme}; expected e.g. "
+                f"{_expected_keyid(key)[:16]}…), nor bound to it by a root trusted before. If "
+                "the repository uses free-form key IDs (TAP 12), pass --unsafe-arbitrary-keyids",
                 role=role,
             )
 
@@ -1486,7 +1841,7 @@ class _Session:
         result = delegator.get_verification_result(role, md.signed_bytes, md.signatures)
         threshold = result.threshold
         where = f"the {role} keys of {_label(delegator)}"
-        self._check_keyids(result.signed | result.unsigned, where, role)
+        self._check_keyids(result.signed | result.unsigned, where, role, delegator)
         pinned = set(signer_pins) if signer_pins is not None else None
         if pinned is not None:
             listed = [*result.signed.values(), *result.unsigned.values()]
@@ -2429,13 +2784,29 @@ class _TargetSource:
     def describe(self) -> str:
         return str(self.folder) if self.folder is not None else str(self.url)
 
-    def chunks(self, name: str, cap: int) -> Iterator[bytes]:
-        """The bytes of target file ``name`` (URL-relative), at most ``cap + 1`` of them."""
+    def chunks(self, name: str, plain: str, cap: int) -> Iterator[bytes]:
+        """The bytes of target file ``name`` (URL-relative), at most ``cap + 1`` of them.
+
+        In a local folder a file missing under its consistent-snapshot name
+        (``dir/HASH.name``) is also looked for under its ``plain`` path, as a
+        TUF-on-CI / sigstore git checkout stores it (the content is verified
+        all the same).
+        """
         if self.url is not None:
             yield from self._http(name)
             return
         assert self.folder is not None
+        if plain != name and self._local_path(name) is None:
+            name = plain
         yield from self._local(name, cap)
+
+    def _local_path(self, name: str) -> str | None:
+        assert self.folder is not None
+        parts = name.split("/")
+        if name.startswith("/") or "\x00" in name or any(p in ("", ".", "..") for p in parts):
+            return None
+        real = os.path.realpath(os.path.join(self.folder, *parts))
+        return real if _is_within(real, str(self.folder)) and os.path.lexists(real) else None
 
     def _http(self, name: str) -> Iterator[bytes]:
         assert self.url is not None
@@ -2513,7 +2884,7 @@ def _fetch_target(
         total = 0
         try:
             with os.fdopen(fd, "wb") as out:
-                for chunk in source.chunks(name, tf.length):
+                for chunk in source.chunks(name, path, tf.length):
                     total += len(chunk)
                     if total > tf.length:
                         raise NotTrusted(

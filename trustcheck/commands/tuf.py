@@ -29,6 +29,7 @@ from ..cliopts import (
     parse_at,
     warn,
 )
+from ..errors import UsageError
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -150,6 +151,18 @@ def _read_root(path: Path | None, cap: int) -> bytes | None:
         fail_usage(f"--root {path}: cannot read it ({e.strerror or e})")
     if len(data) > cap:
         fail_usage(f"--root {path} is larger than --root-max-length ({cap} bytes)")
+    from ..tuf10 import detect_dialect
+
+    try:
+        dialect = detect_dialect(data)
+    except UsageError:
+        dialect = None  # not metadata at all: python-tuf's own error names it
+    if dialect == "notary":
+        fail_usage(
+            f"--root {path} is a Notary v1 (Docker Content Trust) root, not a TUF 1.0 root: "
+            "give the TUF repository's own root.json (Notary data is verified with "
+            "`trustcheck verify --trust-dir`)"
+        )
     return data
 
 
