@@ -539,8 +539,11 @@ class AuditReport:
 
     def to_json(self) -> dict[str, Any]:
         """The JSON document (schema: ``audit_render.JSON_SCHEMA``, docs/audit.md)."""
+        from . import __version__
+
         return {
             "schema": "trustcheck-audit/1",
+            "trustcheck_version": __version__,
             "at": iso(self.at),
             "horizon_days": self.horizon_days,
             "key_filter": self.key_filter,

@@ -496,6 +496,7 @@ JSON_SCHEMA: dict[str, Any] = {
     **_object(
         {
             "schema": {"const": "trustcheck-audit/1"},
+            "trustcheck_version": {"type": "string"},
             "at": _TIME,
             "horizon_days": {"type": "integer", "minimum": 0},
             "key_filter": _STR_OR_NULL,

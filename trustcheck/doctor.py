@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import quote, unquote, urlsplit
 
+from . import __version__
 from .errors import NotTrusted, TrustcheckError, UsageError
 from .timefmt import iso as _iso
 
@@ -244,6 +245,7 @@ class Report:
             "checks": [c.to_json() for c in self.checks],
             "summary": self.counts(),
             "exit_code": self.exit_code,
+            "trustcheck_version": __version__,
         }
 
     def render(self) -> str:

@@ -491,3 +491,15 @@ def test_audit_all_reports_a_folder_it_cannot_list(damaged_trust: Path) -> None:
         f["gun"]: f["message"] for f in doc["findings"] if f["code"] == "collection-unreadable"
     }
     assert "cannot list the folder (Permission denied)" in found["localhost/bulk"], found
+
+
+def test_version_in_the_json_reports(tmp_path: Path) -> None:
+    import trustcheck
+
+    audit = run_trustcheck("audit", "--trust-dir", str(TRUST), "--at", AT, "--format", "json", GUN)
+    assert audit.code == 0, audit.stderr
+    assert json.loads(audit.stdout)["trustcheck_version"] == trustcheck.__version__
+    doctor = run_trustcheck(
+        "doctor", "--offline", "--json", "--trust-dir", str(TRUST), "--at", AT, IMAGE
+    )
+    assert json.loads(doctor.stdout)["trustcheck_version"] == trustcheck.__version__
