@@ -1289,9 +1289,11 @@ def _same_host(host: str, registry: str) -> bool:
     """Whether an event's ``request.host`` names the registry at URL ``registry``."""
     from urllib.parse import urlsplit
 
+    if not host or any(c in host for c in "/@?#\\ \t\r\n"):
+        return False  # a host[:port], nothing else
     try:
         reg = urlsplit(registry if "://" in registry else f"https://{registry}")
-        ev = urlsplit(f"//{host.strip()}")
+        ev = urlsplit(f"//{host}")
         default = {"https": 443, "http": 80}.get(reg.scheme)
         reg_port = reg.port if reg.port is not None else default
         ev_port = ev.port if ev.port is not None else default

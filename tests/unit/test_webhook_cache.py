@@ -864,7 +864,8 @@ def test_app_acr_receiver_needs_its_secret(app: App) -> None:
         r = await client.post("/acr/quarantine", json=bad, headers=h)
         assert r.status_code == 400 and r.json()["code"] == "invalid-reference"
         for host in ("evil.example.com", "r.example.com:8443", "r.example.com.evil.io",
-                     "user@r.example.com.evil.io", "[::1]"):
+                     "user@r.example.com.evil.io", "[::1]", "r.example.com/x",
+                     "r.example.com@evil.io", "r.example.com:443/../x", " r.example.com"):
             other = {**bad, "request": {"host": host}}
             r = await client.post("/acr/quarantine", json=other, headers=h)
             assert r.status_code == 403, host
