@@ -124,6 +124,8 @@ _DIGEST_RE = _LazyPattern(_DIGEST)
 _IDENTIFIER_RE = _LazyPattern(r"[a-f0-9]{64}")
 _SHA256_HEX_RE = _LazyPattern(r"[a-f0-9]{64}")
 _DIGEST_HEX_LENGTHS = {"sha256": 64, "sha384": 96, "sha512": 128}
+#: a host label that inet_aton reads as a number (decimal, octal, 0x hex)
+_NUMERIC_LABEL_RE = _LazyPattern(r"0x[0-9a-f]*|[0-9]+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,10 +219,11 @@ def canonical_domain(domain: str) -> str:
     host without a port other than ``localhost`` (Docker takes ``Docker/x`` as
     the registry ``Docker`` only for its capital letter; ``docker/x`` is a Docker
     Hub repository, so no spelling of it is safe); port 0 or above
-    65535; a host made only of digits and dots that is not a canonical
-    dotted-quad IPv4 address (``127.1``, ``127.000.000.001``: resolvers
-    disagree on what they mean); an IPv4-mapped or -compatible IPv6 address
-    (another spelling of an IPv4 registry); an invalid IPv6 address.
+    65535; a host whose labels are all numbers (decimal, octal or ``0x`` hex)
+    that is not a canonical dotted-quad IPv4 address (``127.1``,
+    ``127.000.000.001``, ``0x7f.0.0.1``: resolvers disagree on what they
+    mean); an IPv4-mapped or -compatible IPv6 address (another spelling of an
+    IPv4 registry); an invalid IPv6 address.
     """
     host, port = _split_port(domain.lower())
     if port is None and "." not in host and host != "localhost" and not host.startswith("["):
@@ -248,7 +251,7 @@ def canonical_domain(domain: str) -> str:
                 f"{host[:60]} is an IPv4 address written as IPv6; write the IPv4 address"
             )
         host = f"[{address.compressed}]"
-    elif host and all(c.isdigit() or c == "." for c in host):
+    elif host and all(_NUMERIC_LABEL_RE.fullmatch(label) for label in host.split(".")):
         try:
             canonical = str(ipaddress.IPv4Address(host))
         except ValueError:

@@ -74,6 +74,8 @@ REFUSED: list[tuple[str, str]] = [
     ("127.1/app", "dotted-quad"),
     ("127.000.000.001:5000/app", "dotted-quad"),
     ("10.0.0.010/app", "dotted-quad"),
+    ("0x7f.0.0.1/app", "dotted-quad"),
+    ("0x7f000001:5000/app", "dotted-quad"),
     ("[::ffff:7f00:1]/app", "IPv4 address written as IPv6"),
     ("[::ffff:127.0.0.1]/app", "not a valid host"),
     ("example.com:0/app", "between 1 and 65535"),
