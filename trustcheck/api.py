@@ -7,13 +7,14 @@ import from :mod:`trustcheck` (see ``__all__`` there).
 from __future__ import annotations
 
 import gc
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .errors import NotTrusted, TrustcheckError
+from .errors import NotTrusted, TrustcheckError, UsageError
 from .lookup import resolve
 from .reference import ImageRef, parse_reference
 from .trustdir import TrustDir
@@ -88,6 +89,41 @@ def load_collection(
     return col
 
 
+def internal_error(gun: str, exc: BaseException) -> NotTrusted:
+    """An unexpected exception while handling ``gun``, as that collection's error.
+
+    A bug must cost only this collection its verdict (fail closed for it),
+    never the answers for the other images of the run.
+    """
+    detail = str(exc).splitlines()[0][:200] if str(exc) else ""
+    return NotTrusted(
+        "internal-error",
+        f"unexpected {type(exc).__name__} while verifying {gun}"
+        f"{': ' + detail if detail else ''}; nothing was trusted for it. Please report this "
+        "as a trustcheck bug (with TRUSTCHECK_DEBUG=1 for the traceback)",
+    )
+
+
+def _guarded_load(
+    trust_dir: TrustDir, gun: str, at: datetime, options: Options | None
+) -> Collection | TrustcheckError:
+    """:func:`load_collection` for one GUN of many: its error, never an exception.
+
+    Usage errors (bad GUN, unreadable trust dir or state) stay exceptions: they
+    concern the whole run.
+    """
+    try:
+        return load_collection(trust_dir, gun, at, options)
+    except NotTrusted as e:
+        return e
+    except (UsageError, KeyboardInterrupt, SystemExit, MemoryError):
+        raise
+    except Exception as e:
+        if os.environ.get("TRUSTCHECK_DEBUG"):
+            raise
+        return internal_error(gun, e)
+
+
 def _verify(gun: str, source: TrustDirSource, at: datetime, policy: TrustPolicy) -> Collection:
     # Parsing a large targets role allocates hundreds of thousands of
     # containers and no cycles: the cyclic collector would only rescan them.
@@ -144,10 +180,7 @@ def verify_image(
     cache = {} if cache is None else cache
     got = cache.get(ref.gun)
     if got is None:
-        try:
-            got = load_collection(trust_dir, ref.gun, at, options)
-        except NotTrusted as e:
-            got = e
+        got = _guarded_load(trust_dir, ref.gun, at, options)
         cache[ref.gun] = got
     return resolve_image(ref, got)
 
@@ -164,6 +197,11 @@ def resolve_image(ref: ImageRef, got: Collection | TrustcheckError) -> ImageResu
     except NotTrusted as e:
         result.error = e
         result.role = e.role
+        return result
+    except Exception as e:  # a bug in lookup: this image only
+        if os.environ.get("TRUSTCHECK_DEBUG"):
+            raise
+        result.error = internal_error(ref.gun, e)
         return result
     result.trusted = True
     result.digest = res.digest
@@ -189,10 +227,7 @@ def collections_for(
         return fetch_many(guns, trust_dir, at, options, remote, progress)
     out: dict[str, Collection | TrustcheckError] = {}
     for gun in dict.fromkeys(guns):
-        try:
-            out[gun] = load_collection(trust_dir, gun, at, options)
-        except NotTrusted as e:
-            out[gun] = e
+        out[gun] = _guarded_load(trust_dir, gun, at, options)
     return out
 
 

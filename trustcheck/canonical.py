@@ -21,6 +21,7 @@ transcription of the spec's rule.
 
 from __future__ import annotations
 
+import codecs
 import json
 import math
 import re
@@ -76,9 +77,16 @@ def _go_int(value: float) -> int:
     return int(value)
 
 
+#: longer integer literals are beyond float64 (> 1e308): Go's ParseFloat
+#: answers a range error; Python's int() would refuse them above 4,300 digits
+_INT_DIGITS_MAX = 400
+
+
 def _parse_int(text: str) -> int:
     if len(text) < 16:  # |n| < 10**15 < 2**53: exact as float64
         return int(text)
+    if len(text) > _INT_DIGITS_MAX:
+        raise DecodeError(f"number {text[:40]}... ({len(text)} digits) is out of range")
     number = int(text)
     if -_EXACT <= number <= _EXACT:
         return number
@@ -99,7 +107,10 @@ class FloatInt(int):
 
 
 def _parse_float(text: str) -> int | _NonIntegral:
-    value = float(text)
+    try:
+        value = float(text)
+    except (ValueError, OverflowError) as e:  # defensive: JSON grammar guarantees a float
+        raise DecodeError(f"number {text[:40]} cannot be read") from e
     if math.isinf(value) or math.isnan(value):
         raise DecodeError(f"number {text[:40]} is out of range")
     if value.is_integer():
@@ -178,19 +189,56 @@ def decode(data: bytes) -> Any:
     return _decode_exact(data)
 
 
+def _go_replace(err: UnicodeError) -> tuple[str, int]:
+    """Go's rule for invalid UTF-8 in a JSON string: one U+FFFD per invalid byte.
+
+    ``utf8.DecodeRune`` answers ``(RuneError, 1)`` for every byte that does not
+    start a valid sequence, so a truncated 3-byte sequence becomes two U+FFFD
+    (Python's "replace" gives one per maximal subpart). The bytes Python's
+    decoder flags are exactly the ones no valid sequence covers.
+    """
+    if not isinstance(err, UnicodeDecodeError):
+        raise err
+    return "\ufffd" * (err.end - err.start), err.end
+
+
+codecs.register_error("trustcheck-go-replace", _go_replace)
+
+_ESCAPED_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _fix_surrogates(value: Any) -> Any:
+    """Go decodes an escaped lone surrogate (``"\\ud800"``) as U+FFFD; the stdlib
+    keeps it. Replace them everywhere, map keys included (two keys that Go
+    reads as the same string: the last one wins, as in Go)."""
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value)
+    if isinstance(value, list):
+        return [_fix_surrogates(v) for v in value]
+    if isinstance(value, dict):
+        return {_fix_surrogates(k): _fix_surrogates(v) for k, v in value.items()}
+    return value
+
+
 def _decode_exact(data: bytes) -> Any:
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        text = data.decode("utf-8", errors="replace")
+    text = data.decode("utf-8", errors="trustcheck-go-replace")
     try:
         value, end = _decoder.raw_decode(text, _skip_ws(text, 0))
     except RecursionError as e:
         raise DecodeError("JSON nested too deeply") from e
     except json.JSONDecodeError as e:
         raise DecodeError(f"invalid JSON at line {e.lineno} column {e.colno}: {e.msg}") from e
+    except DecodeError:
+        raise
+    except (ValueError, OverflowError) as e:  # a number the hooks could not read
+        raise DecodeError(f"invalid JSON number: {str(e)[:80]}") from e
     if _skip_ws(text, end) != len(text):
         raise DecodeError("invalid JSON: unexpected data after the top-level value")
+    if _ESCAPED_SURROGATE.search(text) is not None:
+        try:
+            value = _fix_surrogates(value)
+        except RecursionError as e:
+            raise DecodeError("JSON nested too deeply") from e
     return value
 
 

@@ -199,16 +199,206 @@ _PEM_END = b"\n-----END "
 _PEM_EOL = b"-----"
 
 
-def _get_line(data: bytes) -> tuple[bytes, bytes]:
-    """Go pem's getLine: one line without its ``\\n`` / ``\\r\\n``, right-trimmed of spaces/tabs."""
-    i = data.find(b"\n")
-    if i < 0:
-        i = j = len(data)
-    else:
-        j = i + 1
-        if i > 0 and data[i - 1] == 0x0D:
-            i -= 1
-    return data[:i].rstrip(b" \t"), data[j:]
+_B64_OK = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=\r\n \t"
+#: Go pem's header loop ends at the first line without a colon
+#: a BEGIN line followed by a line with a colon (over-approximated): a header run
+_SWALLOWER = re.compile(rb"-----BEGIN [^\n]*\n[^\n:]*:")
+_NO_COLON_LINE = re.compile(rb"^[^:\n]*$", re.M)
+
+
+class _PemScanner:
+    """Go 1.19's ``pem.Decode``, repeated over one buffer, in linear time.
+
+    Go searches the END marker again for every BEGIN line and copies the body
+    each time: a file of BEGIN lines without END costs quadratic time (1.4 MB
+    took 11 s). Here positions index one buffer and what every BEGIN before
+    the same END line would recompute is computed once per END line. The
+    blocks found are exactly Go's, because:
+
+    * with no END marker after a position, no block can start there;
+    * a block ending at an END line of type ``T`` starts with a BEGIN line of
+      type ``T``; when the END line has no colon, neither it nor such a BEGIN
+      line can be eaten by another block's header run, and every earlier one
+      has a later one (with its dashes, not base64) in its body: only the
+      last BEGIN ``T`` line before the END line can succeed, so the scan jumps
+      to it; the same holds when no BEGIN line before the END line is
+      followed by a colon line (no header run at all);
+    * otherwise every BEGIN is tried, and a body holding a byte base64 never
+      contains (found once per END line) is skipped without decoding.
+    """
+
+    __slots__ = (
+        "_bad",
+        "_bad_from",
+        "_cand",
+        "_cand_for",
+        "_data",
+        "_end",
+        "_end_from",
+        "_end_type",
+        "_headers_seen",
+        "_line_end",
+    )
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+        self._end_from = -1  # the END search below covers [_end_from, _end)
+        self._end = -1  # index of "\n-----END " (or -2: none at or after _end_from)
+        self._line_end = 0  # end of the END line's text (CR, trailing blanks trimmed)
+        self._end_type: bytes | None = None  # the type a BEGIN line needs for this END
+        self._bad_from = -1
+        self._bad = -1  # last non-base64 byte in [_bad_from, _end), or -1
+        self._headers_seen = False  # a header run may hide lines before this END line
+        self._cand_for = -1  # the END line _cand was found for
+        self._cand = -1  # the last BEGIN line before it that can match it, or -1
+
+    def _line(self, pos: int) -> tuple[bytes, int]:
+        """getLine at ``pos``: the line without ``\n``/``\r\n``, right-trimmed; next position."""
+        data = self._data
+        i = data.find(b"\n", pos)
+        if i < 0:
+            i = j = len(data)
+        else:
+            j = i + 1
+            if i > pos and data[i - 1] == 0x0D:
+                i -= 1
+        return data[pos:i].rstrip(b" \t"), j
+
+    def _find_end(self, pos: int) -> int:
+        if not (self._end_from <= pos and (self._end == -2 or self._end >= pos)):
+            data = self._data
+            self._end_from = pos
+            self._end = data.find(_PEM_END, pos)
+            self._bad_from = -1
+            self._end_type = None
+            if self._end < 0:
+                self._end = -2
+            else:
+                nl = data.find(b"\n", self._end + 1)
+                if nl < 0:
+                    nl = len(data)
+                elif data[nl - 1] == 0x0D:
+                    nl -= 1
+                text = data[self._end + 1 : nl].rstrip(b" \t")
+                self._line_end = self._end + 1 + len(text)
+                head = len(_PEM_END) - 1
+                if text.endswith(_PEM_EOL) and len(text) >= head + len(_PEM_EOL):
+                    self._end_type = text[head : -len(_PEM_EOL)]
+                # a header run could swallow the END line or a BEGIN line: try each BEGIN
+                self._headers_seen = (b":" in text or b":" in (self._end_type or b"")) and (
+                    _SWALLOWER.search(data, pos, nl + 1) is not None
+                )
+        return -1 if self._end == -2 else self._end
+
+    def _body_has_bad_byte(self, pos: int, end: int) -> bool:
+        """Does ``data[pos:end]`` hold a byte base64 never contains? (``end`` = cached END)"""
+        if self._bad_from < 0 or pos < self._bad_from:
+            self._bad_from = pos
+            head = self._data[pos:end].rstrip(_B64_OK)  # up to the last bad byte
+            self._bad = pos + len(head) - 1 if head else -1
+        return self._bad >= pos
+
+    def _jump(self, p: int) -> int:
+        """Where the next BEGIN that can succeed may start (see the class doc)."""
+        end = self._find_end(p)
+        if end < 0:
+            return -1
+        if self._headers_seen:
+            return p  # the END line or a BEGIN line can hide in a header run: try each
+        kind = self._end_type
+        if kind is None:
+            return end  # no BEGIN line can match this END line
+        if self._cand_for != end:  # once per END line: its last BEGIN line of its type
+            self._cand_for = end
+            self._cand = -1
+            line = _PEM_START[1:] + kind + _PEM_EOL
+            hi = end
+            while True:
+                last = self._data.rfind(b"\n" + line, p, hi)
+                cand = last + 1 if last >= 0 else p
+                if (last >= 0 or self._data.startswith(line, p)) and self._line(cand)[0] == line:
+                    self._cand = cand
+                    break
+                if last < 0:
+                    break
+                hi = last  # a longer BEGIN line (another type): look further back
+        return self._cand if self._cand >= p else end
+
+    def decode(self, start: int) -> tuple[PemBlock | None, int]:
+        """One ``pem.Decode`` of ``data[start:]``: ``(block, next start)`` or ``(None, start)``."""
+        data = self._data
+        n = len(data)
+        p = start
+        while True:
+            p = self._jump(p)
+            if p < 0:
+                return None, start
+            if data.startswith(_PEM_START[1:], p):
+                p += len(_PEM_START) - 1
+            else:
+                i = data.find(_PEM_START, p)
+                if i < 0:
+                    return None, start
+                p = i + len(_PEM_START)
+
+            type_line, p = self._line(p)
+            if not type_line.endswith(_PEM_EOL):
+                continue
+            type_line = type_line[: -len(_PEM_EOL)]
+
+            if p >= n:
+                return None, start
+            found = _NO_COLON_LINE.search(data, p)  # p starts a line
+            header_end = n if found is None else found.start()
+            if header_end >= n:
+                return None, start  # the header lines run to the end: Go gives up
+            header_start, p = p, header_end
+
+            cached = False
+            if header_start == p and data.startswith(_PEM_END[1:], p):
+                end_index = p
+                trailer_index = p + len(_PEM_END) - 1
+            else:
+                end_index = self._find_end(p)
+                if end_index < 0:
+                    continue
+                trailer_index = end_index + len(_PEM_END)
+                cached = True
+
+            trailer_len = len(type_line) + len(_PEM_EOL)
+            if n - trailer_index < trailer_len:
+                continue
+            if not data.startswith(type_line, trailer_index) or not data.startswith(
+                _PEM_EOL, trailer_index + len(type_line)
+            ):
+                continue
+            after = trailer_index + trailer_len
+            if cached:
+                if after < self._line_end:
+                    continue  # text after the END marker
+                if self._body_has_bad_byte(p, end_index):
+                    continue  # the base64 cannot decode
+            elif self._line(after)[0]:
+                continue
+
+            b64 = data[p:end_index].replace(b" ", b"").replace(b"\t", b"")
+            der = go_b64decode(b64)
+            if der is None:
+                continue
+            _, rest = self._line(end_index + len(_PEM_END) - 1)
+            return PemBlock(
+                type_line.decode("utf-8", "replace"), self._headers(header_start, p), der
+            ), rest
+
+    def _headers(self, start: int, end: int) -> dict[str, str]:
+        headers: dict[str, str] = {}
+        pos = start
+        while pos < end:
+            line, pos = self._line(pos)
+            colon = line.find(b":")
+            key = line[:colon].strip().decode("utf-8", "replace")
+            headers[key] = line[colon + 1 :].strip().decode("utf-8", "replace")
+        return headers
 
 
 def _pem_decode(data: bytes) -> tuple[PemBlock | None, bytes]:
@@ -218,70 +408,16 @@ def _pem_decode(data: bytes) -> tuple[PemBlock | None, bytes]:
     (unterminated, mismatched END type, bad base64, text after the END
     marker) is skipped and the search continues after its BEGIN line.
     """
-    rest = data
-    while True:
-        if rest.startswith(_PEM_START[1:]):
-            rest = rest[len(_PEM_START) - 1 :]
-        else:
-            i = rest.find(_PEM_START)
-            if i < 0:
-                return None, data
-            rest = rest[i + len(_PEM_START) :]
-
-        type_line, rest = _get_line(rest)
-        if not type_line.endswith(_PEM_EOL):
-            continue
-        type_line = type_line[: -len(_PEM_EOL)]
-
-        headers: dict[str, str] = {}
-        exhausted = False
-        while True:
-            if not rest:
-                exhausted = True
-                break
-            line, nxt = _get_line(rest)
-            colon = line.find(b":")
-            if colon < 0:
-                break
-            key = line[:colon].strip().decode("utf-8", "replace")
-            headers[key] = line[colon + 1 :].strip().decode("utf-8", "replace")
-            rest = nxt
-        if exhausted:
-            return None, data
-
-        if not headers and rest.startswith(_PEM_END[1:]):
-            end_index = 0
-            trailer_index = len(_PEM_END) - 1
-        else:
-            end_index = rest.find(_PEM_END)
-            trailer_index = end_index + len(_PEM_END)
-        if end_index < 0:
-            continue
-
-        trailer = rest[trailer_index:]
-        trailer_len = len(type_line) + len(_PEM_EOL)
-        if len(trailer) < trailer_len:
-            continue
-        rest_of_end_line = trailer[trailer_len:]
-        trailer = trailer[:trailer_len]
-        if not trailer.startswith(type_line) or not trailer.endswith(_PEM_EOL):
-            continue
-        if _get_line(rest_of_end_line)[0]:
-            continue
-
-        b64 = rest[:end_index].replace(b" ", b"").replace(b"\t", b"")
-        der = go_b64decode(b64)
-        if der is None:
-            continue
-        _, rest = _get_line(rest[end_index + len(_PEM_END) - 1 :])
-        return PemBlock(type_line.decode("utf-8", "replace"), headers, der), rest
+    block, nxt = _PemScanner(data).decode(0)
+    return (block, data[nxt:]) if block is not None else (None, data)
 
 
 def pem_blocks(data: bytes) -> Iterator[PemBlock]:
     """Every PEM block Go would find in ``data``, in order (repeated ``pem.Decode``)."""
-    rest = data
+    scanner = _PemScanner(data)
+    pos = 0
     while True:
-        block, rest = _pem_decode(rest)
+        block, pos = scanner.decode(pos)
         if block is None:
             return
         yield block

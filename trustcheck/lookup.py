@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from .errors import NotTrusted
-from .notary import FileMeta, TargetsMeta
+from .notary import FileMeta, TargetsMeta, hash_size_problem
 from .reference import ImageRef
 from .verify import Collection
 
@@ -52,10 +52,6 @@ class TargetHit:
         return self.meta.sha256_hex()
 
 
-def _in_paths(paths: list[str], name: str) -> bool:
-    return any(name.startswith(p) for p in paths)
-
-
 def walk(
     col: Collection, target: str, role_path: str = "", skip: tuple[str, ...] = ()
 ) -> Iterator[tuple[str, TargetsMeta]]:
@@ -74,13 +70,13 @@ def walk(
             queue.extend(kids)
             continue
         in_subtree = not role_path or name == role_path or name.startswith(role_path + "/")
-        if (not target or _in_paths(col.paths[name], target)) and in_subtree and name not in skip:
+        if (not target or col.in_paths(name, target)) and in_subtree and name not in skip:
             yield name, tm
             queue.extend(kids)
 
 
 def _visible(col: Collection, role: str, name: str) -> bool:
-    return _in_paths(col.paths[role], name)
+    return col.in_paths(role, name)
 
 
 def get_target_by_name(
@@ -102,9 +98,8 @@ def list_targets(col: Collection, roles: tuple[str, ...] = ("targets",)) -> dict
     for role in roles:
         skip = tuple(r for r in roles if r != role)
         for rname, tm in walk(col, "", role, skip):
-            paths = col.paths[rname]
             for tname, meta in tm.items():
-                if tname not in out and _in_paths(paths, tname):
+                if tname not in out and col.in_paths(rname, tname):
                     out[tname] = TargetHit(tname, rname, meta)
     return out
 
@@ -118,8 +113,9 @@ def all_target_metadata(col: Collection, name: str) -> list[TargetHit]:
             if meta is not None:
                 hits.append(TargetHit(name, rname, meta))
         else:
-            paths = col.paths[rname]
-            hits.extend(TargetHit(t, rname, m) for t, m in tm.items() if _in_paths(paths, t))
+            hits.extend(
+                TargetHit(t, rname, m) for t, m in tm.items() if col.in_paths(rname, t)
+            )
     return hits
 
 
@@ -170,6 +166,7 @@ def resolve(col: Collection, ref: ImageRef) -> Resolution:
             f"{ref.gun}:{tag} in {hit.role} has no sha256 hash, so no image digest can be trusted",
             role=hit.role,
         )
+    _check_digest_sizes(ref.gun, hit)
     if ref.digest is not None and ref.digest != "sha256:" + sha:
         raise NotTrusted(
             "digest-mismatch",
@@ -180,11 +177,24 @@ def resolve(col: Collection, ref: ImageRef) -> Resolution:
     return Resolution(tag, "sha256:" + sha, hit.meta.length, hit.role, _signers(col, tag, sha))
 
 
+def _check_digest_sizes(gun: str, hit: TargetHit) -> None:
+    """A sha256 must be 32 bytes and a sha512 64 (Docker refuses a short digest)."""
+    problem = hash_size_problem(hit.meta)
+    if problem is not None:
+        raise NotTrusted(
+            "target-digest-invalid",
+            f"{gun}:{hit.name[:80]} in {hit.role} is signed with a malformed digest ({problem}); "
+            "no image can have it. The signer must re-sign the tag",
+            role=hit.role,
+        )
+
+
 def _resolve_digest(col: Collection, ref: ImageRef) -> Resolution:
     assert ref.digest is not None
     want = ref.digest.removeprefix("sha256:")
     for hit in list_targets(col, RELEASED_ROLES).values():
         if hit.role in RELEASED_ROLES and hit.sha256 == want:
+            _check_digest_sizes(ref.gun, hit)
             return Resolution(
                 None, ref.digest, hit.meta.length, hit.role, _signers(col, hit.name, want)
             )

@@ -59,6 +59,7 @@ TYPE_NAMES = {
     "timestamp": "Timestamp",
 }
 ZERO_TIME = datetime(1, 1, 1, tzinfo=UTC)  # Go's zero time.Time: always expired
+_MAX_TIME = datetime.max.replace(tzinfo=UTC)
 _MISSING: Any = object()
 
 
@@ -155,8 +156,9 @@ class TargetsMeta(SignedMeta):
     delegations: list[Delegation] = field(default_factory=list)
 
     def target(self, name: str) -> FileMeta | None:
-        raw = self.targets.get(name)
-        return None if raw is None else _file_meta(raw, "target")
+        raw = self.targets.get(name, _MISSING)
+        # a ``null`` entry is present (Go's zero FileMeta): found, with no hashes
+        return None if raw is _MISSING else _file_meta(raw, "target")
 
     def items(self) -> Iterator[tuple[str, FileMeta]]:
         for name, raw in self.targets.items():
@@ -318,9 +320,16 @@ def parse_expires(value: Any, where: str = "expires") -> datetime:
     if hour > 23 or minute > 59 or second > 59 or year == 0:
         raise _Bad(f"{where} {value!r} is out of range")
     try:
-        return datetime(year, month, day, hour, minute, second, micro, tzinfo=tz)
+        local = datetime(year, month, day, hour, minute, second, micro, tzinfo=tz)
     except ValueError as e:
         raise _Bad(f"{where} {value!r} is out of range") from e
+    try:
+        return local.astimezone(UTC)
+    except OverflowError:
+        # Go's time.Time reaches beyond Python's years 1-9999: the instant is
+        # before 0001-01-01T00:00:00Z (always expired, like Go's zero time) or
+        # after 9999-12-31T23:59:59Z (expires later than any validation time)
+        return ZERO_TIME if year == 1 else _MAX_TIME
 
 
 # --------------------------------------------------------------------------- role parsing
@@ -352,6 +361,9 @@ def _envelope(role: str, raw: bytes, top: Any = _MISSING) -> tuple[dict[str, Any
             )
         for i, item in enumerate(sig_list):
             where = f"signatures[{i}]"
+            if item is None:  # Go: a zero Signature (no key ID: ignored when verifying)
+                signatures.append(Signature(keyid="", method="", sig=b""))
+                continue
             keyid, method, sig = _fields(item, ("keyid", "method", "sig"), where)
             signatures.append(
                 Signature(
@@ -418,6 +430,8 @@ def _check_version(role: str, version: int) -> None:
 
 
 def _file_meta(value: Any, where: str) -> FileMeta:
+    if value is None:  # Go: the zero FileMeta (no length, no hashes)
+        return FileMeta(length=0, hashes={})
     length, hashes, _custom = _fields(value, ("length", "hashes", "custom"), where)
     parsed_hashes: dict[str, bytes] = {}
     for algo, digest in _go_map(hashes, where + ".hashes").items():
@@ -505,6 +519,15 @@ def base64_std(data: bytes) -> str:
     return binascii.b2a_base64(data, newline=False).decode("ascii")
 
 
+def hash_size_problem(meta: FileMeta) -> str | None:
+    """What is wrong with a sha256/sha512 hash of the wrong size, or None."""
+    for algo, size in (("sha256", 32), ("sha512", 64)):
+        digest = meta.hashes.get(algo)
+        if digest is not None and len(digest) != size:
+            return f"its {algo} hash is {len(digest)} bytes, not {size}"
+    return None
+
+
 def _check_hash_sizes(role: str, name: str, meta: FileMeta) -> None:
     """notary's CheckValidHashStructures: sha256 is 32 bytes, sha512 64."""
     for algo, size in (("sha256", 32), ("sha512", 64)):
@@ -517,12 +540,17 @@ def _keys(value: Any, where: str) -> dict[str, TufKey]:
     keys: dict[str, TufKey] = {}
     for keyid, item in _go_map(value, where).items():
         kw = f"{where}[{keyid[:16]}]"
+        if item is None:  # Go: the zero TUFKey (no type, no key); unusable, not an error
+            keys[keyid] = TufKey("", b"")
+            continue
         keytype, keyval = _fields(item, ("keytype", "keyval"), kw)
-        (public,) = (
-            _fields(keyval, ("public",), kw + ".keyval")
+        public, private = (
+            _fields(keyval, ("public", "private"), kw + ".keyval")
             if keyval not in (_MISSING, None)
-            else (_MISSING,)
+            else (_MISSING, _MISSING)
         )
+        # notary's KeyPair decodes ``private`` as []byte too: bad base64 fails the file
+        _go_bytes(private, kw + ".keyval.private")
         keys[keyid] = TufKey(
             _go_str(keytype, kw + ".keytype"), _go_bytes(public, kw + ".keyval.public")
         )
@@ -540,6 +568,8 @@ def parse_root(raw: bytes) -> RootMeta:
         keys = _keys(keys_raw, "keys")
         roles: dict[str, RoleKeys] = {}
         for name, item in _go_map(roles_raw, "roles").items():
+            if item is None:  # Go: a nil *RootRole; a base role then counts as missing
+                continue
             keyids, threshold = _fields(item, ("keyids", "threshold"), f"roles.{name}")
             roles[name] = RoleKeys(
                 keyids=[

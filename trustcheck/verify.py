@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from bisect import bisect_right
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
@@ -47,12 +48,43 @@ from .trustdir import MAX_DOWNLOAD_SIZE, MAX_TIMESTAMP_SIZE, TrustDir, validate_
 if TYPE_CHECKING:
     from .pins import Identifier, PinEntry
 
-__all__ = ["Collection", "RoleCheck", "Source", "TrustPolicy", "verify_collection"]
+__all__ = [
+    "Collection",
+    "PathPrefixes",
+    "RoleCheck",
+    "Source",
+    "TrustPolicy",
+    "verify_collection",
+]
 
 #: notary warns when root, targets, delegations or snapshot expire within this.
 NEAR_EXPIRY = timedelta(days=182)
 #: targets roles loaded for one collection (notary's own tests use 75,000)
 MAX_ROLES = 100_000
+
+
+class PathPrefixes:
+    """A delegation's ``paths``: does one of them prefix a name? In O(log n).
+
+    notary tests every path of a role against every target (and every child
+    path against every parent path), quadratic in hostile input. Sorted and
+    reduced to the paths no other path prefixes, the only candidate prefix of
+    a name is the greatest path not above it: the strings between a prefix
+    ``p`` of ``name`` and ``name`` all start with ``p``.
+    """
+
+    __slots__ = ("_sorted",)
+
+    def __init__(self, paths: Iterable[str]) -> None:
+        minimal: list[str] = []
+        for p in sorted(set(paths)):
+            if not minimal or not p.startswith(minimal[-1]):
+                minimal.append(p)
+        self._sorted = minimal
+
+    def matches(self, name: str) -> bool:
+        i = bisect_right(self._sorted, name)
+        return i > 0 and name.startswith(self._sorted[i - 1])
 
 
 class Source(Protocol):
@@ -101,6 +133,14 @@ class Collection:
     #: set by fetching when the server could not be used and the cache was
     #: (the reason, one line); None when verified from fresh data or offline
     cache_fallback: str | None = None
+    _matchers: dict[str, PathPrefixes] = field(default_factory=dict, repr=False)
+
+    def in_paths(self, role: str, name: str) -> bool:
+        """Is ``name`` inside the (restricted) paths of the loaded role ``role``?"""
+        m = self._matchers.get(role)
+        if m is None:
+            m = self._matchers[role] = PathPrefixes(self.paths[role])
+        return m.matches(name)
 
 
 def verify_signatures(
@@ -422,6 +462,8 @@ def verify_collection(
     # --- root (spec §4.2), then pins or the previously trusted root (§4.5)
     raw_root = source.read("root", MAX_DOWNLOAD_SIZE)
     if raw_root is None:
+        td = getattr(source, "trust_dir", None)
+        where = td.describe(gun) if isinstance(td, TrustDir) else "the trust dir"
         raise NotTrusted(
             "no-trust-data",
             f"no trust data for {gun} in {where}; pull or inspect it once with "
@@ -462,8 +504,6 @@ def verify_collection(
     check_hashes(raw_snap, snap_meta, "snapshot", "timestamp")
     snap = parse_snapshot(raw_snap)
     keyids, threshold = base("snapshot")
-        td = getattr(source, "trust_dir", None)
-        where = td.describe(gun) if isinstance(td, TrustDir) else "the trust dir"
     signed_by = verify_signatures(snap, root.keys, keyids, threshold)
     _check_min_version(snap, policy)
     check_snapshot_structure(snap)
@@ -478,6 +518,7 @@ def verify_collection(
     # the root we trust must be the one the snapshot names (notary checks the
     # root loaded without checksum when the snapshot arrives)
     check_hashes(raw_root, snap.meta["root"], "root", "snapshot")
+    _check_no_role_removed(snap, policy)
 
     # --- targets and delegations: notary's pre-order walk
     targets: dict[str, TargetsMeta] = {}
@@ -497,8 +538,10 @@ def verify_collection(
         role, keys = todo.popleft()
         name = role.name
         fm = snap.meta.get(name)
-        if fm is None or not fm.hashes:
-            continue  # notary silently skips roles the snapshot does not list
+        if fm is None or (not fm.hashes and fm.length == 0):
+            # notary silently skips roles without a checksum (ChecksumKnown); a
+            # length without hashes is downloaded and fails CheckHashes below
+            continue
         is_delegation = name != "targets"
         cert_problem: NotTrusted | None = None
         if is_delegation:
@@ -546,7 +589,7 @@ def verify_collection(
         checks[name] = RoleCheck(
             name, tm.version, tm.expires, role.keyids, role.threshold, signed_by, role.paths
         )
-        valid_children = [_restrict(role, d) for d in tm.delegations]
+        valid_children = _restrict_all(role, tm.delegations)
         children[name] = valid_children
         # pre-order: children go first, in array order
         todo.extendleft((d, tm.delegation_keys) for d in reversed(valid_children))
@@ -614,7 +657,37 @@ def _apply_signer_pin(
     return Delegation(role.name, allowed, role.threshold, role.paths)
 
 
-def _restrict(parent: Delegation, child: Delegation) -> Delegation:
-    """RestrictDelegationPathPrefixes: keep child paths under one of the parent's."""
-    kept = [p for p in child.paths if any(p.startswith(pp) for pp in parent.paths)]
-    return Delegation(child.name, child.keyids, child.threshold, kept)
+def _restrict_all(parent: Delegation, children: list[Delegation]) -> list[Delegation]:
+    """RestrictDelegationPathPrefixes for each child: keep the child paths under
+    one of the parent's (n log n, see :class:`PathPrefixes`)."""
+    if not children:
+        return []
+    allowed = PathPrefixes(parent.paths)
+    return [
+        Delegation(c.name, c.keyids, c.threshold, [p for p in c.paths if allowed.matches(p)])
+        for c in children
+    ]
+
+
+def _check_no_role_removed(snap: SnapshotMeta, policy: TrustPolicy) -> None:
+    """A targets role trusted before must still be listed in the snapshot.
+
+    TUF 1.0 §5.5.5: any targets metadata listed in the trusted snapshot must
+    continue to be listed in the new one; otherwise a delegation (e.g.
+    ``targets/releases``) could be dropped to fall back to an older or
+    lower-priority signature. notary does not check this (docs/notary-compat.md).
+    The state only knows roles that were loaded and verified.
+    """
+    for role in sorted(policy.min_versions):
+        if role != "targets" and not role.startswith("targets/"):
+            continue
+        fm = snap.meta.get(role)
+        if fm is None or (not fm.hashes and fm.length == 0):
+            raise NotTrusted(
+                "role-removed",
+                f"snapshot version {snap.version} no longer lists {role}, which was trusted "
+                f"before (version {policy.min_versions[role]}); removing a trusted role is a "
+                "downgrade attack. If the owner really deleted the delegation, remove this "
+                "GUN's state file (see docs/notary-compat.md)",
+                role=role,
+            )
