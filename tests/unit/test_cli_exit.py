@@ -503,3 +503,60 @@ def test_version_in_the_json_reports(tmp_path: Path) -> None:
         "doctor", "--offline", "--json", "--trust-dir", str(TRUST), "--at", AT, IMAGE
     )
     assert json.loads(doctor.stdout)["trustcheck_version"] == trustcheck.__version__
+
+
+def _read_only_mount(folder: Path) -> list[str]:
+    """argv prefix that runs a command with ``folder`` bind-mounted read-only in a
+    private mount namespace (a read-only root file system, as in a hardened
+    container); skipped where mount namespaces are not allowed."""
+    if shutil.which("unshare") is None or os.geteuid() != 0:
+        pytest.skip("needs root and unshare for a read-only bind mount")
+    script = (
+        f'mount --bind "{folder}" "{folder}" && mount -o remount,bind,ro "{folder}" && exec "$@"'
+    )
+    probe = subprocess.run(
+        ["unshare", "--mount", "sh", "-c", script, "sh", "touch", str(folder / "probe")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if "Read-only file system" not in probe.stderr:
+        pytest.skip(f"read-only bind mounts are not available here: {probe.stderr.strip()}")
+    return ["unshare", "--mount", "sh", "-c", script, "sh"]
+
+
+def test_read_only_file_system_state_dir_and_pin_file(tmp_path: Path) -> None:
+    ro = tmp_path / "ro"
+    (ro / "state").mkdir(parents=True)
+    # a state dir that already holds this GUN's state: even a run that changes
+    # nothing needs its lock file, so a read-only mount is reported, not ignored
+    assert run_trustcheck("verify", *OFFLINE, "--state-dir", str(ro / "state"), IMAGE).code == 0
+    for lock in (ro / "state").rglob("*.lock"):
+        lock.unlink()
+    prefix = _read_only_mount(ro)
+    env = _env(HOME=str(tmp_path))
+    cli = [sys.executable, "-m", "trustcheck"]
+    state_ok = ["--state-dir", str(tmp_path / "s")]
+    for state in (ro / "state", ro / "new-state"):
+        proc = subprocess.run(
+            [*prefix, *cli, "verify", *OFFLINE, "--state-dir", str(state), IMAGE],
+            capture_output=True,
+            text=True,
+            check=False,
+            env=env,
+            cwd=REPO_ROOT,
+        )
+        assert proc.returncode == 2, proc.stderr
+        assert f"[state-dir-unwritable] state dir {state} cannot be written" in proc.stderr
+        assert "Read-only file system" in proc.stderr and proc.stdout == ""
+    proc = subprocess.run(
+        [*prefix, *cli, "pin", "add", *OFFLINE, "--pins", str(ro / "pins.toml"), *state_ok, GUN],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=env,
+        cwd=REPO_ROOT,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert f"[pin-file-unwritable] pin file {ro / 'pins.toml'} cannot be written" in proc.stderr
+    assert "Read-only file system" in proc.stderr
