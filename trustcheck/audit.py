@@ -870,11 +870,12 @@ def unreadable_collection(path: str, code: str, why: str) -> CollectionAudit:
     :meth:`trustcheck.trustdir.TrustDir.list_guns`): unverifiable, with a
     ``collection-unreadable`` finding, so it is counted and ``--fail-on error``
     fails for it."""
-    message = f"tuf/{path} in the trust dir: {why}"
-    audit_ = CollectionAudit(gun=path, status="unverifiable", pinned=False)
+    where = f"tuf/{path}" if path else "tuf"
+    message = f"{where} in the trust dir: {why}"
+    audit_ = CollectionAudit(gun=path or "tuf", status="unverifiable", pinned=False)
     audit_.error = AuditError(code, message)
     audit_.findings.append(
-        Finding("collection-unreadable", f"{message}; not audited", gun=path, error_code=code)
+        Finding("collection-unreadable", f"{message}; not audited", gun=audit_.gun, error_code=code)
     )
     return audit_
 

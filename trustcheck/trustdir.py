@@ -334,17 +334,25 @@ class TrustDir:
         skipped that way, and each collection that cannot be read safely (a
         ``root.json`` or folder symlinked out of the trust dir, a ``root.json``
         that is not a regular file, a ``metadata`` that is not a folder, an
-        invalid name), is appended as ``(path under tuf/, error code, why)``.
+        invalid name), is appended as ``(path under tuf/, error code, why)``
+        (an empty path: ``tuf`` itself).
         """
 
         def problem(parts: tuple[str, ...], code: str, why: str) -> None:
             if problems is not None:
-                problems.append(("/".join(parts) or "tuf", code, why))
+                problems.append(("/".join(parts), code, why))
 
         tuf = self.root / "tuf"
         root_real = self._root_real()
         tuf_real = os.path.realpath(tuf)
         if not _is_within(tuf_real, root_real) or not os.path.isdir(tuf_real):
+            if os.path.lexists(tuf):
+                why = "a symlink that leaves" if os.path.islink(tuf) else "not a folder in"
+                problem(
+                    (),
+                    "unsafe-path" if os.path.islink(tuf) else "trust-dir-unreadable",
+                    f"tuf is {why} the trust dir",
+                )
             return []
         found: list[str] = []
         seen: set[tuple[int, int]] = set()
@@ -380,9 +388,9 @@ class TrustDir:
                             found.append(gun)
                         is_gun = True
                 else:
-                    why = _unusable_collection(os.path.join(folder, "metadata"), root_real)
-                    if why is not None:
-                        problem(parts, *why)
+                    unusable = _unusable_collection(os.path.join(folder, "metadata"), root_real)
+                    if unusable is not None:
+                        problem(parts, *unusable)
                         is_gun = True  # its metadata folder holds no further GUNs
             try:
                 names = os.listdir(folder)

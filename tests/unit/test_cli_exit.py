@@ -469,6 +469,7 @@ def test_audit_all_reports_a_folder_it_cannot_list(damaged_trust: Path) -> None:
             p.chmod(0o755 if p.is_dir() else 0o644)
     damaged_trust.chmod(0o755)
     (damaged_trust / "tuf" / "localhost" / "bulk").chmod(0o700)  # root's, unreadable for 65532
+    (damaged_trust / "tuf" / "localhost" / "releases" / "metadata" / "root.json").chmod(0o600)
     state = damaged_trust.parent / "state"
     state.mkdir()
     os.chown(state, UNPRIVILEGED, UNPRIVILEGED)
@@ -491,6 +492,27 @@ def test_audit_all_reports_a_folder_it_cannot_list(damaged_trust: Path) -> None:
         f["gun"]: f["message"] for f in doc["findings"] if f["code"] == "collection-unreadable"
     }
     assert "cannot list the folder (Permission denied)" in found["localhost/bulk"], found
+    # a listed collection whose root.json cannot be read: unverifiable, counted as an error
+    (releases,) = [
+        f for f in doc["findings"] if f["gun"] == "localhost/releases" and f["severity"] == "error"
+    ]
+    assert (releases["code"], releases["error_code"]) == ("unverifiable", "trust-dir-unreadable")
+    assert "Permission denied" in releases["message"]
+
+
+def test_audit_all_reports_a_tuf_folder_that_leaves_the_trust_dir(
+    damaged_trust: Path, tmp_path: Path
+) -> None:
+    trust = tmp_path / "linked-trust"
+    trust.mkdir()
+    (trust / "tuf").symlink_to(damaged_trust / "tuf")
+    code, doc = _audit_json(trust, "--fail-on", "error")
+    assert code == 1
+    (finding,) = doc["findings"]  # type: ignore[misc]
+    assert finding["code"] == "collection-unreadable"  # type: ignore[index]
+    assert finding["message"] == (  # type: ignore[index]
+        "tuf in the trust dir: tuf is a symlink that leaves the trust dir; not audited"
+    )
 
 
 def test_version_in_the_json_reports(tmp_path: Path) -> None:
