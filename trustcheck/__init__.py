@@ -27,6 +27,7 @@ __all__ = [
     "load_pins",
     "load_policy",
     "parse_reference",
+    "refresh",
     "resolve",
     "verify_collection",
     "verify_image",
@@ -55,6 +56,7 @@ _WHERE = {
     "Options": "api",
     "fetch_collection": "fetch",
     "load_pins": "pins",
+    "refresh": "tuf10",
 }
 
 if TYPE_CHECKING:
@@ -66,6 +68,7 @@ if TYPE_CHECKING:
     from .policy import Decision, Policy, decide, evaluate, load_policy
     from .reference import ImageRef, parse_reference
     from .trustdir import TrustDir
+    from .tuf10 import refresh
     from .verify import Collection, verify_collection
 
 

@@ -4,9 +4,10 @@ what it prints is compared with what the page shows.
 How a page is run (one fresh working directory and ``$HOME`` per page, blocks in page
 order, so a later block sees what an earlier one left: pins, state, variables):
 
-* The working directory holds a copy of ``fixtures/generated`` and ``fixtures/realworld``
-  (relative paths in the docs, such as ``--trust-dir fixtures/generated/trust``, work as
-  they do from a checkout). ``trustcheck`` on ``PATH`` is the installed console script.
+* The working directory holds a copy of ``fixtures/generated``, ``fixtures/realworld``
+  and ``fixtures/tuf`` (relative paths in the docs, such as ``--trust-dir
+  fixtures/generated/trust``, work as they do from a checkout). ``trustcheck`` on
+  ``PATH`` is the installed console script.
   Nothing else of the caller's environment leaks in (no ``DOCKER_CONFIG``, no
   ``TRUSTCHECK_*``, no ``XDG_*``; ``TZ=UTC``).
 * Each ``$ `` line (with ``\\``-continued lines) runs with bash in that directory;
@@ -169,7 +170,7 @@ class Page:
         self.cwd = root / "work"
         self.cwd.mkdir()
         fixtures = self.cwd / "fixtures"
-        for name in ("generated", "realworld"):
+        for name in ("generated", "realworld", "tuf"):
             shutil.copytree(REPO / "fixtures" / name, fixtures / name)
         home = self.home = root / "home"
         home.mkdir()
