@@ -21,23 +21,35 @@ How a TUF 1.0 repository is verified (docs/tuf.md)
    :class:`~tuf.ngclient.FetcherInterface` reading a local repository folder
    (:class:`_LocalFetcher`: path checks and size caps as in trustdir.py) or
    over HTTPS (python-tuf's own ``Urllib3Fetcher``). Its ``metadata_dir`` is a
-   per-repository folder of the trustcheck state dir, so rollback protection
-   holds across runs. The validation time (``--at``) is python-tuf's
-   reference time.
+   per-repository folder of the trustcheck state dir (or the caller's
+   ``metadata_dir``), so rollback protection holds across runs; each role is
+   persisted there as soon as it verifies, as the specification's workflow
+   says, after trustcheck's own checks of it (:func:`_checked_updater`). The
+   validation time (``--at``) is python-tuf's reference time.
 2. **trustcheck then re-verifies** what python-tuf trusted, from the files
    python-tuf persisted, with python-tuf's own Metadata API, and adds what
    python-tuf does not check (the same rules as for Notary):
 
    * thresholds count **distinct public keys**, not key IDs;
-   * a key ID must be the **hash of its key** (:func:`keyid_is_bound`);
+   * a key ID must be a **hash of its key** in a form some implementation
+     computed (:func:`keyid_is_bound`), or inherited from the root before,
+     and never a hash of another listed key (:meth:`_Session._check_keyids`);
    * JSON objects with a **field written twice** are refused;
    * **pins** (``keyid:`` / ``spki-sha256:``) on the root and on signers.
 
 3. Errors of python-tuf are mapped to trustcheck's stable codes with one
    actionable line (:func:`_map_error`); a traceback never reaches a user.
 
-Only python-tuf's ``Updater`` is driven through one non-public attribute: the
-reference time of its trusted set (``--at``), see :func:`_set_reference_time`.
+4. Target files (:func:`download_targets`) are streamed, capped at the
+   signed length, checked against every signed hash and renamed into place.
+
+Real data python-tuf cannot read is handled here: ECDSA keys written as hex
+points (:func:`_register_hex_ec_keys`) and roots whose ``expires`` python-tuf
+cannot parse, walked by trustcheck (:meth:`_Session._walk_legacy_roots`).
+
+python-tuf's ``Updater`` is driven through non-public parts: the reference
+time of its trusted set (``--at``, :func:`_set_reference_time`) and its
+persistence methods (:func:`_checked_updater`); both fail closed if renamed.
 
 python-tuf is imported lazily, so importing this module (for
 :func:`detect_dialect`) costs nothing.
@@ -85,12 +97,17 @@ if TYPE_CHECKING:
 __all__ = [
     "ClientLimits",
     "Dialect",
+    "DownloadResult",
+    "RefreshResult",
     "RepoReport",
     "detect_dialect",
+    "download_targets",
     "inspect_repository",
     "keyid_is_bound",
     "keys_of_repository",
+    "local_target_name",
     "public_key_identity",
+    "refresh",
     "verify_targets",
 ]
 
