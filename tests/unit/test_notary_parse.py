@@ -176,3 +176,321 @@ def test_many_targets_fast_path_and_lazy_access() -> None:
     assert hit is not None and hit.length == 4999
     assert tm.target("nope") is None
     assert sum(1 for _ in tm.items()) == 5000
+
+
+# --------------------------------------------------------------------------- issue 14
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # before 0001-01-01T00:00:00Z: Go keeps the instant; it is before Go's zero time
+        ("0001-01-01T00:00:00+01:00", ZERO_TIME),
+        ("0001-01-01T00:59:59+01:00", ZERO_TIME),
+        # after 9999-12-31T23:59:59Z: later than any validation time Python can hold
+        ("9999-12-31T23:59:59-01:00", datetime.max.replace(tzinfo=UTC)),
+        ("9999-12-31T23:30:00-00:31", datetime.max.replace(tzinfo=UTC)),
+        # at the edges but inside: the exact instant, in UTC
+        ("0001-01-01T01:00:00+01:00", ZERO_TIME),
+        ("9999-12-31T22:59:59-01:00", datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)),
+    ],
+)
+def test_expires_beyond_pythons_range_keeps_gos_order(text: str, expected: datetime) -> None:
+    got = parse_expires(text)
+    assert got == expected
+    assert got.tzinfo is UTC
+    # comparisons and arithmetic the verifier and audit do must not overflow
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    assert (got < at) == (expected.year < 2026)
+    assert isinstance(got - at, timedelta)
+    from trustcheck.timefmt import iso
+
+    assert iso(got).endswith("Z")
+
+
+@pytest.mark.parametrize(
+    "number",
+    [b"1" * 5000, b"-" + b"9" * 4301, b"9" * 400, b"1e400", b"-1E999999999", b"0.5e+99999999999"],
+)
+def test_numbers_beyond_float64_are_decode_errors(number: bytes) -> None:
+    from trustcheck import canonical
+
+    with pytest.raises(canonical.DecodeError):
+        canonical.decode(b'{"a":[' + number + b"]}")
+
+
+@pytest.mark.parametrize(
+    ("number", "value"),
+    [(b"9" * 308, -(1 << 63)), (b"1e-99999999999", 0), (b"-0.0e5", 0)],
+)
+def test_numbers_go_accepts_decode_as_go_does(number: bytes, value: int) -> None:
+    from trustcheck import canonical
+
+    assert canonical.decode(b"[" + number + b"]") == [value]
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        # one U+FFFD per byte that starts no valid sequence (Go's utf8.DecodeRune)
+        (b"\xe2\x82", "\ufffd\ufffd"),  # truncated 3-byte sequence: Python's replace gives one
+        (b"\xf0\x9f\x98", "\ufffd" * 3),
+        (b"\xf0\x9f\x98A", "\ufffd" * 3 + "A"),
+        (b"\xed\xa0\x80", "\ufffd" * 3),  # a surrogate encoded in UTF-8
+        (b"\xc0\xaf", "\ufffd\ufffd"),  # overlong
+        (b"\xf4\x90\x80\x80", "\ufffd" * 4),  # above U+10FFFF
+        (b"\xff", "\ufffd"),
+        (b"\xe2\x82\xac", "\u20ac"),  # valid
+        (b"\\ud800", "\ufffd"),  # an escaped lone surrogate
+        (b"\\udc00x", "\ufffdx"),
+        (b"\\ud83d\\ude00", "\U0001f600"),  # an escaped pair stays one character
+    ],
+)
+def test_invalid_utf8_is_replaced_as_gos_decoder_does(raw: bytes, expected: str) -> None:
+    from trustcheck import canonical
+
+    assert canonical.decode(b'{"k":"' + raw + b'"}') == {"k": expected}
+    assert canonical.decode(b'{"' + raw + b'":1}') == {expected: 1}
+
+
+def test_keys_go_reads_as_one_string_keep_the_last_value() -> None:
+    from trustcheck import canonical
+
+    assert canonical.decode(b'{"\\ud800":1,"\\udbff":2}') == {"\ufffd": 2}
+    assert canonical.encode(canonical.decode(b'{"\\ud800":1,"\\udbff":2}')) == (
+        b'{"\xef\xbf\xbd":2}'
+    )
+
+
+def _targets_file(signed_extra: dict[str, object], sigs: list[object]) -> bytes:
+    signed = {
+        "_type": "Targets",
+        "version": 1,
+        "expires": "2030-01-01T00:00:00Z",
+        "targets": {},
+        **signed_extra,
+    }
+    return json.dumps({"signed": signed, "signatures": sigs}).encode()
+
+
+def test_null_signature_entry_is_a_zero_signature() -> None:
+    tm = parse_targets("targets", _targets_file({}, [None]))
+    assert len(tm.signatures) == 1
+    assert (tm.signatures[0].keyid, tm.signatures[0].sig) == ("", b"")
+
+
+def test_null_keys_roles_and_meta_are_zero_values() -> None:
+    from trustcheck.notary import parse_root, parse_snapshot
+
+    tm = parse_targets(
+        "targets",
+        _targets_file(
+            {"targets": {"t": None}, "delegations": {"keys": {"k": None}, "roles": []}}, []
+        ),
+    )
+    assert tm.delegation_keys["k"].keytype == "" and tm.delegation_keys["k"].public == b""
+    found = tm.target("t")
+    assert found is not None and found.hashes == {} and found.length == 0
+    assert tm.target("absent") is None
+    snap = parse_snapshot(
+        json.dumps(
+            {
+                "signed": {"_type": "Snapshot", "version": 1, "meta": {"targets/x": None}},
+                "signatures": [],
+            }
+        ).encode()
+    )
+    assert snap.meta["targets/x"].length == 0 and snap.meta["targets/x"].hashes == {}
+    root_signed = {
+        "_type": "Root",
+        "version": 1,
+        "keys": {"k": None},
+        "roles": {r: {"keyids": [], "threshold": 1} for r in ("root", "targets", "snapshot")},
+    }
+    root_signed["roles"]["timestamp"] = None  # type: ignore[index]
+    with pytest.raises(NotTrusted, match="defines no 'timestamp' role") as exc:
+        parse_root(json.dumps({"signed": root_signed, "signatures": []}).encode())
+    assert exc.value.code == "invalid-structure"
+    root_signed["roles"]["timestamp"] = {"keyids": [], "threshold": 1}  # type: ignore[index]
+    root_signed["roles"]["extra"] = None  # type: ignore[index]
+    root = parse_root(json.dumps({"signed": root_signed, "signatures": []}).encode())
+    assert "extra" not in root.roles and root.keys["k"].public == b""
+
+
+@pytest.mark.parametrize("private", ["not base64!", "QQ", 5, ["x"]])
+def test_key_with_invalid_private_is_refused(private: object) -> None:
+    key = {"keytype": "ecdsa", "keyval": {"public": "QUFB", "private": private}}
+    raw = _targets_file({"delegations": {"keys": {"k": key}, "roles": []}}, [])
+    with pytest.raises(NotTrusted, match=r"keyval\.private") as exc:
+        parse_targets("targets", raw)
+    assert exc.value.code == "invalid-structure"
+
+
+@pytest.mark.parametrize("private", [None, "", "QUFB", "QUFB\n"])
+def test_key_with_valid_or_null_private_is_accepted(private: object) -> None:
+    key = {"keytype": "ecdsa", "keyval": {"public": "QUFB", "private": private}}
+    tm = parse_targets("targets", _targets_file({"delegations": {"keys": {"k": key}}}, []))
+    assert tm.delegation_keys["k"].public == b"AAA"
+
+
+def _naive_matches(paths: list[str], name: str) -> bool:
+    return any(name.startswith(p) for p in paths)
+
+
+def test_path_prefixes_agree_with_notarys_linear_scan() -> None:
+    """PathPrefixes (sorted, prefix-free, bisect) answers exactly what notary's
+    loop over every path answers, on random paths over a small alphabet (so that
+    prefixes, equal paths, "" and non-ASCII orderings all occur)."""
+    import random
+
+    from trustcheck.verify import PathPrefixes
+
+    rng = random.Random(14)
+    alphabet = ["a", "b", "/", "\u00e9", "\U0001f600", "\x00", "z"]
+    compared = 0
+    for _ in range(400):
+        paths = [
+            "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 4)))
+            for _ in range(rng.randint(0, 8))
+        ]
+        matcher = PathPrefixes(paths)
+        for _ in range(30):
+            name = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 6)))
+            assert matcher.matches(name) == _naive_matches(paths, name), (paths, name)
+            compared += 1
+    assert compared == 12000
+
+
+# --------------------------------------------------------------------------- PEM (issue 14 #5)
+
+
+def _go_pem_decode_reference(data: bytes) -> list[tuple[str, dict[str, str], bytes]]:
+    """A line-by-line transcription of Go 1.19's encoding/pem Decode (quadratic, as Go
+    is), repeated; the reference the linear scanner must agree with."""
+    from trustcheck.crypto import go_b64decode
+
+    def get_line(d: bytes) -> tuple[bytes, bytes]:
+        i = d.find(b"\n")
+        if i < 0:
+            i = j = len(d)
+        else:
+            j = i + 1
+            if i > 0 and d[i - 1] == 0x0D:
+                i -= 1
+        return d[:i].rstrip(b" \t"), d[j:]
+
+    def decode(d: bytes) -> tuple[tuple[str, dict[str, str], bytes] | None, bytes]:
+        rest = d
+        while True:
+            if rest.startswith(b"-----BEGIN "):
+                rest = rest[11:]
+            else:
+                i = rest.find(b"\n-----BEGIN ")
+                if i < 0:
+                    return None, d
+                rest = rest[i + 12 :]
+            type_line, rest = get_line(rest)
+            if not type_line.endswith(b"-----"):
+                continue
+            type_line = type_line[:-5]
+            headers: dict[str, str] = {}
+            while True:
+                if not rest:
+                    return None, d
+                line, nxt = get_line(rest)
+                if b":" not in line:
+                    break
+                key, _, val = line.partition(b":")
+                headers[key.strip().decode("utf-8", "replace")] = val.strip().decode(
+                    "utf-8", "replace"
+                )
+                rest = nxt
+            if not headers and rest.startswith(b"-----END "):
+                end, trailer = 0, 9
+            else:
+                end = rest.find(b"\n-----END ")
+                trailer = end + 10
+            if end < 0:
+                continue
+            tail = rest[trailer:]
+            if len(tail) < len(type_line) + 5:
+                continue
+            after, tail = tail[len(type_line) + 5 :], tail[: len(type_line) + 5]
+            if not tail.startswith(type_line) or not tail.endswith(b"-----"):
+                continue
+            if get_line(after)[0]:
+                continue
+            der = go_b64decode(rest[:end].replace(b" ", b"").replace(b"\t", b""))
+            if der is None:
+                continue
+            _, rest = get_line(rest[end + 9 :])
+            return (type_line.decode("utf-8", "replace"), headers, der), rest
+
+    out = []
+    rest = data
+    while True:
+        block, rest = decode(rest)
+        if block is None:
+            return out
+        out.append(block)
+
+
+_PEM_PIECES = [
+    b"-----BEGIN ",
+    b"-----END ",
+    b"-----",
+    b"A",
+    b"B:C",
+    b":",
+    b"\n",
+    b"\r\n",
+    b" ",
+    b"\t",
+    b"QUFB",
+    b"QQ==",
+    b"=",
+    b"\n-----BEGIN A-----\n",
+    b"\n-----END A-----\n",
+    b"\n-----BEGIN B:C-----\n",
+    b"\n-----END B:C-----\n",
+    b"k: v\n",
+    b"-",
+]
+
+
+def test_pem_scanner_finds_exactly_gos_blocks() -> None:
+    """The linear PEM scanner (crypto._PemScanner, which skips work Go repeats)
+    returns the blocks of the transcription of Go's pem.Decode on 20,000 random
+    inputs built from PEM fragments (BEGIN/END lines, headers, colons, bad base64)."""
+    import random
+
+    from trustcheck.crypto import pem_blocks
+
+    rng = random.Random(1405)
+    found = 0
+    for _ in range(20000):
+        data = b"".join(rng.choice(_PEM_PIECES) for _ in range(rng.randint(0, 30)))
+        want = _go_pem_decode_reference(data)
+        got = [(b.type, b.headers, b.data) for b in pem_blocks(data)]
+        assert got == want, data
+        found += len(want)
+    assert found > 1000  # the inputs do hold blocks, not only junk
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"\n-----BEGIN X-----\n" * 3000 + b"-----END X-----\n",
+        b"\n-----BEGIN X:Y-----\nx\n" * 3000 + b"-----END X:Y-----\n",
+        b"\n-----BEGIN X:Y-----\na:b\n" * 3000 + b"-----END X:Y-----\n",
+        b"\n-----BEGIN CERTIFICATE-----\nQUFB\n" * 3000,
+        b"-----BEGIN X-----\n" + b"a: b\n" * 3000,
+    ],
+    ids=["begin-x-end", "colon-end", "header-runs", "no-end", "endless-headers"],
+)
+def test_pem_scanner_agrees_on_hostile_shapes(data: bytes) -> None:
+    from trustcheck.crypto import pem_blocks
+
+    assert [(b.type, b.headers, b.data) for b in pem_blocks(data)] == (
+        _go_pem_decode_reference(data)
+    )

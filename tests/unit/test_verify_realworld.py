@@ -7,14 +7,19 @@ import base64
 import hashlib
 import json
 import shutil
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from trustcheck.api import load_collection, verify_images
 from trustcheck.errors import NotTrusted
 from trustcheck.lookup import inspect, list_targets
+
+if TYPE_CHECKING:
+    from conftest import CliRun
 
 REPO = Path(__file__).resolve().parents[2]
 REALWORLD = REPO / "fixtures" / "realworld"
@@ -227,3 +232,127 @@ def test_oversized_timestamp_is_refused_without_reading_it(n01: Path) -> None:
     with p.open("ab") as f:
         f.truncate((1 << 20) + 1)
     assert _code(n01) == "file-too-large"
+
+
+# --------------------------------------------------------------------------- issue 14 #4
+
+
+GENERATED = REPO / "fixtures" / "generated"
+CASES = REPO / "fixtures" / "attacks" / "cases"
+
+
+def _generated_at() -> str:
+    return (GENERATED / "VALIDATION_TIME").read_text().strip()
+
+
+def _mixed_trust_dir(tmp_path: Path, case: str, gun: str) -> Path:
+    """The committed genuine trust dir with one GUN's files replaced by an attack case's."""
+    trust = tmp_path / "trust"
+    shutil.copytree(GENERATED / "trust", trust)
+    meta = trust / "tuf" / gun / "metadata"
+    shutil.rmtree(meta)
+    shutil.copytree(CASES / case / "trust" / "tuf" / gun / "metadata", meta)
+    return trust
+
+
+@pytest.mark.parametrize(
+    ("case", "gun", "code"),
+    [
+        (
+            "number-beyond-float64-5000-digit-integer-is-malformed-json",
+            "localhost/basic",
+            "malformed-json",
+        ),
+        ("targets-expiring-before-year-1-utc-is-expired", "localhost/basic", "metadata-expired"),
+        ("tag-signed-with-20-byte-sha256-is-refused", "localhost/basic", "target-digest-invalid"),
+    ],
+)
+def test_a_hostile_collection_costs_only_its_own_images(
+    tmp_path: Path, trustcheck_cli: Callable[..., CliRun], case: str, gun: str, code: str
+) -> None:
+    """One run over three GUNs, one of them hostile (inputs that crashed the whole run
+    before): `verify --json` prints one document, the hostile GUN has its code, the
+    others keep their verdicts."""
+    trust = _mixed_trust_dir(tmp_path, case, gun)
+    images = [f"{gun}:v1", "localhost/releases:v1", "localhost/signers:v2"]
+    run = trustcheck_cli(
+        "verify", "--json", "--offline", "--trust-dir", str(trust), "--at", _generated_at(), *images
+    )
+    assert run.code == 1, run.stderr
+    assert "Traceback" not in run.stderr and "internal-error" not in run.stderr
+    results = json.loads(run.stdout)["results"]
+    assert [r["image"] for r in results] == images
+    assert results[0]["trusted"] is False and results[0]["error"]["code"] == code
+    assert results[1]["trusted"] is True and results[2]["trusted"] is True
+
+
+def test_an_unexpected_exception_in_one_collection_is_its_internal_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, trustcheck_cli: Callable[..., CliRun]
+) -> None:
+    """Fault injection (the only way to raise an exception no input is known to
+    cause): verification of one GUN raises; that image gets `internal-error`, the
+    others their real verdicts, in the library and in `verify --json`."""
+    import trustcheck.api as api
+
+    real = api.verify_collection
+
+    def failing(gun: str, *args: object, **kw: object) -> object:
+        if gun == "localhost/releases":
+            raise RuntimeError("injected fault")
+        return real(gun, *args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(api, "verify_collection", failing)
+    at = datetime.strptime(_generated_at(), "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    images = ["localhost/basic:v1", "localhost/releases:v1", "localhost/releases:v2"]
+    results = verify_images(images, GENERATED / "trust", at)
+    assert results[0].trusted is True
+    for r in results[1:]:
+        assert r.trusted is False and r.error is not None
+        assert r.error.code == "internal-error"
+        assert "RuntimeError" in r.error.message and "localhost/releases" in r.error.message
+    run = trustcheck_cli(
+        "verify",
+        "--json",
+        "--offline",
+        "--trust-dir",
+        str(GENERATED / "trust"),
+        "--at",
+        _generated_at(),
+        *images,
+    )
+    assert run.code == 1 and "Traceback" not in run.stderr
+    doc = json.loads(run.stdout)
+    assert [r["trusted"] for r in doc["results"]] == [True, False, False]
+    assert {r["error"]["code"] for r in doc["results"][1:]} == {"internal-error"}
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        "targets-releases-expiring-in-year-10000-utc-verifies",
+        "targets-expiring-in-year-10000-utc-verifies",
+        "targets-expiring-before-year-1-utc-is-expired",
+    ],
+)
+def test_audit_survives_expiry_instants_beyond_pythons_range(
+    trustcheck_cli: Callable[..., CliRun], case: str
+) -> None:
+    """audit printed `internal-error` (OverflowError) on these before issue 14."""
+    spec = json.loads((CASES / case / "case.json").read_text())
+    gun = spec["image"].split(":")[0]
+    run = trustcheck_cli(
+        "audit",
+        gun,
+        "--trust-dir",
+        str(CASES / case / "trust"),
+        "--at",
+        spec["at"],
+        "--format",
+        "json",
+    )
+    assert "internal-error" not in run.stderr and "Traceback" not in run.stderr, run.stderr
+    assert run.code in (0, 1)
+    report = json.loads(run.stdout)
+    text = json.dumps(report)
+    if "year-10000" in case:
+        assert "9999-12-31T23:59:59Z" in text
