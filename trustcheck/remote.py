@@ -363,51 +363,63 @@ def content_codings(values: list[str]) -> list[str]:
     return [c for c in (p.strip().lower() for p in joined.split(",")) if c and c != "identity"]
 
 
+_PIECE = 1 << 20
+
+
 class _Decoder:
-    """At most one zlib layer, decoded with a running output cap."""
+    """At most one zlib layer, decoded with a running output cap, in pieces of
+    at most 1 MiB (so a body at its cap never needs a second cap-sized buffer)."""
 
     def __init__(self, coding: str | None) -> None:
         self.coding = coding
         self._zlib: zlib._Decompress | None = None
-        self._first = True
-        if coding is not None:
+        self._fed = False
+        if coding is not None and coding != "deflate":
             self._zlib = zlib.decompressobj(_ZLIB_CODINGS[coding])
 
-    def feed(self, raw: bytes, room: int) -> bytes:
-        """Decoded bytes of ``raw``: at most ``room + 1`` (one more means past the cap)."""
-        if self._zlib is None:
-            return raw
+    def _start_deflate(self, raw: bytes) -> zlib._Decompress:
+        # "deflate" is zlib-wrapped by the standard and raw in practice: a zlib
+        # header (CM 8, window <= 32 KiB, FCHECK) decides
+        cmf = raw[0]
+        wrapped = cmf & 0x0F == 8 and cmf >> 4 <= 7
+        if wrapped and len(raw) > 1:
+            wrapped = (cmf * 256 + raw[1]) % 31 == 0
+        return zlib.decompressobj(zlib.MAX_WBITS if wrapped else -zlib.MAX_WBITS)
+
+    def feed(self, raw: bytes, room: int) -> Iterator[bytes]:
+        """Decoded pieces of ``raw``; stops once more than ``room`` bytes came out."""
+        if self.coding is None:
+            yield raw
+            return
         if not raw:
-            return b""
+            return
+        self._fed = True
+        if self._zlib is None:
+            self._zlib = self._start_deflate(raw)
+        data, given = raw, 0
         try:
-            if self._first and self.coding == "deflate":
-                self._first = False
-                # "deflate" is zlib-wrapped by the standard, raw in practice
-                probe = zlib.decompressobj()
-                try:
-                    out = probe.decompress(raw, room + 1)
-                    self._zlib = probe
-                    return self._check(out)
-                except zlib.error:
-                    self._zlib = zlib.decompressobj(-zlib.MAX_WBITS)
-            return self._check(self._zlib.decompress(raw, room + 1))
+            while data:
+                out = self._zlib.decompress(data, min(room + 1 - given, _PIECE))
+                if self._zlib.unused_data:
+                    raise BodyError(
+                        "malicious-server",
+                        f"data after the end of the {self.coding} stream (stacked or "
+                        "concatenated encodings are refused)",
+                    )
+                given += len(out)
+                yield out
+                if given > room:
+                    return
+                data = self._zlib.unconsumed_tail
         except zlib.error as e:
             raise BodyError(
                 "malicious-server", f"the {self.coding} body does not decode ({e})"
             ) from None
 
-    def _check(self, out: bytes) -> bytes:
-        assert self._zlib is not None
-        if self._zlib.unused_data:
-            raise BodyError(
-                "malicious-server",
-                f"data after the end of the {self.coding} stream (stacked or concatenated "
-                "encodings are refused)",
-            )
-        return out
-
     def finish(self) -> None:
-        if self._zlib is not None and not self._zlib.eof:
+        if self._zlib is None or not self._fed:  # identity, or no body at all
+            return
+        if not self._zlib.eof:
             raise BodyError("server-error", f"the {self.coding} body ends before its stream does")
 
 
@@ -417,7 +429,7 @@ def read_body(resp: httpx.Response, cap: int, *, strict: bool, end: float | None
     ``strict``: more than ``cap`` decoded bytes (or raw bytes, whatever the
     coding) raise :class:`BodyError` ``file-too-large``; otherwise the body is
     cut at ``cap`` (error bodies).  Content codings as described above; memory
-    stays within a few times ``cap`` plus one network chunk.  ``end``: a
+    stays within twice ``cap`` plus 1 MiB (the buffer and the returned copy).  ``end``: a
     monotonic time the body must have arrived by (``server-timeout``).
     """
     if resp.is_stream_consumed:  # an in-memory response (httpx.MockTransport): already read
@@ -443,8 +455,8 @@ def read_body(resp: httpx.Response, cap: int, *, strict: bool, end: float | None
     raw_cap = cap + (64 << 10)  # compressed data may be slightly larger than plain
     for raw in resp.iter_raw():
         raw_total += len(raw)
-        out = decoder.feed(raw, cap - len(buf))
-        buf += out
+        for piece in decoder.feed(raw, cap - len(buf)):
+            buf += piece
         if len(buf) > cap or raw_total > raw_cap:
             if not strict:
                 return bytes(buf[:cap])

@@ -647,3 +647,9 @@ def test_write_back_refuses_a_symlinked_metadata_folder(tmp_path: Path) -> None:
     assert victim.read_bytes() == b"keep"
     assert (inside / "timestamp.json").read_bytes() == ROLES["timestamp"]
     assert not (inside / "timestamp.json").is_symlink()
+
+
+def test_an_empty_compressed_body_is_empty(srv: HostileServer, tmp_path: Path) -> None:
+    # a 404 that says gzip and sends nothing is still a plain 404 (no trust data)
+    srv.faults["root"] = Fault(status=404, headers=[("Content-Encoding", "gzip")], body=b"")
+    _fails("no-trust-data", _fetch, srv, tmp_path / "t")
