@@ -20,9 +20,12 @@ directory outside the repository.
    repository filtered by .dockerignore (Docker's matching rules), each stage's
    ``python:*-slim`` base is a fresh venv at ``<stage root>/usr/local``, absolute
    paths are mapped under the stage root, and RUN/COPY/ENV/USER/ENTRYPOINT are
-   carried out as written. The image's entrypoint then runs as uid/gid 65532
-   with HOME=/ (unwritable), with the arguments and mounts of the Deployment in
-   deploy/trustcheck.yaml: ``verify`` and ``serve`` answering a review.
+   carried out as written. The image's entrypoint then runs as the pod's
+   securityContext says: uid/gid 65532, no supplementary groups, HOME=/, and a
+   read-only root (every mount read-only in a private mount namespace except
+   the emptyDir /var/lib/trustcheck), with the arguments, ConfigMaps and mounts
+   of the Deployment in deploy/trustcheck.yaml: ``verify`` and ``serve``
+   answering reviews; without TRUSTCHECK_STATE_DIR a one-line exit 2.
 4. With a container runtime that can run containers here, the real image is
    built and run; without one the test is skipped with the runtime's own error.
 
@@ -109,17 +112,14 @@ class Recorder:
         *,
         cwd: Path,
         env: dict[str, str] | None = None,
-        uid: int | None = None,
+        jail: Jail | None = None,
         timeout: float = 300,
         check: bool = False,
         label: str = "",
     ) -> Ran:
-        ids: dict[str, Any] = {}
-        if uid is not None:
-            ids = {"user": uid, "group": uid, "extra_groups": []}
         start = time.monotonic()
         p = subprocess.run(
-            [str(a) for a in argv],
+            jail.wrap(argv) if jail is not None else [str(a) for a in argv],
             cwd=cwd,
             env=env,
             stdin=subprocess.DEVNULL,
@@ -127,9 +127,8 @@ class Recorder:
             text=True,
             timeout=timeout,
             check=False,
-            **ids,
         )
-        who = f"[uid {uid}] " if uid is not None else ""
+        who = f"[{jail.show(self)}] " if jail is not None else ""
         self.lines.append(f"{label}{who}{self.show(argv)}  -> exit {p.returncode} "
                           f"({time.monotonic() - start:.1f} s)")
         ran = Ran(tuple(str(a) for a in argv), p.returncode, p.stdout, p.stderr)
@@ -597,15 +596,14 @@ def admission_review(images: Sequence[str]) -> dict[str, Any]:
 
 
 def serve_and_review(rel: Recorder, argv: list[str], *, cwd: Path, env: dict[str, str],
-                     tls: WebhookTLS, port: int, notary: Notary, uid: int | None,
+                     tls: WebhookTLS, port: int, notary: Notary, jail: Jail | None,
                      label: str, deny_reason: str = "use the mirror") -> None:
     """Start `serve`, wait for /readyz over TLS, send one allowed and one denied review."""
     log = rel.base / f"serve-{port}.log"
-    ids: dict[str, Any] = {"user": uid, "group": uid, "extra_groups": []} if uid else {}
     with log.open("wb") as out:
-        proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out,
-                                stderr=subprocess.STDOUT, **ids)
-    who = f"[uid {uid}] " if uid is not None else ""
+        proc = subprocess.Popen(jail.wrap(argv) if jail is not None else argv, cwd=cwd, env=env,
+                                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+    who = f"[{jail.show(rel)}] " if jail is not None else ""
     rel.note(f"{label}{who}{rel.show(argv)}  (server)")
     ctx = ssl.create_default_context()
     tls.ca.configure_trust(ctx)
@@ -664,7 +662,7 @@ def test_serve_answers_admission_reviews_over_tls(rel: Recorder, installed: Inst
             "--tls-cert", str(tls.cert), "--tls-key", str(tls.key), "--host", "127.0.0.1",
             "--port", str(port), "--trust-dir", str(base / "trust")]
     serve_and_review(rel, argv, cwd=i.work, env=i.env, tls=tls, port=port, notary=notary,
-                     uid=None, label="webhook: ")
+                     jail=None, label="webhook: ")
 
 
 # --------------------------------------------------------------------------- 3. the Dockerfile
@@ -925,12 +923,51 @@ def test_image_context_and_layout(image: Image) -> None:
         assert (site[0] / module).is_dir(), f"{module} is not installed in the image"
 
 
-def _as_image_user(stage: Stage) -> tuple[int, dict[str, str]]:
+_READONLY_ROOT = r"""
+set -e
+w="$1"; probe="$2"; shift 2
+mount --bind "$w" "$w"
+for m in $(awk '{print $2}' /proc/self/mounts | grep -vE '^/(proc|sys|dev|run|mnt)(/|$)' | sort -u)
+do
+  [ "$m" = "$w" ] || mount -o remount,bind,ro "$m"
+done
+if touch "$probe" 2>/dev/null; then echo "the root file system is still writable" >&2; exit 99; fi
+exec "$@"
+"""
+
+
+@dataclass(frozen=True)
+class Jail:
+    """The pod's securityContext on this machine: runAsUser/runAsGroup, no supplementary
+    groups, and readOnlyRootFilesystem (every mount read-only in a private mount namespace,
+    except the emptyDir), via unshare(1) and setpriv(1)."""
+
+    uid: int
+    writable: Path
+
+    def wrap(self, argv: Sequence[str | os.PathLike[str]]) -> list[str]:
+        return ["unshare", "--mount", "--propagation", "private", "sh", "-c", _READONLY_ROOT,
+                "sh", str(self.writable), str(self.writable.parent / ".rw-probe"),
+                "setpriv", f"--reuid={self.uid}", f"--regid={self.uid}", "--clear-groups", "--",
+                *map(str, argv)]
+
+    def show(self, rel: Recorder) -> str:
+        where = str(self.writable).replace(str(rel.base), "$REL")
+        return f"uid {self.uid}, read-only root except {where}"
+
+
+def _as_image_user(stage: Stage) -> tuple[Jail, dict[str, str]]:
     """The Deployment's runAsUser/runAsGroup; HOME=/ as for a uid without a passwd entry."""
+    if os.geteuid() != 0 or shutil.which("unshare") is None or shutil.which("setpriv") is None:
+        pytest.skip("!!! IMAGE RUN SKIPPED: needs root, unshare and setpriv (util-linux) to run "
+                    f"as uid {IMAGE_UID} on a read-only root !!!")
     uid = int(stage.user.split(":")[0]) if stage.user else 0
+    mounts = _deployment_container()["volumeMounts"]
+    writable = [m["mountPath"] for m in mounts if not m.get("readOnly")]
+    assert writable == ["/var/lib/trustcheck"], writable
     env = stage.run_env({"HOME": str(stage.root), "LANG": "C.UTF-8", "COLUMNS": "200",
                          "TERM": "dumb", "NO_COLOR": "1"})
-    return uid, env
+    return Jail(uid, stage.host(writable[0])), env
 
 
 def config_map(mount_path: str) -> str:
@@ -959,7 +996,8 @@ def _deployment_container() -> dict[str, Any]:
 def test_image_entrypoint_as_uid_65532_runs_verify(rel: Recorder, image: Image,
                                                    data: Data) -> None:
     st = image.stage
-    uid, env = _as_image_user(st)
+    jail, env = _as_image_user(st)
+    uid = jail.uid
     assert uid == IMAGE_UID
     home = st.root
     assert home.stat().st_uid == 0 and not home.stat().st_mode & stat.S_IWOTH
@@ -967,11 +1005,15 @@ def test_image_entrypoint_as_uid_65532_runs_verify(rel: Recorder, image: Image,
     shutil.copytree(data.trust, trust)
     for p in [st.host("/etc/trustcheck"), *st.host("/etc/trustcheck").rglob("*")]:
         p.chmod(0o755 if p.is_dir() else 0o644)
-    version = rel.run([*st.entrypoint, "--version"], cwd=st.root, env=env, uid=uid,
+    # the jail is real: outside the emptyDir nothing can be written, not even /tmp
+    for target in (st.root / "probe", Path(tempfile.gettempdir()) / "trustcheck-probe"):
+        probe = rel.run(["touch", target], cwd=st.root, env=env, jail=jail, label="image: ")
+        assert probe.code != 0 and "Read-only file system" in probe.err, probe
+    version = rel.run([*st.entrypoint, "--version"], cwd=st.root, env=env, jail=jail,
                       label="image: ")
     assert version.code == 0 and "0.1.0" in version.out, version
     ran = rel.run([*st.entrypoint, "verify", "--offline", "--trust-dir", trust, "--at", data.at,
-                   "localhost/basic:v1"], cwd=st.root, env=env, uid=uid, label="image: ")
+                   "localhost/basic:v1"], cwd=st.root, env=env, jail=jail, label="image: ")
     assert ran.code == 0, ran
     assert "sha256:" + data.expected["localhost/basic"]["v1"] in ran.out
     state = Path(env["TRUSTCHECK_STATE_DIR"])
@@ -981,13 +1023,13 @@ def test_image_entrypoint_as_uid_65532_runs_verify(rel: Recorder, image: Image,
     # one line naming the way out, exit 2, nothing trusted
     no_state = {k: v for k, v in env.items() if k != "TRUSTCHECK_STATE_DIR"}
     refused = rel.run([*st.entrypoint, "verify", "--offline", "--trust-dir", trust, "--at",
-                       data.at, "localhost/basic:v1"], cwd=st.root, env=no_state, uid=uid,
+                       data.at, "localhost/basic:v1"], cwd=st.root, env=no_state, jail=jail,
                       label="image, no TRUSTCHECK_STATE_DIR: ")
     assert refused.code == 2 and refused.out == "", refused
     assert len(refused.err.strip().splitlines()) == 1, refused.err
     assert "[state-dir-unwritable]" in refused.err and "TRUSTCHECK_STATE_DIR" in refused.err
     # the image's default command works too
-    default = rel.run([*st.entrypoint, *st.cmd], cwd=st.root, env=env, uid=uid, label="image: ")
+    default = rel.run([*st.entrypoint, *st.cmd], cwd=st.root, env=env, jail=jail, label="image: ")
     assert default.code == 0 and "Usage: trustcheck serve" in default.out, default
 
 
@@ -995,7 +1037,8 @@ def test_image_entrypoint_as_uid_65532_serves_the_deployment(rel: Recorder, imag
                                                             notary: Notary) -> None:
     """The Deployment's own args and mounts (deploy/trustcheck.yaml), TLS from a trustme CA."""
     st = image.stage
-    uid, env = _as_image_user(st)
+    jail, env = _as_image_user(st)
+    uid = jail.uid
     container = _deployment_container()
     args: list[str] = [str(a) for a in container["args"]]
 
@@ -1030,7 +1073,7 @@ def test_image_entrypoint_as_uid_65532_serves_the_deployment(rel: Recorder, imag
     argv[argv.index("--port") + 1] = str(port)
     argv = [*st.entrypoint, *argv, "--host", "127.0.0.1"]
     serve_and_review(rel, argv, cwd=st.root, env=env, tls=tls, port=port, notary=notary,
-                     uid=uid, label="image: ", deny_reason=deny["reason"])
+                     jail=jail, label="image: ", deny_reason=deny["reason"])
     cached = st.host(config["trust"]["trust_dir"]) if "trust" in config else None
     if cached is not None:
         assert any(cached.rglob("root.json")), f"serve cached nothing in {cached}"
