@@ -17,9 +17,14 @@ order, so a later block sees what an earlier one left: pins, state, variables):
 * Inputs are defined in the page itself: a ``$ cat NAME`` line whose output is shown
   writes that output to ``NAME`` first (the page shows the file), and a fenced block
   right after ``<!-- docs-test: file NAME -->`` is written to ``NAME`` when reached.
-* Placeholders in shown output: ``<time>`` stands for an RFC 3339 UTC time, and ``~``
-  for ``$HOME`` (as a shell user would read it). Nothing else is loose: ``…`` is a
-  real character of trustcheck's output (shortened key IDs).
+* Placeholders in shown output: ``<time>`` stands for an RFC 3339 UTC time, ``<n>`` for
+  a number (milliseconds), and ``~`` for ``$HOME`` (as a shell user would read it).
+  Nothing else is loose: ``…`` is a real character of trustcheck's output (shortened
+  key IDs).
+* ``<!-- docs-test: free-port 55705 -->`` before a block: the page's port 55705 is
+  replaced, in commands and shown output, by a port that is free here (a block that
+  starts its own server, such as ``openssl s_server``, then cannot collide). Every
+  process a command leaves running is ended when the page is done.
 * A console block that needs a live server, the network or a Kubernetes cluster is
   marked with ``<!-- docs-test: needs-server: how to start one -->`` (or
   ``needs-network:``, ``needs-cluster:``); the page itself says so in prose. These are
@@ -31,10 +36,13 @@ order, so a later block sees what an earlier one left: pins, state, variables):
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shlex
 import shutil
+import signal
+import socket
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -47,6 +55,7 @@ PAGES = [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md"))]
 DIRECTIVE = re.compile(r"^<!-- docs-test: (?P<body>.*?) -->$")
 NOT_RUN = re.compile(r"^(?P<kind>needs-server|needs-network|needs-cluster): (?P<why>\S.*)$")
 FILE = re.compile(r"^file (?P<name>[\w.-]+)$")
+FREE_PORT = re.compile(r"^free-port (?P<port>\d{4,5})$")
 SCRIPT = Path(sys.executable).parent / "trustcheck"
 # The installed console script; without one, the CLI's entry point through this Python.
 TRUSTCHECK = (
@@ -54,7 +63,7 @@ TRUSTCHECK = (
     if SCRIPT.exists()
     else [sys.executable, "-c", "import sys; from trustcheck.cli import main; sys.exit(main())"]
 )
-PLACEHOLDERS = {"<time>": r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"}
+PLACEHOLDERS = {"<time>": r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", "<n>": r"\d+"}
 
 
 @dataclass
@@ -93,6 +102,10 @@ class Block:
             if m := NOT_RUN.match(d):
                 return m
         return None
+
+    @property
+    def free_ports(self) -> list[str]:
+        return [m.group("port") for d in self.directives if (m := FREE_PORT.match(d))]
 
     @property
     def file_name(self) -> str | None:
@@ -193,6 +206,25 @@ class Page:
             self.env["PYTHONPATH"] = os.environ["PYTHONPATH"]
         self.status = 0
         self._envfile = root / "env"
+        self.ports: dict[str, str] = {}
+        self._groups: list[int] = []
+
+    def free_port(self, documented: str) -> None:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.ports[documented] = str(s.getsockname()[1])
+
+    def localise(self, text: str) -> str:
+        """The page's text with its documented ports replaced by the ones used here."""
+        for documented, actual in self.ports.items():
+            text = re.sub(rf"(?<!\d){documented}(?!\d)", actual, text)
+        return text
+
+    def close(self) -> None:
+        """End what commands left running (each command is its own process group)."""
+        for pgid in self._groups:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pgid, signal.SIGTERM)
 
     def write(self, name: str, lines: list[str]) -> None:
         (self.cwd / name).write_text("".join(line + "\n" for line in lines), encoding="utf-8")
@@ -202,15 +234,21 @@ class Page:
             f"set -a\n(exit {self.status})\n{command}\n"
             f'__rc=$?\nenv -0 > "{self._envfile}"\nexit $__rc\n'
         )
-        proc = subprocess.run(
+        with subprocess.Popen(
             ["bash", "-c", script],
             cwd=self.cwd,
             env=self.env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
-            timeout=120,
-        )
+            start_new_session=True,
+        ) as proc:
+            self._groups.append(proc.pid)
+            try:
+                stdout, _ = proc.communicate(timeout=120)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                raise
         self.status = proc.returncode
         if self._envfile.exists():
             pairs = self._envfile.read_bytes().decode().split("\0")
@@ -218,7 +256,7 @@ class Page:
             for noise in ("PWD", "OLDPWD", "SHLVL", "_", "__rc"):
                 self.env.pop(noise, None)
             self._envfile.unlink()
-        text = proc.stdout.decode("utf-8", "replace")
+        text = stdout.decode("utf-8", "replace")
         return text.removesuffix("\n").split("\n") if text else []
 
 
@@ -233,8 +271,16 @@ class Tally:
 
 def run_page(page: Path, tmp: Path) -> tuple[Tally, list[str]]:
     """Run every console block of ``page``; the tally and the differences found."""
-    tally, problems = Tally(), []
+    tally, problems = Tally(), list[str]()
     ctx = Page(tmp)
+    try:
+        _run_blocks(page, ctx, tally, problems)
+    finally:
+        ctx.close()
+    return tally, problems
+
+
+def _run_blocks(page: Path, ctx: Page, tally: Tally, problems: list[str]) -> None:
     for block in ALL_BLOCKS[page]:
         if (name := block.file_name) is not None:
             ctx.write(name, block.body)
@@ -252,22 +298,25 @@ def run_page(page: Path, tmp: Path) -> tuple[Tally, list[str]]:
         if block.is_console:
             tally.found += 1
             tally.executed += 1
+        for port in block.free_ports:
+            ctx.free_port(port)
         for cmd in block.commands():
             tally.commands += 1
+            shown = [ctx.localise(line) for line in cmd.shown]
             cat = re.fullmatch(r"cat ([\w.-]+)", cmd.text)
             if cat is not None:  # the page shows the file: that defines it
-                ctx.write(cat.group(1), cmd.shown)
-            actual = [line.replace(str(ctx.home), "~") for line in ctx.run(cmd.text)]
+                ctx.write(cat.group(1), shown)
+            run = ctx.localise(cmd.text)
+            actual = [line.replace(str(ctx.home), "~") for line in ctx.run(run)]
             if any("Traceback (most recent call last)" in line for line in actual):
                 problems.append(f"{page.name}:{cmd.line}: `{cmd.text}` printed a traceback")
-            if not _matches(cmd.shown, actual):
+            if not _matches(shown, actual):
                 problems.append(
-                    f"{page.relative_to(REPO)}:{cmd.line}: `$ {cmd.text}` prints\n"
+                    f"{page.relative_to(REPO)}:{cmd.line}: `$ {run}` prints\n"
                     + "\n".join(actual)
                     + "\n--- but the page shows ---\n"
-                    + "\n".join(cmd.shown)
+                    + "\n".join(shown)
                 )
-    return tally, problems
 
 
 @pytest.mark.parametrize("page", CONSOLE_PAGES, ids=lambda p: str(p.relative_to(REPO)))
