@@ -149,6 +149,8 @@ def normalise_pattern(pattern: str) -> str:
         raise ValueError(
             "must be a GUN or a prefix ending in '*' (e.g. registry.example.com/team/*)"
         )
+    if is_tuf_repository_key(pattern):
+        return pattern  # a TUF 1.0 repository is named as `--repo` names it (docs/tuf.md)
     if not pattern.endswith("*"):
         try:
             return parse_repository_name(pattern)
@@ -168,6 +170,12 @@ def normalise_pattern(pattern: str) -> str:
     else:
         host, rest = "docker.io", body
     return f"{host}/{rest}*"
+
+
+def is_tuf_repository_key(pattern: str) -> bool:
+    """A pin key naming a TUF 1.0 repository (docs/tuf.md): the http(s) URL of its
+    metadata or the absolute path of its folder. No image reference looks like either."""
+    return pattern.startswith("/") or pattern.lower().startswith(("https://", "http://"))
 
 
 def _check_pattern(path: Path, pattern: str) -> str:
@@ -282,7 +290,8 @@ def load_pins(path: Path) -> PinSet:
         if not isinstance(signers, dict):
             raise _bad(path, f"{where}.signers must be a table of name = [identifiers]")
         for name, ids in signers.items():
-            _check_signer(path, f"{where}.signers", name)
+            if not is_tuf_repository_key(pattern):  # TUF role names are not notary's
+                _check_signer(path, f"{where}.signers", name)
             entry.signers[name] = _ids(path, f"{where}.signers.{name}", ids)
         _add(path, entries, entry, raw)
     return PinSet(entries=list(entries.values()), no_tofu=no_tofu, path=path)

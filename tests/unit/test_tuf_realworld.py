@@ -275,3 +275,22 @@ def test_tuf_data_in_a_notary_trust_dir_gets_a_dialect_hint(tmp_path: Path) -> N
     assert run.code == 1
     assert "[wrong-type]" in run.stdout and "TUF 1.0 metadata, not Notary v1" in run.stdout
     assert "trustcheck tuf verify --repo" in run.stdout
+
+
+def test_pin_keys_for_tuf_repositories_are_urls_and_folders(tmp_path: Path) -> None:
+    """docs/tuf.md's pin file: a URL key, a TUF role name with dots as a signer; an
+    absolute folder path; image-name rules do not apply to them."""
+    from trustcheck.pins import load_pins
+
+    pins = tmp_path / "pins.toml"
+    pins.write_text(
+        'version = 1\n[pins."https://tuf-repo-cdn.sigstore.dev"]\n'
+        'root = ["spki-sha256:' + "06" * 32 + '"]\n'
+        'signers = { "registry.npmjs.org" = ["keyid:' + "5e" * 32 + '"] }\n'
+        f'[pins."{tmp_path}/repo"]\nroot = ["keyid:' + "ab" * 32 + '"]\n'
+    )
+    loaded = load_pins(pins)
+    url = loaded.lookup("https://tuf-repo-cdn.sigstore.dev")
+    assert url is not None and list(url.signers) == ["registry.npmjs.org"]
+    assert loaded.lookup(f"{tmp_path}/repo") is not None
+    assert loaded.lookup("https://tuf-repo-cdn.sigstore.dev.evil") is None
