@@ -867,8 +867,8 @@ def _map_error(exc: BaseException, ctx: _Ctx) -> TrustcheckError:
         if who == "root":
             return NotTrusted(
                 "threshold-not-met",
-                f"{ctx.root_origin} is signed by {counts} of its own root keys; it was altered "
-                "or is not a TUF root. Get a genuine root.json out of band",
+                f"{ctx.root_origin} is signed by {counts} of its own root keys: it was altered "
+                "after signing. Get a genuine root.json out of band",
                 role="root",
             )
         return NotTrusted(
@@ -1544,9 +1544,36 @@ class _Session:
         except TrustcheckError:
             raise
         except Exception as e:
-            raise _map_error(e, self.ctx) from e
+            err = _map_error(e, self.ctx)
+            if self.ctx.phase == "bootstrap" and err.code == "threshold-not-met":
+                raise self._unreadable_root_keys(bootstrap, err) from e
+            raise err from e
         self.ctx.phase = "target"
         self._check_top_level(bootstrap)
+
+    def _unreadable_root_keys(self, data: bytes, err: TrustcheckError) -> TrustcheckError:
+        """``err``, or a truer one when root keys of the bootstrap root cannot be read."""
+        try:
+            md = _parse(data, "root.json", self.name)
+            root = md.signed
+            kids = list(root.roles["root"].keyids)
+            keys = [(k, root.keys[k]) for k in kids if k in root.keys]
+        except Exception:  # not even a root: python-tuf's error stands
+            return err
+        bad = [
+            (k, key) for k, key in keys if keyid_is_bound(key) is not None and not _spki_der(key)
+        ]
+        if not bad:
+            return err
+        kid, key = bad[0]
+        return NotTrusted(
+            "threshold-not-met",
+            f"{self.ctx.root_origin}: {len(bad)} of its {len(kids)} root keys (e.g. "
+            f"{kid[:16]}…, {key.keytype}) hold a public key trustcheck cannot read (neither PEM "
+            "nor a hex point), so their signatures cannot be checked; the root may be genuine "
+            "but written for another client. Get a root.json whose keys are PEM",
+            role="root",
+        )
 
     # --- roots python-tuf cannot parse ------------------------------------------
 
@@ -1881,6 +1908,23 @@ class _Session:
             return [kids[0] for kids in by_key.values()]
         prefix = f"{context}: " if context else ""
         if not result.verified:
+            unloadable = [
+                kid
+                for kid, key in result.unsigned.items()
+                if keyid_is_bound(key) is not None and _spki_der(key) is None
+            ]
+            if unloadable:
+                # a genuine root can fail only because its key material cannot be read
+                raise NotTrusted(
+                    "root-rotation-invalid" if code == "root-rotation-invalid" else code,
+                    f"{prefix}{role} of {self.name} ({_label(delegator)}) is signed by "
+                    f"{len(result.signed)} of the {threshold} keys required, and "
+                    f"{len(unloadable)} of its {role} keys (e.g. {unloadable[0][:16]}…, "
+                    f"{result.unsigned[unloadable[0]].keytype}) hold a public key trustcheck "
+                    "cannot read (neither PEM nor a hex point), so their signatures cannot be "
+                    "checked; the metadata may be genuine but written for another client",
+                    role=role,
+                )
             # python-tuf refuses this too; same wording as its error
             err = _map_error(
                 UnsignedMetadataError(

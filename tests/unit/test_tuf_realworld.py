@@ -294,3 +294,17 @@ def test_pin_keys_for_tuf_repositories_are_urls_and_folders(tmp_path: Path) -> N
     assert url is not None and list(url.signers) == ["registry.npmjs.org"]
     assert loaded.lookup(f"{tmp_path}/repo") is not None
     assert loaded.lookup("https://tuf-repo-cdn.sigstore.dev.evil") is None
+
+
+def test_a_root_key_that_cannot_be_read_is_named_not_blamed_on_the_root(tmp_path: Path) -> None:
+    doc = json.loads(_root(5))
+    first = doc["signed"]["roles"]["root"]["keyids"][0]
+    doc["signed"]["keys"][first]["keyval"]["public"] = "-----BEGIN PUBLIC KEY-----\nnope\n"
+    (tmp_path / "root.json").write_text(json.dumps(doc))
+    r = verify_targets(
+        str(SIGSTORE), ["trusted_root.json"], SIGSTORE_AT, state_options(tmp_path),
+        root=(tmp_path / "root.json").read_bytes(),
+    )  # fmt: skip
+    assert r[0].error is not None and r[0].error.code == "threshold-not-met"
+    assert "cannot read (neither PEM nor a hex point)" in r[0].error.message
+    assert first[:16] in r[0].error.message
