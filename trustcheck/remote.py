@@ -13,12 +13,20 @@
   until they expire; ``Basic`` challenges get the credentials directly.  The
   realm must be https unless ``unsafe_http``; ``Authorization`` is never sent
   to another origin after a redirect.
-* **Downloads** are streamed and capped: a ``Content-Length`` above the cap is
-  ``malicious-server``; a body running past the cap is cut at ``cap + 1``
-  bytes and refused (``file-too-large``).
+* **Downloads** are streamed and capped on *decoded* bytes: a
+  ``Content-Length`` above the cap is ``malicious-server``; a body running
+  past the cap is cut at ``cap + 1`` decoded bytes and refused
+  (``file-too-large``).  Identity is asked for; one ``gzip``/``deflate`` layer
+  is decoded here with a running cap, stacked (``gzip, gzip``) or unknown
+  codings are ``malicious-server``.  Error bodies are cut at 64 KiB.
+* **Deadlines** cover the whole exchange: connect, TLS handshake, status line,
+  headers and body of a request all end by one deadline (``--timeout``,
+  enforced on every socket operation by a deadline-aware network backend, so
+  a server dripping bytes is cut), and every request of a collection by the
+  collection's deadline (``total_timeout``).
 * **Retries** for GET/HEAD on network errors, timeouts, 5xx and 429, with
-  exponential backoff and jitter, within a per-request timeout and an overall
-  deadline per collection.
+  exponential backoff and jitter (``Retry-After`` in ASCII delay-seconds only),
+  within those deadlines.
 
 Every failure is a :class:`~trustcheck.errors.TrustcheckError`; httpx and ssl
 exceptions are wrapped where they enter.  httpx is imported lazily.
