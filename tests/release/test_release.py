@@ -201,22 +201,29 @@ def dist(rel: Recorder) -> Dist:
     return Dist(wheels[0], sdists[0], ran.out + ran.err)
 
 
+def _cache_or_hidden(rel: Path) -> bool:
+    return any(part == "__pycache__" or part.startswith(".") for part in rel.parts) or (
+        rel.suffix in (".pyc", ".pyo", ".pyd")
+    )
+
+
 def source_files() -> set[str]:
-    """Every file under trustcheck/ that a user must get (caches left out)."""
+    """Every file under trustcheck/ that a user must get (caches and dot files left out)."""
     out = set()
     for p in (REPO / "trustcheck").rglob("*"):
         rel = p.relative_to(REPO)
-        if p.is_file() and "__pycache__" not in rel.parts and p.suffix not in (".pyc", ".pyo"):
+        if p.is_file() and not _cache_or_hidden(rel):
             out.add(rel.as_posix())
     return out
 
 
-def test_every_directory_with_modules_is_a_package() -> None:
-    """Package discovery skips a directory without __init__.py (namespaces are off)."""
+def test_every_directory_is_a_package() -> None:
+    """Package discovery skips a directory without __init__.py (namespaces are off), and
+    package data is taken from package folders: a plain folder would be left out."""
     missing = sorted(
         d.relative_to(REPO).as_posix()
         for d in (REPO / "trustcheck").rglob("*")
-        if d.is_dir() and d.name != "__pycache__" and any(d.glob("*.py"))
+        if d.is_dir() and not _cache_or_hidden(d.relative_to(REPO))
         and not (d / "__init__.py").is_file()
     )
     assert not missing, f"add __init__.py to {missing}: without it the wheel leaves them out"
@@ -230,6 +237,8 @@ def test_wheel_and_sdist_ship_every_file_of_the_package(dist: Dist) -> None:
     with zipfile.ZipFile(dist.wheel) as z:
         names = z.namelist()
     in_wheel = {n for n in names if n.startswith("trustcheck/")}
+    strays = [n for n in names if not n.startswith(("trustcheck/", "trustcheck-"))]
+    assert not strays, f"the wheel ships more than trustcheck: {strays}"
     assert in_wheel == expected, (
         f"missing from the wheel: {sorted(expected - in_wheel)}; "
         f"not in the source tree: {sorted(in_wheel - expected)}"
@@ -240,7 +249,7 @@ def test_wheel_and_sdist_ship_every_file_of_the_package(dist: Dist) -> None:
         members = [m.name.split("/", 1)[1] for m in t.getmembers() if "/" in m.name and m.isfile()]
     in_sdist = {m for m in members if m.startswith("trustcheck/")}
     assert in_sdist == expected, sorted(expected ^ in_sdist)
-    assert {"LICENSE", "README.md", "pyproject.toml", "MANIFEST.in"} <= set(members)
+    assert {"LICENSE", "README.md", "pyproject.toml"} <= set(members)
 
 
 def test_wheel_metadata_license_and_extras(dist: Dist) -> None:
@@ -749,7 +758,7 @@ def test_dockerignore_keeps_the_context_small() -> None:
                  "trustcheck/__pycache__/cli.cpython-311.pyc", "build/lib/x.py",
                  "trustcheck.egg-info/PKG-INFO", "docs/webhook.md", "bench/run.py"):
         assert ignored(path, rules), path
-    for path in ("pyproject.toml", "README.md", "LICENSE", "MANIFEST.in", "trustcheck/cli.py",
+    for path in ("pyproject.toml", "README.md", "LICENSE", "trustcheck/cli.py",
                  "trustcheck/commands/serve.py", "trustcheck/py.typed"):
         assert not ignored(path, rules), path
 
