@@ -445,3 +445,64 @@ def test_registry_digest_head_then_get(rec: Recorder, tmp_path: Path) -> None:
     with pytest.raises(TrustcheckError) as e:
         registry_digest(parse_reference("reg.example/team/app:gone"), remote, {}, session=session)
     assert _code(e) == "registry-tag-missing"
+
+
+# --------------------------------------------------------------------------- server-sent numbers
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("0", 0),
+        ("1234", 1234),
+        (" 12 ", 12),
+        ("1_000", None),
+        ("+5", None),
+        ("-1", None),
+        ("\u0661\u0662", None),
+        ("\u00b2", None),
+        ("1" * 20, None),
+        ("", None),
+        ("0x10", None),
+    ],
+)
+def test_content_length_is_ascii_digits(text: str, value: int | None) -> None:
+    assert remote_mod.parse_length(text) == value
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("3", 3.0),
+        (" 0 ", 0.0),
+        ("\u00b2", None),
+        ("\u0663", None),
+        ("9" * 11, None),
+        ("1e3", None),
+        ("NaN", None),
+        ("Fri, 31 Dec 1999 23:59:59 GMT", None),
+        (None, None),
+    ],
+)
+def test_retry_after_is_ascii_delay_seconds(text: str | None, value: float | None) -> None:
+    assert remote_mod.parse_retry_after(text) == value
+
+
+def test_content_codings_are_listed_and_bounded() -> None:
+    assert remote_mod.content_codings(["gzip, identity", " GZIP"]) == ["gzip", "gzip"]
+    assert remote_mod.content_codings(["identity", ""]) == []
+    with pytest.raises(remote_mod.BodyError) as e:
+        remote_mod.content_codings(["gzip," * 100])
+    assert e.value.code == "malicious-server"
+
+
+def test_nested_deadlines_keep_the_earlier_end() -> None:
+    with remote_mod.until(100.0):
+        with remote_mod.until(200.0):
+            assert remote_mod._DEADLINE.end == 100.0
+        with remote_mod.until(50.0):
+            assert remote_mod._DEADLINE.end == 50.0
+        assert remote_mod._DEADLINE.end == 100.0
+    assert remote_mod._DEADLINE.end is None
+    with remote_mod.until(0.0), pytest.raises(Exception, match="deadline passed"):
+        remote_mod._left(5.0, "read")
