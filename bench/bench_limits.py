@@ -245,9 +245,9 @@ def nested_paths(count: int) -> Callable[[Path], None]:
     def plant(trust: Path) -> None:
         import hashlib
 
+        ctx = _ctx()
         from fixtures.attacks.keys import b64
 
-        ctx = _ctx()
         r = ctx.rebuilt(R_GUN)  # type: ignore[attr-defined]
         parent = [f"a{i:08d}/" for i in range(count)] + ["v"]
         child = [f"b{i:08d}/" for i in range(count)] + ["v"]
@@ -305,9 +305,9 @@ def many_targets_and_paths(targets: int, paths: int) -> Callable[[Path], None]:
     matching path last: a digest reference lists every target against the paths."""
 
     def plant(trust: Path) -> None:
+        ctx = _ctx()
         from fixtures.attacks.keys import b64
 
-        ctx = _ctx()
         r = ctx.rebuilt(R_GUN)  # type: ignore[attr-defined]
         allowed = [f"a{i:08d}/" for i in range(paths)] + ["t", "v"]
 
@@ -385,7 +385,8 @@ def measure_cost(
     plant(trust)
     at = (FIXTURES / "VALIDATION_TIME").read_text().strip()
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    env["TRUSTCHECK_STATE_DIR"] = str(work / "state")
+    shutil.rmtree(work / "cost-state", ignore_errors=True)  # each row: a first run
+    env["TRUSTCHECK_STATE_DIR"] = str(work / "cost-state")
     env["PYTHONPYCACHEPREFIX"] = str(REPO_ROOT / "bench" / "results" / "pycache")
     argv = [
         GNU_TIME,
@@ -427,6 +428,7 @@ def run_cost() -> list[str]:
         for label, plant, images in cost_cases():
             wall, rss, code, err = measure_cost(plant, images, Path(tmp))
             rows.append(f"| {label} | {wall:.2f} s | {rss / 1024:.1f} MiB | {code} | `{err}` |")
+            print(rows[-1], file=sys.stderr, flush=True)
         big = 50_000
         wall, rss, code, _ = measure_cost(
             many_targets_and_paths(big, 35_000), [R_GUN], Path(tmp), command="inspect"

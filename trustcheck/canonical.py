@@ -132,6 +132,7 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 _EXACT_INT = 1 << 53
+_SCALARS = frozenset((str, bool, type(None)))
 
 
 def go_exact(value: Any, skip: object = None) -> bool:
@@ -150,7 +151,8 @@ def go_exact(value: Any, skip: object = None) -> bool:
             if v is not skip:
                 stack.extend(v.values())
         elif t is list:
-            stack.extend(v)
+            if not set(map(type, v)) <= _SCALARS:  # e.g. delegation paths: skip in bulk
+                stack.extend(v)
         elif t is int:
             if not -_EXACT_INT <= v <= _EXACT_INT:
                 return False

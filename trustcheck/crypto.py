@@ -98,16 +98,12 @@ def key_id(keytype: str, public: bytes) -> str:
     canonical form, where ``<b64>`` is the standard, padded base64 of the
     decoded public bytes (not the literal string from the file).
     """
-    canonical = b"".join(
-        (
-            b'{"keytype":',
-            _go_canonical_string(keytype),
-            b',"keyval":{"private":null,"public":"',
-            base64.b64encode(public),
-            b'"}}',
-        )
-    )
-    return hashlib.sha256(canonical).hexdigest()
+    digest = hashlib.sha256(b'{"keytype":')
+    digest.update(_go_canonical_string(keytype))
+    digest.update(b',"keyval":{"private":null,"public":"')
+    digest.update(base64.b64encode(public))  # hashed in parts: no copy of a huge key
+    digest.update(b'"}}')
+    return digest.hexdigest()
 
 
 class TufKey:

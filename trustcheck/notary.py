@@ -252,6 +252,14 @@ def _go_str(value: Any, where: str) -> str:
     return value
 
 
+def _go_strs(value: Any, where: str) -> list[str]:
+    """A Go ``[]string`` (a ``null`` element is ""); checked in bulk when all are strings."""
+    items = _go_list(value, where)
+    if set(map(type, items)) <= {str}:
+        return list(items)
+    return [_go_str(v, where) for v in items]
+
+
 def _go_bool(value: Any, where: str) -> bool:
     if value is _MISSING or value is None:
         return False
@@ -686,9 +694,9 @@ def _parse_targets(role: str, raw: bytes, top: Any) -> tuple[TargetsMeta, bool]:
                 delegations.append(
                     Delegation(
                         name=_go_str(name, w + ".name"),
-                        keyids=[_go_str(k, w + ".keyids") for k in _go_list(keyids, w + ".keyids")],
+                        keyids=_go_strs(keyids, w + ".keyids"),
                         threshold=_go_int(threshold, w + ".threshold"),
-                        paths=[_go_str(p, w + ".paths") for p in _go_list(paths, w + ".paths")],
+                        paths=_go_strs(paths, w + ".paths"),
                     )
                 )
     except _Bad as e:

@@ -77,7 +77,7 @@ class PathPrefixes:
 
     def __init__(self, paths: Iterable[str]) -> None:
         minimal: list[str] = []
-        for p in sorted(set(paths)):
+        for p in sorted(paths):  # linear on sorted input; duplicates drop out below
             if not minimal or not p.startswith(minimal[-1]):
                 minimal.append(p)
         self._sorted = minimal
@@ -525,6 +525,7 @@ def verify_collection(
     paths: dict[str, list[str]] = {}
     children: dict[str, list[Delegation]] = {}
     skipped: dict[str, NotTrusted] = {}
+    matchers: dict[str, PathPrefixes] = {}  # built once per role, kept for lookups
     keyids, threshold = base("targets")
     todo: deque[tuple[Delegation, dict[str, TufKey]]] = deque(
         [(Delegation("targets", keyids, threshold, [""]), root.keys)]
@@ -589,7 +590,7 @@ def verify_collection(
         checks[name] = RoleCheck(
             name, tm.version, tm.expires, role.keyids, role.threshold, signed_by, role.paths
         )
-        valid_children = _restrict_all(role, tm.delegations)
+        valid_children = _restrict_all(role, tm.delegations, matchers)
         children[name] = valid_children
         # pre-order: children go first, in array order
         todo.extendleft((d, tm.delegation_keys) for d in reversed(valid_children))
@@ -609,6 +610,7 @@ def verify_collection(
         checks=checks,
         skipped=skipped,
         warnings=warnings,
+        _matchers=matchers,
     )
 
 
@@ -657,12 +659,14 @@ def _apply_signer_pin(
     return Delegation(role.name, allowed, role.threshold, role.paths)
 
 
-def _restrict_all(parent: Delegation, children: list[Delegation]) -> list[Delegation]:
+def _restrict_all(
+    parent: Delegation, children: list[Delegation], matchers: dict[str, PathPrefixes]
+) -> list[Delegation]:
     """RestrictDelegationPathPrefixes for each child: keep the child paths under
     one of the parent's (n log n, see :class:`PathPrefixes`)."""
     if not children:
         return []
-    allowed = PathPrefixes(parent.paths)
+    allowed = matchers[parent.name] = PathPrefixes(parent.paths)
     return [
         Delegation(c.name, c.keyids, c.threshold, [p for p in c.paths if allowed.matches(p)])
         for c in children
