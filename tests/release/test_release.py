@@ -1113,6 +1113,14 @@ def test_real_image_build_when_a_runtime_works(rel: Recorder) -> None:
     if tool is None:
         rel.note(f"# real image: not built: {reason}")
         pytest.skip(f"no container runtime can run containers here: {reason}")
+    bases = sorted({i.args.split()[0] for i in parse_dockerfile(
+        (REPO / "deploy" / "Dockerfile").read_text()) if i.op == "FROM"})
+    for base in bases:
+        pulled = rel.run([tool, "pull", base], cwd=REPO, timeout=300, label="real image: ")
+        if pulled.code != 0:
+            why = (pulled.err.strip().splitlines() or ["?"])[-1]
+            rel.note(f"# real image: not built: {tool} pull {base}: {why}")
+            pytest.skip(f"the base image {base} cannot be pulled here: {why}")
     tag = "trustcheck-release-check:latest"
     rel.run([tool, "build", "-f", REPO / "deploy" / "Dockerfile", "-t", tag, REPO], cwd=REPO,
             check=True, timeout=900, label="real image: ")
