@@ -42,6 +42,7 @@ from .cliopts import (
     UserOpt,
     VersionOpt,
     fail_usage,
+    home_dir,
     make_options,
     parse_at,
     progress_reporter,
@@ -489,7 +490,11 @@ app.add_typer(pin_app, name="pin")
 def _pin_file(pins: Path | None) -> Path:
     from .pins import default_pin_file
 
-    return pins if pins is not None else default_pin_file(os.environ, Path.home())
+    if pins is not None:
+        return pins
+    if os.environ.get("XDG_CONFIG_HOME"):
+        return default_pin_file(os.environ, Path("/"))  # the variable wins over the home
+    return default_pin_file(os.environ, home_dir("pin file", "give --pins FILE"))
 
 
 @pin_app.command("add")

@@ -182,7 +182,9 @@ def trust_dir_path(value: Path | None, *, must_exist: bool = False) -> Path:
         return value
     from .trustdir import default_trust_dir
 
-    return default_trust_dir()
+    if os.environ.get("DOCKER_CONFIG"):
+        return default_trust_dir()
+    return default_trust_dir(home=home_dir("trust dir", "give --trust-dir or $DOCKER_CONFIG"))
 
 
 OfflineOpt = Annotated[
@@ -293,20 +295,58 @@ def progress_reporter(total_images: int) -> Callable[[int, int], None] | None:
     return report
 
 
+def home_dir(needed_for: str, fix: str) -> Path:
+    """The user's home directory, or a ``home-unknown`` usage error (exit 2) saying
+    what it was needed for and how to do without it: a container user without a
+    passwd entry and without ``$HOME`` has none."""
+    try:
+        return Path.home()
+    except RuntimeError:
+        from .errors import UsageError
+
+        uid = os.getuid() if hasattr(os, "getuid") else "?"
+        raise UsageError(
+            "home-unknown",
+            f"the home directory is unknown ($HOME is not set and uid {uid} has no passwd "
+            f"entry), so there is no default {needed_for}; set HOME, or {fix}",
+        ) from None
+
+
+def default_pins(pins: Path | None) -> Path | None:
+    """``--pins``, else the default pin file when it exists (none without a home)."""
+    if pins is not None:
+        return pins
+    from .pins import default_pin_file
+
+    env = os.environ
+    try:
+        home = Path.home()
+    except RuntimeError:
+        if not env.get("XDG_CONFIG_HOME"):
+            return None  # no home: no default pin file either
+        home = Path("/")  # unused: $XDG_CONFIG_HOME wins over the home
+    candidate = default_pin_file(env, home)
+    return candidate if candidate.is_file() else None
+
+
 def make_options(pins: Path | None, state_dir: Path | None, no_tofu: bool, dce: str) -> Options:
     from .api import Options
-    from .pins import default_pin_file, load_pins
+    from .pins import load_pins
     from .state import StateStore, default_state_dir
 
     if dce not in ("ignore", "warn", "reject"):
         fail_usage(f"--delegation-cert-expiry must be ignore, warn or reject, not {dce!r}")
-    env, home = os.environ, Path.home()
-    if pins is None:
-        candidate = default_pin_file(env, home)
-        pins = candidate if candidate.is_file() else None
+    env = os.environ
+    pins = default_pins(pins)
+    if state_dir is None:
+        if env.get("TRUSTCHECK_STATE_DIR") or env.get("XDG_STATE_HOME"):
+            state_dir = default_state_dir(env, Path("/"))  # the variables win over the home
+        else:
+            home = home_dir("state dir", "give --state-dir or $TRUSTCHECK_STATE_DIR")
+            state_dir = default_state_dir(env, home)
     return Options(
         pins=load_pins(pins) if pins is not None else None,
-        state=StateStore(state_dir if state_dir is not None else default_state_dir(env, home)),
+        state=StateStore(state_dir),
         no_tofu=no_tofu,
         delegation_cert_expiry=dce,
     )

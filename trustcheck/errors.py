@@ -29,6 +29,7 @@ CODES: dict[str, tuple[int, str]] = {
     "state-dir-unwritable": (2, "the state dir cannot be created, locked or written"),
     "pin-file-unwritable": (2, "the pin file cannot be written"),
     "trust-dir-missing": (2, "the trust dir given with --trust-dir does not exist"),
+    "home-unknown": (2, "no home directory ($HOME unset, no passwd entry) for a default path"),
     "insecure-server": (2, "a server, registry or token URL is plain http without --unsafe-http"),
     "tls-config-invalid": (2, "a TLS CA file, client certificate or key cannot be loaded"),
     "docker-config-invalid": (2, "the docker config.json is unreadable or malformed"),

@@ -269,8 +269,10 @@ def world_readable_tmp() -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
 
 
-def _as_unprivileged(home: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+def _as_unprivileged(home: str | None, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     paths = [str(REPO_ROOT), sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]]
+    if home is not None:
+        env["HOME"] = home
     return subprocess.run(
         [*_unprivileged_python(), "-m", "trustcheck", *args],
         capture_output=True,
@@ -278,7 +280,7 @@ def _as_unprivileged(home: str, *args: str, **env: str) -> subprocess.CompletedP
         timeout=120,
         check=False,
         cwd="/",
-        env={"HOME": home, "PATH": "/usr/bin:/bin", "PYTHONPATH": ":".join(paths), **env},
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": ":".join(paths), **env},
     )
 
 
@@ -582,3 +584,33 @@ def test_read_only_file_system_state_dir_and_pin_file(tmp_path: Path) -> None:
     assert proc.returncode == 2, proc.stderr
     assert f"[pin-file-unwritable] pin file {ro / 'pins.toml'} cannot be written" in proc.stderr
     assert "Read-only file system" in proc.stderr
+
+
+def test_no_home_at_all_is_a_usage_error_with_the_way_out(world_readable_tmp: Path) -> None:
+    """uid 65532 has no passwd entry here; without $HOME there is no default path."""
+    import pwd
+
+    try:
+        pwd.getpwuid(UNPRIVILEGED)
+    except KeyError:
+        pass
+    else:
+        pytest.skip(f"uid {UNPRIVILEGED} has a passwd entry here: it has a home")
+    cases = {
+        "state dir": ["verify", *OFFLINE, IMAGE],
+        "trust dir": ["audit", "--all", "--at", AT],
+        "pin file": ["pin", "list"],
+    }
+    for what, args in cases.items():
+        run = _as_unprivileged(None, *args)
+        assert run.returncode == 2, run.stderr
+        assert "[home-unknown] the home directory is unknown ($HOME is not set and uid " in (
+            run.stderr
+        )
+        assert f"so there is no default {what}; set HOME, or give --" in run.stderr
+        assert "Traceback" not in run.stderr
+    state = world_readable_tmp / "state"
+    state.mkdir()
+    os.chown(state, UNPRIVILEGED, UNPRIVILEGED)
+    run = _as_unprivileged(None, "verify", *OFFLINE, IMAGE, TRUSTCHECK_STATE_DIR=str(state))
+    assert run.returncode == 0, run.stderr

@@ -36,6 +36,7 @@ from trustcheck.cliopts import (
     TrustDirOpt,
     UnsafeHttpOpt,
     UserOpt,
+    default_pins,
     fail_usage,
     parse_at,
     trust_dir_path,
@@ -349,17 +350,13 @@ def _options(
     pins: Path | None, state_dir: Path | None, no_tofu: bool, dce: str
 ) -> tuple[Options, PinSet | None]:
     """Pins as every command loads them; state only when asked for (an audit writes nothing)."""
-    import os
-
     from trustcheck.api import Options
-    from trustcheck.pins import default_pin_file, load_pins
+    from trustcheck.pins import load_pins
     from trustcheck.state import StateStore
 
     if dce not in ("ignore", "warn", "reject"):
         fail_usage(f"--delegation-cert-expiry must be ignore, warn or reject, not {dce!r}")
-    if pins is None:
-        candidate = default_pin_file(os.environ, Path.home())
-        pins = candidate if candidate.is_file() else None
+    pins = default_pins(pins)
     pinset = load_pins(pins) if pins is not None else None
     state = StateStore(state_dir) if state_dir is not None else None
     return Options(pinset, state, no_tofu, dce), pinset
