@@ -7,13 +7,15 @@ modules are imported inside the commands so ``--help`` starts fast.
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import io
 import json
 import os
 import stat
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, TextIO
 
 import typer
 
@@ -719,6 +721,23 @@ def _pipe_closed(was_pipe: bool) -> bool:
         return False
 
 
+def _reliable_stdout() -> TextIO | None:
+    """With ``PYTHONUNBUFFERED=1`` or ``-u`` (common in container images), stdout is a
+    text layer straight over the file descriptor, and CPython drops the rest of a
+    partial write without an error: ``trustcheck inspect IMAGE | head -1`` would
+    exit 0 with its output cut short. Put a buffered writer in between (it retries
+    partial writes and raises on a closed pipe), flushed at every newline as
+    unbuffered output expects. Returns the replacement, or None when stdout is
+    already buffered (or not a real file, as under test capture)."""
+    out = sys.stdout
+    if not isinstance(getattr(out, "buffer", None), io.FileIO):
+        return None
+    raw = io.FileIO(out.fileno(), "w", closefd=False)  # fd 1 stays open when this goes
+    return io.TextIOWrapper(
+        io.BufferedWriter(raw), encoding=out.encoding, errors=out.errors, line_buffering=True
+    )
+
+
 def _status(code: object) -> int:
     """A click/typer exit status as an int; anything that is not a clean 0 fails."""
     if code is None:
@@ -730,10 +749,23 @@ def _status(code: object) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Console entry point: the one place errors become exit codes."""
-    from .errors import TrustcheckError
-
     args = list(sys.argv[1:] if argv is None else argv)
     was_pipe = _stdout_is_pipe()
+    prior, reliable = sys.stdout, _reliable_stdout()
+    if reliable is not None:
+        sys.stdout = reliable
+    try:
+        return _run(args, was_pipe)
+    finally:
+        if reliable is not None:
+            with contextlib.suppress(OSError, ValueError):
+                reliable.flush()
+            sys.stdout = prior
+
+
+def _run(args: list[str], was_pipe: bool) -> int:
+    from .errors import TrustcheckError
+
     try:
         rv = _app_for(args)(args=args, prog_name="trustcheck", standalone_mode=False)
         sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit

@@ -198,6 +198,33 @@ def test_closed_stdout_pipe_exits_141_without_traceback(args: list[str]) -> None
     assert proc.stderr == b""
 
 
+@pytest.mark.parametrize("unbuffered", ["1", ""], ids=["PYTHONUNBUFFERED=1", "buffered"])
+def test_head_dash_1_on_a_large_output_exits_141(unbuffered: str) -> None:
+    """`trustcheck inspect BIG | head -1`: head leaves after its first read, while
+    trustcheck still has most of its half-megabyte document to write. With
+    PYTHONUNBUFFERED=1 (common in container images) CPython would drop the rest
+    of a partial write silently and exit 0; trustcheck must say 141."""
+    script = (
+        f'"{sys.executable}" -m trustcheck inspect --offline --trust-dir "{TRUST}" --at {AT} '
+        'localhost/bulk | head -1; echo "status=${PIPESTATUS[0]}" >&2'
+    )
+    env = _env(HOME=tempfile.mkdtemp(), PYTHONUNBUFFERED=unbuffered)
+    proc = subprocess.run(
+        ["bash", "-c", script], capture_output=True, text=True, check=False, env=env, cwd=REPO_ROOT
+    )
+    assert proc.stdout == "[\n"
+    assert proc.stderr == "status=141\n"
+    whole = subprocess.run(
+        ["bash", "-c", script.replace("head -1", "wc -c")],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=env,
+        cwd=REPO_ROOT,
+    )
+    assert whole.stderr == "status=0\n" and int(whole.stdout) > 200_000  # nothing lost
+
+
 # --------------------------------------------------------------------------- state dir, pin file
 
 
