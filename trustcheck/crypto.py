@@ -196,10 +196,23 @@ _PEM_EOL = b"-----"
 
 
 _B64_OK = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=\r\n \t"
-#: Go pem's header loop ends at the first line without a colon
-#: a BEGIN line followed by a line with a colon (over-approximated): a header run
-_SWALLOWER = re.compile(rb"-----BEGIN [^\n]*\n[^\n:]*:")
-_NO_COLON_LINE = re.compile(rb"^[^:\n]*$", re.M)
+#: a valid BEGIN type line followed by a line with a colon: a header run
+_SWALLOWER = re.compile(rb"-----BEGIN [^\n]*-----[ \t]*\r?\n[^\n:]*:")
+#: a BEGIN line (after its newline) whose trimmed text ends with the marker
+_VALID_BEGIN_NEXT = re.compile(rb"\n-----BEGIN [^\n]*-----[ \t]*\r?(?=\n)")
+#: Go pem's header loop ends at the first line without a colon (found after a
+#: newline: a literal first byte lets the regex engine skip ahead quickly)
+_COLON_FREE_NEXT = re.compile(rb"\n[^:\n]*(?:\n|\Z)")
+
+
+def _colon_free_line(buf: bytes, pos: int) -> int:
+    """Start of the first line at or after the line start ``pos`` without a colon
+    (``len(buf)`` for the empty rest after a final newline), or -1."""
+    nl = buf.find(b"\n", pos)
+    if buf.find(b":", pos, len(buf) if nl < 0 else nl) < 0:
+        return pos
+    found = _COLON_FREE_NEXT.search(buf, pos)
+    return -1 if found is None else found.start() + 1
 
 
 class _PemScanner:
@@ -232,8 +245,12 @@ class _PemScanner:
         "_end",
         "_end_from",
         "_end_type",
+        "_headers_from",
         "_headers_seen",
+        "_headers_to",
         "_line_end",
+        "_live",
+        "_live_for",
     )
 
     def __init__(self, data: bytes) -> None:
@@ -245,6 +262,10 @@ class _PemScanner:
         self._bad_from = -1
         self._bad = -1  # last non-base64 byte in [_bad_from, _end), or -1
         self._headers_seen = False  # a header run may hide lines before this END line
+        self._headers_from = 0
+        self._headers_to = 0
+        self._live_for = -1  # the END line _live was found for
+        self._live = -1  # the last BEGIN line before it no header run swallows
         self._cand_for = -1  # the END line _cand was found for
         self._cand = -1  # the last BEGIN line before it that can match it, or -1
 
@@ -280,10 +301,10 @@ class _PemScanner:
                 head = len(_PEM_END) - 1
                 if text.endswith(_PEM_EOL) and len(text) >= head + len(_PEM_EOL):
                     self._end_type = text[head : -len(_PEM_EOL)]
-                # a header run could swallow the END line or a BEGIN line: try each BEGIN
-                self._headers_seen = (b":" in text or b":" in (self._end_type or b"")) and (
-                    _SWALLOWER.search(data, pos, nl + 1) is not None
-                )
+                # a header run could swallow the END line or a BEGIN line
+                self._headers_seen = b":" in text  # refined in _jump, when it matters
+                self._headers_from = pos
+                self._headers_to = nl + 1
         return -1 if self._end == -2 else self._end
 
     def _body_has_bad_byte(self, pos: int, end: int) -> bool:
@@ -299,8 +320,18 @@ class _PemScanner:
         end = self._find_end(p)
         if end < 0:
             return -1
-        if self._headers_seen:
-            return p  # the END line or a BEGIN line can hide in a header run: try each
+        if end - p < 512:
+            return p  # a few lines: trying each BEGIN costs less than looking ahead
+        if self._headers_seen and self._headers_to:
+            self._headers_seen = (
+                _SWALLOWER.search(self._data, self._headers_from, self._headers_to) is not None
+            )
+            self._headers_to = 0  # decided for this END line
+        if self._headers_seen:  # header runs may hide BEGIN lines (and this END line)
+            if self._live_for != end:
+                self._live_for = end
+                self._live = self._last_live_begin(p, end)
+            return self._live if self._live >= p else end
         kind = self._end_type
         if kind is None:
             return end  # no BEGIN line can match this END line
@@ -319,6 +350,42 @@ class _PemScanner:
                     break
                 hi = last  # a longer BEGIN line (another type): look further back
         return self._cand if self._cand >= p else end
+
+    def _last_live_begin(self, p: int, end: int) -> int:
+        """The last BEGIN line in ``[p, end)`` that no header run swallows, or -1.
+
+        Every earlier BEGIN line that is not swallowed has the next such line in
+        its body (its header run stops before it), so only this one can succeed.
+        """
+        data = self._data
+        last = -1
+        for m in _VALID_BEGIN_NEXT.finditer(data, p, end + 1):
+            last = m.start() + 1
+        if last < 0:
+            return p if self._valid_begin(p) else -1
+        line_end = data.find(b"\n", last)
+        if data.find(b":", last, line_end) < 0:
+            return last  # not a header line: nothing swallows it
+        # the run of colon lines that ends with it, and the line before that run
+        rev = data[p : last - 1][::-1]
+        free = _colon_free_line(rev, 0)
+        if free < 0:
+            run_start, before = p, -1
+        else:
+            ends = rev.find(b"\n", free)
+            run_start = last - free
+            before = last - 1 - (len(rev) if ends < 0 else ends)
+        if before >= 0 and self._valid_begin(before):
+            return before  # a BEGIN line whose header run swallows the rest
+        if self._valid_begin(run_start):
+            return run_start
+        first = _VALID_BEGIN_NEXT.search(data, run_start, last)
+        return first.start() + 1 if first is not None else last
+
+    def _valid_begin(self, pos: int) -> bool:
+        """Is the line at ``pos`` a BEGIN line with a valid type line?"""
+        data = self._data
+        return data.startswith(_PEM_START[1:], pos) and self._line(pos)[0].endswith(_PEM_EOL)
 
     def decode(self, start: int) -> tuple[PemBlock | None, int]:
         """One ``pem.Decode`` of ``data[start:]``: ``(block, next start)`` or ``(None, start)``."""
@@ -344,8 +411,9 @@ class _PemScanner:
 
             if p >= n:
                 return None, start
-            found = _NO_COLON_LINE.search(data, p)  # p starts a line
-            header_end = n if found is None else found.start()
+            header_end = _colon_free_line(data, p)  # p starts a line
+            if header_end < 0:
+                header_end = n
             if header_end >= n:
                 return None, start  # the header lines run to the end: Go gives up
             header_start, p = p, header_end
