@@ -714,7 +714,7 @@ def _key_findings(
                     date=first.not_after,
                 )
             )
-        elif not_after is not None and not_after < at + horizon:
+        elif not_after is not None and not_after < _until(at, horizon):
             out.append(
                 Finding(
                     "cert-expiring",
@@ -777,10 +777,18 @@ def _root_findings(gun: str, root: RootMeta, keys: list[KeyEntry]) -> list[Findi
     return out
 
 
+def _until(at: datetime, horizon: timedelta) -> datetime:
+    """``at + horizon``, clamped to the latest time Python holds (``--at 9999-12-31``)."""
+    try:
+        return at + horizon
+    except OverflowError:
+        return datetime.max.replace(tzinfo=at.tzinfo)
+
+
 def _expiry_status(expires: datetime, at: datetime, horizon: timedelta) -> str:
     if expires < at:
         return "expired"
-    if expires < at + horizon:
+    if expires < _until(at, horizon):
         return "expiring"
     return "ok"
 

@@ -77,14 +77,25 @@ def _utc(at: datetime) -> datetime:
     return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
 
 
+def _later(t: datetime, delta: timedelta) -> datetime:
+    """``t + delta``, or the latest time Python holds (a validation time near year
+    9999 must not crash: nothing expires after it anyway)."""
+    try:
+        return t + delta
+    except OverflowError:
+        return datetime.max.replace(tzinfo=t.tzinfo)
+
+
 def _add_months(t: datetime, months: int) -> datetime:
     """Go's ``t.AddDate(0, months, 0)``: day overflow rolls into the next month."""
     total = t.year * 12 + (t.month - 1) + months
     year, month = divmod(total, 12)
     month += 1
+    if year > 9999:
+        return datetime.max.replace(tzinfo=t.tzinfo)
     last = calendar.monthrange(year, month)[1]
     base = t.replace(year=year, month=month, day=min(t.day, last))
-    return base + timedelta(days=max(0, t.day - last))
+    return _later(base, timedelta(days=max(0, t.day - last)))
 
 
 def _short(kid: str) -> str:
@@ -192,7 +203,7 @@ def _cert_problem(
         )
     if check_expiry and at is not None:
         at = _utc(at)
-        if not_before > at + _NOT_BEFORE_LEEWAY:
+        if not_before > _later(at, _NOT_BEFORE_LEEWAY):
             return (
                 "root-cert-not-yet-valid",
                 f"is not valid until {_iso(not_before)} (validation time {_iso(at)}; "

@@ -356,3 +356,29 @@ def test_audit_survives_expiry_instants_beyond_pythons_range(
     text = json.dumps(report)
     if "year-10000" in case:
         assert "9999-12-31T23:59:59Z" in text
+
+
+@pytest.mark.parametrize(
+    ("at", "code"),
+    [
+        ("9999-12-31T23:59:59Z", "root-cert-expired"),
+        ("9999-12-31T00:00:00Z", "root-cert-expired"),
+        ("0001-01-01T00:00:00Z", "root-cert-not-yet-valid"),
+    ],
+)
+def test_validation_times_at_pythons_limits_are_verdicts_not_crashes(
+    trustcheck_cli: Callable[..., CliRun], at: str, code: str
+) -> None:
+    """`--at` near year 9999 overflowed `at + leeway` (certificates) and `at + horizon`
+    (audit): internal-error. Now the usual verdicts."""
+    trust = str(GENERATED / "trust")
+    run = trustcheck_cli(
+        "verify", "--json", "--offline", "--trust-dir", trust, "--at", at, "localhost/basic:v1"
+    )
+    assert run.code == 1 and "internal-error" not in run.stdout + run.stderr, run.stdout
+    assert json.loads(run.stdout)["results"][0]["error"]["code"] == code
+    run = trustcheck_cli(
+        "audit", "localhost/basic", "--trust-dir", trust, "--at", at, "--format", "json"
+    )
+    assert "internal-error" not in run.stderr and "Traceback" not in run.stderr, run.stderr
+    assert json.loads(run.stdout)
