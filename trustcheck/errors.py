@@ -76,8 +76,6 @@ CODES: dict[str, tuple[int, str]] = {
     "target-missing-sha256": (1, "the signed target carries no sha256 hash"),
     "target-not-found": (1, "the target path is not signed by any trusted role (TUF 1.0)"),
     "version-mismatch": (1, "a role file's version is not the one its parent metadata names"),
-    "target-digest-invalid": (1, "a signed target's sha256 is not 32 bytes or its sha512 not 64"),
-    "role-removed": (1, "a targets role trusted before is no longer listed in the snapshot"),
     "target-download-failed": (1, "a signed target file could not be fetched completely (TUF 1.0)"),
     "target-digest-invalid": (1, "a signed target's sha256 is not 32 bytes or its sha512 not 64"),
     "role-removed": (1, "a targets role trusted before is no longer listed in the snapshot"),
