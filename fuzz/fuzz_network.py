@@ -70,7 +70,7 @@ MEMORY_BOUND = 48 << 20
 
 ROLES = genuine_roles()
 PLACES = ["/v2/", "/token", "root", "timestamp", "snapshot", "targets"]
-_BOMB = gzip_bomb(256 << 20)  # stacked: 256 MiB decoded from ~1 KB
+_BOMB = gzip_bomb(2 << 30)  # stacked: 2 GiB decoded from ~5 KB
 
 
 def _token(expires: bytes) -> bytes:

@@ -653,3 +653,47 @@ def test_an_empty_compressed_body_is_empty(srv: HostileServer, tmp_path: Path) -
     # a 404 that says gzip and sends nothing is still a plain 404 (no trust data)
     srv.faults["root"] = Fault(status=404, headers=[("Content-Encoding", "gzip")], body=b"")
     _fails("no-trust-data", _fetch, srv, tmp_path / "t")
+
+
+def test_cli_verify_json_reports_the_bomb(srv: HostileServer, tmp_path: Path) -> None:
+    # the reviewer's case end to end: one JSON document, exit 1, no traceback
+    import json
+    import subprocess
+    import sys
+
+    srv.faults["timestamp"] = Fault(headers=[("Content-Encoding", "gzip, gzip")], body=BOMB)
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": str(tmp_path),
+        "DOCKER_CONFIG": str(tmp_path / "docker"),
+        "TRUSTCHECK_STATE_DIR": str(tmp_path / "state"),
+    }
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "trustcheck",
+            "verify",
+            "--json",
+            "--server",
+            srv.url,
+            "--unsafe-http",
+            "--timeout",
+            "2",
+            "--trust-dir",
+            str(tmp_path / "t"),
+            "--at",
+            validation_time().isoformat().replace("+00:00", "Z"),
+            f"{GENUINE_GUN}:v1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )
+    assert done.returncode == 1, done.stderr
+    doc = json.loads(done.stdout)
+    assert [r["error"]["code"] for r in doc["results"]] == ["malicious-server"]
+    assert "Traceback" not in done.stderr
+    assert tree(tmp_path / "t") == {}
