@@ -242,7 +242,14 @@ class TrustDir:
 
     def _resolve_inside(self, path: Path, role: str | None) -> str:
         """The real path of ``path``; refuse it when it leaves the trust dir."""
-        real = os.path.realpath(path)
+        try:
+            real = os.path.realpath(path)
+        except OSError as exc:  # a component changed (symlink <-> folder) while resolved
+            raise UsageError(
+                "unsafe-path",
+                f"{_show(str(path), 200)} changed while it was resolved ({_os_reason(exc)})",
+                role=role,
+            ) from exc
         if not _is_within(real, self._root_real()):
             raise UsageError(
                 "unsafe-path",
@@ -468,15 +475,8 @@ class TrustDir:
             pass
         # a symlinked folder: allowed while it stays inside the trust dir
         where = self.root.joinpath(*lexical)
-        real = os.path.realpath(where)
+        real = self._resolve_inside(where, role)
         root_real = self._root_real()
-        if not _is_within(real, root_real):
-            raise UsageError(
-                "unsafe-path",
-                f"{_show(str(where), 200)} resolves to {_show(real, 200)}, outside the trust "
-                f"dir {_show(str(self.root), 200)}; not writing",
-                role=role,
-            )
         inside = tuple(p for p in os.path.relpath(real, root_real).split("/") if p != ".")
         try:
             return open_dir_beneath(root_fd, inside)
