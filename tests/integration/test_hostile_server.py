@@ -700,3 +700,49 @@ def test_cli_verify_json_reports_the_bomb(srv: HostileServer, tmp_path: Path) ->
     assert [r["error"]["code"] for r in doc["results"]] == ["malicious-server"]
     assert "Traceback" not in done.stderr
     assert tree(tmp_path / "t") == {}
+
+
+def test_whole_fetches_racing_a_symlink_swap(srv: HostileServer, tmp_path: Path) -> None:
+    # reads of the cache and the write-back both race the swapper: every
+    # outcome is trusted or a named error, and nothing lands outside
+    td = TrustDir(tmp_path / "trust")
+    meta = td.metadata_dir(GENUINE_GUN)
+    meta.mkdir(parents=True)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    for role, data in ROLES.items():  # what a followed link would find
+        (outside / f"{role}.json").write_bytes(data)
+    before = tree(outside)
+    stop = threading.Event()
+    swaps = [0]
+    thread = threading.Thread(target=_swapper, args=(meta, outside, stop, swaps), daemon=True)
+    outcomes: dict[str, int] = {}
+    thread.start()
+    try:
+        for _ in range(40):
+            with contextlib.suppress(OSError):  # so that every fetch writes (never via a link)
+                fd = os.open(meta, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+                try:
+                    for name in os.listdir(fd):
+                        with contextlib.suppress(OSError):
+                            os.unlink(name, dir_fd=fd)
+                finally:
+                    os.close(fd)
+            try:
+                _fetch(srv, td.root)
+                outcomes["trusted"] = outcomes.get("trusted", 0) + 1
+            except TrustcheckError as e:
+                outcomes[e.code] = outcomes.get(e.code, 0) + 1
+    finally:
+        stop.set()
+        thread.join(5)
+    assert swaps[0] > 0
+    assert sum(outcomes.values()) == 40
+    _fetch(srv, td.root)  # once the swapping stops, the cache is usable again
+    assert set(outcomes) <= {
+        "trusted",
+        "unsafe-path",
+        "trust-dir-unwritable",
+        "trust-dir-unreadable",
+    }
+    assert tree(outside) == before
