@@ -1,7 +1,7 @@
 """The network fuzz harness (fuzz/fuzz_network.py), bounded: a fixed-seed
 hypothesis run of the update flow against hostile server answers on a real
 loopback server (no escaped exception, trust dir and state unchanged on
-failure, only genuine bytes trusted and cached, bounded memory).  The long
+failure, only genuine content trusted and cached, bounded memory).  The long
 runs and their numbers are in fuzz/README.md.
 """
 
@@ -15,7 +15,7 @@ from types import ModuleType
 
 import pytest
 
-from fixtures.hostile_server import Fault, HostileServer
+from fixtures.hostile_server import Fault, HostileServer, genuine_roles
 from trustcheck import remote as remote_mod
 
 pytestmark = pytest.mark.integration
@@ -61,10 +61,10 @@ def test_the_oracles_can_fail(
         mp.setattr(harness, "MEMORY_BOUND", 1024)
         with pytest.raises(AssertionError, match="peak allocations"):
             harness.run_scenario(server, low, harness.Stats())
-    # genuine bytes: had the harness expected other bytes, the trusted
+    # genuine content: had the harness expected another targets role, the trusted
     # collection would be reported as not the genuine one
     expected = dict(harness.ROLES)
-    harness.ROLES["targets"] = expected["targets"] + b" "
+    harness.ROLES["targets"] = genuine_roles("localhost/releases")["targets"]
     try:
         with pytest.raises(AssertionError, match="other than the genuine one"):
             harness.run_scenario(server, low, harness.Stats())
@@ -76,3 +76,17 @@ def test_the_oracles_can_fail(
     bad = harness.Scenario({"timestamp": Fault(body=b"{}")}, True, True, 0)
     harness.run_scenario(server, bad, stats)
     assert stats.trusted == 0 and sum(stats.codes.values()) == 1
+
+
+def test_whitespace_around_a_role_is_trusted_as_notary_trusts_it(
+    harness: ModuleType, server: HostileServer
+) -> None:
+    # found by the long run (seed 11): a timestamp with a trailing space is
+    # valid JSON for Go's decoder too; it verifies, and the oracle compares
+    # what the signatures cover
+    stats = harness.Stats()
+    padded = harness.ROLES["timestamp"] + b" \n"
+    harness.run_scenario(
+        server, harness.Scenario({"timestamp": Fault(body=padded)}, False, False, 0), stats
+    )
+    assert stats.trusted == 1
