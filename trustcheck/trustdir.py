@@ -444,6 +444,8 @@ class TrustDir:
         for role, _data in files:
             if not (validate_role_name(role) or is_versioned_root(role)):
                 raise UsageError("unsafe-path", f"invalid role name {_show(role)}", role=role)
+        if not files:
+            return
         base = metadata.relative_to(self.root).parts
         self.root.mkdir(parents=True, exist_ok=True)
         root_fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
