@@ -138,6 +138,28 @@ class Recorder:
         return ran
 
 
+class _Summary:
+    """A plugin registered at run time (no conftest.py here: tests import `conftest` by
+    name, and a second one would shadow tests/conftest.py)."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
+        if self.lines:
+            terminalreporter.section("release check: commands run from the built wheel and image")
+            for line in self.lines:
+                terminalreporter.write_line(line)
+
+
+@pytest.fixture(scope="module")
+def release_summary(request: pytest.FixtureRequest) -> list[str]:
+    """Lines for the terminal summary (CI's log then cites the commands)."""
+    summary = _Summary()
+    request.config.pluginmanager.register(summary, "trustcheck-release-summary")
+    return summary.lines
+
+
 @pytest.fixture(scope="module")
 def rel(release_summary: list[str]) -> Iterator[Recorder]:
     """A 0755 directory outside the repository (uid 65532 must reach the image replay)."""
