@@ -16,9 +16,10 @@
 * **Downloads** are streamed and capped on *decoded* bytes: a
   ``Content-Length`` above the cap is ``malicious-server``; a body running
   past the cap is cut at ``cap + 1`` decoded bytes and refused
-  (``file-too-large``).  Identity is asked for; one ``gzip``/``deflate`` layer
-  is decoded here with a running cap, stacked (``gzip, gzip``) or unknown
-  codings are ``malicious-server``.  Error bodies are cut at 64 KiB.
+  (``file-too-large``).  Identity is asked for; one ``gzip`` layer (the one
+  coding Go's client decodes) is decoded here with a running cap; stacked
+  (``gzip, gzip``) or other codings are ``malicious-server``.  Error bodies
+  are cut at 64 KiB.
 * **Deadlines** cover the whole exchange: connect, TLS handshake, status line,
   headers and body of a request all end by one deadline (``--timeout``,
   enforced on every socket operation by a deadline-aware network backend, so
@@ -342,11 +343,14 @@ def bounded_client(client: httpx.Client) -> httpx.Client:
 #
 # Caps hold on decoded bytes.  Bodies are read raw (``iter_raw``: no
 # decoding by httpx) and decoded here with a running cap: identity, or one
-# ``gzip``/``deflate`` layer (identity is asked for; a proxy may still
-# compress).  Stacked codings (``gzip, gzip``: 1.8 KB on the wire, 2 GB
-# decoded) and unknown ones are refused as a malicious server.
+# ``gzip`` layer (identity is asked for; a proxy may still compress).  That is
+# what notary's Go client decodes: it asks for gzip and decodes exactly one
+# ``gzip`` layer, and any other coding reaches its JSON decoder undecoded and
+# fails there.  Stacked codings (``gzip, gzip``: 1.8 KB on the wire, 2 GB
+# decoded) and any other coding (``deflate``, ``x-gzip``, ``br``...) are
+# refused as a malicious server.
 
-_ZLIB_CODINGS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": 0}
+_ZLIB_CODINGS = {"gzip": 16 + zlib.MAX_WBITS}
 _MAX_CODING_HEADER = 200
 
 
@@ -361,38 +365,32 @@ class BodyError(Exception):
 
 def content_codings(values: list[str]) -> list[str]:
     """The content codings of ``Content-Encoding`` header values, lower case,
-    ``identity`` and empty items dropped."""
+    empty items dropped; a body in ``identity`` only has none.  ``identity``
+    next to another coding stays (Go decodes only a header that is exactly
+    ``gzip``, so ``gzip, identity`` counts as stacked)."""
     joined = ",".join(values)
     if len(joined) > _MAX_CODING_HEADER:
         raise BodyError(
             "malicious-server",
             f"a Content-Encoding header of {len(joined)} characters; refused",
         )
-    return [c for c in (p.strip().lower() for p in joined.split(",")) if c and c != "identity"]
+    codings = [c for c in (p.strip().lower() for p in joined.split(",")) if c]
+    return [] if all(c == "identity" for c in codings) else codings
 
 
 _PIECE = 1 << 20
 
 
 class _Decoder:
-    """At most one zlib layer, decoded with a running output cap, in pieces of
+    """At most one gzip layer, decoded with a running output cap, in pieces of
     at most 1 MiB (so a body at its cap never needs a second cap-sized buffer)."""
 
     def __init__(self, coding: str | None) -> None:
         self.coding = coding
         self._zlib: zlib._Decompress | None = None
         self._fed = False
-        if coding is not None and coding != "deflate":
+        if coding is not None:
             self._zlib = zlib.decompressobj(_ZLIB_CODINGS[coding])
-
-    def _start_deflate(self, raw: bytes) -> zlib._Decompress:
-        # "deflate" is zlib-wrapped by the standard and raw in practice: a zlib
-        # header (CM 8, window <= 32 KiB, FCHECK) decides
-        cmf = raw[0]
-        wrapped = cmf & 0x0F == 8 and cmf >> 4 <= 7
-        if wrapped and len(raw) > 1:
-            wrapped = (cmf * 256 + raw[1]) % 31 == 0
-        return zlib.decompressobj(zlib.MAX_WBITS if wrapped else -zlib.MAX_WBITS)
 
     def feed(self, raw: bytes, room: int) -> Iterator[bytes]:
         """Decoded pieces of ``raw``; stops once more than ``room`` bytes came out."""
@@ -402,8 +400,7 @@ class _Decoder:
         if not raw:
             return
         self._fed = True
-        if self._zlib is None:
-            self._zlib = self._start_deflate(raw)
+        assert self._zlib is not None
         data, given = raw, 0
         try:
             while data:

@@ -146,7 +146,16 @@ CODING_CASES: dict[str, tuple[list[tuple[str, str]], bytes | None, str]] = {
         BOMB,
         "malicious-server",
     ),
+    # Go decodes only a header that is exactly gzip: notary fails on this too
+    "gzip-identity": (
+        [("Content-Encoding", "gzip, identity")],
+        gzip.compress(b"{}"),
+        "malicious-server",
+    ),
     "deflate-gzip": ([("Content-Encoding", "deflate, gzip")], BOMB, "malicious-server"),
+    # Go's client decodes one gzip layer only: other codings fail in notary too
+    "deflate": ([("Content-Encoding", "deflate")], zlib.compress(b"{}"), "malicious-server"),
+    "x-gzip": ([("Content-Encoding", "x-gzip")], gzip.compress(b"{}"), "malicious-server"),
     "br": ([("Content-Encoding", "br")], b"\x0b\x02\x80{}\x03", "malicious-server"),
     "zstd": ([("Content-Encoding", "zstd")], b"(\xb5/\xfd", "malicious-server"),
     "compress": ([("Content-Encoding", "compress")], b"\x1f\x9d", "malicious-server"),
@@ -206,26 +215,11 @@ def test_one_gzip_layer_past_the_cap_is_refused(
     assert tree(td) == {}
 
 
-@pytest.mark.parametrize(
-    "coding",
-    ["gzip", "x-gzip", "deflate-zlib", "deflate-raw", "identity", "GZip"],
-)
-def test_one_honest_coding_layer_is_decoded(
-    srv: HostileServer, tmp_path: Path, coding: str
-) -> None:
-    def encode(data: bytes) -> tuple[str, bytes]:
-        if coding == "deflate-zlib":
-            return "deflate", zlib.compress(data)
-        if coding == "deflate-raw":
-            c = zlib.compressobj(6, zlib.DEFLATED, -zlib.MAX_WBITS)
-            return "deflate", c.compress(data) + c.flush()
-        if coding == "identity":
-            return "identity", data
-        return coding, gzip.compress(data)
-
+@pytest.mark.parametrize("coding", ["gzip", "GZip", " gzip ", "identity", "identity, identity"])
+def test_one_honest_gzip_layer_is_decoded(srv: HostileServer, tmp_path: Path, coding: str) -> None:
     for role in ("root", "timestamp", "snapshot", "targets"):
-        name, body = encode(ROLES[role])
-        srv.faults[role] = Fault(headers=[("Content-Encoding", name)], body=body)
+        body = ROLES[role] if "identity" in coding else gzip.compress(ROLES[role])
+        srv.faults[role] = Fault(headers=[("Content-Encoding", coding)], body=body)
     _fetch(srv, tmp_path / "t")
     meta = tmp_path / "t" / "tuf" / GENUINE_GUN / "metadata"
     assert (meta / "targets.json").read_bytes() == ROLES["targets"]

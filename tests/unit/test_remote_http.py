@@ -489,8 +489,9 @@ def test_retry_after_is_ascii_delay_seconds(text: str | None, value: float | Non
 
 
 def test_content_codings_are_listed_and_bounded() -> None:
-    assert remote_mod.content_codings(["gzip, identity", " GZIP"]) == ["gzip", "gzip"]
-    assert remote_mod.content_codings(["identity", ""]) == []
+    assert remote_mod.content_codings(["gzip, identity", " GZIP"]) == ["gzip", "identity", "gzip"]
+    assert remote_mod.content_codings(["identity", "", " IDENTITY"]) == []
+    assert remote_mod.content_codings([" GZip "]) == ["gzip"]
     with pytest.raises(remote_mod.BodyError) as e:
         remote_mod.content_codings(["gzip," * 100])
     assert e.value.code == "malicious-server"
