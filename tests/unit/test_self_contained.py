@@ -39,10 +39,31 @@ FORBIDDEN = re.compile(
 ESCAPES = re.compile(r"\bREPO(?:_ROOT)?\.parent\b|\.parents\[(?:[3-9]|\d\d)\]")
 
 
+# What .gitignore leaves out, for a tree that is not a git checkout (a copy, an sdist).
+_IGNORED_DIRS = {".git", ".venv", "__pycache__", ".mypy_cache", ".ruff_cache", ".pytest_cache",
+                 ".hypothesis", "build"}
+
+
+def _walk_files() -> list[Path]:
+    found = []
+    for dirpath, dirnames, filenames in os.walk(REPO):
+        rel_dir = Path(dirpath).relative_to(REPO)
+        dirnames[:] = sorted(
+            d
+            for d in dirnames
+            if d not in _IGNORED_DIRS
+            and not d.endswith(".egg-info")
+            and (rel_dir / d).as_posix() != "bench/results"
+        )
+        found += [rel_dir / f for f in sorted(filenames) if not f.endswith((".pyc", ".pyo"))]
+    return found
+
+
 def _repo_files() -> list[Path]:
-    """Relative paths a clean clone holds, plus untracked files that are not ignored."""
+    """Relative paths a clean clone holds, plus untracked files that are not ignored
+    (outside a git checkout: every file but what .gitignore names)."""
     if shutil.which("git") is None or not (REPO / ".git").exists():
-        pytest.fail("git and a git checkout are needed to list the repository's files")
+        return _walk_files()
     out = subprocess.run(
         ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
         cwd=REPO,
