@@ -1,6 +1,6 @@
 """Network fuzz harness: notary's update flow against hostile server answers.
 
-A hypothesis property drives ``trustcheck.fetch.fetch_collection`` against a
+A hypothesis property drives ``trustcheck.remote.notary.fetch_collection`` against a
 real loopback server (fixtures/hostile_server.py) that serves the genuine
 notary-signed ``localhost/basic`` and, per request (ping, token, each role),
 may answer instead with a drawn status code, headers (content codings,
@@ -57,13 +57,13 @@ from fixtures.hostile_server import (  # noqa: E402
     gzip_bomb,
     validation_time,
 )
-from trustcheck import remote as remote_mod  # noqa: E402
 from trustcheck.api import Options  # noqa: E402
 from trustcheck.errors import TrustcheckError  # noqa: E402
-from trustcheck.fetch import fetch_collection  # noqa: E402
-from trustcheck.remote import RemoteConfig  # noqa: E402
-from trustcheck.state import StateStore  # noqa: E402
-from trustcheck.trustdir import TrustDir  # noqa: E402
+from trustcheck.local.state import StateStore  # noqa: E402
+from trustcheck.local.trustdir import TrustDir  # noqa: E402
+from trustcheck.remote import http as remote_mod  # noqa: E402
+from trustcheck.remote.http import RemoteConfig  # noqa: E402
+from trustcheck.remote.notary import fetch_collection  # noqa: E402
 
 #: Peak Python allocations allowed for one fetch (bodies are at most a few
 #: MiB decoded here; the stacked bombs decode to 2 GiB if ever decoded).

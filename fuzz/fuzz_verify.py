@@ -37,12 +37,12 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 with atheris.instrument_imports():
-    from trustcheck import notary
+    from trustcheck.core import model as notary
+    from trustcheck.core.lookup import resolve
+    from trustcheck.core.reference import parse_reference
+    from trustcheck.core.verify import verify_collection, verify_signatures
     from trustcheck.errors import NotTrusted, TrustcheckError
-    from trustcheck.lookup import resolve
-    from trustcheck.reference import parse_reference
-    from trustcheck.trustdir import validate_role_name
-    from trustcheck.verify import verify_collection, verify_signatures
+    from trustcheck.local.trustdir import validate_role_name
 
 GENERATED = REPO / "fixtures" / "generated"
 AT = datetime.strptime(

@@ -35,10 +35,10 @@ __all__ = [
 ]
 
 _WHERE = {
-    "Collection": "verify",
-    "verify_collection": "verify",
-    "ImageRef": "reference",
-    "parse_reference": "reference",
+    "Collection": "core.verify",
+    "verify_collection": "core.verify",
+    "ImageRef": "core.reference",
+    "parse_reference": "core.reference",
     "ImageResult": "api",
     "load_collection": "api",
     "verify_image": "api",
@@ -46,30 +46,30 @@ _WHERE = {
     "NotTrusted": "errors",
     "TrustcheckError": "errors",
     "UsageError": "errors",
-    "TrustDir": "trustdir",
-    "resolve": "lookup",
-    "Decision": "policy",
-    "Policy": "policy",
-    "decide": "policy",
-    "evaluate": "policy",
-    "load_policy": "policy",
+    "TrustDir": "local.trustdir",
+    "resolve": "core.lookup",
+    "Decision": "policy.rules",
+    "Policy": "policy.rules",
+    "decide": "policy.rules",
+    "evaluate": "policy.rules",
+    "load_policy": "policy.rules",
     "Options": "api",
-    "fetch_collection": "fetch",
-    "load_pins": "pins",
-    "refresh": "tuf10",
+    "fetch_collection": "remote.notary",
+    "load_pins": "local.pinfile",
+    "refresh": "tuf.client",
 }
 
 if TYPE_CHECKING:
-    from .api import ImageResult, Options, load_collection, verify_image, verify_images
-    from .errors import NotTrusted, TrustcheckError, UsageError
-    from .fetch import fetch_collection
-    from .lookup import resolve
-    from .pins import load_pins
-    from .policy import Decision, Policy, decide, evaluate, load_policy
-    from .reference import ImageRef, parse_reference
-    from .trustdir import TrustDir
-    from .tuf10 import refresh
-    from .verify import Collection, verify_collection
+    from trustcheck.api import ImageResult, Options, load_collection, verify_image, verify_images
+    from trustcheck.core.lookup import resolve
+    from trustcheck.core.reference import ImageRef, parse_reference
+    from trustcheck.core.verify import Collection, verify_collection
+    from trustcheck.errors import NotTrusted, TrustcheckError, UsageError
+    from trustcheck.local.pinfile import load_pins
+    from trustcheck.local.trustdir import TrustDir
+    from trustcheck.policy.rules import Decision, Policy, decide, evaluate, load_policy
+    from trustcheck.remote.notary import fetch_collection
+    from trustcheck.tuf.client import refresh
 
 
 def __getattr__(name: str) -> Any:  # lazy: keeps `import trustcheck` cheap

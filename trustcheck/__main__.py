@@ -42,7 +42,7 @@ install_signal_handlers()
 
 def main() -> int:
     """Run the CLI with ``sys.argv``; the process exit code is the return value."""
-    from .cli import main as cli_main
+    from trustcheck.cli import main as cli_main
 
     return cli_main()
 

@@ -14,16 +14,16 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .errors import NotTrusted, TrustcheckError, UsageError
-from .lookup import resolve
-from .reference import ImageRef, parse_reference
-from .trustdir import TrustDir
-from .verify import Collection, TrustPolicy, verify_collection
+from trustcheck.core.lookup import resolve
+from trustcheck.core.reference import ImageRef, parse_reference
+from trustcheck.core.verify import Collection, TrustPolicy, verify_collection
+from trustcheck.errors import NotTrusted, TrustcheckError, UsageError
+from trustcheck.local.trustdir import TrustDir
 
 if TYPE_CHECKING:
-    from .pins import PinSet
-    from .remoteconfig import RemoteConfig
-    from .state import StateStore
+    from trustcheck.local.pinfile import PinSet
+    from trustcheck.local.state import StateStore
+    from trustcheck.remote.config import RemoteConfig
 
 __all__ = [
     "ImageResult",
@@ -38,7 +38,7 @@ __all__ = [
 
 
 class TrustDirSource:
-    """A :class:`trustcheck.verify.Source` reading one GUN from a trust dir."""
+    """A :class:`trustcheck.core.verify.Source` reading one GUN from a trust dir."""
 
     def __init__(self, trust_dir: TrustDir, gun: str) -> None:
         self.trust_dir = trust_dir
@@ -222,7 +222,7 @@ def collections_for(
     """Verified collections for ``guns``: fetched from their servers (and cached)
     unless ``remote`` is None or offline, else verified from the trust dir."""
     if remote is not None and not remote.offline:
-        from .fetch import fetch_many
+        from trustcheck.remote.notary import fetch_many
 
         return fetch_many(guns, trust_dir, at, options, remote, progress)
     out: dict[str, Collection | TrustcheckError] = {}
@@ -250,9 +250,9 @@ def verify_images(
     cols = collections_for([r.gun for r in refs], td, at, options, remote, progress)
     results = [resolve_image(r, cols[r.gun]) for r in refs]
     if check_registry:
-        from .errors import UsageError
-        from .fetch import check_registry as _check
-        from .remote import HttpSession, RemoteConfig
+        from trustcheck.errors import UsageError
+        from trustcheck.remote.http import HttpSession, RemoteConfig
+        from trustcheck.remote.notary import check_registry as _check
 
         cfg = remote if remote is not None else RemoteConfig()
         if cfg.offline:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Annotated, TextIO
 
 import typer
 
-from .cliopts import (
+from trustcheck.cliopts import (
     CONTEXT_SETTINGS,
     DEFAULT_REMOTE,
     AtOpt,
@@ -56,7 +56,7 @@ from .cliopts import (
 if TYPE_CHECKING:
     from datetime import datetime
 
-    from .api import ImageResult, Options
+    from trustcheck.api import ImageResult, Options
 
 app = typer.Typer(
     name="trustcheck",
@@ -157,7 +157,7 @@ def verify(
             images, repo, dialect, root, when, opts, remote, unsafe_arbitrary_keyids
         )
     else:
-        from .api import verify_images
+        from trustcheck.api import verify_images
 
         remote.registry = registry
         cfg = remote.config()
@@ -199,7 +199,7 @@ def _verify_tuf(
     remote: RemoteArgs,
     unsafe_arbitrary_keyids: bool = False,
 ) -> list[ImageResult]:
-    from .tuf10 import detect_dialect, verify_targets
+    from trustcheck.tuf.client import detect_dialect, verify_targets
 
     if repo is None:
         fail_usage("--dialect tuf needs --repo DIR|URL (the TUF 1.0 repository)")
@@ -242,11 +242,11 @@ def inspect(
 
     JSON (the same document Docker prints) by default; --pretty for people.
     """
-    from .api import collections_for
-    from .errors import TrustcheckError
-    from .lookup import inspect as inspect_one
-    from .reference import parse_reference
-    from .trustdir import TrustDir
+    from trustcheck.api import collections_for
+    from trustcheck.core.lookup import inspect as inspect_one
+    from trustcheck.core.reference import parse_reference
+    from trustcheck.errors import TrustcheckError
+    from trustcheck.local.trustdir import TrustDir
 
     when = parse_at(at)
     opts = make_options(pins, state_dir, no_tofu, delegation_cert_expiry)
@@ -382,10 +382,10 @@ def fetch(
     Only verified bytes are written into the trust dir (Docker's layout), so
     the cache then serves `--offline`, notary and `docker trust` alike.
     """
-    from .api import collections_for
-    from .errors import TrustcheckError
-    from .reference import parse_reference
-    from .trustdir import TrustDir
+    from trustcheck.api import collections_for
+    from trustcheck.core.reference import parse_reference
+    from trustcheck.errors import TrustcheckError
+    from trustcheck.local.trustdir import TrustDir
 
     when = parse_at(at)
     opts = make_options(pins, state_dir, no_tofu, delegation_cert_expiry)
@@ -455,11 +455,11 @@ def thumbprint(
     An argument naming an existing file is read as a certificate file; anything
     else is an image whose (verified) trust data is read.
     """
-    from .api import collections_for
-    from .errors import TrustcheckError
-    from .reference import parse_reference
-    from .thumbprint import keys_of_collection, keys_of_pem, render_json, render_text
-    from .trustdir import TrustDir
+    from trustcheck.api import collections_for
+    from trustcheck.core.reference import parse_reference
+    from trustcheck.core.thumbprint import keys_of_collection, keys_of_pem, render_json, render_text
+    from trustcheck.errors import TrustcheckError
+    from trustcheck.local.trustdir import TrustDir
 
     when = parse_at(at)
     opts = make_options(pins, state_dir, no_tofu, "warn")
@@ -490,7 +490,7 @@ app.add_typer(pin_app, name="pin")
 
 
 def _pin_file(pins: Path | None) -> Path:
-    from .pins import default_pin_file
+    from trustcheck.local.pinfile import default_pin_file
 
     if pins is not None:
         return pins
@@ -524,11 +524,18 @@ def pin_add(
     remote: RemoteArgs = DEFAULT_REMOTE,
 ) -> None:
     """Verify IMAGE's trust data, then pin its root certificate(s); prints what was pinned."""
-    from .api import collections_for
-    from .errors import TrustcheckError
-    from .pins import KINDS, Identifier, PinEntry, PinSet, identifiers_of_key, load_pins
-    from .reference import parse_reference
-    from .trustdir import TrustDir
+    from trustcheck.api import collections_for
+    from trustcheck.core.reference import parse_reference
+    from trustcheck.errors import TrustcheckError
+    from trustcheck.local.pinfile import (
+        KINDS,
+        Identifier,
+        PinEntry,
+        PinSet,
+        identifiers_of_key,
+        load_pins,
+    )
+    from trustcheck.local.trustdir import TrustDir
 
     if kind not in KINDS:
         fail_usage(f"--kind must be one of {', '.join(KINDS)}, not {kind!r}")
@@ -544,7 +551,7 @@ def pin_add(
         raise got
     col = got
     if pattern is not None:
-        from .pins import normalise_pattern
+        from trustcheck.local.pinfile import normalise_pattern
 
         try:
             pattern = normalise_pattern(pattern)
@@ -564,7 +571,7 @@ def pin_add(
         current.entries.append(entry)
     added = [i for i in ids if i not in entry.root]
     entry.root.extend(added)
-    from .pins import write_pins
+    from trustcheck.local.pinfile import write_pins
 
     write_pins(current, file)
     for i in ids:
@@ -580,8 +587,8 @@ def pin_list(
     as_json: JsonOpt = False,
 ) -> None:
     """List pins, and flag entries that match no collection in the trust dir."""
-    from .pins import load_pins
-    from .trustdir import TrustDir
+    from trustcheck.local.pinfile import load_pins
+    from trustcheck.local.trustdir import TrustDir
 
     file = _pin_file(pins)
     if not file.is_file():
@@ -627,13 +634,13 @@ def pin_remove(
     """Remove a pin entry."""
     import contextlib
 
-    from .pins import load_pins, write_pins
+    from trustcheck.local.pinfile import load_pins, write_pins
 
     file = _pin_file(pins)
     if not file.is_file():
         fail_usage(f"no pin file at {file}")
     pinset = load_pins(file)
-    from .pins import normalise_pattern
+    from trustcheck.local.pinfile import normalise_pattern
 
     with contextlib.suppress(ValueError):  # entries are stored under their identity
         pattern = normalise_pattern(pattern)
@@ -652,7 +659,7 @@ def full_app() -> typer.Typer:
     """The app with every command, including the groups in ``trustcheck/commands``."""
     global _groups_registered
     if not _groups_registered:
-        from .commands import register_all
+        from trustcheck.commands import register_all
 
         register_all(app)
         _groups_registered = True
@@ -764,7 +771,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: list[str], was_pipe: bool) -> int:
-    from .errors import TrustcheckError
+    from trustcheck.errors import TrustcheckError
 
     try:
         rv = _app_for(args)(args=args, prog_name="trustcheck", standalone_mode=False)

@@ -20,8 +20,8 @@ import typer.core
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from .api import Options
-    from .remoteconfig import RemoteConfig
+    from trustcheck.api import Options
+    from trustcheck.remote.config import RemoteConfig
 
 #: every command (and group) takes -h as well as --help; sub-commands inherit it
 CONTEXT_SETTINGS: dict[str, Any] = {"help_option_names": ["-h", "--help"]}
@@ -49,7 +49,7 @@ def _print_version(value: bool) -> None:
 
 def version() -> str:
     """The installed trustcheck version (also in the metadata of ``--json`` reports)."""
-    from . import __version__
+    from trustcheck import __version__
 
     return __version__
 
@@ -121,7 +121,7 @@ class Exit(Exception):
 
 
 def fail_usage(message: str) -> NoReturn:
-    from .errors import UsageError
+    from trustcheck.errors import UsageError
 
     raise UsageError("invalid-argument", message)
 
@@ -171,7 +171,7 @@ def trust_dir_path(value: Path | None, *, must_exist: bool = False) -> Path:
     """
     if value is not None:
         if must_exist and not value.is_dir():
-            from .errors import UsageError
+            from trustcheck.errors import UsageError
 
             what = "is not a directory" if value.exists() else "does not exist"
             raise UsageError(
@@ -180,7 +180,7 @@ def trust_dir_path(value: Path | None, *, must_exist: bool = False) -> Path:
                 "(Docker's is ~/.docker/trust), or run trustcheck fetch to fill a new one",
             )
         return value
-    from .trustdir import default_trust_dir
+    from trustcheck.local.trustdir import default_trust_dir
 
     if os.environ.get("DOCKER_CONFIG"):
         return default_trust_dir()
@@ -256,7 +256,7 @@ class RemoteArgs:
     registry: str | None = None
 
     def config(self) -> RemoteConfig:
-        from .remoteconfig import RemoteConfig
+        from trustcheck.remote.config import RemoteConfig
 
         password = None
         if self.password_stdin:
@@ -302,7 +302,7 @@ def home_dir(needed_for: str, fix: str) -> Path:
     try:
         return Path.home()
     except RuntimeError:
-        from .errors import UsageError
+        from trustcheck.errors import UsageError
 
         uid = os.getuid() if hasattr(os, "getuid") else "?"
         raise UsageError(
@@ -316,7 +316,7 @@ def default_pins(pins: Path | None) -> Path | None:
     """``--pins``, else the default pin file when it exists (none without a home)."""
     if pins is not None:
         return pins
-    from .pins import default_pin_file
+    from trustcheck.local.pinfile import default_pin_file
 
     env = os.environ
     try:
@@ -330,9 +330,9 @@ def default_pins(pins: Path | None) -> Path | None:
 
 
 def make_options(pins: Path | None, state_dir: Path | None, no_tofu: bool, dce: str) -> Options:
-    from .api import Options
-    from .pins import load_pins
-    from .state import StateStore, default_state_dir
+    from trustcheck.api import Options
+    from trustcheck.local.pinfile import load_pins
+    from trustcheck.local.state import StateStore, default_state_dir
 
     if dce not in ("ignore", "warn", "reject"):
         fail_usage(f"--delegation-cert-expiry must be ignore, warn or reject, not {dce!r}")

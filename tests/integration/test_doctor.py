@@ -51,7 +51,7 @@ from fixtures.notary_harness import (
     make_tls,
     missing_notary_binaries,
 )
-from trustcheck.doctor import CODES
+from trustcheck.doctor.checks import CODES
 
 pytestmark = pytest.mark.integration
 

@@ -16,7 +16,7 @@ from types import ModuleType
 import pytest
 
 from fixtures.hostile_server import Fault, HostileServer, genuine_roles
-from trustcheck import remote as remote_mod
+from trustcheck.remote import http as remote_mod
 
 pytestmark = pytest.mark.integration
 

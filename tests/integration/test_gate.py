@@ -281,8 +281,8 @@ def test_tampered_tag_is_never_pulled(
     world: World, online: Path, tmp_path: Path, trustcheck_cli: Cli
 ) -> None:
     """The registry's tag is moved to another manifest; the pull copies the signed one."""
-    from trustcheck.fetch import RemoteConfig, registry_digest
-    from trustcheck.reference import parse_reference
+    from trustcheck.core.reference import parse_reference
+    from trustcheck.remote.notary import RemoteConfig, registry_digest
 
     w = world
     tampered, _ = push_test_image(

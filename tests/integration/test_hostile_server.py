@@ -1,4 +1,4 @@
-"""trustcheck.fetch against a hostile Notary server on loopback (issue 14).
+"""trustcheck.remote.notary against a hostile Notary server on loopback (issue 14).
 
 The server (fixtures/hostile_server.py) is a real HTTP(S) server on a real
 socket that serves a genuine notary-signed collection and, per request path,
@@ -47,13 +47,13 @@ from fixtures.hostile_server import (
     gzip_bomb,
     validation_time,
 )
-from trustcheck import fetch as fetch_mod
-from trustcheck import remote as remote_mod
 from trustcheck.api import Options, load_collection
 from trustcheck.errors import TrustcheckError
-from trustcheck.fetch import fetch_collection, fetch_many
-from trustcheck.remote import RemoteConfig
-from trustcheck.trustdir import TrustDir
+from trustcheck.local.trustdir import TrustDir
+from trustcheck.remote import http as remote_mod
+from trustcheck.remote import notary as fetch_mod
+from trustcheck.remote.http import RemoteConfig
+from trustcheck.remote.notary import fetch_collection, fetch_many
 
 pytestmark = pytest.mark.integration
 

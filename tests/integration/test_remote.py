@@ -1,4 +1,4 @@
-"""trustcheck.fetch against real servers on loopback.
+"""trustcheck.remote.notary against real servers on loopback.
 
 * a real notary-server (TLS, memory storage) with repositories published by the
   real notary client, reached through a fault-injection proxy
@@ -45,19 +45,19 @@ from fixtures.notary_harness import (
     push_test_image,
 )
 from trustcheck.api import Options
+from trustcheck.core.reference import parse_reference
+from trustcheck.core.verify import Collection
 from trustcheck.errors import TrustcheckError
-from trustcheck.fetch import (
+from trustcheck.local.state import StateStore
+from trustcheck.local.trustdir import TrustDir
+from trustcheck.remote.http import HttpSession
+from trustcheck.remote.notary import (
     RemoteConfig,
     check_registry,
     fetch_collection,
     fetch_many,
     registry_digest,
 )
-from trustcheck.reference import parse_reference
-from trustcheck.remote import HttpSession
-from trustcheck.state import StateStore
-from trustcheck.trustdir import TrustDir
-from trustcheck.verify import Collection
 
 pytestmark = pytest.mark.integration
 

@@ -891,8 +891,8 @@ def test_deploy_manifests_carry_the_required_fields() -> None:
     (config_map,) = [c for c in by_kind["ConfigMap"] if "config.yaml" in c.get("data", {})]
     server_config = yaml.safe_load(config_map["data"]["config.yaml"])
     deadline = server_config["deadline_seconds"]
-    from trustcheck.policy import parse_policy
-    from trustcheck.webhook_app import parse_config
+    from trustcheck.policy.rules import parse_policy
+    from trustcheck.webhook.app import parse_config
 
     parse_config(server_config, "deploy config.yaml")
     policies = [c for c in by_kind["ConfigMap"] if "policy.yaml" in c.get("data", {})]

@@ -12,11 +12,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from trustcheck.acr import NULL_GUID, AcrClient, quarantine_details
+from trustcheck.core.reference import parse_reference
 from trustcheck.errors import TrustcheckError
-from trustcheck.policy import decide, parse_policy
-from trustcheck.reference import parse_reference
-from trustcheck.remoteconfig import RemoteConfig
+from trustcheck.policy.rules import decide, parse_policy
+from trustcheck.remote.acr import NULL_GUID, AcrClient, quarantine_details
+from trustcheck.remote.config import RemoteConfig
 
 HOST = "myregistry.azurecr.io"
 BASE = f"https://{HOST}"

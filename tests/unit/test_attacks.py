@@ -8,12 +8,12 @@ expected error code.  Cases marked ``known_gap`` are where trustcheck still
 disagrees with the spec; they xfail strictly, so fixing the verifier forces
 the mark to be removed.
 
-Every case gets a fresh state dir (``trustcheck.state.StateStore``).  Cases
+Every case gets a fresh state dir (``trustcheck.local.state.StateStore``).  Cases
 with ``steps`` (rollback, root rotation, pins meeting a root trusted before)
 verify each earlier run in order against its own trust dir with that one
 state dir, each with exactly its expected verdicts, and the top-level run, the
 attack, last.  A run's ``pins`` names a pin file in the case dir
-(``trustcheck.pins.load_pins``).
+(``trustcheck.local.pinfile.load_pins``).
 
 Cases flagged ``cli`` run once more through the CLI entry point, checking the
 exit code (1 not trusted, 2 bad input) and one-line output; their earlier
@@ -37,8 +37,8 @@ import pytest
 
 from trustcheck.api import Options, load_collection, verify_images
 from trustcheck.errors import CODES, TrustcheckError, UsageError
-from trustcheck.pins import load_pins
-from trustcheck.state import StateStore
+from trustcheck.local.pinfile import load_pins
+from trustcheck.local.state import StateStore
 
 if TYPE_CHECKING:
     from conftest import CliRun

@@ -1,4 +1,4 @@
-"""The signer-key audit (trustcheck/audit.py, audit_render.py, ``trustcheck audit``).
+"""The signer-key audit (trustcheck/audit/report.py, audit_render.py, ``trustcheck audit``).
 
 On the committed trust data written by the real notary client
 (fixtures/generated, validated at its VALIDATION_TIME), on copies of it that
@@ -25,7 +25,14 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from trustcheck.audit import (
+from trustcheck.audit.render import (
+    FINDINGS_CSV_COLUMNS,
+    JSON_SCHEMA,
+    TARGETS_CSV_COLUMNS,
+    render,
+    render_targets_csv,
+)
+from trustcheck.audit.report import (
     FINDINGS,
     AuditReport,
     Finding,
@@ -37,19 +44,12 @@ from trustcheck.audit import (
     normalise_key_query,
     parse_horizon,
 )
-from trustcheck.audit_render import (
-    FINDINGS_CSV_COLUMNS,
-    JSON_SCHEMA,
-    TARGETS_CSV_COLUMNS,
-    render,
-    render_targets_csv,
-)
 from trustcheck.errors import NotTrusted, UsageError
 
 if TYPE_CHECKING:
     from conftest import CliRun
 
-    from trustcheck.verify import Collection
+    from trustcheck.core.verify import Collection
 
     Cli = Callable[..., CliRun]
 
@@ -204,7 +204,7 @@ def assert_self_contained_html(page: str) -> HtmlCheck:
 
 def _collections(trust: Path = FIXTURES / "trust") -> dict[str, Collection | Any]:
     from trustcheck.api import collections_for
-    from trustcheck.trustdir import TrustDir
+    from trustcheck.local.trustdir import TrustDir
 
     td = TrustDir(trust)
     return collections_for(td.list_guns(), td, AT)
@@ -269,8 +269,8 @@ def test_committed_fixtures_are_audited_as_they_are(report: AuditReport) -> None
 def test_released_and_unreleased_tags_agree_with_the_verifier(
     cols: dict[str, Any], report: AuditReport
 ) -> None:
-    from trustcheck.lookup import resolve
-    from trustcheck.reference import parse_reference
+    from trustcheck.core.lookup import resolve
+    from trustcheck.core.reference import parse_reference
 
     checked = 0
     for c in report.collections:

@@ -1,4 +1,4 @@
-"""trustcheck.auth: docker config credentials, credential helpers, challenges, tokens."""
+"""trustcheck.remote.auth: docker config credentials, credential helpers, challenges, tokens."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from trustcheck.auth import (
+from trustcheck.errors import TrustcheckError
+from trustcheck.remote.auth import (
     DOCKER_HUB_AUTH_KEY,
     Challenge,
     Credentials,
@@ -21,7 +22,6 @@ from trustcheck.auth import (
     resolve_credentials,
     run_credential_helper,
 )
-from trustcheck.errors import TrustcheckError
 
 
 def _code(exc: pytest.ExceptionInfo[TrustcheckError]) -> str:

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from securesystemslib.formats import encode_canonical
 
-from trustcheck.canonical import (
+from trustcheck.core.canonical import (
     CanonicalError,
     DecodeError,
     FloatInt,
@@ -139,7 +139,7 @@ wire_texts = st.one_of(
 @settings(max_examples=500, deadline=None)
 @given(wire_texts)
 def test_fast_decoder_agrees_with_exact_decoder(wire: bytes) -> None:
-    from trustcheck.canonical import _decode_exact
+    from trustcheck.core.canonical import _decode_exact
 
     try:
         exact = _decode_exact(wire)

@@ -1,4 +1,4 @@
-"""Root and delegation certificate rules (trustcheck.certs), notary-v1-spec.md 4.2 / 5.2.
+"""Root and delegation certificate rules (trustcheck.core.certs), notary-v1-spec.md 4.2 / 5.2.
 
 Certificates are built with cryptography's x509 builder.  Where the builder
 refuses to produce what an attacker could (SHA-1 signatures, a validity window
@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.x509.oid import NameOID
 
-from trustcheck.certs import (
+from trustcheck.core.certs import (
     RootCerts,
     _add_months,
     cert_common_name,
@@ -35,7 +35,7 @@ from trustcheck.certs import (
     validate_certificate,
     validate_delegation_key,
 )
-from trustcheck.crypto import TufKey, verify_signature
+from trustcheck.core.crypto import TufKey, verify_signature
 from trustcheck.errors import NotTrusted
 
 REALWORLD = Path(__file__).resolve().parents[2] / "fixtures" / "realworld"

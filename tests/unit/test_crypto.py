@@ -1,4 +1,4 @@
-"""Keys, key IDs, Go PEM decoding and notary's signature verifiers (trustcheck.crypto).
+"""Keys, key IDs, Go PEM decoding and notary's signature verifiers (trustcheck.core.crypto).
 
 Real crypto throughout: keys are generated with ``cryptography`` and real-world
 trust data written by notary 0.1 / 0.3 is verified byte for byte.
@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.x509.oid import NameOID
 
-from trustcheck.crypto import (
+from trustcheck.core.crypto import (
     TufKey,
     canonical_key_id,
     cert_key_algorithm,

@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from trustcheck import doctor as doctor_mod
-from trustcheck.doctor import (
+from trustcheck.doctor import checks as doctor_mod
+from trustcheck.doctor.checks import (
     CODES,
     CheckResult,
     DoctorConfig,
@@ -31,7 +31,7 @@ from trustcheck.doctor import (
     run_doctor,
 )
 from trustcheck.errors import UsageError
-from trustcheck.remoteconfig import RemoteConfig
+from trustcheck.remote.config import RemoteConfig
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "fixtures" / "generated"
@@ -39,7 +39,7 @@ TRUST = FIXTURES / "trust"
 AT = (FIXTURES / "VALIDATION_TIME").read_text().strip()
 ERRORS_DOC = REPO / "docs" / "errors.md"
 DOCTOR_DOC = REPO / "docs" / "doctor.md"
-SOURCE = REPO / "trustcheck" / "doctor.py"
+SOURCE = REPO / "trustcheck" / "doctor" / "checks.py"
 
 
 @pytest.fixture(autouse=True)
@@ -266,7 +266,7 @@ def test_a_plain_http_port_is_named_as_such() -> None:
 
 def test_classify_a_real_tls_version_refusal() -> None:
     """A loopback TLS server that stops at 1.1 against trustcheck's client context."""
-    from trustcheck.remote import HttpSession
+    from trustcheck.remote.http import HttpSession
 
     server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     try:
@@ -577,7 +577,9 @@ def test_policy_file_check(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     policy = tmp_path / "policy.yaml"
     policy.write_text("rules: []\n")
     args = ("--offline", "--trust-dir", str(TRUST), "--policy", str(policy))
-    _with_policy_loader(monkeypatch, "this trustcheck has no policy module (trustcheck.policy)")
+    _with_policy_loader(
+        monkeypatch, "this trustcheck has no policy module (trustcheck.policy.rules)"
+    )
     code, doc, _ = cli(*args)
     assert code == 0 and codes(doc)["policy-file"] == "SKIPPED"
     assert "no policy module" in check(doc, "policy-file")["message"]
@@ -607,7 +609,7 @@ def test_policy_file_check(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
 
 
 def test_a_real_policy_file_is_loaded_with_trustcheck_policy(tmp_path: Path) -> None:
-    pytest.importorskip("trustcheck.policy", reason="this build has no policy module")
+    pytest.importorskip("trustcheck.policy.rules", reason="this build has no policy module")
     empty = tmp_path / "empty.yaml"
     empty.write_text("rules: []\n")
     code, doc, _ = cli("--offline", "--trust-dir", str(TRUST), "--policy", str(empty))
@@ -621,10 +623,10 @@ def test_policy_loader_is_trustcheck_policy_load_policy_when_it_exists() -> None
     import importlib.util
 
     found = doctor_mod._policy_loader()
-    if importlib.util.find_spec("trustcheck.policy") is None:
-        assert found == "this trustcheck has no policy module (trustcheck.policy)"
+    if importlib.util.find_spec("trustcheck.policy.rules") is None:
+        assert found == "this trustcheck has no policy module (trustcheck.policy.rules)"
         return
-    module = importlib.import_module("trustcheck.policy")
+    module = importlib.import_module("trustcheck.policy.rules")
     expected = getattr(module, "load_policy", None)
     if callable(expected):
         assert found is expected

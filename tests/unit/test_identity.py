@@ -26,14 +26,14 @@ from fixtures.attacks.repo import Repo
 from fixtures.generate import FixtureSet
 from tests.conftest import CliRun
 from trustcheck.api import Options, load_collection
-from trustcheck.audit import audit
+from trustcheck.audit.report import audit
+from trustcheck.core.reference import canonical_domain, identity, parse_reference
 from trustcheck.errors import UsageError
-from trustcheck.pins import PinSet, load_pins, normalise_pattern, signer_pin_problem
-from trustcheck.policy import parse_policy
-from trustcheck.reference import canonical_domain, identity, parse_reference
-from trustcheck.state import StateStore
-from trustcheck.trustdir import TrustDir
-from trustcheck.webhook_cache import MemoryStore, SharedCache
+from trustcheck.local.pinfile import PinSet, load_pins, normalise_pattern, signer_pin_problem
+from trustcheck.local.state import StateStore
+from trustcheck.local.trustdir import TrustDir
+from trustcheck.policy.rules import parse_policy
+from trustcheck.webhook.cache import MemoryStore, SharedCache
 
 Cli = Callable[..., CliRun]
 HEX = "a" * 64
@@ -623,7 +623,7 @@ def test_webhook_decides_and_caches_every_spelling_as_one_repository(
 ) -> None:
     """Admission: the policy rule, the deny exemption and the trust-cache key
     (rule index, GUN) are the same for every spelling of an image."""
-    from trustcheck.webhook import WebhookConfig, handle
+    from trustcheck.webhook.review import WebhookConfig, handle
 
     at = dt.datetime.fromisoformat(committed_fixtures.validation_time)
     policy = parse_policy(

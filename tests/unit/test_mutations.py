@@ -35,7 +35,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from trustcheck.api import verify_images
-from trustcheck.canonical import CanonicalError
+from trustcheck.core.canonical import CanonicalError
 from trustcheck.errors import CODES, TrustcheckError
 
 REPO = Path(__file__).resolve().parents[2]

@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
+from trustcheck.core.model import ZERO_TIME, _Bad, parse_expires, parse_targets, parse_timestamp
 from trustcheck.errors import NotTrusted
-from trustcheck.notary import ZERO_TIME, _Bad, parse_expires, parse_targets, parse_timestamp
 
 
 @pytest.mark.parametrize(
@@ -203,7 +203,7 @@ def test_expires_beyond_pythons_range_keeps_gos_order(text: str, expected: datet
     at = datetime(2026, 1, 1, tzinfo=UTC)
     assert (got < at) == (expected.year < 2026)
     assert isinstance(got - at, timedelta)
-    from trustcheck.timefmt import iso
+    from trustcheck.core.timefmt import iso
 
     assert iso(got).endswith("Z")
 
@@ -213,7 +213,7 @@ def test_expires_beyond_pythons_range_keeps_gos_order(text: str, expected: datet
     [b"1" * 5000, b"-" + b"9" * 4301, b"9" * 400, b"1e400", b"-1E999999999", b"0.5e+99999999999"],
 )
 def test_numbers_beyond_float64_are_decode_errors(number: bytes) -> None:
-    from trustcheck import canonical
+    from trustcheck.core import canonical
 
     with pytest.raises(canonical.DecodeError):
         canonical.decode(b'{"a":[' + number + b"]}")
@@ -224,7 +224,7 @@ def test_numbers_beyond_float64_are_decode_errors(number: bytes) -> None:
     [(b"9" * 308, -(1 << 63)), (b"1e-99999999999", 0), (b"-0.0e5", 0)],
 )
 def test_numbers_go_accepts_decode_as_go_does(number: bytes, value: int) -> None:
-    from trustcheck import canonical
+    from trustcheck.core import canonical
 
     assert canonical.decode(b"[" + number + b"]") == [value]
 
@@ -247,14 +247,14 @@ def test_numbers_go_accepts_decode_as_go_does(number: bytes, value: int) -> None
     ],
 )
 def test_invalid_utf8_is_replaced_as_gos_decoder_does(raw: bytes, expected: str) -> None:
-    from trustcheck import canonical
+    from trustcheck.core import canonical
 
     assert canonical.decode(b'{"k":"' + raw + b'"}') == {"k": expected}
     assert canonical.decode(b'{"' + raw + b'":1}') == {expected: 1}
 
 
 def test_keys_go_reads_as_one_string_keep_the_last_value() -> None:
-    from trustcheck import canonical
+    from trustcheck.core import canonical
 
     assert canonical.decode(b'{"\\ud800":1,"\\udbff":2}') == {"\ufffd": 2}
     assert canonical.encode(canonical.decode(b'{"\\ud800":1,"\\udbff":2}')) == (
@@ -280,7 +280,7 @@ def test_null_signature_entry_is_a_zero_signature() -> None:
 
 
 def test_null_keys_roles_and_meta_are_zero_values() -> None:
-    from trustcheck.notary import parse_root, parse_snapshot
+    from trustcheck.core.model import parse_root, parse_snapshot
 
     tm = parse_targets(
         "targets",
@@ -343,7 +343,7 @@ def test_path_prefixes_agree_with_notarys_linear_scan() -> None:
     prefixes, equal paths, "" and non-ASCII orderings all occur)."""
     import random
 
-    from trustcheck.verify import PathPrefixes
+    from trustcheck.core.verify import PathPrefixes
 
     rng = random.Random(14)
     alphabet = ["a", "b", "/", "\u00e9", "\U0001f600", "\x00", "z"]
@@ -367,7 +367,7 @@ def test_path_prefixes_agree_with_notarys_linear_scan() -> None:
 def _go_pem_decode_reference(data: bytes) -> list[tuple[str, dict[str, str], bytes]]:
     """A line-by-line transcription of Go 1.19's encoding/pem Decode (quadratic, as Go
     is), repeated; the reference the linear scanner must agree with."""
-    from trustcheck.crypto import go_b64decode
+    from trustcheck.core.crypto import go_b64decode
 
     def get_line(d: bytes) -> tuple[bytes, bytes]:
         i = d.find(b"\n")
@@ -464,7 +464,7 @@ def test_pem_scanner_finds_exactly_gos_blocks() -> None:
     inputs built from PEM fragments (BEGIN/END lines, headers, colons, bad base64)."""
     import random
 
-    from trustcheck.crypto import pem_blocks
+    from trustcheck.core.crypto import pem_blocks
 
     rng = random.Random(1405)
     found = 0
@@ -489,7 +489,7 @@ def test_pem_scanner_finds_exactly_gos_blocks() -> None:
     ids=["begin-x-end", "colon-end", "header-runs", "no-end", "endless-headers"],
 )
 def test_pem_scanner_agrees_on_hostile_shapes(data: bytes) -> None:
-    from trustcheck.crypto import pem_blocks
+    from trustcheck.core.crypto import pem_blocks
 
     assert [(b.type, b.headers, b.data) for b in pem_blocks(data)] == (
         _go_pem_decode_reference(data)

@@ -27,7 +27,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from trustcheck.errors import UsageError
-from trustcheck.pins import Identifier, load_pins
+from trustcheck.local.pinfile import Identifier, load_pins
 
 if TYPE_CHECKING:
     from conftest import CliRun
@@ -128,7 +128,7 @@ def _hammer(job: tuple[str, int]) -> dict[str, int]:
     dir, and after each verification bump a counter in the same store (a
     read-modify-write under the GUN's lock: a lost update shows as a low count)."""
     from trustcheck.api import Options, load_collection
-    from trustcheck.state import StateStore
+    from trustcheck.local.state import StateStore
 
     state_dir, worker = job
     store = StateStore(Path(state_dir))

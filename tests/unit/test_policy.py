@@ -24,8 +24,11 @@ from cryptography.hazmat.primitives import serialization
 
 from fixtures.generate import FixtureSet
 from trustcheck.api import Options, load_collection
+from trustcheck.core.reference import parse_reference
+from trustcheck.core.verify import Collection
 from trustcheck.errors import NotTrusted, UsageError
-from trustcheck.policy import (
+from trustcheck.local.trustdir import TrustDir
+from trustcheck.policy.rules import (
     Decision,
     Pattern,
     Policy,
@@ -36,10 +39,7 @@ from trustcheck.policy import (
     rule_options,
     rule_remote,
 )
-from trustcheck.reference import parse_reference
-from trustcheck.remoteconfig import RemoteConfig
-from trustcheck.trustdir import TrustDir
-from trustcheck.verify import Collection
+from trustcheck.remote.config import RemoteConfig
 
 GUN = "localhost/signers"
 KEYS = Path(__file__).resolve().parents[2] / "fixtures" / "generated" / "keys" / "delegations"

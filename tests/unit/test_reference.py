@@ -1,4 +1,4 @@
-"""Docker reference grammar and normalisation (trustcheck.reference).
+"""Docker reference grammar and normalisation (trustcheck.core.reference).
 
 Cases marked "distribution" come from the behaviour of
 github.com/distribution/reference v0.6 (ParseNormalizedNamed + TagNameOnly),
@@ -11,13 +11,13 @@ import dataclasses
 
 import pytest
 
-from trustcheck.errors import UsageError
-from trustcheck.reference import (
+from trustcheck.core.reference import (
     MAX_REFERENCE_LENGTH,
     MAX_REPOSITORY_PATH_LENGTH,
     ImageRef,
     parse_reference,
 )
+from trustcheck.errors import UsageError
 
 H = "f" * 64
 D = "sha256:" + H

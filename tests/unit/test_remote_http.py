@@ -1,4 +1,4 @@
-"""trustcheck.remote / trustcheck.fetch without a network: server selection, the
+"""trustcheck.remote.http / trustcheck.remote.notary without a network: server selection, the
 auth flow, redirects, caps and retries against ``httpx.MockTransport``.
 
 The real-server behaviour (notary-server, token issuer, docker-registry, fault
@@ -18,19 +18,19 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from trustcheck import remote as remote_mod
 from trustcheck.api import Options
+from trustcheck.core.reference import parse_reference
 from trustcheck.errors import TrustcheckError
-from trustcheck.fetch import MANIFEST_MEDIA_TYPES, fetch_collection, registry_digest
-from trustcheck.reference import parse_reference
-from trustcheck.remote import (
+from trustcheck.local.trustdir import TrustDir
+from trustcheck.remote import http as remote_mod
+from trustcheck.remote.http import (
     Deadline,
     HttpSession,
     RemoteConfig,
     registry_base_url,
     select_server,
 )
-from trustcheck.trustdir import TrustDir
+from trustcheck.remote.notary import MANIFEST_MEDIA_TYPES, fetch_collection, registry_digest
 
 Handler = Callable[[httpx.Request], httpx.Response]
 

@@ -1,4 +1,4 @@
-"""trustcheck.thumbprint against openssl, the metadata and docker trust inspect.
+"""trustcheck.core.thumbprint against openssl, the metadata and docker trust inspect.
 
 Real certificates only: the root and delegation certificates of the generated
 fixtures (written by the real notary client) and of the notary 0.3 real-world
@@ -19,10 +19,9 @@ from pathlib import Path
 import pytest
 
 from trustcheck.api import load_collection
-from trustcheck.certs import go_pem_encode
-from trustcheck.crypto import pem_first_block
-from trustcheck.errors import UsageError
-from trustcheck.thumbprint import (
+from trustcheck.core.certs import go_pem_encode
+from trustcheck.core.crypto import pem_first_block
+from trustcheck.core.thumbprint import (
     KeyReport,
     keys_of_collection,
     keys_of_pem,
@@ -30,7 +29,8 @@ from trustcheck.thumbprint import (
     render_json,
     render_text,
 )
-from trustcheck.verify import Collection
+from trustcheck.core.verify import Collection
+from trustcheck.errors import UsageError
 
 REPO = Path(__file__).resolve().parents[2]
 GENERATED = REPO / "fixtures" / "generated"
@@ -367,7 +367,7 @@ def test_text_block_is_aligned_and_labelled() -> None:
 
 def test_import_does_not_load_cryptography() -> None:
     code = (
-        "import sys, trustcheck.thumbprint; "
+        "import sys, trustcheck.core.thumbprint; "
         "sys.exit(1 if any(m.startswith('cryptography') for m in sys.modules) else 0)"
     )
     assert subprocess.run([sys.executable, "-c", code], cwd=REPO).returncode == 0

@@ -1,4 +1,4 @@
-"""Safe reading of a Docker / notary trust dir (trustcheck.trustdir).
+"""Safe reading of a Docker / notary trust dir (trustcheck.local.trustdir).
 
 All tests use real files and real symlinks under tmp_path.
 """
@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from trustcheck.errors import NotTrusted, UsageError
-from trustcheck.trustdir import (
+from trustcheck.local.trustdir import (
     MAX_DOWNLOAD_SIZE,
     MAX_GUN_LENGTH,
     MAX_TIMESTAMP_SIZE,

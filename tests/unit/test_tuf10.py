@@ -1,4 +1,4 @@
-"""TUF 1.0 repositories (trustcheck/tuf10.py, `trustcheck tuf ...`).
+"""TUF 1.0 repositories (trustcheck/tuf/client.py, `trustcheck tuf ...`).
 
 Every repository here is built at test time with python-tuf's repository API
 (:class:`tuf.repository.Repository`, the Metadata API and securesystemslib's
@@ -46,9 +46,9 @@ from tuf.repository import Repository
 from tests.conftest import COMMITTED_FIXTURES, CliRun, run_trustcheck
 from trustcheck.api import ImageResult, Options
 from trustcheck.errors import TrustcheckError, UsageError
-from trustcheck.pins import load_pins
-from trustcheck.state import StateStore
-from trustcheck.tuf10 import (
+from trustcheck.local.pinfile import load_pins
+from trustcheck.local.state import StateStore
+from trustcheck.tuf.client import (
     ClientLimits,
     detect_dialect,
     inspect_repository,
@@ -282,7 +282,7 @@ def plain_python_tuf_accepts(folder: Path, tmp_path: Path, target: str = "file.t
     """python-tuf's Updater alone, bootstrapped from the repository's root.json."""
     from tuf.ngclient import Updater
 
-    from trustcheck.tuf10 import _local_fetcher, _Recorder
+    from trustcheck.tuf.client import _local_fetcher, _Recorder
 
     base_url = folder.resolve().as_uri() + "/"
     metadata_dir = tmp_path / "plain-python-tuf"
@@ -323,7 +323,7 @@ def write_pins(tmp_path: Path, folder: Path, body: str) -> Path:
 
 
 def spki_of(signer: CryptoSigner) -> str:
-    from trustcheck.tuf10 import _spki_der
+    from trustcheck.tuf.client import _spki_der
 
     der = _spki_der(signer.public_key)
     assert der is not None

@@ -1,5 +1,5 @@
 """`trustcheck tuf download` / `tuf refresh`, the library's refresh() and download_targets(),
-and the tuf-conformance client (trustcheck/tuf_conformance.py).
+and the tuf-conformance client (trustcheck/tuf/conformance.py).
 
 Target files are served over real loopback HTTP by a server that can misbehave
 on purpose: other bytes of the right length, more bytes than signed, a
@@ -22,8 +22,8 @@ import pytest
 
 from tests.unit.test_tuf10 import AT, AT_TEXT, Repo, basic, state_options, tc
 from trustcheck.errors import NotTrusted
-from trustcheck.tuf10 import download_targets, local_target_name, refresh
-from trustcheck.tuf_conformance import run as conformance
+from trustcheck.tuf.client import download_targets, local_target_name, refresh
+from trustcheck.tuf.conformance import run as conformance
 
 PAYLOAD = b"the verified artifact\n" * 1000  # 22,000 bytes: several chunks
 

@@ -17,7 +17,7 @@ from securesystemslib.formats import encode_canonical
 from securesystemslib.signer import CryptoSigner, SSlibKey
 
 from tests.unit.test_tuf10 import AT, AT_TEXT, basic, state_options, tc
-from trustcheck.tuf10 import (
+from trustcheck.tuf.client import (
     download_targets,
     inspect_repository,
     keyid_is_bound,
@@ -280,7 +280,7 @@ def test_tuf_data_in_a_notary_trust_dir_gets_a_dialect_hint(tmp_path: Path) -> N
 def test_pin_keys_for_tuf_repositories_are_urls_and_folders(tmp_path: Path) -> None:
     """docs/tuf.md's pin file: a URL key, a TUF role name with dots as a signer; an
     absolute folder path; image-name rules do not apply to them."""
-    from trustcheck.pins import load_pins
+    from trustcheck.local.pinfile import load_pins
 
     pins = tmp_path / "pins.toml"
     pins.write_text(

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 import pytest
 
 from trustcheck.api import load_collection, verify_images
+from trustcheck.core.lookup import inspect, list_targets
 from trustcheck.errors import NotTrusted
-from trustcheck.lookup import inspect, list_targets
 
 if TYPE_CHECKING:
     from conftest import CliRun

@@ -1,4 +1,4 @@
-"""The pure admission handler (trustcheck.webhook): AdmissionReview dict in, dict out.
+"""The pure admission handler (trustcheck.webhook.review): AdmissionReview dict in, dict out.
 
 Trust data: the committed fixtures written by the real notary client
 (fixtures/generated), validated at their VALIDATION_TIME, with the policy of
@@ -21,11 +21,11 @@ import pytest
 
 from fixtures.generate import FixtureSet
 from trustcheck.api import load_collection
+from trustcheck.core.reference import parse_reference
+from trustcheck.core.verify import Collection
 from trustcheck.errors import NotTrusted, TrustcheckError
-from trustcheck.policy import Policy, parse_policy
-from trustcheck.reference import parse_reference
-from trustcheck.verify import Collection
-from trustcheck.webhook import (
+from trustcheck.policy.rules import Policy, parse_policy
+from trustcheck.webhook.review import (
     Memo,
     ObjectExemption,
     ReviewError,

@@ -29,14 +29,13 @@ import pytest
 
 from fixtures.generate import FixtureSet
 from trustcheck.api import Options, load_collection
+from trustcheck.core.verify import Collection
 from trustcheck.errors import NotTrusted, TrustcheckError, UsageError
-from trustcheck.policy import Policy, Rule, parse_policy
-from trustcheck.remoteconfig import RemoteConfig
-from trustcheck.state import GunState, StateStore
-from trustcheck.trustdir import TrustDir
-from trustcheck.verify import Collection
-from trustcheck.webhook import WebhookConfig
-from trustcheck.webhook_app import (
+from trustcheck.local.state import GunState, StateStore
+from trustcheck.local.trustdir import TrustDir
+from trustcheck.policy.rules import Policy, Rule, parse_policy
+from trustcheck.remote.config import RemoteConfig
+from trustcheck.webhook.app import (
     JsonFormatter,
     Metrics,
     ReviewLog,
@@ -46,7 +45,7 @@ from trustcheck.webhook_app import (
     parse_config,
     secret_from_env,
 )
-from trustcheck.webhook_cache import (
+from trustcheck.webhook.cache import (
     CacheSettings,
     MemoryStore,
     SharedCache,
@@ -55,6 +54,7 @@ from trustcheck.webhook_cache import (
     key_fingerprint,
     verify_files,
 )
+from trustcheck.webhook.review import WebhookConfig
 
 POLICY = """\
 version: 1
@@ -393,7 +393,7 @@ def test_waiting_is_bounded_and_implausible_locks_are_not_waited_on(
     store.set(lock, b"held by an attacker", None)
     events: list[tuple[str, str]] = []
     cache = make(shared=shared, events=events, shared_wait=30.0)
-    with caplog.at_level(logging.WARNING, "trustcheck.webhook"):
+    with caplog.at_level(logging.WARNING, "trustcheck.webhook.review"):
         assert isinstance(cache.get((1, GUN), timeout=5), Collection)
     assert fetcher.calls == [(1, GUN)]
     assert ("shared_rejected", "lock") in events
@@ -442,7 +442,7 @@ def test_entries_rejected_for_age_or_size_are_logged(
     old = SharedCache(store, SECRET, 60, wall=lambda: 5000.0 - 61)
     old.put(server, GUN, verified[GUN])
     reader = SharedCache(store, SECRET, 60, wall=lambda: 5000.0, max_bytes=64 << 10)
-    with caplog.at_level(logging.WARNING, "trustcheck.webhook"):
+    with caplog.at_level(logging.WARNING, "trustcheck.webhook.review"):
         assert reader.get(server, GUN) is None
     assert f"shared cache entry for {GUN} rejected: fetched 61.0s ago, the TTL is 60s" in (
         caplog.text
@@ -450,7 +450,7 @@ def test_entries_rejected_for_age_or_size_are_logged(
     store.set(reader.key(server, GUN), b"x" * (100 << 10), 60)
     raw = reader.read(server, GUN)
     assert raw is not None and len(raw) == (64 << 10) + 1  # never more than cap + 1 bytes
-    with caplog.at_level(logging.WARNING, "trustcheck.webhook"):
+    with caplog.at_level(logging.WARNING, "trustcheck.webhook.review"):
         assert reader.decode(server, GUN, raw) is None
     assert "larger than 65536 bytes" in caplog.text
     with pytest.raises(UsageError, match="only whitespace"):
@@ -703,7 +703,7 @@ def app(
     logs = io.StringIO()
     handler = logging.StreamHandler(logs)
     handler.setFormatter(JsonFormatter())
-    logger = logging.getLogger("trustcheck.webhook")
+    logger = logging.getLogger("trustcheck.webhook.review")
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
     metrics = Metrics()

@@ -47,13 +47,13 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from trustcheck.api import Options
-    from trustcheck.audit import CollectionAudit
+    from trustcheck.audit.report import CollectionAudit
+    from trustcheck.core.model import RootMeta
+    from trustcheck.core.verify import Collection
     from trustcheck.errors import TrustcheckError
-    from trustcheck.notary import RootMeta
-    from trustcheck.pins import PinSet
-    from trustcheck.remoteconfig import RemoteConfig
-    from trustcheck.trustdir import TrustDir
-    from trustcheck.verify import Collection
+    from trustcheck.local.pinfile import PinSet
+    from trustcheck.local.trustdir import TrustDir
+    from trustcheck.remote.config import RemoteConfig
 
 FORMATS = ("table", "json", "csv", "markdown", "html")
 #: progress is shown from this many collections on
@@ -167,10 +167,10 @@ def audit(
     findings with stable codes (docs/audit.md). Offline unless --server or
     --fetch is given.
     """
-    from trustcheck.audit import build_report, normalise_key_query, parse_horizon
-    from trustcheck.audit_render import render, render_targets_csv
-    from trustcheck.reference import parse_reference
-    from trustcheck.trustdir import TrustDir
+    from trustcheck.audit.render import render, render_targets_csv
+    from trustcheck.audit.report import build_report, normalise_key_query, parse_horizon
+    from trustcheck.core.reference import parse_reference
+    from trustcheck.local.trustdir import TrustDir
 
     if fmt not in FORMATS:
         fail_usage(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
@@ -225,7 +225,7 @@ def audit(
         if was_enabled:
             gc.enable()
     if problems:
-        from trustcheck.audit import unreadable_collection
+        from trustcheck.audit.report import unreadable_collection
 
         audits += [unreadable_collection(*p) for p in problems]
     report = build_report(audits, when, horizon=span, key_filter=key_filter)
@@ -277,7 +277,7 @@ def _audit_chunk(job: _Job, guns: list[str]) -> list[CollectionAudit]:
     """Verify and audit ``guns`` from the trust dir (in this process or a worker)."""
     from trustcheck.api import load_collection
     from trustcheck.errors import TrustcheckError as Error
-    from trustcheck.trustdir import TrustDir
+    from trustcheck.local.trustdir import TrustDir
 
     td = TrustDir(job.trust_dir)
     out = []
@@ -339,7 +339,7 @@ def _fetch_and_audit(
 ) -> list[CollectionAudit]:
     """Fetch (concurrently, as ``trustcheck fetch``), verify, cache, then audit."""
     from trustcheck.api import collections_for
-    from trustcheck.trustdir import TrustDir
+    from trustcheck.local.trustdir import TrustDir
 
     td = TrustDir(job.trust_dir)
     cols = collections_for(guns, td, job.at, job.opts, remote, progress)
@@ -351,8 +351,8 @@ def _options(
 ) -> tuple[Options, PinSet | None]:
     """Pins as every command loads them; state only when asked for (an audit writes nothing)."""
     from trustcheck.api import Options
-    from trustcheck.pins import load_pins
-    from trustcheck.state import StateStore
+    from trustcheck.local.pinfile import load_pins
+    from trustcheck.local.state import StateStore
 
     if dce not in ("ignore", "warn", "reject"):
         fail_usage(f"--delegation-cert-expiry must be ignore, warn or reject, not {dce!r}")
@@ -365,7 +365,7 @@ def _options(
 def _audit_one(
     td: TrustDir, gun: str, got: Collection | TrustcheckError, job: _Job
 ) -> CollectionAudit:
-    from trustcheck.audit import audit_collection
+    from trustcheck.audit.report import audit_collection
     from trustcheck.errors import TrustcheckError
 
     at, horizon, fetched = job.at, job.horizon, job.fetched
@@ -393,9 +393,9 @@ def _audit_one(
 
 def _unverified_root(td: TrustDir, gun: str) -> RootMeta | None:
     """root.json of a collection that did not verify, parsed but not trusted (for its keys)."""
+    from trustcheck.core.model import parse_root
     from trustcheck.errors import TrustcheckError
-    from trustcheck.notary import parse_root
-    from trustcheck.trustdir import MAX_DOWNLOAD_SIZE
+    from trustcheck.local.trustdir import MAX_DOWNLOAD_SIZE
 
     try:
         raw = td.read_role(gun, "root", MAX_DOWNLOAD_SIZE)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from ..cliopts import (
+from trustcheck.cliopts import (
     DEFAULT_REMOTE,
     AtOpt,
     DceOpt,
@@ -78,7 +78,7 @@ def doctor(
     import json
     from datetime import timedelta
 
-    from ..doctor import DoctorConfig, run_doctor
+    from trustcheck.doctor.checks import DoctorConfig, run_doctor
 
     dce = delegation_cert_expiry
     if dce not in ("ignore", "warn", "reject"):

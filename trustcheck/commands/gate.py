@@ -1,7 +1,7 @@
 """Policy-driven gates: ``gate``, ``policy check|explain``, ``pull``, ``quarantine``.
 
-Every command decides with :func:`trustcheck.policy.decide` (through
-:func:`trustcheck.policy.evaluate`), so a pull in CI, a quarantine release and
+Every command decides with :func:`trustcheck.policy.rules.decide` (through
+:func:`trustcheck.policy.rules.evaluate`), so a pull in CI, a quarantine release and
 the admission webhook apply one policy the same way. See docs/policy.md.
 """
 
@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ..cliopts import (
+from trustcheck.cliopts import (
     DEFAULT_REMOTE,
     AtOpt,
     DceOpt,
@@ -46,8 +46,8 @@ from ..cliopts import (
 if TYPE_CHECKING:
     from datetime import datetime
 
-    from ..policy import Decision, Policy, Rule
-    from ..reference import ImageRef
+    from trustcheck.core.reference import ImageRef
+    from trustcheck.policy.rules import Decision, Policy, Rule
 
 PolicyOpt = Annotated[
     Path,
@@ -91,8 +91,8 @@ class _Run:
         self.trust_dir = trust_dir_path(trust_dir, must_exist=remote.offline)
 
     def decide(self, policy: Policy, images: list[str], refs: list[ImageRef]) -> list[Decision]:
-        from ..policy import evaluate
-        from ..trustdir import TrustDir
+        from trustcheck.local.trustdir import TrustDir
+        from trustcheck.policy.rules import evaluate
 
         decisions = evaluate(
             refs,
@@ -114,13 +114,13 @@ class _Run:
 
 
 def _load(policy: Path | None) -> Policy:
-    from ..policy import Policy, load_policy
+    from trustcheck.policy.rules import Policy, load_policy
 
     return load_policy(policy) if policy is not None else Policy.docker_content_trust()
 
 
 def _refs(images: list[str]) -> list[ImageRef]:
-    from ..reference import parse_reference
+    from trustcheck.core.reference import parse_reference
 
     return [parse_reference(i) for i in images]
 
@@ -275,8 +275,8 @@ def policy_check(
 
 def _trust_text(run: _Run, rule: Rule, ref: ImageRef) -> str:
     """The trust settings the rule's verification used, after the precedence rules."""
-    from ..errors import TrustcheckError
-    from ..policy import rule_options, rule_remote
+    from trustcheck.errors import TrustcheckError
+    from trustcheck.policy.rules import rule_options, rule_remote
 
     opts = rule_options(rule, run.options)
     if rule.trust.pins_source is not None:
@@ -289,7 +289,7 @@ def _trust_text(run: _Run, rule: Rule, ref: ImageRef) -> str:
     if remote is None or remote.offline:
         where = "offline: the trust dir as it is"
     else:
-        from ..remote import select_server
+        from trustcheck.remote.http import select_server
 
         try:
             where = f"fetched from {select_server(ref.gun, remote)}"
@@ -300,7 +300,7 @@ def _trust_text(run: _Run, rule: Rule, ref: ImageRef) -> str:
 
 
 def _explain_text(d: Decision, pol: Policy, ref: ImageRef, run: _Run) -> list[str]:
-    from ..policy import match_name
+    from trustcheck.policy.rules import match_name
 
     lines = [f"image      {d.image}", f"matched as {match_name(ref)}  (anchored; '*' stops at '/')"]
     if not d.candidates:
@@ -424,7 +424,7 @@ def _pull_commands(
 def _run_tool(argv: list[str]) -> None:
     import subprocess
 
-    from ..errors import NotTrusted, UsageError
+    from trustcheck.errors import NotTrusted, UsageError
 
     try:
         done = subprocess.run(
@@ -456,7 +456,7 @@ def _pull_into_dir(argv: list[str]) -> None:
     import shutil
     import tempfile
 
-    from ..errors import NotTrusted
+    from trustcheck.errors import NotTrusted
 
     final = Path(argv[-1].removeprefix("dir:"))
     parent = final.parent
@@ -611,8 +611,8 @@ def quarantine_release(
     """
     from datetime import UTC, datetime
 
-    from ..acr import AcrClient, QuarantineState, quarantine_details
-    from ..remote import registry_base_url
+    from trustcheck.remote.acr import AcrClient, QuarantineState, quarantine_details
+    from trustcheck.remote.http import registry_base_url
 
     ref = _digest_ref(image)
     pol = _load(policy)
@@ -671,8 +671,8 @@ def quarantine_status(
     retries: RetriesOpt = 2,
 ) -> None:
     """Show a manifest's quarantine state and details, as the registry reports them."""
-    from ..acr import AcrClient
-    from ..remote import registry_base_url
+    from trustcheck.remote.acr import AcrClient
+    from trustcheck.remote.http import registry_base_url
 
     ref = _digest_ref(image)
     remote = RemoteArgs(

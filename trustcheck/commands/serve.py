@@ -1,6 +1,6 @@
 """``trustcheck serve``: the Kubernetes admission webhook (docs/webhook.md).
 
-uvicorn serves :mod:`trustcheck.webhook_app` over TLS only. The work is
+uvicorn serves :mod:`trustcheck.webhook.app` over TLS only. The work is
 imported inside the command: ``trustcheck --help`` does not load Starlette.
 """
 
@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from ..cliopts import fail_usage
+from trustcheck.cliopts import fail_usage
 
 
 def register(app: typer.Typer) -> None:
@@ -80,7 +80,7 @@ def serve(
     try:  # the web stack is the `webhook` extra (pyproject.toml): the CLI does not need it
         import uvicorn
 
-        from ..webhook_app import (
+        from trustcheck.webhook.app import (
             TlsReloader,
             build_server,
             config_summary,
@@ -89,15 +89,15 @@ def serve(
             secret_from_env,
         )
     except ImportError as e:
-        from ..errors import UsageError
+        from trustcheck.errors import UsageError
 
         raise UsageError(
             "extra-missing",
             f"trustcheck serve needs the webhook extra (no module {e.name or '?'!r}): "
             "pip install 'trustcheck[webhook]'",
         ) from None
-    from ..errors import UsageError
-    from ..policy import load_policy
+    from trustcheck.errors import UsageError
+    from trustcheck.policy.rules import load_policy
 
     for label, path in (("--tls-cert", tls_cert), ("--tls-key", tls_key)):
         if not path.is_file():
@@ -145,7 +145,7 @@ def serve(
     server.tls_reloader = TlsReloader(tls_cert, tls_key, uv.ssl)
     import logging
 
-    logging.getLogger("trustcheck.webhook").info(
+    logging.getLogger("trustcheck.webhook.review").info(
         "starting",
         extra={"fields": {"host": host, "port": port, "config": config_summary(cfg)}},
     )

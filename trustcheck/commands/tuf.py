@@ -5,7 +5,7 @@
 fetches and verifies target files, ``inspect`` lists roles, keys and targets, ``thumbprint`` prints
 every key's identifiers for pinning, ``dialect`` tells Notary v1 trust data
 from TUF 1.0 metadata. See docs/tuf.md. The work lives in
-:mod:`trustcheck.tuf10`, imported inside the commands.
+:mod:`trustcheck.tuf.client`, imported inside the commands.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ..cliopts import (
+from trustcheck.cliopts import (
     AtOpt,
     Exit,
     JsonOpt,
@@ -29,13 +29,13 @@ from ..cliopts import (
     parse_at,
     warn,
 )
-from ..errors import UsageError
+from trustcheck.errors import UsageError
 
 if TYPE_CHECKING:
     from datetime import datetime
 
-    from ..api import ImageResult, Options
-    from ..tuf10 import ClientLimits
+    from trustcheck.api import ImageResult, Options
+    from trustcheck.tuf.client import ClientLimits
 
 RepoOpt = Annotated[
     str,
@@ -129,7 +129,7 @@ def _limits(
     snapshot_max_length: int,
     targets_max_length: int,
 ) -> ClientLimits:
-    from ..tuf10 import ClientLimits
+    from trustcheck.tuf.client import ClientLimits
 
     return ClientLimits(
         max_root_rotations=max_root_rotations,
@@ -151,7 +151,7 @@ def _read_root(path: Path | None, cap: int) -> bytes | None:
         fail_usage(f"--root {path}: cannot read it ({e.strerror or e})")
     if len(data) > cap:
         fail_usage(f"--root {path} is larger than --root-max-length ({cap} bytes)")
-    from ..tuf10 import detect_dialect
+    from trustcheck.tuf.client import detect_dialect
 
     try:
         dialect = detect_dialect(data)
@@ -208,7 +208,7 @@ def tuf_verify(
     target path, gun = the repository, role = the role that signs it,
     signers = the delegation chain from targets to that role).
     """
-    from ..tuf10 import verify_targets
+    from trustcheck.tuf.client import verify_targets
 
     when, opts = _common(at, pins, state_dir, no_tofu)
     limits = _limits(
@@ -272,7 +272,7 @@ def tuf_refresh(
     state dir as soon as it verifies. Exit 0 when all verify, 1 when one does
     not (the roles before it stay trusted), 2 on bad input.
     """
-    from ..tuf10 import refresh
+    from trustcheck.tuf.client import refresh
 
     when, opts = _common(at, pins, state_dir, no_tofu)
     result = refresh(
@@ -348,7 +348,7 @@ def tuf_download(
     into place; a file already there that matches is kept without fetching.
     Exit 0 when every target was stored, 1 when any was not, 2 on bad input.
     """
-    from ..tuf10 import download_targets
+    from trustcheck.tuf.client import download_targets
 
     when, opts = _common(at, pins, state_dir, no_tofu)
     results = download_targets(
@@ -413,7 +413,7 @@ def tuf_inspect(
     JSON by default; --pretty for people. Roles that fail verification are
     listed under "skipped" with their error code.
     """
-    from ..tuf10 import inspect_repository
+    from trustcheck.tuf.client import inspect_repository
 
     when, opts = _common(at, pins, state_dir, no_tofu)
     report = inspect_repository(
@@ -459,8 +459,8 @@ def tuf_thumbprint(
     `spki-sha256:` the SHA-256 of the DER public key
     (`openssl pkey -pubin -outform DER | sha256sum`).
     """
-    from ..thumbprint import render_json, render_text
-    from ..tuf10 import keys_of_repository
+    from trustcheck.core.thumbprint import render_json, render_text
+    from trustcheck.tuf.client import keys_of_repository
 
     when, opts = _common(at, pins, state_dir, no_tofu)
     reports = keys_of_repository(
@@ -487,6 +487,6 @@ def tuf_dialect(
     ],
 ) -> None:
     """Print `tuf` (TUF 1.0) or `notary` (Notary v1 / Docker Content Trust) for PATH."""
-    from ..tuf10 import detect_dialect
+    from trustcheck.tuf.client import detect_dialect
 
     typer.echo(detect_dialect(path))

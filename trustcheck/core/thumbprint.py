@@ -78,7 +78,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .crypto import (
+from trustcheck.core.crypto import (
     ECDSA,
     ECDSA_X509,
     ED25519,
@@ -91,13 +91,13 @@ from .crypto import (
     pem_blocks,
     pem_first_block,
 )
-from .errors import UsageError
-from .timefmt import iso as _iso
+from trustcheck.core.timefmt import iso as _iso
+from trustcheck.errors import UsageError
 
 if TYPE_CHECKING:
     from cryptography import x509
 
-    from .verify import Collection
+    from trustcheck.core.verify import Collection
 
 __all__ = [
     "KeyReport",
@@ -254,7 +254,7 @@ def _x509_type(pub: Any) -> str:
 
 def _fill_certificate(report: KeyReport, der: bytes, cert: x509.Certificate) -> None:
     """Set the certificate fields of ``report`` from the DER bytes and parsed ``cert``."""
-    from .certs import cert_common_name
+    from trustcheck.core.certs import cert_common_name
 
     report.cert_sha256 = hashlib.sha256(der).hexdigest()
     report.cert_sha1 = hashlib.sha1(der, usedforsecurity=False).hexdigest()
@@ -365,7 +365,7 @@ def keys_of_collection(col: Collection) -> list[KeyReport]:
 
 
 def _report_of_certificate(der: bytes, source: str, index: int) -> KeyReport:
-    from .certs import go_pem_encode
+    from trustcheck.core.certs import go_pem_encode
 
     cert = _load_cert(der)
     if cert is None:

@@ -4,7 +4,7 @@ trustcheck reads two dialects of trust data:
 
 * **Notary v1** (Docker Content Trust): ``_type`` ``"Root"``, ``"Targets"``...,
   no ``spec_version``, keys with ``keyval.private`` and ``-x509`` key types;
-  verified by :mod:`trustcheck.verify`.
+  verified by :mod:`trustcheck.core.verify`.
 * **TUF 1.0** (sigstore's root of trust, TUF-on-CI, python-tuf and go-tuf
   repositories): ``_type`` ``"root"``, ``"targets"``..., ``spec_version``
   ``1.x``, keys with a ``scheme``; verified here.
@@ -74,8 +74,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import quote, unquote, urlsplit
 
-from .errors import NotTrusted, TrustcheckError, UsageError
-from .timefmt import iso as _iso
+from trustcheck.core.timefmt import iso as _iso
+from trustcheck.errors import NotTrusted, TrustcheckError, UsageError
 
 if TYPE_CHECKING:
     from securesystemslib.signer import Key  # type: ignore[attr-defined]
@@ -90,9 +90,9 @@ if TYPE_CHECKING:
     from tuf.ngclient.fetcher import FetcherInterface
     from tuf.ngclient.updater import Updater
 
-    from .api import ImageResult, Options
-    from .pins import Identifier, PinEntry
-    from .thumbprint import KeyReport
+    from trustcheck.api import ImageResult, Options
+    from trustcheck.core.thumbprint import KeyReport
+    from trustcheck.local.pinfile import Identifier, PinEntry
 
 __all__ = [
     "ClientLimits",
@@ -418,7 +418,7 @@ def _describe_key(key: Key) -> str:
 
 def _identifiers(key: Key) -> set[Identifier]:
     """Identifiers a pin can name a TUF key by: ``spki-sha256`` and (if bound) ``keyid``."""
-    from .pins import Identifier
+    from trustcheck.local.pinfile import Identifier
 
     ids: set[Identifier] = set()
     if keyid_is_bound(key) and re.fullmatch(r"[0-9a-f]{64}", key.keyid):
@@ -1243,7 +1243,7 @@ class _Workspace:
         self.had_state = False
 
     def _lock(self, path: Path) -> None:
-        from .fsutil import locked
+        from trustcheck.local.fsutil import locked
 
         self._lock_cm = locked(path)
         self._lock_cm.__enter__()
@@ -1289,7 +1289,7 @@ class _Workspace:
                     "remove it to trust this repository on first use again",
                 )
         else:
-            from .fsutil import atomic_write
+            from trustcheck.local.fsutil import atomic_write
 
             atomic_write(name_file, (self.repo + "\n").encode("utf-8"), mode=0o600)
         current = folder / "current"
@@ -1715,7 +1715,7 @@ class _Session:
             )
 
     def _persist_legacy(self, version: int, data: bytes) -> None:
-        from .fsutil import atomic_write
+        from trustcheck.local.fsutil import atomic_write
 
         try:
             atomic_write(self.ws.dir / "root_history" / f"{version}.root.json", data, mode=0o600)
@@ -1890,7 +1890,7 @@ class _Session:
         if pinned is not None:
             listed = [*result.signed.values(), *result.unsigned.values()]
             if not any(_identifiers(key) & pinned for key in listed):
-                from .pins import describe
+                from trustcheck.local.pinfile import describe
 
                 raise _Refused(
                     "signer-pin-mismatch",
@@ -2010,7 +2010,7 @@ class _Session:
         self._load_targets("targets", "root")
 
     def _check_root_pin(self, root: Root, md: Metadata[Any]) -> None:
-        from .pins import describe
+        from trustcheck.local.pinfile import describe
 
         if self.pin is None or not self.pin.root:
             return
@@ -2102,7 +2102,7 @@ class _Session:
             self.failed_roles[role] = e
             raise
         try:
-            from .fsutil import atomic_write
+            from trustcheck.local.fsutil import atomic_write
 
             atomic_write(self.ws.dir / f"{quote(role, '')}.json", data, mode=0o600)
         except OSError as e:
@@ -2424,7 +2424,7 @@ def verify_targets(
     expired timestamp) are every result's error. Usage errors (bad arguments,
     unsafe paths, an unreadable state dir) are raised.
     """
-    from .api import ImageResult
+    from trustcheck.api import ImageResult
 
     results: list[ImageResult] = []
     sess = _session(repo, at, options, root, limits, unsafe_http, timeout, allow_arbitrary_keyids)
@@ -2593,7 +2593,7 @@ def keys_of_repository(
     the SHA-256 of the DER SubjectPublicKeyInfo (what a ``spki-sha256:`` pin
     names); TUF keys have no canonical notary ID nor certificate.
     """
-    from .thumbprint import KeyReport
+    from trustcheck.core.thumbprint import KeyReport
 
     sess = _session(repo, at, options, root, limits, unsafe_http, timeout, allow_arbitrary_keyids)
     with sess:

@@ -1,6 +1,6 @@
 """Kubernetes admission: AdmissionReview in, AdmissionReview out (pure).
 
-The HTTP server (:mod:`trustcheck.webhook_app`) is a thin shell around the
+The HTTP server (:mod:`trustcheck.webhook.app`) is a thin shell around the
 functions here; none of them does I/O or reads the clock:
 
 1. :func:`parse_review` reads an ``admission.k8s.io/v1`` or ``v1beta1``
@@ -13,7 +13,7 @@ functions here; none of them does I/O or reads the clock:
    (CREATE and UPDATE are checked, DELETE and CONNECT allowed), the namespace
    and object exemptions, and says which verified collections the decision
    needs: ``(rule index, GUN)`` for each image a ``verify`` rule decides.
-3. :func:`respond` calls :func:`trustcheck.policy.decide` for each image with
+3. :func:`respond` calls :func:`trustcheck.policy.rules.decide` for each image with
    the collections obtained (or the error obtaining them, or
    :func:`deadline_error` when the review's deadline passed first) and builds
    the answer: allowed, or denied with a message naming the image, the rule
@@ -38,12 +38,12 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
 
-from .errors import NotTrusted, TrustcheckError
-from .policy import Decision, Policy, Reason, Rule, decide
-from .reference import ImageRef, parse_reference
+from trustcheck.core.reference import ImageRef, parse_reference
+from trustcheck.errors import NotTrusted, TrustcheckError
+from trustcheck.policy.rules import Decision, Policy, Reason, Rule, decide
 
 if TYPE_CHECKING:
-    from .verify import Collection
+    from trustcheck.core.verify import Collection
 
 __all__ = [
     "API_VERSIONS",

@@ -42,7 +42,8 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Literal
 from urllib.parse import quote, urlencode, urlsplit
 
-from .auth import (
+from trustcheck.errors import NotTrusted, UsageError
+from trustcheck.remote.auth import (
     Challenge,
     Credentials,
     credentials_key,
@@ -51,14 +52,13 @@ from .auth import (
     parse_token_response,
     resolve_credentials,
 )
-from .errors import NotTrusted, UsageError
-from .remote import BodyError, bounded_client, read_body, until
+from trustcheck.remote.http import BodyError, bounded_client, read_body, until
 
 if TYPE_CHECKING:
     import httpx
 
-    from .policy import Decision
-    from .remoteconfig import RemoteConfig
+    from trustcheck.policy.rules import Decision
+    from trustcheck.remote.config import RemoteConfig
 
 __all__ = [
     "NULL_GUID",
@@ -181,7 +181,7 @@ class AcrClient:
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         """``base_url`` is ``https://<login server>`` (see
-        :func:`trustcheck.remote.registry_base_url`); ``domain`` is the image's
+        :func:`trustcheck.remote.http.registry_base_url`); ``domain`` is the image's
         registry, whose credentials are used."""
         self.base = base_url.rstrip("/")
         self.domain = domain

@@ -31,23 +31,23 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
-from .errors import NotTrusted, TrustcheckError, UsageError
-from .pins import KINDS, Identifier, PinEntry, PinSet
-from .reference import (
+from trustcheck.core.reference import (
     AmbiguousDomain,
     ImageRef,
     canonical_domain,
     identity,
     parse_repository_name,
 )
+from trustcheck.errors import NotTrusted, TrustcheckError, UsageError
+from trustcheck.local.pinfile import KINDS, Identifier, PinEntry, PinSet
 
 if TYPE_CHECKING:
     import yaml
 
-    from .api import Options
-    from .remoteconfig import RemoteConfig
-    from .trustdir import TrustDir
-    from .verify import Collection
+    from trustcheck.api import Options
+    from trustcheck.core.verify import Collection
+    from trustcheck.local.trustdir import TrustDir
+    from trustcheck.remote.config import RemoteConfig
 
 __all__ = [
     "Decision",
@@ -204,14 +204,14 @@ class Pattern:
 
 def match_name(ref: ImageRef) -> str:
     """The string patterns are matched against: the repository's identity
-    (:func:`trustcheck.reference.identity`; a deny rule must not be bypassed by
+    (:func:`trustcheck.core.reference.identity`; a deny rule must not be bypassed by
     ``EVIL.io``, ``evil.io:443`` or ``index.docker.io``)."""
     return identity(ref.name)
 
 
 def normalise_pattern_text(text: str) -> str:
     """A rule's pattern with its registry in identity form (the same folding as
-    image names, :func:`trustcheck.reference.canonical_domain`); a pattern with
+    image names, :func:`trustcheck.core.reference.canonical_domain`); a pattern with
     no wildcard is a name and becomes its identity (``docker.io/alpine`` is
     ``docker.io/library/alpine``), and a single ``docker.io`` component gets
     ``library/`` as in names (``docker.io/*`` is ``docker.io/library/*``).
@@ -481,7 +481,7 @@ class _Loader:
         import yaml
 
         if isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:str":
-            from .pins import load_pins
+            from trustcheck.local.pinfile import load_pins
 
             path = self.base_dir / str(node.value)
             try:
@@ -506,7 +506,7 @@ class _Loader:
                 raise self.fail(
                     snode, f"{where}.signers", "must be a mapping of signer name: [identifiers]"
                 )
-            from .pins import signer_pin_problem
+            from trustcheck.local.pinfile import signer_pin_problem
 
             for name, (knode, vnode) in signers.items():
                 problem = signer_pin_problem(name)
@@ -796,7 +796,7 @@ class Reason:
 
     @property
     def exit_code(self) -> int:
-        from .errors import CODES
+        from trustcheck.errors import CODES
 
         return CODES[self.code][0] if self.code in CODES else 1
 
@@ -906,7 +906,7 @@ def _released_names(col: Collection, ref: ImageRef, sha: str) -> list[str]:
     released tag carrying that digest."""
     if ref.tag is not None:
         return [ref.tag]
-    from .lookup import RELEASED_ROLES, list_targets
+    from trustcheck.core.lookup import RELEASED_ROLES, list_targets
 
     return sorted(
         h.name
@@ -945,9 +945,9 @@ def check_signers(
     identifies validly signed any role holding the tag with that digest. One key
     never counts for two signers.
     """
-    from .crypto import canonical_key_id
-    from .lookup import all_target_metadata, signer_name
-    from .pins import identifiers_of_key
+    from trustcheck.core.crypto import canonical_key_id
+    from trustcheck.core.lookup import all_target_metadata, signer_name
+    from trustcheck.local.pinfile import identifiers_of_key
 
     sha = digest.removeprefix("sha256:")
     # role -> canonical IDs (and all identifiers) of the keys that signed it
@@ -1051,7 +1051,7 @@ def decide(
 def _verify(
     decision: Decision, rule: Rule, ref: ImageRef, got: Collection | TrustcheckError | None
 ) -> None:
-    from .lookup import resolve
+    from trustcheck.core.lookup import resolve
 
     if got is None:
         decision.reasons.append(
@@ -1139,7 +1139,7 @@ def evaluate(
     """Decide every image: obtain the trust data each matched verify rule asks for
     (fetched unless ``remote`` is None or offline, as
     :func:`trustcheck.api.collections_for`), then :func:`decide`."""
-    from .api import Options, collections_for
+    from trustcheck.api import Options, collections_for
 
     opts = options if options is not None else Options()
     texts = list(images) if images is not None else [str(r) for r in refs]

@@ -1,6 +1,6 @@
 """How to reach Notary servers and registries: a plain settings object.
 
-Kept apart from :mod:`trustcheck.remote` so that commands can build it without
+Kept apart from :mod:`trustcheck.remote.http` so that commands can build it without
 importing the HTTP stack (``ssl``, httpx) when they run ``--offline``.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import UsageError
+from trustcheck.errors import UsageError
 
 __all__ = ["RemoteConfig"]
 

@@ -17,7 +17,7 @@ For one GUN (:func:`fetch_collection`), as notary's client does
    hashes the parent gives; else ``<role>.<sha256>.json`` (plain
    ``<role>.json`` when the parent gives no sha256), capped at the parent's
    length.
-5. The verifier (:func:`trustcheck.verify.verify_collection`) checks all of it
+5. The verifier (:func:`trustcheck.core.verify.verify_collection`) checks all of it
    with the same pins and state as :func:`trustcheck.api.load_collection`.  If
    it fails, the root is updated once as notary's ``Update()`` does:
    ``root.<sha256>.json`` named by the snapshot (or ``root.json``), verified as
@@ -45,10 +45,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
-from .api import Options, load_collection
-from .auth import credentials_key
-from .errors import NotTrusted, TrustcheckError, UsageError
-from .notary import (
+from trustcheck.api import Options, load_collection
+from trustcheck.core.model import (
     FileMeta,
     RootMeta,
     SignedMeta,
@@ -57,7 +55,11 @@ from .notary import (
     parse_targets,
     parse_timestamp,
 )
-from .remote import (
+from trustcheck.core.verify import Collection, TrustPolicy, verify_collection, verify_signatures
+from trustcheck.errors import NotTrusted, TrustcheckError, UsageError
+from trustcheck.local.trustdir import MAX_DOWNLOAD_SIZE, TrustDir, is_versioned_root
+from trustcheck.remote.auth import credentials_key
+from trustcheck.remote.http import (
     Deadline,
     Endpoint,
     HttpSession,
@@ -66,12 +68,10 @@ from .remote import (
     registry_base_url,
     select_server,
 )
-from .trustdir import MAX_DOWNLOAD_SIZE, TrustDir, is_versioned_root
-from .verify import Collection, TrustPolicy, verify_collection, verify_signatures
 
 if TYPE_CHECKING:
-    from .reference import ImageRef
-    from .state import GunState
+    from trustcheck.core.reference import ImageRef
+    from trustcheck.local.state import GunState
 
 __all__ = [
     "MANIFEST_MEDIA_TYPES",
@@ -142,7 +142,7 @@ def _hashes_match(raw: bytes, expected: FileMeta) -> bool:
 
 
 class RemoteSource:
-    """A :class:`trustcheck.verify.Source` that reads a Notary server through the cache.
+    """A :class:`trustcheck.core.verify.Source` that reads a Notary server through the cache.
 
     The verifier asks for roles in notary's order; the source answers each one
     from the cache when its bytes match the hash the (already served) parent

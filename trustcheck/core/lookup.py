@@ -19,10 +19,10 @@ from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from .errors import NotTrusted
-from .notary import FileMeta, TargetsMeta, hash_size_problem
-from .reference import ImageRef
-from .verify import Collection
+from trustcheck.core.model import FileMeta, TargetsMeta, hash_size_problem
+from trustcheck.core.reference import ImageRef
+from trustcheck.core.verify import Collection
+from trustcheck.errors import NotTrusted
 
 __all__ = [
     "RELEASED_ROLES",
@@ -222,7 +222,7 @@ def inspect(col: Collection, name: str, tag: str | None) -> dict[str, object]:
         for (t, d), signers in rows
     ]
 
-    from .crypto import canonical_key_id
+    from trustcheck.core.crypto import canonical_key_id
 
     signers: dict[str, list[str]] = {}
     for parent in col.targets.values():

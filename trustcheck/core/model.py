@@ -10,7 +10,7 @@ RFC 3339 parser (§3.6).
 
 Each parsed role keeps its original bytes (hashes are computed on them) and
 the decoded ``signed`` map (signatures are checked on its canonical
-re-encoding, :mod:`trustcheck.canonical`).
+re-encoding, :mod:`trustcheck.core.canonical`).
 """
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ from itertools import chain
 from operator import itemgetter
 from typing import Any
 
-from . import canonical
-from .crypto import TufKey
-from .errors import NotTrusted
+from trustcheck.core import canonical
+from trustcheck.core.crypto import TufKey
+from trustcheck.errors import NotTrusted
 
 __all__ = [
     "BASE_ROLES",
@@ -496,7 +496,7 @@ def _validate_targets_each(targets: dict[str, Any]) -> bool:
     The common shape (exact field names, an integer length, a map of base64
     strings) is checked inline; anything else goes through :func:`_file_meta`,
     which raises the precise error. Returns whether every number in the map is
-    one Go keeps exactly (see :func:`trustcheck.canonical.go_exact`).
+    one Go keeps exactly (see :func:`trustcheck.core.canonical.go_exact`).
     """
     a2b = binascii.a2b_base64
     exact = True
@@ -663,7 +663,7 @@ def _targets_map(top: Any) -> Any:
 def parse_targets(role: str, raw: bytes) -> TargetsMeta:
     """Parse a targets role. Large roles take orjson's fast path: the targets
     map is checked for Go-exact numbers by the same loop that validates it,
-    everything else by :func:`trustcheck.canonical.go_exact`."""
+    everything else by :func:`trustcheck.core.canonical.go_exact`."""
     top = canonical.loads_fast(raw)
     if top is not None and not canonical.go_exact(top, skip=_targets_map(top)):
         top = None

@@ -37,7 +37,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import NotTrusted, UsageError
+from trustcheck.errors import NotTrusted, UsageError
 
 __all__ = [
     "DOCKER_HUB_AUTH_KEY",

@@ -141,7 +141,7 @@ def go_exact(value: Any, skip: object = None) -> bool:
     A value decoded by orjson is Go's value exactly when it holds no float and
     no integer beyond 2**53 (Go rounds those through float64). ``skip`` names
     one container not to descend into, because the caller checks it itself
-    (notary's ``targets`` map, see :func:`trustcheck.notary.parse_targets`).
+    (notary's ``targets`` map, see :func:`trustcheck.core.model.parse_targets`).
     """
     stack = [value]
     while stack:

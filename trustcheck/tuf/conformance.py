@@ -3,14 +3,14 @@
 The suite (https://github.com/theupdateframework/tuf-conformance) drives a
 TUF client through a small command line (its CLIENT-CLI.md)::
 
-    python -m trustcheck.tuf_conformance --metadata-dir DIR init TRUSTED_ROOT
-    python -m trustcheck.tuf_conformance --metadata-dir DIR --metadata-url URL refresh
-    python -m trustcheck.tuf_conformance --metadata-dir DIR --metadata-url URL \\
+    python -m trustcheck.tuf.conformance --metadata-dir DIR init TRUSTED_ROOT
+    python -m trustcheck.tuf.conformance --metadata-dir DIR --metadata-url URL refresh
+    python -m trustcheck.tuf.conformance --metadata-dir DIR --metadata-url URL \\
         --target-name PATH [--target-name PATH ...] --target-base-url URL \\
         --target-dir DIR download
 
-``refresh`` and ``download`` are :func:`trustcheck.tuf10.refresh` and
-:func:`trustcheck.tuf10.download_targets` with ``metadata_dir`` = ``DIR``
+``refresh`` and ``download`` are :func:`trustcheck.tuf.client.refresh` and
+:func:`trustcheck.tuf.client.download_targets` with ``metadata_dir`` = ``DIR``
 (python-tuf's layout, which the suite reads), every trustcheck check on.
 The suite serves plain http on loopback, so http is allowed here (the
 ``trustcheck tuf`` commands need ``--unsafe-http`` for it). Exit 0 on
@@ -28,7 +28,7 @@ from pathlib import Path
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m trustcheck.tuf_conformance",
+        prog="python -m trustcheck.tuf.conformance",
         description="trustcheck's TUF client for the tuf-conformance suite (CLIENT-CLI.md).",
     )
     p.add_argument("--metadata-dir", required=True)
@@ -54,8 +54,8 @@ def _need(args: argparse.Namespace, *names: str) -> None:
 
 def run(argv: list[str]) -> int:
     """The protocol's commands; returns the exit code."""
-    from .errors import TrustcheckError
-    from .tuf10 import download_targets, refresh
+    from trustcheck.errors import TrustcheckError
+    from trustcheck.tuf.client import download_targets, refresh
 
     args = _parser().parse_args(argv)
     metadata_dir = Path(args.metadata_dir)

@@ -6,7 +6,7 @@ explanation and the fix to try (docs/doctor.md lists every code):
 
 * **local** -- the trust dir and the GUNs it holds; Docker's config.json and
   the credentials (credential helpers are run); the pin file; the state
-  record of the GUN; the policy file (when :mod:`trustcheck.policy` exists);
+  record of the GUN; the policy file (when :mod:`trustcheck.policy.rules` exists);
 * **server** -- the server URL, DNS, TCP, one TLS handshake (TLS 1.2 or later
   only, certificate chain and name), the ``/v2/`` ping and its
   ``WWW-Authenticate`` challenge, the token, the first metadata download
@@ -46,21 +46,21 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import quote, unquote, urlsplit
 
-from . import __version__
-from .errors import NotTrusted, TrustcheckError, UsageError
-from .timefmt import iso as _iso
+from trustcheck import __version__
+from trustcheck.core.timefmt import iso as _iso
+from trustcheck.errors import NotTrusted, TrustcheckError, UsageError
 
 if TYPE_CHECKING:
     from cryptography import x509
 
-    from .api import Options
-    from .auth import Challenge, Credentials
-    from .pins import PinSet
-    from .reference import ImageRef
-    from .remote import Answer, Endpoint, HttpSession
-    from .remoteconfig import RemoteConfig
-    from .trustdir import TrustDir
-    from .verify import Collection
+    from trustcheck.api import Options
+    from trustcheck.core.reference import ImageRef
+    from trustcheck.core.verify import Collection
+    from trustcheck.local.pinfile import PinSet
+    from trustcheck.local.trustdir import TrustDir
+    from trustcheck.remote.auth import Challenge, Credentials
+    from trustcheck.remote.config import RemoteConfig
+    from trustcheck.remote.http import Answer, Endpoint, HttpSession
 
 __all__ = [
     "CODES",
@@ -319,7 +319,7 @@ def parse_target(text: str) -> Target:
     numeric port) is a registry; anything else is parsed as an image
     reference (``invalid-reference`` when it is not one).
     """
-    from .reference import parse_reference
+    from trustcheck.core.reference import parse_reference
 
     raw = text.strip()
     if raw.startswith(("https://", "http://")):
@@ -599,7 +599,7 @@ class _Doctor:
     @property
     def auth_key(self) -> str | None:
         """Docker's credential key: the image's registry; with only --server, its host."""
-        from .auth import credentials_key
+        from trustcheck.remote.auth import credentials_key
 
         if self.target is not None:
             return credentials_key(self.target.domain)
@@ -650,7 +650,7 @@ class _Doctor:
         self.check_policy()
 
     def check_trust_dir(self) -> None:
-        from .trustdir import TrustDir
+        from trustcheck.local.trustdir import TrustDir
 
         path = self.cfg.trust_dir
         online = not self.remote.offline
@@ -731,7 +731,7 @@ class _Doctor:
         self.ok("local", "trust-dir", summary, **details)
 
     def check_docker_config(self) -> bool:
-        from .auth import docker_config_dir, load_docker_config
+        from trustcheck.remote.auth import docker_config_dir, load_docker_config
 
         folder = docker_config_dir(self.remote.docker_config, self.env)
         try:
@@ -774,7 +774,11 @@ class _Doctor:
         return True
 
     def check_credentials(self) -> None:
-        from .auth import docker_config_dir, load_docker_config, resolve_credentials
+        from trustcheck.remote.auth import (
+            docker_config_dir,
+            load_docker_config,
+            resolve_credentials,
+        )
 
         key = self.auth_key
         if key is None:
@@ -867,7 +871,7 @@ class _Doctor:
             )
 
     def check_pins(self) -> None:
-        from .pins import default_pin_file, load_ca_bundle, load_pins
+        from trustcheck.local.pinfile import default_pin_file, load_ca_bundle, load_pins
 
         path = self.cfg.pins
         if path is None:
@@ -923,14 +927,14 @@ class _Doctor:
         )
 
     def _state_store_dir(self) -> Path:
-        from .state import default_state_dir
+        from trustcheck.local.state import default_state_dir
 
         if self.cfg.state_dir is not None:
             return self.cfg.state_dir
         return default_state_dir(self.env, self.home)
 
     def check_state(self) -> None:
-        from .state import StateStore
+        from trustcheck.local.state import StateStore
 
         gun = self.gun
         folder = self._state_store_dir()
@@ -1017,7 +1021,7 @@ class _Doctor:
         return self._SERVER_CHECKS[i + 1 :]
 
     def server_checks(self) -> None:
-        from .remote import select_server
+        from trustcheck.remote.http import select_server
 
         if self.remote.offline:
             self.server_skip = "--offline"
@@ -1193,7 +1197,7 @@ class _Doctor:
         return "tcp"
 
     def check_tls(self) -> str | None:
-        from .remote import HttpSession
+        from trustcheck.remote.http import HttpSession
 
         assert self.server is not None
         if urlsplit(self.server).scheme != "https":
@@ -1299,8 +1303,8 @@ class _Doctor:
         return _load_der(der)
 
     def check_ping(self) -> str | None:
-        from .auth import parse_challenges
-        from .remote import Deadline, RemoteError
+        from trustcheck.remote.auth import parse_challenges
+        from trustcheck.remote.http import Deadline, RemoteError
 
         assert self.server is not None and self.session is not None
         netloc = urlsplit(self.server).netloc
@@ -1412,7 +1416,7 @@ class _Doctor:
         return self.session.endpoint(self.server, key, "notary server")
 
     def check_token(self) -> str | None:
-        from .remote import Deadline, RemoteError
+        from trustcheck.remote.http import Deadline, RemoteError
 
         if self.challenge is None:
             self.skip("server", "token", "the server asks for no authentication")
@@ -1500,7 +1504,7 @@ class _Doctor:
         return None
 
     def check_metadata(self) -> str | None:
-        from .remote import Deadline, RemoteError
+        from trustcheck.remote.http import Deadline, RemoteError
 
         gun = self.gun
         if gun is None:
@@ -1723,8 +1727,8 @@ class _Doctor:
         self.check_signing_cert_expiry(col)
 
     def _options(self, state_dir: Path) -> Options:
-        from .api import Options
-        from .state import StateStore
+        from trustcheck.api import Options
+        from trustcheck.local.state import StateStore
 
         return Options(
             pins=self.pinset,
@@ -1734,10 +1738,10 @@ class _Doctor:
         )
 
     def check_verify(self, ref: ImageRef) -> Collection | None:
-        from .api import load_collection, resolve_image
-        from .fetch import fetch_collection
-        from .state import StateStore
-        from .trustdir import TrustDir
+        from trustcheck.api import load_collection, resolve_image
+        from trustcheck.local.state import StateStore
+        from trustcheck.local.trustdir import TrustDir
+        from trustcheck.remote.notary import fetch_collection
 
         gun = ref.gun
         with tempfile.TemporaryDirectory(prefix="trustcheck-doctor-") as tmp:
@@ -1791,7 +1795,7 @@ class _Doctor:
     def _verify_failed(
         self, ref: ImageRef, e: TrustcheckError, col: Collection | None = None
     ) -> None:
-        from .errors import CODES as VERIFIER_CODES
+        from trustcheck.errors import CODES as VERIFIER_CODES
 
         remote = e.code in _REMOTE_CODES
         code = "METADATA_DOWNLOAD_ERROR" if remote else "TRUST_DATA_INVALID"
@@ -1849,7 +1853,7 @@ class _Doctor:
         )
 
     def check_signing_cert_expiry(self, col: Collection) -> None:
-        from .crypto import cert_of
+        from trustcheck.core.crypto import cert_of
 
         horizon = self.cfg.horizon
         found: list[tuple[str, x509.Certificate]] = []
@@ -1892,20 +1896,20 @@ class _Doctor:
 
 
 def _policy_loader() -> Callable[[Path], object] | str:
-    """``trustcheck.policy.load_policy``, or why there is none (the policy
+    """``trustcheck.policy.rules.load_policy``, or why there is none (the policy
     module is optional: the doctor works without it)."""
     import importlib
     import importlib.util
 
     try:
-        if importlib.util.find_spec("trustcheck.policy") is None:
-            return "this trustcheck has no policy module (trustcheck.policy)"
-        module = importlib.import_module("trustcheck.policy")
+        if importlib.util.find_spec("trustcheck.policy.rules") is None:
+            return "this trustcheck has no policy module (trustcheck.policy.rules)"
+        module = importlib.import_module("trustcheck.policy.rules")
     except Exception as e:  # a broken optional module is reported, never a traceback
-        return f"trustcheck.policy cannot be imported ({type(e).__name__}: {str(e)[:120]})"
+        return f"trustcheck.policy.rules cannot be imported ({type(e).__name__}: {str(e)[:120]})"
     loader = getattr(module, "load_policy", None)
     if not callable(loader):
-        return "trustcheck.policy has no load_policy(path) to check the file with"
+        return "trustcheck.policy.rules has no load_policy(path) to check the file with"
     return cast("Callable[[Path], object]", loader)
 
 
@@ -1928,7 +1932,7 @@ def _copy_collection(src: TrustDir, dst: TrustDir, gun: str) -> None:
     """Copy the cached role files of ``gun`` from trust dir ``src`` to ``dst``,
     each read with ``src``'s path and size checks (symlinks out of the trust dir
     are not followed).  Files that are not role files are left out."""
-    from .trustdir import MAX_DOWNLOAD_SIZE
+    from trustcheck.local.trustdir import MAX_DOWNLOAD_SIZE
 
     folder = src.metadata_dir(gun)
     if not folder.is_dir():

@@ -1,4 +1,4 @@
-"""The admission webhook's HTTP server: a Starlette app around :mod:`trustcheck.webhook`.
+"""The admission webhook's HTTP server: a Starlette app around :mod:`trustcheck.webhook.review`.
 
 Endpoints (docs/webhook.md):
 
@@ -56,8 +56,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from .errors import TrustcheckError, UsageError
-from .webhook import (
+from trustcheck.errors import TrustcheckError, UsageError
+from trustcheck.webhook.cache import (
+    DEFAULT_MAX_ENTRY_BYTES,
+    CacheSettings,
+    TrustCache,
+    key_fingerprint,
+)
+from trustcheck.webhook.review import (
     MUTATION_MODES,
     UPDATE_MODES,
     Memo,
@@ -71,14 +77,13 @@ from .webhook import (
     plan_review,
     respond,
 )
-from .webhook_cache import DEFAULT_MAX_ENTRY_BYTES, CacheSettings, TrustCache, key_fingerprint
 
 if TYPE_CHECKING:
-    from .api import Options
-    from .policy import Decision, Policy
-    from .remoteconfig import RemoteConfig
-    from .verify import Collection
-    from .webhook_cache import SharedCache
+    from trustcheck.api import Options
+    from trustcheck.core.verify import Collection
+    from trustcheck.policy.rules import Decision, Policy
+    from trustcheck.remote.config import RemoteConfig
+    from trustcheck.webhook.cache import SharedCache
 
 __all__ = [
     "AcrSettings",
@@ -91,7 +96,7 @@ __all__ = [
     "parse_config",
 ]
 
-log = logging.getLogger("trustcheck.webhook")
+log = logging.getLogger("trustcheck.webhook.review")
 
 #: an AdmissionReview carries the object and the old object (etcd caps each at 1.5 MiB)
 DEFAULT_MAX_BODY = 7 << 19  # 3.5 MiB
@@ -290,7 +295,7 @@ _TOP = (
 
 def parse_config(doc: object, source: str = "<config>", base: Path | None = None) -> ServerConfig:
     """Validate a server config document (``webhook-config-invalid`` on any problem)."""
-    from .remoteconfig import RemoteConfig
+    from trustcheck.remote.config import RemoteConfig
 
     base = base if base is not None else Path.cwd()
     if doc is None:
@@ -375,7 +380,7 @@ def parse_config(doc: object, source: str = "<config>", base: Path | None = None
     try:
         remote.validate()
         if remote.server is not None:
-            from .remote import select_server
+            from trustcheck.remote.http import select_server
 
             select_server("example.com/x", replace(remote, offline=False), {})
     except TrustcheckError as e:
@@ -404,7 +409,7 @@ def parse_config(doc: object, source: str = "<config>", base: Path | None = None
             "its credentials go to that registry only, never to the host an event names",
         )
     if acr_settings.registry is not None:
-        from .remote import registry_base_url
+        from trustcheck.remote.http import registry_base_url
 
         try:
             registry_base_url("x", replace(remote, registry=acr_settings.registry))
@@ -538,7 +543,7 @@ class ReviewLog:
         doc = {
             "time": self._clock.stamp(time.time()),
             "level": "info",
-            "logger": "trustcheck.webhook",
+            "logger": "trustcheck.webhook.review",
             "msg": "review",
             **fields,
         }
@@ -1139,10 +1144,10 @@ class WebhookServer:
             return JSONResponse({"error": f"internal error (id {ref})"}, status_code=500)
 
     async def _release(self, image: str) -> Response:
-        from .acr import AcrClient, QuarantineState, quarantine_details
-        from .policy import decide
-        from .reference import parse_reference
-        from .remote import registry_base_url
+        from trustcheck.core.reference import parse_reference
+        from trustcheck.policy.rules import decide
+        from trustcheck.remote.acr import AcrClient, QuarantineState, quarantine_details
+        from trustcheck.remote.http import registry_base_url
 
         ref = parse_reference(image)
         if ref.digest is None:
@@ -1157,7 +1162,7 @@ class WebhookServer:
         d = decide(ref, self.policy, got, image=image)
         self.metrics.decisions.inc(_status(d), d.rule.name if d.rule is not None else "none")
         acr = self.config.acr
-        from .remoteconfig import RemoteConfig
+        from trustcheck.remote.config import RemoteConfig
 
         base_remote = self.config.remote if self.config.remote is not None else RemoteConfig()
         remote = replace(
@@ -1315,11 +1320,11 @@ def build_server(
 ) -> WebhookServer:
     """The server for ``policy`` and ``config``: options, trust dir, cache (shared
     when ``config.cache_url`` is set), metrics."""
-    from .api import Options
-    from .pins import load_pins
-    from .remoteconfig import RemoteConfig
-    from .state import StateStore
-    from .trustdir import TrustDir
+    from trustcheck.api import Options
+    from trustcheck.local.pinfile import load_pins
+    from trustcheck.local.state import StateStore
+    from trustcheck.local.trustdir import TrustDir
+    from trustcheck.remote.config import RemoteConfig
 
     environ = os.environ if env is None else env
     options = Options(
@@ -1342,7 +1347,7 @@ def build_server(
         ) from e
     remote = config.remote if config.remote is not None else RemoteConfig()
     if shared is None and config.cache_url is not None:
-        from .webhook_cache import RedisStore, SharedCache
+        from trustcheck.webhook.cache import RedisStore, SharedCache
 
         if config.cache_secret is None:
             raise UsageError(

@@ -23,10 +23,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
 
-from . import certs
-from .crypto import TufKey, canonical_key_id, verify_signature
-from .errors import NotTrusted
-from .notary import (
+from trustcheck.core import certs
+from trustcheck.core.crypto import TufKey, canonical_key_id, verify_signature
+from trustcheck.core.model import (
     Delegation,
     FileMeta,
     RootMeta,
@@ -42,11 +41,17 @@ from .notary import (
     parse_targets,
     parse_timestamp,
 )
-from .timefmt import iso as _iso
-from .trustdir import MAX_DOWNLOAD_SIZE, MAX_TIMESTAMP_SIZE, TrustDir, validate_role_name
+from trustcheck.core.timefmt import iso as _iso
+from trustcheck.errors import NotTrusted
+from trustcheck.local.trustdir import (
+    MAX_DOWNLOAD_SIZE,
+    MAX_TIMESTAMP_SIZE,
+    TrustDir,
+    validate_role_name,
+)
 
 if TYPE_CHECKING:
-    from .pins import Identifier, PinEntry
+    from trustcheck.local.pinfile import Identifier, PinEntry
 
 __all__ = [
     "Collection",
@@ -349,7 +354,7 @@ def _apply_root_pin(
     pin: PinEntry, found: certs.RootCerts, gun: str, at: datetime
 ) -> dict[str, TufKey]:
     """Keep the root keys that satisfy the pin (identifiers and/or CA)."""
-    from .pins import chains_to_ca, describe, identifiers_of_key, load_ca_bundle
+    from trustcheck.local.pinfile import chains_to_ca, describe, identifiers_of_key, load_ca_bundle
 
     bundle = load_ca_bundle(pin, at) if pin.ca is not None else None
     allowed: dict[str, TufKey] = {}
@@ -616,7 +621,7 @@ def verify_collection(
 
 def _delegation_cert_window(key: TufKey, role: str, at: datetime) -> NotTrusted | None:
     """An expired / not-yet-valid delegation certificate (notary ignores both)."""
-    from .crypto import cert_of
+    from trustcheck.core.crypto import cert_of
 
     cert = cert_of(key)
     if cert is None:
@@ -641,8 +646,8 @@ def _apply_signer_pin(
     """Restrict a pinned signer's role to the keys its pin names."""
     if pin is None or not pin.signers:
         return role
-    from .lookup import signer_name
-    from .pins import describe, identifiers_of_key
+    from trustcheck.core.lookup import signer_name
+    from trustcheck.local.pinfile import describe, identifiers_of_key
 
     wanted = pin.signers.get(signer_name(role.name))
     if wanted is None:

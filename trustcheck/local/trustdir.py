@@ -11,7 +11,7 @@ Safety rules, applied before the file system is touched:
 
 * a GUN must be a relative path of clean, non-empty components
   (:func:`validate_gun`); its folder is named by the GUN's identity
-  (:func:`trustcheck.reference.identity`: ``EXAMPLE.com:443/x`` reads
+  (:func:`trustcheck.core.reference.identity`: ``EXAMPLE.com:443/x`` reads
   ``tuf/example.com/x``); a role must be a base role or a valid notary
   delegation name (:func:`validate_role_name`). Anything else is a
   :class:`~trustcheck.errors.UsageError` with code ``unsafe-path``.
@@ -35,7 +35,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from trustcheck.errors import NotTrusted, UsageError
-from trustcheck.fsutil import SymlinkInPath, open_dir_beneath, replace_at
+from trustcheck.local.fsutil import SymlinkInPath, open_dir_beneath, replace_at
 
 __all__ = [
     "BASE_ROLES",
@@ -129,7 +129,7 @@ def validate_gun(gun: str) -> None:
 
 
 def _is_identity(gun: str) -> bool:
-    from .reference import identity
+    from trustcheck.core.reference import identity
 
     return identity(gun) == gun
 
@@ -214,7 +214,7 @@ class TrustDir:
     def metadata_dir(self, gun: str) -> Path:
         """``<root>/tuf/<gun>/metadata`` after :func:`validate_gun`."""
         validate_gun(gun)
-        from .reference import identity
+        from trustcheck.core.reference import identity
 
         # one identity per repository: an alias spelling reads the same folder
         return self.root / "tuf" / identity(gun) / "metadata"

@@ -28,8 +28,8 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from .audit import FINDINGS, AuditReport, CollectionAudit, Finding, TimelineItem
-from .timefmt import iso
+from trustcheck.audit.report import FINDINGS, AuditReport, CollectionAudit, Finding, TimelineItem
+from trustcheck.core.timefmt import iso
 
 __all__ = [
     "FINDINGS_CSV_COLUMNS",

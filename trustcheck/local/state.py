@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from .errors import UsageError
-from .fsutil import atomic_write, locked
-from .reference import identity
+from trustcheck.core.reference import identity
+from trustcheck.errors import UsageError
+from trustcheck.local.fsutil import atomic_write, locked
 
 __all__ = ["GunState", "StateStore", "default_state_dir"]
 

@@ -23,7 +23,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
-from trustcheck.crypto import (
+from trustcheck.core.crypto import (
     ECDSA_X509,
     RSA_X509,
     TufKey,
@@ -32,8 +32,8 @@ from trustcheck.crypto import (
     parse_certificate,
     pem_blocks,
 )
+from trustcheck.core.timefmt import iso as _iso
 from trustcheck.errors import NotTrusted
-from trustcheck.timefmt import iso as _iso
 
 __all__ = [
     "RootCerts",

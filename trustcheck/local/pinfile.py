@@ -20,10 +20,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from .crypto import TufKey, canonical_key_id, cert_of
-from .errors import NotTrusted, UsageError
-from .reference import AmbiguousDomain, canonical_domain, identity, parse_repository_name
-from .trustdir import validate_role_name
+from trustcheck.core.crypto import TufKey, canonical_key_id, cert_of
+from trustcheck.core.reference import (
+    AmbiguousDomain,
+    canonical_domain,
+    identity,
+    parse_repository_name,
+)
+from trustcheck.errors import NotTrusted, UsageError
+from trustcheck.local.trustdir import validate_role_name
 
 __all__ = [
     "KINDS",
@@ -135,7 +140,7 @@ def normalise_pattern(pattern: str) -> str:
     """A pin key in its identity form; raises ``ValueError`` with the reason.
 
     An exact key is a repository name and becomes its identity
-    (:func:`trustcheck.reference.identity`: ``EXAMPLE.com:443/team/app`` is
+    (:func:`trustcheck.core.reference.identity`: ``EXAMPLE.com:443/team/app`` is
     ``example.com/team/app``, ``alpine`` is ``docker.io/library/alpine``); a
     name the reference grammar refuses can never match an image and is an
     error. A ``prefix*`` key has its registry folded the same way when the
@@ -190,7 +195,7 @@ def signer_pin_problem(name: object) -> str | None:
 
     A signer pin names a delegation without its ``targets/`` prefix; the
     base role ``targets`` and any name no delegation can have (notary §5.1,
-    :func:`trustcheck.trustdir.validate_role_name`) are refused.
+    :func:`trustcheck.local.trustdir.validate_role_name`) are refused.
     """
     if not isinstance(name, str) or name == "":
         return "a signer name is empty"
@@ -352,7 +357,7 @@ def _toml_str(text: str) -> str:
 
 def write_pins(pins: PinSet, path: Path) -> None:
     """Write ``pins`` as a trustcheck TOML pin file (atomically)."""
-    from .fsutil import atomic_write
+    from trustcheck.local.fsutil import atomic_write
 
     lines = [
         "# trustcheck pin file (docs/pinning.md). Written by `trustcheck pin`.",
@@ -451,7 +456,7 @@ def chains_to_ca(leaf: Any, intermediates: list[Any], bundle: list[Any], at: dat
 
 
 def load_ca_bundle(entry: PinEntry, at: datetime) -> list[Any]:
-    from .certs import load_cert_bundle
+    from trustcheck.core.certs import load_cert_bundle
 
     assert entry.ca is not None
     try:

@@ -4,7 +4,7 @@ Pure: verified collections (or the errors that stopped them), the validation
 time and the horizon go in; an :class:`AuditReport` comes out.  Nothing here
 reads files, the clock, the network or the environment -- the command
 (``trustcheck/commands/audit.py``) gathers the collections and renders the
-report (``trustcheck/audit_render.py``).  docs/audit.md explains every finding.
+report (``trustcheck/audit/render.py``).  docs/audit.md explains every finding.
 
 API
 ---
@@ -37,16 +37,16 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from .errors import TrustcheckError, UsageError
-from .lookup import RELEASED_ROLES, all_target_metadata, list_targets, signer_name
-from .notary import Delegation, RootMeta
-from .timefmt import iso
-from .verify import Collection
+from trustcheck.core.lookup import RELEASED_ROLES, all_target_metadata, list_targets, signer_name
+from trustcheck.core.model import Delegation, RootMeta
+from trustcheck.core.timefmt import iso
+from trustcheck.core.verify import Collection
+from trustcheck.errors import TrustcheckError, UsageError
 
 if TYPE_CHECKING:
-    from .lookup import TargetHit
-    from .pins import PinSet
-    from .thumbprint import KeyReport
+    from trustcheck.core.lookup import TargetHit
+    from trustcheck.core.thumbprint import KeyReport
+    from trustcheck.local.pinfile import PinSet
 
 __all__ = [
     "BASE_ROLES",
@@ -539,7 +539,7 @@ class AuditReport:
 
     def to_json(self) -> dict[str, Any]:
         """The JSON document (schema: ``audit_render.JSON_SCHEMA``, docs/audit.md)."""
-        from . import __version__
+        from trustcheck import __version__
 
         return {
             "schema": "trustcheck-audit/1",
@@ -623,7 +623,7 @@ def _entry(report: KeyReport) -> KeyEntry:
 
 def _root_key_reports(root: RootMeta, gun: str) -> list[KeyReport]:
     """thumbprint's reports for the base-role keys of a root that did not verify."""
-    from .thumbprint import _report_of_key
+    from trustcheck.core.thumbprint import _report_of_key
 
     reports: list[KeyReport] = []
     seen: set[tuple[str, str]] = set()
@@ -740,7 +740,7 @@ def _key_findings(
 
 
 def _root_findings(gun: str, root: RootMeta, keys: list[KeyEntry]) -> list[Finding]:
-    from .certs import cn_matches_gun
+    from trustcheck.core.certs import cn_matches_gun
 
     out: list[Finding] = []
     rk = root.roles.get("root")
@@ -875,7 +875,7 @@ def _failed(
 
 def unreadable_collection(path: str, code: str, why: str) -> CollectionAudit:
     """A collection ``audit --all`` found but cannot read safely (see
-    :meth:`trustcheck.trustdir.TrustDir.list_guns`): unverifiable, with a
+    :meth:`trustcheck.local.trustdir.TrustDir.list_guns`): unverifiable, with a
     ``collection-unreadable`` finding, so it is counted and ``--fail-on error``
     fails for it."""
     where = f"tuf/{path}" if path else "tuf"
@@ -922,7 +922,7 @@ def audit_collection(
     """
     if isinstance(got, TrustcheckError):
         return _failed(gun, got, at, horizon, pinned, root, fetched)
-    from .thumbprint import keys_of_collection
+    from trustcheck.core.thumbprint import keys_of_collection
 
     col = got
     audit_ = CollectionAudit(
@@ -1216,7 +1216,7 @@ def _shared_findings(index: list[KeyIndexEntry]) -> list[Finding]:
 
 
 def _key_index(audits: Sequence[CollectionAudit]) -> list[KeyIndexEntry]:
-    from .reference import identity
+    from trustcheck.core.reference import identity
 
     index: dict[str, KeyIndexEntry] = {}
     for a in audits:

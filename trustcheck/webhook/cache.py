@@ -61,15 +61,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Protocol
 
-from .errors import NotTrusted, TrustcheckError, UsageError
+from trustcheck.errors import NotTrusted, TrustcheckError, UsageError
 
 if TYPE_CHECKING:
-    from .api import Options
-    from .policy import Policy, Rule
-    from .remote import HttpSession
-    from .remoteconfig import RemoteConfig
-    from .trustdir import TrustDir
-    from .verify import Collection
+    from trustcheck.api import Options
+    from trustcheck.core.verify import Collection
+    from trustcheck.local.trustdir import TrustDir
+    from trustcheck.policy.rules import Policy, Rule
+    from trustcheck.remote.config import RemoteConfig
+    from trustcheck.remote.http import HttpSession
 
 __all__ = [
     "CacheSettings",
@@ -81,7 +81,7 @@ __all__ = [
     "verify_files",
 ]
 
-log = logging.getLogger("trustcheck.webhook")
+log = logging.getLogger("trustcheck.webhook.review")
 
 Key = tuple[int, str]
 #: ``fetch(rule, gun, at)``: the verified collection, or raises TrustcheckError
@@ -127,7 +127,7 @@ class _Trusted:
 
 
 class _BytesSource:
-    """A :class:`trustcheck.verify.Source` over role bytes held in memory."""
+    """A :class:`trustcheck.core.verify.Source` over role bytes held in memory."""
 
     def __init__(self, files: Mapping[str, bytes]) -> None:
         self.files = files
@@ -157,9 +157,15 @@ def _trust_dir_view(trust_dir: TrustDir, gun: str) -> tuple[bytes | None, dict[s
     """What a fetch starts from in the trust dir: its root.json (notary's trusted
     root) and, as rollback floors, the versions of the cached top-level roles
     whose signatures still verify against it (notary's oldBuilder)."""
-    from .notary import SignedMeta, parse_root, parse_snapshot, parse_targets, parse_timestamp
-    from .trustdir import MAX_DOWNLOAD_SIZE
-    from .verify import verify_signatures
+    from trustcheck.core.model import (
+        SignedMeta,
+        parse_root,
+        parse_snapshot,
+        parse_targets,
+        parse_timestamp,
+    )
+    from trustcheck.core.verify import verify_signatures
+    from trustcheck.local.trustdir import MAX_DOWNLOAD_SIZE
 
     try:
         root_raw = trust_dir.read_role(gun, "root", MAX_DOWNLOAD_SIZE)
@@ -207,7 +213,7 @@ def verify_files(
     and its cached roles' versions are floors (exactly as a fetch starts), and
     the verified bytes are written back to it (exactly as a fetch ends). The
     state store's root, when there is one, comes first."""
-    from .verify import TrustPolicy, verify_collection
+    from trustcheck.core.verify import TrustPolicy, verify_collection
 
     merged = dict(floors or {})
     if trust_dir is not None:
@@ -227,7 +233,7 @@ def verify_files(
 
     def write_back(col: Collection) -> None:
         if trust_dir is not None:
-            from .fetch import _write_back
+            from trustcheck.remote.notary import _write_back
 
             _write_back(trust_dir, gun, col, {})
 
@@ -512,7 +518,7 @@ class SharedCache:
         return key_fingerprint(self.secret)
 
     def key(self, server: str, gun: str) -> str:
-        from .reference import identity
+        from trustcheck.core.reference import identity
 
         # keyed on the identity: an alias spelling shares the entry (docs/pinning.md)
         h = hashlib.sha256(f"{server}\0{identity(gun)}".encode()).hexdigest()[:40]
@@ -616,8 +622,8 @@ class _Upstream:
 
     def server(self, rule: Rule, gun: str) -> str | None:
         """The Notary server ``rule`` fetches ``gun`` from (None: offline)."""
-        from .policy import rule_remote
-        from .remote import select_server
+        from trustcheck.policy.rules import rule_remote
+        from trustcheck.remote.http import select_server
 
         cfg = rule_remote(rule, self.remote)
         if cfg is None or cfg.offline:
@@ -625,13 +631,13 @@ class _Upstream:
         return select_server(gun, cfg)
 
     def options_for(self, rule: Rule) -> Options:
-        from .policy import rule_options
+        from trustcheck.policy.rules import rule_options
 
         return rule_options(rule, self.options)
 
     def _session(self, rule: Rule) -> HttpSession:
-        from .policy import rule_remote
-        from .remote import HttpSession
+        from trustcheck.policy.rules import rule_remote
+        from trustcheck.remote.http import HttpSession
 
         with self._lock:
             found = self._sessions.get(rule.index)
@@ -643,9 +649,9 @@ class _Upstream:
             return found
 
     def __call__(self, rule: Rule, gun: str, at: datetime) -> Collection:
-        from .api import load_collection
-        from .fetch import fetch_collection
-        from .policy import rule_remote
+        from trustcheck.api import load_collection
+        from trustcheck.policy.rules import rule_remote
+        from trustcheck.remote.notary import fetch_collection
 
         cfg = rule_remote(rule, self.remote)
         opts = self.options_for(rule)

@@ -50,7 +50,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote, urlencode, urljoin, urlsplit
 
-from .auth import (
+from trustcheck.errors import NotTrusted, UsageError
+from trustcheck.remote.auth import (
     Challenge,
     Credentials,
     TokenCache,
@@ -59,8 +60,7 @@ from .auth import (
     parse_token_response,
     resolve_credentials,
 )
-from .errors import NotTrusted, UsageError
-from .remoteconfig import RemoteConfig
+from trustcheck.remote.config import RemoteConfig
 
 if TYPE_CHECKING:
     import httpcore

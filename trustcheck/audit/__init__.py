@@ -1,0 +1,1 @@
+"""Signer-key audit: collection, index, findings and renderers."""

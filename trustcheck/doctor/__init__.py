@@ -1,0 +1,1 @@
+"""trustcheck doctor: ordered local, server, clock and trust checks."""

@@ -1,0 +1,1 @@
+"""Policy: the one pattern language, the model, loading and the one decide()."""

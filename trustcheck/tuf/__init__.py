@@ -1,0 +1,1 @@
+"""TUF 1.0 repositories through python-tuf."""

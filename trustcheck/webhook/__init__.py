@@ -1,0 +1,1 @@
+"""Kubernetes admission webhook: pure review, trust cache, app."""
