@@ -14,90 +14,237 @@ Third-party exceptions are wrapped where they enter (``raise ... from e``).
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import ClassVar
+
+
+class ErrorCode(StrEnum):
+    """Every error code trustcheck raises (kebab-case values, documented in docs/errors.md).
+
+    A member is a ``str``: it compares, hashes, formats and serialises as its value.
+    """
+
+    INVALID_REFERENCE = "invalid-reference"
+    INVALID_ARGUMENT = "invalid-argument"
+    UNSAFE_PATH = "unsafe-path"
+    TRUST_DIR_UNREADABLE = "trust-dir-unreadable"
+    PIN_FILE_INVALID = "pin-file-invalid"
+    STATE_INVALID = "state-invalid"
+    STATE_DIR_UNWRITABLE = "state-dir-unwritable"
+    PIN_FILE_UNWRITABLE = "pin-file-unwritable"
+    TRUST_DIR_MISSING = "trust-dir-missing"
+    HOME_UNKNOWN = "home-unknown"
+    INSECURE_SERVER = "insecure-server"
+    TLS_CONFIG_INVALID = "tls-config-invalid"
+    DOCKER_CONFIG_INVALID = "docker-config-invalid"
+    CREDENTIAL_HELPER_FAILED = "credential-helper-failed"
+    TRUST_DIR_UNWRITABLE = "trust-dir-unwritable"
+    OUTPUT_UNWRITABLE = "output-unwritable"
+    POLICY_INVALID = "policy-invalid"
+    PULL_TOOL_MISSING = "pull-tool-missing"
+    EXTRA_MISSING = "extra-missing"
+    WEBHOOK_CONFIG_INVALID = "webhook-config-invalid"
+    NO_TRUST_DATA = "no-trust-data"
+    ROLE_MISSING = "role-missing"
+    FILE_TOO_LARGE = "file-too-large"
+    MALFORMED_JSON = "malformed-json"
+    INVALID_STRUCTURE = "invalid-structure"
+    WRONG_TYPE = "wrong-type"
+    INVALID_EXPIRES = "invalid-expires"
+    NON_CANONICAL_NUMBER = "non-canonical-number"
+    INVALID_KEY_ID = "invalid-key-id"
+    NO_SIGNATURES = "no-signatures"
+    THRESHOLD_NOT_MET = "threshold-not-met"
+    ROOT_CERT_INVALID = "root-cert-invalid"
+    ROOT_CERT_EXPIRED = "root-cert-expired"
+    ROOT_CERT_NOT_YET_VALID = "root-cert-not-yet-valid"
+    ROOT_CERT_CN_MISMATCH = "root-cert-cn-mismatch"
+    ROOT_CERT_WEAK = "root-cert-weak"
+    ROOT_INTEGRITY = "root-integrity"
+    DELEGATION_CERT_INVALID = "delegation-cert-invalid"
+    HASH_MISMATCH = "hash-mismatch"
+    LENGTH_EXCEEDED = "length-exceeded"
+    METADATA_EXPIRED = "metadata-expired"
+    INVALID_DELEGATION = "invalid-delegation"
+    TAG_NOT_SIGNED = "tag-not-signed"
+    TAG_NOT_RELEASED = "tag-not-released"
+    DIGEST_MISMATCH = "digest-mismatch"
+    DIGEST_NOT_SIGNED = "digest-not-signed"
+    PIN_MISMATCH = "pin-mismatch"
+    SIGNER_PIN_MISMATCH = "signer-pin-mismatch"
+    NO_PIN = "no-pin"
+    ROOT_ROTATION_INVALID = "root-rotation-invalid"
+    VERSION_ROLLBACK = "version-rollback"
+    DELEGATION_CERT_EXPIRED = "delegation-cert-expired"
+    TARGET_MISSING_SHA256 = "target-missing-sha256"
+    TARGET_NOT_FOUND = "target-not-found"
+    VERSION_MISMATCH = "version-mismatch"
+    TARGET_DOWNLOAD_FAILED = "target-download-failed"
+    TARGET_DIGEST_INVALID = "target-digest-invalid"
+    ROLE_REMOVED = "role-removed"
+    NETWORK_ERROR = "network-error"
+    SERVER_TIMEOUT = "server-timeout"
+    SERVER_ERROR = "server-error"
+    AUTH_FAILED = "auth-failed"
+    TLS_ERROR = "tls-error"
+    MALICIOUS_SERVER = "malicious-server"
+    REGISTRY_TAG_MISSING = "registry-tag-missing"
+    REGISTRY_DIGEST_MISMATCH = "registry-digest-mismatch"
+    INTERNAL_ERROR = "internal-error"
+    POLICY_NO_MATCH = "policy-no-match"
+    POLICY_DENIED = "policy-denied"
+    SIGNER_THRESHOLD_NOT_MET = "signer-threshold-not-met"
+    PULL_FAILED = "pull-failed"
+    MANIFEST_NOT_FOUND = "manifest-not-found"
+    ADMISSION_INVALID = "admission-invalid"
+    ADMISSION_DEADLINE = "admission-deadline"
+
 
 #: code -> (exit code, one-line summary).  docs/errors.md documents each code;
 #: tests/unit/test_errors_doc.py keeps the two in step.
-CODES: dict[str, tuple[int, str]] = {
+CODES: dict[ErrorCode, tuple[int, str]] = {
     # --- usage / input (exit 2) ---
-    "invalid-reference": (2, "the image reference does not follow Docker's grammar"),
-    "invalid-argument": (2, "a command-line option has an invalid value"),
-    "unsafe-path": (2, "a GUN or role name would leave the trust dir"),
-    "trust-dir-unreadable": (2, "the trust dir exists but cannot be read"),
-    "pin-file-invalid": (2, "the pin file cannot be read or does not follow the schema"),
-    "state-invalid": (2, "a state file is unreadable or corrupt"),
-    "state-dir-unwritable": (2, "the state dir cannot be created, locked or written"),
-    "pin-file-unwritable": (2, "the pin file cannot be written"),
-    "trust-dir-missing": (2, "the trust dir given with --trust-dir does not exist"),
-    "home-unknown": (2, "no home directory ($HOME unset, no passwd entry) for a default path"),
-    "insecure-server": (2, "a server, registry or token URL is plain http without --unsafe-http"),
-    "tls-config-invalid": (2, "a TLS CA file, client certificate or key cannot be loaded"),
-    "docker-config-invalid": (2, "the docker config.json is unreadable or malformed"),
-    "credential-helper-failed": (2, "a docker credential helper is missing or failed"),
-    "trust-dir-unwritable": (2, "verified trust data cannot be written into the trust dir"),
-    "output-unwritable": (2, "a report or CSV file cannot be written"),
-    "policy-invalid": (2, "the policy file cannot be read or does not follow the schema"),
-    "pull-tool-missing": (2, "the program to pull with (docker, podman, skopeo) is not installed"),
-    "extra-missing": (2, "the command needs an optional dependency that is not installed"),
-    "webhook-config-invalid": (2, "the webhook server config (serve --config) is invalid"),
+    ErrorCode.INVALID_REFERENCE: (2, "the image reference does not follow Docker's grammar"),
+    ErrorCode.INVALID_ARGUMENT: (2, "a command-line option has an invalid value"),
+    ErrorCode.UNSAFE_PATH: (2, "a GUN or role name would leave the trust dir"),
+    ErrorCode.TRUST_DIR_UNREADABLE: (2, "the trust dir exists but cannot be read"),
+    ErrorCode.PIN_FILE_INVALID: (2, "the pin file cannot be read or does not follow the schema"),
+    ErrorCode.STATE_INVALID: (2, "a state file is unreadable or corrupt"),
+    ErrorCode.STATE_DIR_UNWRITABLE: (2, "the state dir cannot be created, locked or written"),
+    ErrorCode.PIN_FILE_UNWRITABLE: (2, "the pin file cannot be written"),
+    ErrorCode.TRUST_DIR_MISSING: (2, "the trust dir given with --trust-dir does not exist"),
+    ErrorCode.HOME_UNKNOWN: (
+        2,
+        "no home directory ($HOME unset, no passwd entry) for a default path",
+    ),
+    ErrorCode.INSECURE_SERVER: (
+        2,
+        "a server, registry or token URL is plain http without --unsafe-http",
+    ),
+    ErrorCode.TLS_CONFIG_INVALID: (2, "a TLS CA file, client certificate or key cannot be loaded"),
+    ErrorCode.DOCKER_CONFIG_INVALID: (2, "the docker config.json is unreadable or malformed"),
+    ErrorCode.CREDENTIAL_HELPER_FAILED: (2, "a docker credential helper is missing or failed"),
+    ErrorCode.TRUST_DIR_UNWRITABLE: (2, "verified trust data cannot be written into the trust dir"),
+    ErrorCode.OUTPUT_UNWRITABLE: (2, "a report or CSV file cannot be written"),
+    ErrorCode.POLICY_INVALID: (2, "the policy file cannot be read or does not follow the schema"),
+    ErrorCode.PULL_TOOL_MISSING: (
+        2,
+        "the program to pull with (docker, podman, skopeo) is not installed",
+    ),
+    ErrorCode.EXTRA_MISSING: (2, "the command needs an optional dependency that is not installed"),
+    ErrorCode.WEBHOOK_CONFIG_INVALID: (2, "the webhook server config (serve --config) is invalid"),
     # --- not trusted (exit 1) ---
-    "no-trust-data": (1, "the trust dir holds no trust data for this GUN"),
-    "role-missing": (1, "a role file the verification needs is missing"),
-    "file-too-large": (1, "a role file is larger than its size cap"),
-    "malformed-json": (1, "a role file is not valid JSON"),
-    "invalid-structure": (1, "a role file does not have the structure notary requires"),
-    "wrong-type": (1, "a role file's _type is not the role it is read as"),
-    "invalid-expires": (1, "an expires value is not a valid RFC 3339 time as Go parses it"),
-    "non-canonical-number": (1, "signed data holds a number notary cannot canonicalise"),
-    "invalid-key-id": (1, "a signature references a key ID that does not match its key content"),
-    "no-signatures": (1, "a role file carries no signatures"),
-    "threshold-not-met": (1, "fewer distinct valid signatures than the role's threshold"),
-    "root-cert-invalid": (1, "no root key is a valid leaf certificate for this GUN"),
-    "root-cert-expired": (1, "the root certificate has expired at the validation time"),
-    "root-cert-not-yet-valid": (1, "the root certificate is not yet valid at the validation time"),
-    "root-cert-cn-mismatch": (1, "the root certificate's common name does not match the GUN"),
-    "root-cert-weak": (1, "the root certificate uses SHA-1 or an RSA key under 2048 bits"),
-    "root-integrity": (1, "root.json is not signed by its own pinned root certificates"),
-    "delegation-cert-invalid": (1, "a delegation certificate uses SHA-1 or a weak RSA key"),
-    "hash-mismatch": (1, "a role file's hash does not match its parent metadata"),
-    "length-exceeded": (1, "a role file is longer than the length its parent metadata allows"),
-    "metadata-expired": (1, "a role's metadata has expired at the validation time"),
-    "invalid-delegation": (1, "a delegation is malformed (name, parent, keys or duplicate)"),
-    "tag-not-signed": (1, "the tag is not signed in targets/releases or targets"),
-    "tag-not-released": (1, "the tag is signed only by a role Docker does not release from"),
-    "digest-mismatch": (1, "the digest in the reference is not the signed digest"),
-    "digest-not-signed": (1, "the digest is not the digest of any released tag"),
-    "pin-mismatch": (1, "no root certificate of the collection satisfies its pin"),
-    "signer-pin-mismatch": (1, "no key of a pinned signer's role matches the pin"),
-    "no-pin": (1, "the GUN is not pinned and trust on first use is disabled"),
-    "root-rotation-invalid": (1, "a changed root is not signed by the previously trusted root"),
-    "version-rollback": (1, "a role's version is lower than one trusted before"),
-    "delegation-cert-expired": (1, "a delegation certificate is expired or not yet valid"),
-    "target-missing-sha256": (1, "the signed target carries no sha256 hash"),
-    "target-not-found": (1, "the target path is not signed by any trusted role (TUF 1.0)"),
-    "version-mismatch": (1, "a role file's version is not the one its parent metadata names"),
-    "target-download-failed": (1, "a signed target file could not be fetched completely (TUF 1.0)"),
-    "target-digest-invalid": (1, "a signed target's sha256 is not 32 bytes or its sha512 not 64"),
-    "role-removed": (1, "a targets role trusted before is no longer listed in the snapshot"),
+    ErrorCode.NO_TRUST_DATA: (1, "the trust dir holds no trust data for this GUN"),
+    ErrorCode.ROLE_MISSING: (1, "a role file the verification needs is missing"),
+    ErrorCode.FILE_TOO_LARGE: (1, "a role file is larger than its size cap"),
+    ErrorCode.MALFORMED_JSON: (1, "a role file is not valid JSON"),
+    ErrorCode.INVALID_STRUCTURE: (1, "a role file does not have the structure notary requires"),
+    ErrorCode.WRONG_TYPE: (1, "a role file's _type is not the role it is read as"),
+    ErrorCode.INVALID_EXPIRES: (1, "an expires value is not a valid RFC 3339 time as Go parses it"),
+    ErrorCode.NON_CANONICAL_NUMBER: (1, "signed data holds a number notary cannot canonicalise"),
+    ErrorCode.INVALID_KEY_ID: (
+        1,
+        "a signature references a key ID that does not match its key content",
+    ),
+    ErrorCode.NO_SIGNATURES: (1, "a role file carries no signatures"),
+    ErrorCode.THRESHOLD_NOT_MET: (1, "fewer distinct valid signatures than the role's threshold"),
+    ErrorCode.ROOT_CERT_INVALID: (1, "no root key is a valid leaf certificate for this GUN"),
+    ErrorCode.ROOT_CERT_EXPIRED: (1, "the root certificate has expired at the validation time"),
+    ErrorCode.ROOT_CERT_NOT_YET_VALID: (
+        1,
+        "the root certificate is not yet valid at the validation time",
+    ),
+    ErrorCode.ROOT_CERT_CN_MISMATCH: (
+        1,
+        "the root certificate's common name does not match the GUN",
+    ),
+    ErrorCode.ROOT_CERT_WEAK: (1, "the root certificate uses SHA-1 or an RSA key under 2048 bits"),
+    ErrorCode.ROOT_INTEGRITY: (1, "root.json is not signed by its own pinned root certificates"),
+    ErrorCode.DELEGATION_CERT_INVALID: (1, "a delegation certificate uses SHA-1 or a weak RSA key"),
+    ErrorCode.HASH_MISMATCH: (1, "a role file's hash does not match its parent metadata"),
+    ErrorCode.LENGTH_EXCEEDED: (
+        1,
+        "a role file is longer than the length its parent metadata allows",
+    ),
+    ErrorCode.METADATA_EXPIRED: (1, "a role's metadata has expired at the validation time"),
+    ErrorCode.INVALID_DELEGATION: (
+        1,
+        "a delegation is malformed (name, parent, keys or duplicate)",
+    ),
+    ErrorCode.TAG_NOT_SIGNED: (1, "the tag is not signed in targets/releases or targets"),
+    ErrorCode.TAG_NOT_RELEASED: (
+        1,
+        "the tag is signed only by a role Docker does not release from",
+    ),
+    ErrorCode.DIGEST_MISMATCH: (1, "the digest in the reference is not the signed digest"),
+    ErrorCode.DIGEST_NOT_SIGNED: (1, "the digest is not the digest of any released tag"),
+    ErrorCode.PIN_MISMATCH: (1, "no root certificate of the collection satisfies its pin"),
+    ErrorCode.SIGNER_PIN_MISMATCH: (1, "no key of a pinned signer's role matches the pin"),
+    ErrorCode.NO_PIN: (1, "the GUN is not pinned and trust on first use is disabled"),
+    ErrorCode.ROOT_ROTATION_INVALID: (
+        1,
+        "a changed root is not signed by the previously trusted root",
+    ),
+    ErrorCode.VERSION_ROLLBACK: (1, "a role's version is lower than one trusted before"),
+    ErrorCode.DELEGATION_CERT_EXPIRED: (1, "a delegation certificate is expired or not yet valid"),
+    ErrorCode.TARGET_MISSING_SHA256: (1, "the signed target carries no sha256 hash"),
+    ErrorCode.TARGET_NOT_FOUND: (1, "the target path is not signed by any trusted role (TUF 1.0)"),
+    ErrorCode.VERSION_MISMATCH: (
+        1,
+        "a role file's version is not the one its parent metadata names",
+    ),
+    ErrorCode.TARGET_DOWNLOAD_FAILED: (
+        1,
+        "a signed target file could not be fetched completely (TUF 1.0)",
+    ),
+    ErrorCode.TARGET_DIGEST_INVALID: (
+        1,
+        "a signed target's sha256 is not 32 bytes or its sha512 not 64",
+    ),
+    ErrorCode.ROLE_REMOVED: (
+        1,
+        "a targets role trusted before is no longer listed in the snapshot",
+    ),
     # --- remote (exit 1) ---
-    "network-error": (1, "the connection to the server failed (refused, reset or cut short)"),
-    "server-timeout": (1, "the server did not answer within the timeout"),
-    "server-error": (1, "the server answered with an unexpected HTTP status"),
-    "auth-failed": (1, "the server or its token service refused access (401/403)"),
-    "tls-error": (1, "the server's TLS certificate could not be verified"),
-    "malicious-server": (1, "the server announced more data than the size cap allows"),
-    "registry-tag-missing": (1, "the registry has no manifest for the tag"),
-    "registry-digest-mismatch": (1, "the registry's digest for the tag is not the signed digest"),
-    "internal-error": (1, "an unexpected failure (a bug) while handling this image; fail closed"),
+    ErrorCode.NETWORK_ERROR: (
+        1,
+        "the connection to the server failed (refused, reset or cut short)",
+    ),
+    ErrorCode.SERVER_TIMEOUT: (1, "the server did not answer within the timeout"),
+    ErrorCode.SERVER_ERROR: (1, "the server answered with an unexpected HTTP status"),
+    ErrorCode.AUTH_FAILED: (1, "the server or its token service refused access (401/403)"),
+    ErrorCode.TLS_ERROR: (1, "the server's TLS certificate could not be verified"),
+    ErrorCode.MALICIOUS_SERVER: (1, "the server announced more data than the size cap allows"),
+    ErrorCode.REGISTRY_TAG_MISSING: (1, "the registry has no manifest for the tag"),
+    ErrorCode.REGISTRY_DIGEST_MISMATCH: (
+        1,
+        "the registry's digest for the tag is not the signed digest",
+    ),
+    ErrorCode.INTERNAL_ERROR: (
+        1,
+        "an unexpected failure (a bug) while handling this image; fail closed",
+    ),
     # --- policy, pull, quarantine (exit 1) ---
-    "policy-no-match": (1, "no rule of the policy matches the image (denied by default)"),
-    "policy-denied": (1, "the rule matching the image denies it"),
-    "signer-threshold-not-met": (1, "too few of the required signers signed the released digest"),
-    "pull-failed": (1, "the pull-by-digest command failed"),
-    "manifest-not-found": (1, "the registry has no manifest with that digest in the repository"),
+    ErrorCode.POLICY_NO_MATCH: (1, "no rule of the policy matches the image (denied by default)"),
+    ErrorCode.POLICY_DENIED: (1, "the rule matching the image denies it"),
+    ErrorCode.SIGNER_THRESHOLD_NOT_MET: (
+        1,
+        "too few of the required signers signed the released digest",
+    ),
+    ErrorCode.PULL_FAILED: (1, "the pull-by-digest command failed"),
+    ErrorCode.MANIFEST_NOT_FOUND: (
+        1,
+        "the registry has no manifest with that digest in the repository",
+    ),
     # --- admission webhook (deny) ---
-    "admission-invalid": (1, "the admitted object is malformed where trustcheck reads images"),
-    "admission-deadline": (1, "the trust data was not verified within the review's deadline"),
+    ErrorCode.ADMISSION_INVALID: (
+        1,
+        "the admitted object is malformed where trustcheck reads images",
+    ),
+    ErrorCode.ADMISSION_DEADLINE: (
+        1,
+        "the trust data was not verified within the review's deadline",
+    ),
 }
 
 
@@ -106,11 +253,13 @@ class TrustcheckError(Exception):
 
     exit_code: ClassVar[int] = 1
 
-    def __init__(self, code: str, message: str, *, role: str | None = None) -> None:
-        if code not in CODES:  # a programming error, caught by the test-suite
-            raise ValueError(f"undocumented error code {code!r}")
+    def __init__(self, code: ErrorCode | str, message: str, *, role: str | None = None) -> None:
+        try:  # a typo is a programming error, caught by the test-suite
+            known = ErrorCode(code)
+        except ValueError:
+            raise ValueError(f"undocumented error code {str(code)!r}") from None
         super().__init__(message)
-        self.code = code
+        self.code: ErrorCode = known
         self.message = message
         self.role = role
 
@@ -118,7 +267,7 @@ class TrustcheckError(Exception):
         return self.message
 
     def to_json(self) -> dict[str, str | None]:
-        return {"code": self.code, "message": self.message, "role": self.role}
+        return {"code": self.code.value, "message": self.message, "role": self.role}
 
 
 class NotTrusted(TrustcheckError):
@@ -126,10 +275,10 @@ class NotTrusted(TrustcheckError):
 
     exit_code = 1
 
-    def __init__(self, code: str, message: str, *, role: str | None = None) -> None:
+    def __init__(self, code: ErrorCode | str, message: str, *, role: str | None = None) -> None:
         super().__init__(code, message, role=role)
-        if CODES[code][0] != 1:
-            raise ValueError(f"{code!r} is not a not-trusted code")
+        if CODES[self.code][0] != 1:
+            raise ValueError(f"{str(code)!r} is not a not-trusted code")
 
 
 class UsageError(TrustcheckError):
@@ -137,14 +286,14 @@ class UsageError(TrustcheckError):
 
     exit_code = 2
 
-    def __init__(self, code: str, message: str, *, role: str | None = None) -> None:
+    def __init__(self, code: ErrorCode | str, message: str, *, role: str | None = None) -> None:
         super().__init__(code, message, role=role)
-        if CODES[code][0] != 2:
-            raise ValueError(f"{code!r} is not a usage code")
+        if CODES[self.code][0] != 2:
+            raise ValueError(f"{str(code)!r} is not a usage code")
 
 
-def error_for(code: str, message: str, *, role: str | None = None) -> TrustcheckError:
-    """Build the right subclass for ``code``."""
-    if CODES[code][0] == 2:
+def error_for(code: ErrorCode | str, message: str, *, role: str | None = None) -> TrustcheckError:
+    """Build the right subclass for ``code`` (an unknown code raises ValueError)."""
+    if CODES[ErrorCode(code)][0] == 2:
         return UsageError(code, message, role=role)
     return NotTrusted(code, message, role=role)
