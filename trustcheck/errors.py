@@ -44,6 +44,8 @@ class ErrorCode(StrEnum):
     PULL_TOOL_MISSING = "pull-tool-missing"
     EXTRA_MISSING = "extra-missing"
     WEBHOOK_CONFIG_INVALID = "webhook-config-invalid"
+    ARCHIVE_UNREADABLE = "archive-unreadable"
+    ARCHIVE_KEY_INVALID = "archive-key-invalid"
     NO_TRUST_DATA = "no-trust-data"
     ROLE_MISSING = "role-missing"
     FILE_TOO_LARGE = "file-too-large"
@@ -98,6 +100,11 @@ class ErrorCode(StrEnum):
     MANIFEST_NOT_FOUND = "manifest-not-found"
     ADMISSION_INVALID = "admission-invalid"
     ADMISSION_DEADLINE = "admission-deadline"
+    ARCHIVE_INVALID = "archive-invalid"
+    ARCHIVE_MANIFEST_MISMATCH = "archive-manifest-mismatch"
+    ARCHIVE_SIGNATURE_INVALID = "archive-signature-invalid"
+    ARCHIVE_PIN_MISMATCH = "archive-pin-mismatch"
+    ARCHIVE_TOO_OLD = "archive-too-old"
 
 
 #: code -> (exit code, one-line summary).  docs/errors.md documents each code;
@@ -133,6 +140,8 @@ CODES: dict[ErrorCode, tuple[int, str]] = {
     ),
     ErrorCode.EXTRA_MISSING: (2, "the command needs an optional dependency that is not installed"),
     ErrorCode.WEBHOOK_CONFIG_INVALID: (2, "the webhook server config (serve --config) is invalid"),
+    ErrorCode.ARCHIVE_UNREADABLE: (2, "a trust archive file cannot be read or written"),
+    ErrorCode.ARCHIVE_KEY_INVALID: (2, "an archive signing key or --archive-pin cannot be loaded"),
     # --- not trusted (exit 1) ---
     ErrorCode.NO_TRUST_DATA: (1, "the trust dir holds no trust data for this GUN"),
     ErrorCode.ROLE_MISSING: (1, "a role file the verification needs is missing"),
@@ -245,6 +254,17 @@ CODES: dict[ErrorCode, tuple[int, str]] = {
         1,
         "the trust data was not verified within the review's deadline",
     ),
+    ErrorCode.ARCHIVE_INVALID: (1, "a trust archive is not in the format trustcheck writes"),
+    ErrorCode.ARCHIVE_MANIFEST_MISMATCH: (
+        1,
+        "a trust archive's files do not match its manifest (changed, removed, extra)",
+    ),
+    ErrorCode.ARCHIVE_SIGNATURE_INVALID: (
+        1,
+        "a trust archive's manifest signature is missing or does not verify",
+    ),
+    ErrorCode.ARCHIVE_PIN_MISMATCH: (1, "a trust archive is signed by a key other than the pinned one"),
+    ErrorCode.ARCHIVE_TOO_OLD: (1, "a trust archive was captured longer ago than the allowed age"),
 }
 
 
