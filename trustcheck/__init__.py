@@ -48,11 +48,11 @@ _WHERE = {
     "UsageError": "errors",
     "TrustDir": "local.trustdir",
     "resolve": "core.lookup",
-    "Decision": "policy.rules",
-    "Policy": "policy.rules",
-    "decide": "policy.rules",
-    "evaluate": "policy.rules",
-    "load_policy": "policy.rules",
+    "Decision": "policy.model",
+    "Policy": "policy.model",
+    "decide": "policy.decide",
+    "evaluate": "policy.evaluate",
+    "load_policy": "policy.load",
     "Options": "api",
     "fetch_collection": "remote.notary",
     "load_pins": "local.pinfile",
@@ -67,7 +67,10 @@ if TYPE_CHECKING:
     from trustcheck.errors import NotTrusted, TrustcheckError, UsageError
     from trustcheck.local.pinfile import load_pins
     from trustcheck.local.trustdir import TrustDir
-    from trustcheck.policy.rules import Decision, Policy, decide, evaluate, load_policy
+    from trustcheck.policy.decide import decide
+    from trustcheck.policy.evaluate import evaluate
+    from trustcheck.policy.load import load_policy
+    from trustcheck.policy.model import Decision, Policy
     from trustcheck.remote.notary import fetch_collection
     from trustcheck.tuf.client import refresh
 

@@ -14,7 +14,8 @@ import pytest
 
 from trustcheck.core.reference import parse_reference
 from trustcheck.errors import TrustcheckError
-from trustcheck.policy.rules import decide, parse_policy
+from trustcheck.policy.decide import decide
+from trustcheck.policy.load import parse_policy
 from trustcheck.remote.acr import NULL_GUID, AcrClient, quarantine_details
 from trustcheck.remote.config import RemoteConfig
 

@@ -32,7 +32,7 @@ from trustcheck.errors import UsageError
 from trustcheck.local.pinfile import PinSet, load_pins, normalise_pattern, signer_pin_problem
 from trustcheck.local.state import StateStore
 from trustcheck.local.trustdir import TrustDir
-from trustcheck.policy.rules import parse_policy
+from trustcheck.policy.load import parse_policy
 from trustcheck.webhook.cache import MemoryStore, SharedCache
 
 Cli = Callable[..., CliRun]

@@ -28,17 +28,11 @@ from trustcheck.core.reference import parse_reference
 from trustcheck.core.verify import Collection
 from trustcheck.errors import NotTrusted, UsageError
 from trustcheck.local.trustdir import TrustDir
-from trustcheck.policy.rules import (
-    Decision,
-    Pattern,
-    Policy,
-    decide,
-    evaluate,
-    load_policy,
-    parse_policy,
-    rule_options,
-    rule_remote,
-)
+from trustcheck.policy.decide import decide
+from trustcheck.policy.evaluate import evaluate, rule_options, rule_remote
+from trustcheck.policy.load import load_policy, parse_policy
+from trustcheck.policy.model import Decision, Policy
+from trustcheck.policy.pattern import Pattern
 from trustcheck.remote.config import RemoteConfig
 
 GUN = "localhost/signers"

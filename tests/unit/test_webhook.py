@@ -24,7 +24,8 @@ from trustcheck.api import load_collection
 from trustcheck.core.reference import parse_reference
 from trustcheck.core.verify import Collection
 from trustcheck.errors import NotTrusted, TrustcheckError
-from trustcheck.policy.rules import Policy, parse_policy
+from trustcheck.policy.load import parse_policy
+from trustcheck.policy.model import Policy
 from trustcheck.webhook.review import (
     Memo,
     ObjectExemption,

@@ -33,7 +33,8 @@ from trustcheck.core.verify import Collection
 from trustcheck.errors import NotTrusted, TrustcheckError, UsageError
 from trustcheck.local.state import GunState, StateStore
 from trustcheck.local.trustdir import TrustDir
-from trustcheck.policy.rules import Policy, Rule, parse_policy
+from trustcheck.policy.load import parse_policy
+from trustcheck.policy.model import Policy, Rule
 from trustcheck.remote.config import RemoteConfig
 from trustcheck.webhook.app import (
     JsonFormatter,

@@ -1,7 +1,7 @@
 """Policy-driven gates: ``gate``, ``policy check|explain``, ``pull``, ``quarantine``.
 
-Every command decides with :func:`trustcheck.policy.rules.decide` (through
-:func:`trustcheck.policy.rules.evaluate`), so a pull in CI, a quarantine release and
+Every command decides with :func:`trustcheck.policy.decide.decide` (through
+:func:`trustcheck.policy.evaluate.evaluate`), so a pull in CI, a quarantine release and
 the admission webhook apply one policy the same way. See docs/policy.md.
 """
 
@@ -47,7 +47,7 @@ if TYPE_CHECKING:
     from datetime import datetime
 
     from trustcheck.core.reference import ImageRef
-    from trustcheck.policy.rules import Decision, Policy, Rule
+    from trustcheck.policy.model import Decision, Policy, Rule
 
 PolicyOpt = Annotated[
     Path,
@@ -92,7 +92,7 @@ class _Run:
 
     def decide(self, policy: Policy, images: list[str], refs: list[ImageRef]) -> list[Decision]:
         from trustcheck.local.trustdir import TrustDir
-        from trustcheck.policy.rules import evaluate
+        from trustcheck.policy.evaluate import evaluate
 
         decisions = evaluate(
             refs,
@@ -114,7 +114,8 @@ class _Run:
 
 
 def _load(policy: Path | None) -> Policy:
-    from trustcheck.policy.rules import Policy, load_policy
+    from trustcheck.policy.load import load_policy
+    from trustcheck.policy.model import Policy
 
     return load_policy(policy) if policy is not None else Policy.docker_content_trust()
 
@@ -276,7 +277,7 @@ def policy_check(
 def _trust_text(run: _Run, rule: Rule, ref: ImageRef) -> str:
     """The trust settings the rule's verification used, after the precedence rules."""
     from trustcheck.errors import TrustcheckError
-    from trustcheck.policy.rules import rule_options, rule_remote
+    from trustcheck.policy.evaluate import rule_options, rule_remote
 
     opts = rule_options(rule, run.options)
     if rule.trust.pins_source is not None:
@@ -300,7 +301,7 @@ def _trust_text(run: _Run, rule: Rule, ref: ImageRef) -> str:
 
 
 def _explain_text(d: Decision, pol: Policy, ref: ImageRef, run: _Run) -> list[str]:
-    from trustcheck.policy.rules import match_name
+    from trustcheck.policy.pattern import match_name
 
     lines = [f"image      {d.image}", f"matched as {match_name(ref)}  (anchored; '*' stops at '/')"]
     if not d.candidates:

@@ -97,7 +97,7 @@ def serve(
             "pip install 'trustcheck[webhook]'",
         ) from None
     from trustcheck.errors import UsageError
-    from trustcheck.policy.rules import load_policy
+    from trustcheck.policy.load import load_policy
 
     for label, path in (("--tls-cert", tls_cert), ("--tls-key", tls_key)):
         if not path.is_file():

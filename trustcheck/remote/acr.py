@@ -57,7 +57,7 @@ from trustcheck.remote.http import BodyError, bounded_client, read_body, until
 if TYPE_CHECKING:
     import httpx
 
-    from trustcheck.policy.rules import Decision
+    from trustcheck.policy.model import Decision
     from trustcheck.remote.config import RemoteConfig
 
 __all__ = [

@@ -81,7 +81,7 @@ from trustcheck.webhook.review import (
 if TYPE_CHECKING:
     from trustcheck.api import Options
     from trustcheck.core.verify import Collection
-    from trustcheck.policy.rules import Decision, Policy
+    from trustcheck.policy.model import Decision, Policy
     from trustcheck.remote.config import RemoteConfig
     from trustcheck.webhook.cache import SharedCache
 
@@ -1145,7 +1145,7 @@ class WebhookServer:
 
     async def _release(self, image: str) -> Response:
         from trustcheck.core.reference import parse_reference
-        from trustcheck.policy.rules import decide
+        from trustcheck.policy.decide import decide
         from trustcheck.remote.acr import AcrClient, QuarantineState, quarantine_details
         from trustcheck.remote.http import registry_base_url
 

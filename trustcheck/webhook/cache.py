@@ -67,7 +67,7 @@ if TYPE_CHECKING:
     from trustcheck.api import Options
     from trustcheck.core.verify import Collection
     from trustcheck.local.trustdir import TrustDir
-    from trustcheck.policy.rules import Policy, Rule
+    from trustcheck.policy.model import Policy, Rule
     from trustcheck.remote.config import RemoteConfig
     from trustcheck.remote.http import HttpSession
 
@@ -165,7 +165,7 @@ def _trust_dir_view(trust_dir: TrustDir, gun: str) -> tuple[bytes | None, dict[s
         parse_timestamp,
     )
     from trustcheck.core.verify import verify_signatures
-    from trustcheck.local.trustdir import MAX_DOWNLOAD_SIZE
+    from trustcheck.core.roles import MAX_DOWNLOAD_SIZE
 
     try:
         root_raw = trust_dir.read_role(gun, "root", MAX_DOWNLOAD_SIZE)
@@ -622,7 +622,7 @@ class _Upstream:
 
     def server(self, rule: Rule, gun: str) -> str | None:
         """The Notary server ``rule`` fetches ``gun`` from (None: offline)."""
-        from trustcheck.policy.rules import rule_remote
+        from trustcheck.policy.evaluate import rule_remote
         from trustcheck.remote.http import select_server
 
         cfg = rule_remote(rule, self.remote)
@@ -631,12 +631,12 @@ class _Upstream:
         return select_server(gun, cfg)
 
     def options_for(self, rule: Rule) -> Options:
-        from trustcheck.policy.rules import rule_options
+        from trustcheck.policy.evaluate import rule_options
 
         return rule_options(rule, self.options)
 
     def _session(self, rule: Rule) -> HttpSession:
-        from trustcheck.policy.rules import rule_remote
+        from trustcheck.policy.evaluate import rule_remote
         from trustcheck.remote.http import HttpSession
 
         with self._lock:
@@ -650,7 +650,7 @@ class _Upstream:
 
     def __call__(self, rule: Rule, gun: str, at: datetime) -> Collection:
         from trustcheck.api import load_collection
-        from trustcheck.policy.rules import rule_remote
+        from trustcheck.policy.evaluate import rule_remote
         from trustcheck.remote.notary import fetch_collection
 
         cfg = rule_remote(rule, self.remote)

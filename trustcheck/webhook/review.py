@@ -13,7 +13,7 @@ functions here; none of them does I/O or reads the clock:
    (CREATE and UPDATE are checked, DELETE and CONNECT allowed), the namespace
    and object exemptions, and says which verified collections the decision
    needs: ``(rule index, GUN)`` for each image a ``verify`` rule decides.
-3. :func:`respond` calls :func:`trustcheck.policy.rules.decide` for each image with
+3. :func:`respond` calls :func:`trustcheck.policy.decide.decide` for each image with
    the collections obtained (or the error obtaining them, or
    :func:`deadline_error` when the review's deadline passed first) and builds
    the answer: allowed, or denied with a message naming the image, the rule
@@ -40,7 +40,8 @@ import orjson
 
 from trustcheck.core.reference import ImageRef, parse_reference
 from trustcheck.errors import NotTrusted, TrustcheckError
-from trustcheck.policy.rules import Decision, Policy, Reason, Rule, decide
+from trustcheck.policy.decide import decide
+from trustcheck.policy.model import Decision, Policy, Reason, Rule
 
 if TYPE_CHECKING:
     from trustcheck.core.verify import Collection
