@@ -51,7 +51,7 @@ from fixtures.notary_harness import (
     make_tls,
     missing_notary_binaries,
 )
-from trustcheck.doctor.checks import CODES
+from trustcheck.doctor.report import CODES
 
 pytestmark = pytest.mark.integration
 

@@ -18,18 +18,12 @@ from typing import Any
 
 import pytest
 
-from trustcheck.doctor import checks as doctor_mod
-from trustcheck.doctor.checks import (
-    CODES,
-    CheckResult,
-    DoctorConfig,
-    Report,
-    classify_tls_error,
-    clock_skew,
-    parse_target,
-    realm_problem,
-    run_doctor,
-)
+from trustcheck.doctor import network as doctor_network
+from trustcheck.doctor.clock import clock_skew
+from trustcheck.doctor.context import DoctorConfig, parse_target
+from trustcheck.doctor.network import classify_tls_error, realm_problem
+from trustcheck.doctor.report import CODES, CheckResult, Report
+from trustcheck.doctor.runner import run_doctor
 from trustcheck.errors import UsageError
 from trustcheck.remote.config import RemoteConfig
 
@@ -39,7 +33,7 @@ TRUST = FIXTURES / "trust"
 AT = (FIXTURES / "VALIDATION_TIME").read_text().strip()
 ERRORS_DOC = REPO / "docs" / "errors.md"
 DOCTOR_DOC = REPO / "docs" / "doctor.md"
-SOURCE = REPO / "trustcheck" / "doctor" / "checks.py"
+SOURCES = sorted((REPO / "trustcheck" / "doctor").glob("*.py"))
 
 
 @pytest.fixture(autouse=True)
@@ -118,8 +112,14 @@ def test_the_doctor_section_does_not_disturb_the_verifier_code_tables() -> None:
 
 
 def test_every_code_the_source_names_is_registered_and_every_code_is_used() -> None:
-    text = SOURCE.read_text()
-    body = text.split("CODES: dict", 1)[1].split("\n}\n", 1)[1]  # after the registry
+    # each module's text without its __all__ (names, not codes)
+    texts = [re.sub(r"__all__ = \[[^\]]*\]", "", path.read_text()) for path in SOURCES]
+    registry = [t for t in texts if "CODES: dict" in t]
+    assert len(registry) == 1
+    body = "\n".join(
+        t.split("CODES: dict", 1)[1].split("\n}\n", 1)[1] if "CODES: dict" in t else t
+        for t in texts
+    )  # everything but the registry
     named = set(re.findall(r'"([A-Z][A-Z0-9]*_[A-Z0-9_]+|OK|SKIPPED|BLOCKED)"', body))
     not_codes = {r for r in named if r.startswith(("TLSV1_", "UNSUPPORTED_", "NO_PROTOCOLS"))}
     not_codes |= {"VERSION_TOO_LOW", "WRONG_SSL_VERSION", "WRONG_VERSION_NUMBER"}  # ssl reasons
@@ -569,38 +569,27 @@ def test_recorded_state_is_used_and_left_alone(tmp_path: Path) -> None:
     assert {p: p.read_bytes() for p in state.rglob("*.json")} == before
 
 
-def _with_policy_loader(monkeypatch: pytest.MonkeyPatch, loader: object) -> None:
-    monkeypatch.setattr(doctor_mod, "_policy_loader", lambda: loader)
-
-
 def test_policy_file_check(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from trustcheck.policy import load
+
     policy = tmp_path / "policy.yaml"
-    policy.write_text("rules: []\n")
+    policy.write_text("rules:\n  - pattern: docker.io/**\n    action: deny\n")
     args = ("--offline", "--trust-dir", str(TRUST), "--policy", str(policy))
-    _with_policy_loader(
-        monkeypatch, "this trustcheck has no policy module (trustcheck.policy.rules)"
-    )
     code, doc, _ = cli(*args)
-    assert code == 0 and codes(doc)["policy-file"] == "SKIPPED"
-    assert "no policy module" in check(doc, "policy-file")["message"]
+    assert code == 0 and codes(doc)["policy-file"] == "OK"
+    assert check(doc, "policy-file")["details"]["path"] == str(policy)
 
-    def refuses(path: Path) -> object:
-        raise UsageError("invalid-argument", f"{path}:1: rules: must not be empty")
-
-    _with_policy_loader(monkeypatch, refuses)
+    policy.write_text("rules:\n  - pattern: docker.io/**\n    action: maybe\n")
     code, doc, _ = cli(*args)
     assert code == 2 and codes(doc)["policy-file"] == "POLICY_FILE_ERROR"
-    assert "must not be empty" in check(doc, "policy-file")["message"]
+    assert "[policy-invalid]" in check(doc, "policy-file")["message"]
 
     def crashes(path: Path) -> object:
         raise RuntimeError("loader bug")
 
-    _with_policy_loader(monkeypatch, crashes)
+    monkeypatch.setattr(load, "load_policy", crashes)  # a loader bug is reported, no traceback
     code, doc, _ = cli(*args)
-    assert code == 2 and "RuntimeError" in check(doc, "policy-file")["message"]
-    _with_policy_loader(monkeypatch, lambda path: object())
-    code, doc, _ = cli(*args)
-    assert code == 0 and codes(doc)["policy-file"] == "OK"
+    assert code == 2 and "RuntimeError: loader bug" in check(doc, "policy-file")["message"]
     code, doc, _ = cli("--offline", "--trust-dir", str(TRUST))
     assert (
         codes(doc)["policy-file"] == "SKIPPED"
@@ -609,29 +598,12 @@ def test_policy_file_check(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
 
 
 def test_a_real_policy_file_is_loaded_with_trustcheck_policy(tmp_path: Path) -> None:
-    pytest.importorskip("trustcheck.policy.rules", reason="this build has no policy module")
     empty = tmp_path / "empty.yaml"
     empty.write_text("rules: []\n")
     code, doc, _ = cli("--offline", "--trust-dir", str(TRUST), "--policy", str(empty))
     policy = check(doc, "policy-file")
     assert code == 2 and policy["code"] == "POLICY_FILE_ERROR"
     assert "[policy-invalid]" in policy["message"] and str(empty) in policy["message"]
-
-
-def test_policy_loader_is_trustcheck_policy_load_policy_when_it_exists() -> None:
-    import importlib
-    import importlib.util
-
-    found = doctor_mod._policy_loader()
-    if importlib.util.find_spec("trustcheck.policy.rules") is None:
-        assert found == "this trustcheck has no policy module (trustcheck.policy.rules)"
-        return
-    module = importlib.import_module("trustcheck.policy.rules")
-    expected = getattr(module, "load_policy", None)
-    if callable(expected):
-        assert found is expected
-    else:
-        assert isinstance(found, str) and "load_policy" in found
 
 
 # --------------------------------------------------------------------------- server checks, offline
@@ -646,7 +618,7 @@ def test_dns_lookup_that_hangs_is_cut_at_the_timeout(
         release.wait(10)
         raise socket.gaierror(-2, "Name or service not known")
 
-    monkeypatch.setattr(doctor_mod.socket, "getaddrinfo", slow)
+    monkeypatch.setattr(doctor_network.socket, "getaddrinfo", slow)
     remote = RemoteConfig(timeout=0.3)
     import time
 

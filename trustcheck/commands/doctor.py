@@ -78,7 +78,8 @@ def doctor(
     import json
     from datetime import timedelta
 
-    from trustcheck.doctor.checks import DoctorConfig, run_doctor
+    from trustcheck.doctor.context import DoctorConfig
+    from trustcheck.doctor.runner import run_doctor
 
     dce = delegation_cert_expiry
     if dce not in ("ignore", "warn", "reject"):
