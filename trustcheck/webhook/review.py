@@ -30,7 +30,6 @@ string) is a deny (``admission-invalid``), never an exception.
 from __future__ import annotations
 
 import base64
-import fnmatch
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -42,6 +41,7 @@ from trustcheck.core.reference import ImageRef, parse_reference
 from trustcheck.errors import NotTrusted, TrustcheckError
 from trustcheck.policy.decide import decide
 from trustcheck.policy.model import Decision, Policy, Reason, Rule
+from trustcheck.policy.pattern import shell_matches
 
 if TYPE_CHECKING:
     from trustcheck.core.verify import Collection
@@ -105,7 +105,8 @@ class ReviewError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class ObjectExemption:
-    """Objects never checked: every field given must match (shell-style globs)."""
+    """Objects never checked: every field given must match (shell globs, the
+    ``shell`` mode of :mod:`trustcheck.policy.pattern`)."""
 
     namespace: str | None = None
     kind: str | None = None
@@ -113,7 +114,7 @@ class ObjectExemption:
 
     def matches(self, namespace: str, kind: str, name: str) -> bool:
         return all(
-            pattern is None or fnmatch.fnmatchcase(value, pattern)
+            pattern is None or shell_matches(pattern, value)
             for pattern, value in (
                 (self.namespace, namespace),
                 (self.kind, kind),
@@ -462,7 +463,7 @@ def plan_review(
         plan.immediate = _response(review, review.uid, True)
         return plan
     for pattern in config.exempt_namespaces:
-        if review.namespace and fnmatch.fnmatchcase(review.namespace, pattern):
+        if review.namespace and shell_matches(pattern, review.namespace):
             plan.note = f"namespace {review.namespace} is exempt ({pattern})"
             plan.immediate = _response(review, review.uid, True)
             return plan
