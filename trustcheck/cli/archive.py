@@ -35,11 +35,14 @@ from trustcheck.cliopts import (
 if TYPE_CHECKING:
     from trustcheck.api import ImageResult, Options
     from trustcheck.archive import Archive
+    from trustcheck.core.reference import ImageRef
+    from trustcheck.policy.model import Decision, Policy
 
 __all__ = [
     "ArchiveOpt",
     "ArchivePinOpt",
     "MaxAgeOpt",
+    "decide_from_archive",
     "open_for_reading",
     "register",
     "verify_from_archive",
@@ -317,3 +320,27 @@ def archive_extract(
         f"wrote {count} file(s) of {len(a.collections)} collection(s) into {output} "
         f"({archive_text(a)})"
     )
+
+
+def decide_from_archive(
+    policy: Policy,
+    images: list[str],
+    refs: list[ImageRef],
+    archive: Path,
+    archive_pin: str | None,
+    max_age: str | None,
+    at: str | None,
+    opts: Options,
+) -> tuple[list[Decision], Archive]:
+    """``gate --archive``: the policy's decisions from the archive's trust data."""
+    from trustcheck.archive.decide import evaluate_archive
+
+    a = open_for_reading(archive, archive_pin, max_age, at)
+    decisions = evaluate_archive(refs, policy, a, opts, images=images)
+    seen: set[str] = set()
+    for d in decisions:
+        for w in d.warnings:
+            if w not in seen:
+                seen.add(w)
+                warn(f"{d.name}: {w}")
+    return decisions, a
