@@ -5,7 +5,7 @@ The documented flows run against the emulator in tests/integration/test_gate.py.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -40,7 +40,7 @@ def _client(
     tmp_path: Path,
     **remote: object,
 ) -> AcrClient:
-    cfg = RemoteConfig(docker_config=tmp_path, retries=1, **remote)  # type: ignore[arg-type]
+    cfg = RemoteConfig(**{"docker_config": tmp_path, "retries": 1, **remote})  # type: ignore[arg-type]
     return AcrClient(BASE, HOST, cfg, env={}, transport=httpx.MockTransport(handler))
 
 
@@ -188,3 +188,155 @@ def test_quarantine_details_record_signers_rule_and_time() -> None:
     }
     assert doc["verdict"] == "deny" and doc["reasons"][0]["code"] == "policy-denied"
     assert doc["policy"] == "p.yaml" and doc["digest"] == DIGEST
+
+
+# --------------------------------------------------------------------------- the shared HTTP stack
+
+
+def test_retry_after_beyond_the_deadline_stops_the_retries(tmp_path: Path) -> None:
+    """ACR calls go through the one HTTP stack: a Retry-After the call's deadline
+    cannot wait for ends the retries at once (ACR's own stack slept through them)."""
+    calls: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request.method)
+        return httpx.Response(503, headers={"Retry-After": "4"})
+
+    client = _client(handler, tmp_path, retries=5, total_timeout=1.0)
+    message = _fails("server-error", lambda: client.get_manifest("team/app", DIGEST))
+    assert "HTTP 503" in message
+    assert calls == ["GET"]
+
+
+def test_retry_after_within_the_deadline_is_honoured_and_patch_is_retried(
+    tmp_path: Path,
+) -> None:
+    answers = [
+        httpx.Response(429, headers={"Retry-After": "0"}),
+        httpx.Response(204),
+        httpx.Response(200, json=_attrs("Passed")),
+    ]
+    calls: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request.method)
+        return answers.pop(0)
+
+    client = _client(handler, tmp_path, retries=2)
+    assert client.set_quarantine("team/app", DIGEST, "Passed", "{}").state == "Passed"
+    assert calls == ["PATCH", "PATCH", "GET"]  # setting a state is idempotent
+
+
+def test_an_acr_redirect_to_plain_http_is_refused(tmp_path: Path) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(307, headers={"Location": "http://evil.example/x"})
+
+    message = _fails(
+        "malicious-server", lambda: _client(handler, tmp_path).get_manifest("team/app", DIGEST)
+    )
+    assert "non-https" in message
+
+
+class _MutualTLS:
+    """A loopback HTTPS server that demands a client certificate signed by its CA
+    and answers ACR's manifest attributes."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        import ssl
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        import trustme
+
+        ca = trustme.CA()
+        self.ca_file = tmp_path / "ca.crt"
+        ca.cert_pem.write_to_path(str(self.ca_file))
+        server_cert = ca.issue_cert("127.0.0.1")
+        client = ca.issue_cert("client.example")
+        self.client_cert, self.client_key = tmp_path / "c.cert", tmp_path / "c.key"
+        client.cert_chain_pems[0].write_to_path(str(self.client_cert))
+        client.private_key_pem.write_to_path(str(self.client_key))
+        self.peers: list[object] = []
+        peers = self.peers
+        body = json.dumps(_attrs("Passed")).encode()
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                peers.append(self.request.getpeercert())
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        server_cert.configure_cert(ctx)
+        ca.configure_trust(ctx)
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True)
+        self.server.daemon_threads = True
+        self.netloc = f"127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=10)
+
+
+@pytest.fixture
+def mtls(tmp_path: Path) -> Iterator[_MutualTLS]:
+    (tmp_path / "tls-material").mkdir()
+    server = _MutualTLS(tmp_path / "tls-material")
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+def test_client_certificate_options_reach_acr(mtls: _MutualTLS, tmp_path: Path) -> None:
+    cfg = RemoteConfig(
+        docker_config=tmp_path,
+        tls_ca=mtls.ca_file,
+        client_cert=mtls.client_cert,
+        client_key=mtls.client_key,
+        retries=0,
+    )
+    with AcrClient(f"https://{mtls.netloc}", mtls.netloc, cfg, env={}) as client:
+        assert client.get_manifest("team/app", DIGEST).state == "Passed"
+    assert len(mtls.peers) == 1 and mtls.peers[0]
+
+
+def test_docker_per_host_client_certificate_reaches_acr(mtls: _MutualTLS, tmp_path: Path) -> None:
+    """Docker's certs.d-style folder ($DOCKER_CONFIG/tls/<host:port>/) with ca.crt,
+    client.cert and client.key, the way docker itself reads it."""
+    import shutil
+
+    folder = tmp_path / "tls" / mtls.netloc
+    folder.mkdir(parents=True)
+    shutil.copy(mtls.ca_file, folder / "ca.crt")
+    shutil.copy(mtls.client_cert, folder / "client.cert")
+    shutil.copy(mtls.client_key, folder / "client.key")
+    cfg = RemoteConfig(docker_config=tmp_path, retries=0)
+    with AcrClient(f"https://{mtls.netloc}", mtls.netloc, cfg, env={}) as client:
+        assert client.get_manifest("team/app", DIGEST).state == "Passed"
+    assert len(mtls.peers) == 1
+
+
+def test_without_a_client_certificate_the_handshake_fails_as_one_error(
+    mtls: _MutualTLS, tmp_path: Path
+) -> None:
+    cfg = RemoteConfig(docker_config=tmp_path, tls_ca=mtls.ca_file, retries=0)
+    with (
+        AcrClient(f"https://{mtls.netloc}", mtls.netloc, cfg, env={}) as client,
+        pytest.raises(TrustcheckError) as info,
+    ):
+        client.get_manifest("team/app", DIGEST)
+    assert info.value.code in ("tls-error", "network-error"), info.value.message
+    assert mtls.netloc in info.value.message and info.value.exit_code == 1
+    assert mtls.peers == []

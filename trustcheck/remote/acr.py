@@ -24,8 +24,11 @@ write) comes from
 
 The realm must be on the login server itself (ACR's token service is
 ``/oauth2/token`` there): credentials are never sent to another host. Every
-failure is a :class:`~trustcheck.errors.TrustcheckError`; httpx is imported
-lazily.
+failure is a :class:`~trustcheck.errors.TrustcheckError`. Every request goes
+through :class:`trustcheck.remote.http.HttpSession` (the one HTTP stack: TLS with
+Docker's per-host folder and client certificates, redirects, decoded-size caps,
+one deadline per call, retries honouring ``Retry-After``); setting a quarantine
+state is idempotent, so the ``PATCH`` is retried like a ``GET``.
 """
 
 from __future__ import annotations
@@ -33,32 +36,27 @@ from __future__ import annotations
 import base64
 import json
 import os
-import random
-import ssl
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Literal
 from urllib.parse import quote, urlencode, urlsplit
 
-from trustcheck.errors import NotTrusted, UsageError
+from trustcheck.errors import NotTrusted
 from trustcheck.remote.auth import (
     Challenge,
     Credentials,
     credentials_key,
-    docker_config_dir,
     parse_challenges,
     parse_token_response,
     resolve_credentials,
 )
-from trustcheck.remote.http import BodyError, bounded_client, read_body, until
+from trustcheck.remote.http import Answer, Deadline, HttpSession
 
 if TYPE_CHECKING:
-    import httpx
-
     from trustcheck.policy.model import Decision
     from trustcheck.remote.config import RemoteConfig
+    from trustcheck.remote.http import Transport
 
 __all__ = [
     "NULL_GUID",
@@ -71,7 +69,6 @@ __all__ = [
 #: ACR's user name for "the password is an ACR refresh token"
 NULL_GUID = "00000000-0000-0000-0000-000000000000"
 _CAP = 1 << 20
-_USER_AGENT = "trustcheck/0.1 (quarantine)"
 
 QuarantineState = Literal["Passed", "Failed"]
 
@@ -133,22 +130,6 @@ def quarantine_details(
     return json.dumps(doc, separators=(",", ":"), ensure_ascii=False)
 
 
-def _short(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return (text[0][:200] if text else "") or type(exc).__name__
-
-
-def _ssl_cause(exc: BaseException) -> ssl.SSLError | None:
-    seen: set[int] = set()
-    cur: BaseException | None = exc
-    while cur is not None and id(cur) not in seen:
-        seen.add(id(cur))
-        if isinstance(cur, ssl.SSLError):
-            return cur
-        cur = cur.__cause__ or cur.__context__
-    return None
-
-
 def _acr_detail(body: bytes) -> str:
     """``: CODE message`` from ACR's ``{"errors": [{"code", "message"}]}`` body."""
     try:
@@ -161,13 +142,6 @@ def _acr_detail(body: bytes) -> str:
     return f": {text}" if text else ""
 
 
-@dataclass
-class _Answer:
-    status: int
-    headers: httpx.Headers
-    body: bytes
-
-
 class AcrClient:
     """The quarantine endpoints of one ACR login server. Close it when done."""
 
@@ -178,7 +152,7 @@ class AcrClient:
         remote: RemoteConfig,
         env: Mapping[str, str] | None = None,
         *,
-        transport: httpx.BaseTransport | None = None,
+        transport: Transport | None = None,
     ) -> None:
         """``base_url`` is ``https://<login server>`` (see
         :func:`trustcheck.remote.http.registry_base_url`); ``domain`` is the image's
@@ -188,7 +162,7 @@ class AcrClient:
         self.remote = remote
         self.env: Mapping[str, str] = os.environ if env is None else env
         self._transport = transport
-        self._client: httpx.Client | None = None
+        self._session: HttpSession | None = None
         self._tokens: dict[str, str] = {}
         self._creds: Credentials | None = None
         self._creds_loaded = False
@@ -203,9 +177,9 @@ class AcrClient:
         self.close()
 
     def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
-            self._client = None
+        if self._session is not None:
+            self._session.close()
+            self._session = None
 
     # --- the API ---------------------------------------------------------------------
 
@@ -235,7 +209,7 @@ class AcrClient:
     def _what(self, method: str, repository: str, digest: str) -> str:
         return f"{method} {self.base}/acr/v1/{repository}/_manifests/{digest}"
 
-    def _state(self, repository: str, digest: str, ans: _Answer) -> ManifestState:
+    def _state(self, repository: str, digest: str, ans: Answer) -> ManifestState:
         try:
             doc = json.loads(ans.body)
         except (ValueError, UnicodeDecodeError, RecursionError):
@@ -267,42 +241,10 @@ class AcrClient:
             raw=doc,
         )
 
-    def _http(self) -> httpx.Client:
-        import httpx
-
-        if self._client is None:
-            ctx = ssl.create_default_context()
-            ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-            cas = []
-            if self.remote.tls_ca is not None:
-                cas.append(self.remote.tls_ca)
-            folder = docker_config_dir(self.remote.docker_config, self.env) / "tls" / self.netloc
-            if folder.is_dir():
-                cas.extend(sorted(folder.glob("*.crt")))
-            for ca in cas:
-                try:
-                    ctx.load_verify_locations(cafile=str(ca))
-                except (OSError, ssl.SSLError, ValueError) as e:
-                    raise UsageError(
-                        "tls-config-invalid", f"cannot load TLS file {ca}: {_short(e)}"
-                    ) from e
-            if self.remote.client_cert is not None and self.remote.client_key is not None:
-                try:
-                    ctx.load_cert_chain(str(self.remote.client_cert), str(self.remote.client_key))
-                except (OSError, ssl.SSLError, ValueError) as e:
-                    raise UsageError(
-                        "tls-config-invalid",
-                        f"cannot load TLS file {self.remote.client_cert}: {_short(e)}",
-                    ) from e
-            self._client = bounded_client(
-                httpx.Client(
-                    verify=ctx,
-                    transport=self._transport,
-                    follow_redirects=False,
-                    headers={"User-Agent": _USER_AGENT},
-                )
-            )
-        return self._client
+    def _http(self) -> HttpSession:
+        if self._session is None:
+            self._session = HttpSession(self.remote, self.env, transport=self._transport)
+        return self._session
 
     def _send(
         self,
@@ -310,72 +252,27 @@ class AcrClient:
         url: str,
         what: str,
         headers: Mapping[str, str],
+        deadline: Deadline,
         content: bytes | None = None,
-    ) -> _Answer:
-        """One exchange, retried after network errors, timeouts, 5xx and 429."""
-        import httpx
-
-        if urlsplit(url).scheme == "http" and not self.remote.unsafe_http:
-            raise UsageError(
-                "insecure-server",
-                f"{what}: {url.split('?', 1)[0]} is plain http; refusing without --unsafe-http",
+    ) -> Answer:
+        """One exchange through the shared HTTP stack (retried after network errors,
+        timeouts, 5xx and 429, ``Retry-After`` honoured, within ``deadline``)."""
+        try:
+            return self._http().request(
+                method,
+                url,
+                deadline=deadline,
+                what=what,
+                cap=_CAP,
+                tls_hosts=(self.netloc,),
+                headers=headers,
+                content=content,
+                idempotent=True,  # reading, or setting a state: the same on a repeat
             )
-        attempts = 1 + max(0, self.remote.retries)
-        for attempt in range(1, attempts + 1):
-            retry = attempt < attempts
-            # one deadline over connect, TLS, headers and body; caps on decoded bytes
-            end = time.monotonic() + self.remote.timeout
-            try:
-                with (
-                    until(end),
-                    self._http().stream(
-                        method,
-                        url,
-                        headers={"Accept-Encoding": "identity", **headers},
-                        content=content,
-                        timeout=httpx.Timeout(self.remote.timeout),
-                    ) as resp,
-                ):
-                    try:
-                        body = read_body(resp, _CAP, strict=True, end=end)
-                    except BodyError as e:
-                        if e.code == "server-timeout":
-                            raise httpx.ReadTimeout(e.message) from None
-                        code = "malicious-server" if e.code == "file-too-large" else e.code
-                        raise NotTrusted(code, f"{what}: {e.message}") from None
-                    ans = _Answer(resp.status_code, resp.headers, body)
-            except httpx.TimeoutException as e:
-                if retry:
-                    self._backoff(attempt)
-                    continue
-                raise NotTrusted(
-                    "server-timeout", f"{what}: no answer within {self.remote.timeout:g} s"
-                ) from e
-            except httpx.TransportError as e:
-                tls = _ssl_cause(e)
-                if tls is not None and not isinstance(
-                    tls, ssl.SSLEOFError | ssl.SSLZeroReturnError
-                ):
-                    raise NotTrusted(
-                        "tls-error",
-                        f"{what}: TLS with {self.netloc} failed ({_short(tls)}); give the "
-                        "registry's CA with --tls-ca",
-                    ) from e
-                if retry:
-                    self._backoff(attempt)
-                    continue
-                raise NotTrusted("network-error", f"{what}: {_short(e)}") from e
-            except httpx.HTTPError as e:
-                raise NotTrusted("server-error", f"{what}: {_short(e)}") from e
-            if (ans.status >= 500 or ans.status == 429) and retry:
-                self._backoff(attempt)
-                continue
-            return ans
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    @staticmethod
-    def _backoff(attempt: int) -> None:
-        time.sleep(min(4.0, 0.2 * 2 ** (attempt - 1)) * (0.75 + random.random() / 2))
+        except NotTrusted as e:
+            if e.code == "file-too-large":  # an ACR answer is small: a hostile server
+                raise NotTrusted("malicious-server", e.message) from None
+            raise
 
     def _credentials(self) -> Credentials | None:
         if not self._creds_loaded:
@@ -401,7 +298,7 @@ class AcrClient:
         raw = f"{creds.username}:{creds.password}".encode()
         return "Basic " + base64.b64encode(raw).decode()
 
-    def _token(self, challenge: Challenge, scope: str) -> str:
+    def _token(self, challenge: Challenge, scope: str, deadline: Deadline) -> str:
         cached = self._tokens.get(scope)
         if cached is not None:
             return cached
@@ -441,13 +338,14 @@ class AcrClient:
                 realm,
                 what,
                 {"Content-Type": "application/x-www-form-urlencoded"},
+                deadline,
                 urlencode(form).encode(),
             )
             who = f"the refresh token from {creds.source or 'the docker config'}"
         else:
             sep = "&" if parts.query else "?"
             url = realm + sep + urlencode({"service": service, "scope": scope}, quote_via=quote)
-            ans = self._send("GET", url, what, {"Authorization": self._basic(creds)})
+            ans = self._send("GET", url, what, {"Authorization": self._basic(creds)}, deadline)
             who = creds.describe()
         if ans.status in (401, 403):
             raise NotTrusted(
@@ -466,20 +364,22 @@ class AcrClient:
 
     def _call(
         self, method: str, repository: str, digest: str, actions: str, body: bytes | None = None
-    ) -> _Answer:
+    ) -> Answer:
         url = self.base + self._path(repository, digest)
         what = self._what(method, repository, digest)
         headers = {"Accept": "application/json"}
         if body is not None:
             headers["Content-Type"] = "application/json"
         default_scope = f"repository:{repository}:{actions}"
+        # one deadline over the call: the API request, token requests, retries
+        deadline = Deadline(self.remote.total_timeout)
         authorization: str | None = None
         renewed = False
         while True:
             sent = dict(headers)
             if authorization is not None:
                 sent["Authorization"] = authorization
-            ans = self._send(method, url, what, sent, body)
+            ans = self._send(method, url, what, sent, deadline, body)
             if ans.status not in (401, 403) or renewed:
                 break
             renewed = True
@@ -489,7 +389,7 @@ class AcrClient:
             if bearer is not None:
                 scope = bearer.params.get("scope") or default_scope
                 self._tokens.pop(scope, None)
-                authorization = "Bearer " + self._token(bearer, scope)
+                authorization = "Bearer " + self._token(bearer, scope, deadline)
             elif basic is not None:
                 creds = self._credentials()
                 if creds is None or not creds.username:

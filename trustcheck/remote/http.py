@@ -66,6 +66,10 @@ if TYPE_CHECKING:
     import httpcore
     import httpx
 
+    #: what replaces the network (tests: ``httpx.MockTransport``); modules other
+    #: than this one name it so, never importing httpx themselves
+    Transport = httpx.BaseTransport
+
 __all__ = [
     "DOCKER_HUB_NOTARY",
     "DOCKER_HUB_REGISTRY",
@@ -663,22 +667,36 @@ class HttpSession:
         client_cert: bool = True,
         headers: Mapping[str, str] | None = None,
         form: Mapping[str, str] | None = None,
+        content: bytes | None = None,
         role: str | None = None,
+        idempotent: bool | None = None,
     ) -> Answer:
-        """One HTTP exchange with retries (GET and HEAD only) on transient failures.
+        """One HTTP exchange with retries on transient failures: GET and HEAD, and
+        any method the caller marks ``idempotent`` (setting a value, as ACR's PATCH).
 
         A 200 body longer than ``cap`` raises (``malicious-server`` when the
         ``Content-Length`` says so up front, ``file-too-large`` when the body
         runs past it); other statuses are returned with their body cut at 64 KiB.
         """
-        idempotent = method in ("GET", "HEAD")
+        if idempotent is None:
+            idempotent = method in ("GET", "HEAD")
         attempts = 1 + (self.remote.retries if idempotent else 0)
         attempt = 0
         while True:
             attempt += 1
             try:
                 answer = self._exchange(
-                    method, url, deadline, what, cap, tls_hosts, client_cert, headers, form, role
+                    method,
+                    url,
+                    deadline,
+                    what,
+                    cap,
+                    tls_hosts,
+                    client_cert,
+                    headers,
+                    form,
+                    content,
+                    role,
                 )
             except RemoteError as e:
                 if not e.retryable or attempt >= attempts or not self._backoff(attempt, deadline):
@@ -715,6 +733,7 @@ class HttpSession:
         client_cert: bool,
         headers: Mapping[str, str] | None,
         form: Mapping[str, str] | None,
+        content: bytes | None,
         role: str | None,
     ) -> Answer:
         import httpx
@@ -744,6 +763,7 @@ class HttpSession:
                         current,
                         headers=sent,
                         data=body_form,
+                        content=content,
                         timeout=httpx.Timeout(per_request),
                     ) as resp,
                 ):
@@ -762,7 +782,7 @@ class HttpSession:
                                 role=role,
                             )
                         if status == 303 and method != "HEAD":
-                            method, body_form = "GET", None
+                            method, body_form, content = "GET", None, None
                         current = target
                         continue
                     if method == "HEAD":
