@@ -1,4 +1,4 @@
-"""The signer-key audit (trustcheck/audit/report.py, audit_render.py, ``trustcheck audit``).
+"""The signer-key audit (trustcheck/audit/, trustcheck/audit/render/, ``trustcheck audit``).
 
 On the committed trust data written by the real notary client
 (fixtures/generated, validated at its VALIDATION_TIME), on copies of it that
@@ -25,25 +25,24 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from trustcheck.audit.render import (
-    FINDINGS_CSV_COLUMNS,
-    JSON_SCHEMA,
-    TARGETS_CSV_COLUMNS,
-    render,
-    render_targets_csv,
-)
-from trustcheck.audit.report import (
+from trustcheck.audit.collect import audit, audit_collection
+from trustcheck.audit.index import build_report
+from trustcheck.audit.keys import _key_findings
+from trustcheck.audit.model import (
     FINDINGS,
     AuditReport,
     Finding,
     KeyEntry,
-    _key_findings,
-    audit,
-    audit_collection,
-    build_report,
     normalise_key_query,
     parse_horizon,
 )
+from trustcheck.audit.render import render
+from trustcheck.audit.render.csv import (
+    FINDINGS_CSV_COLUMNS,
+    TARGETS_CSV_COLUMNS,
+    render_targets_csv,
+)
+from trustcheck.audit.render.schema import JSON_SCHEMA
 from trustcheck.errors import NotTrusted, UsageError
 
 if TYPE_CHECKING:

@@ -26,14 +26,14 @@ from fixtures.attacks.repo import Repo
 from fixtures.generate import FixtureSet
 from tests.conftest import CliRun
 from trustcheck.api import Options, load_collection
-from trustcheck.audit.report import audit
+from trustcheck.audit.collect import audit
 from trustcheck.core.reference import canonical_domain, identity, parse_reference
 from trustcheck.errors import UsageError
 from trustcheck.local.pinfile import PinSet, load_pins, normalise_pattern, signer_pin_problem
 from trustcheck.local.state import StateStore
 from trustcheck.local.trustdir import TrustDir
 from trustcheck.policy.load import parse_policy
-from trustcheck.webhook.cache import MemoryStore, SharedCache
+from trustcheck.webhook.shared import MemoryStore, SharedCache
 
 Cli = Callable[..., CliRun]
 HEX = "a" * 64

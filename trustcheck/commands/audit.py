@@ -47,7 +47,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from trustcheck.api import Options
-    from trustcheck.audit.report import CollectionAudit
+    from trustcheck.audit.model import CollectionAudit
     from trustcheck.core.model import RootMeta
     from trustcheck.core.verify import Collection
     from trustcheck.errors import TrustcheckError
@@ -167,8 +167,10 @@ def audit(
     findings with stable codes (docs/audit.md). Offline unless --server or
     --fetch is given.
     """
-    from trustcheck.audit.render import render, render_targets_csv
-    from trustcheck.audit.report import build_report, normalise_key_query, parse_horizon
+    from trustcheck.audit.index import build_report
+    from trustcheck.audit.model import normalise_key_query, parse_horizon
+    from trustcheck.audit.render import render
+    from trustcheck.audit.render.csv import render_targets_csv
     from trustcheck.core.reference import parse_reference
     from trustcheck.local.trustdir import TrustDir
 
@@ -225,7 +227,7 @@ def audit(
         if was_enabled:
             gc.enable()
     if problems:
-        from trustcheck.audit.report import unreadable_collection
+        from trustcheck.audit.collect import unreadable_collection
 
         audits += [unreadable_collection(*p) for p in problems]
     report = build_report(audits, when, horizon=span, key_filter=key_filter)
@@ -365,7 +367,7 @@ def _options(
 def _audit_one(
     td: TrustDir, gun: str, got: Collection | TrustcheckError, job: _Job
 ) -> CollectionAudit:
-    from trustcheck.audit.report import audit_collection
+    from trustcheck.audit.collect import audit_collection
     from trustcheck.errors import TrustcheckError
 
     at, horizon, fetched = job.at, job.horizon, job.fetched
@@ -394,8 +396,8 @@ def _audit_one(
 def _unverified_root(td: TrustDir, gun: str) -> RootMeta | None:
     """root.json of a collection that did not verify, parsed but not trusted (for its keys)."""
     from trustcheck.core.model import parse_root
+    from trustcheck.core.roles import MAX_DOWNLOAD_SIZE
     from trustcheck.errors import TrustcheckError
-    from trustcheck.local.trustdir import MAX_DOWNLOAD_SIZE
 
     try:
         raw = td.read_role(gun, "root", MAX_DOWNLOAD_SIZE)
