@@ -45,6 +45,9 @@ class _RecordingSource:
             self.seen[role] = data
         return data
 
+    def describe(self) -> str:
+        return self.trust_dir.describe(self.gun)
+
 
 @dataclass(frozen=True, slots=True)
 class Created:
@@ -97,7 +100,8 @@ def create_archive(
     from trustcheck.api import Options as _Options
     from trustcheck.api import resolve_image
     from trustcheck.core.reference import identity, parse_reference
-    from trustcheck.core.verify import TrustPolicy, verify_collection
+    from trustcheck.core.verify import verify_collection
+    from trustcheck.local.session import recorded_policy
 
     opts = options if options is not None else _Options()
     at = at.replace(microsecond=0)
@@ -122,16 +126,7 @@ def create_archive(
     errors: dict[str, TrustcheckError] = {}
     for gun in wanted:
         source = _RecordingSource(trust_dir, gun)
-        policy = TrustPolicy(
-            pin=opts.pins.lookup(gun) if opts.pins is not None else None,
-            no_tofu=opts.no_tofu or (opts.pins is not None and opts.pins.no_tofu),
-            delegation_cert_expiry=opts.delegation_cert_expiry,
-        )
-        if opts.state is not None:
-            previous = opts.state.load(gun)
-            if previous is not None:
-                policy.previous_root = previous.root
-                policy.min_versions = previous.versions
+        policy = recorded_policy(gun, opts)
         try:
             col = verify_collection(gun, source, at, policy)
         except NotTrusted as e:

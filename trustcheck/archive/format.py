@@ -145,10 +145,14 @@ def read_members(path: Path) -> dict[str, bytes]:
         raise _unreadable(path, "no such file") from None
     except OSError as e:
         raise _unreadable(path, e.strerror or str(e)) from e
-    with os.fdopen(fd, "rb") as f:
-        st = os.fstat(f.fileno())
+    try:
+        st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             raise _unreadable(path, "not a regular file")
+    except BaseException:
+        os.close(fd)
+        raise
+    with os.fdopen(fd, "rb") as f:
         if st.st_size > MAX_ARCHIVE_SIZE:
             raise _unreadable(path, f"{st.st_size} bytes, more than the cap of {MAX_ARCHIVE_SIZE}")
         head = f.read(512)

@@ -130,7 +130,8 @@ class Archive:
         """
         from trustcheck.api import Options as _Options
         from trustcheck.core.reference import identity
-        from trustcheck.core.verify import TrustPolicy, verify_collection
+        from trustcheck.core.verify import verify_collection
+        from trustcheck.local.session import recorded_policy
         from trustcheck.local.trustdir import validate_gun
 
         opts = options if options is not None else _Options()
@@ -144,16 +145,7 @@ class Archive:
                 f"{', '.join(sorted(self.collections)[:5])}"
                 f"{', ...' if len(self.collections) > 5 else ''}",
             )
-        policy = TrustPolicy(
-            pin=opts.pins.lookup(key) if opts.pins is not None else None,
-            no_tofu=opts.no_tofu or (opts.pins is not None and opts.pins.no_tofu),
-            delegation_cert_expiry=opts.delegation_cert_expiry,
-        )
-        if opts.state is not None:
-            previous = opts.state.load(key)
-            if previous is not None:
-                policy.previous_root = previous.root
-                policy.min_versions = previous.versions
+        policy = recorded_policy(key, opts)
         return verify_collection(key, _ArchiveSource(self.files, key), self.captured_at, policy)
 
     def collections_for(

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from trustcheck.cliopts import (
+from trustcheck.cli.options import (
     DEFAULT_REMOTE,
     AtOpt,
     DceOpt,
