@@ -17,6 +17,7 @@ from urllib.parse import quote, unquote, urlsplit
 
 from trustcheck.core.timefmt import iso as _iso
 from trustcheck.errors import TrustcheckError, UsageError
+from trustcheck.text import redact_url
 
 if TYPE_CHECKING:
     from cryptography import x509
@@ -197,11 +198,6 @@ def _origin_of(url: str) -> str:
         return url
     default = {"https": 443, "http": 80}.get(parts.scheme)
     return f"{parts.scheme}://{(parts.hostname or '').lower()}:{port or default}"
-
-
-def _redact(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}{parts.path}"
 
 
 class ConnectionChecks(DoctorBase):
@@ -746,7 +742,7 @@ class ServiceChecks(ConnectionChecks):
             + note,
             http_status=200,
             length=len(ans.body),
-            url=_redact(ans.url),
+            url=redact_url(ans.url),
             redirected=redirected,
         )
         return None

@@ -52,6 +52,7 @@ from trustcheck.remote.auth import (
     resolve_credentials,
 )
 from trustcheck.remote.http import Answer, Deadline, HttpSession
+from trustcheck.text import redact_url
 
 if TYPE_CHECKING:
     from trustcheck.policy.model import Decision
@@ -309,7 +310,7 @@ class AcrClient:
         except ValueError:
             parts, port = urlsplit(""), None
         own = urlsplit(self.base)
-        what = f"the token service {realm.split('?', 1)[0]} of {self.base}"
+        what = f"the token service {redact_url(realm)} of {self.base}"
         if parts.scheme not in ("https", "http") or not parts.hostname:
             raise NotTrusted(
                 "auth-failed", f"{self.base} names an unusable token realm {realm[:100]!r}"
@@ -358,7 +359,7 @@ class AcrClient:
                 "server-error" if ans.status >= 500 else "auth-failed",
                 f"{what} answered HTTP {ans.status} for scope {scope}" + _acr_detail(ans.body),
             )
-        token, _lifetime = parse_token_response(ans.body, realm.split("?", 1)[0])
+        token, _lifetime = parse_token_response(ans.body, redact_url(realm))
         self._tokens[scope] = token
         return token
 

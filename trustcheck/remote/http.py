@@ -61,6 +61,7 @@ from trustcheck.remote.auth import (
     resolve_credentials,
 )
 from trustcheck.remote.config import RemoteConfig
+from trustcheck.text import redact_url
 
 if TYPE_CHECKING:
     import httpcore
@@ -200,12 +201,6 @@ def _netloc(url: str) -> str:
     if ":" in host:
         host = f"[{host}]"
     return host + (f":{port}" if port is not None else "")
-
-
-def _redact(url: str) -> str:
-    """A URL for messages: no query string (it may carry an account name)."""
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}{parts.path}"
 
 
 # --------------------------------------------------------------------------- time
@@ -650,10 +645,10 @@ class HttpSession:
         if urlsplit(url).scheme == "http" and not self.remote.unsafe_http:
             raise UsageError(
                 "insecure-server",
-                f"{what}: {_redact(url)} is plain http; refusing without --unsafe-http",
+                f"{what}: {redact_url(url)} is plain http; refusing without --unsafe-http",
             )
         if urlsplit(url).scheme not in ("http", "https"):
-            raise RemoteError("server-error", f"{what}: unsupported URL {_redact(url)}")
+            raise RemoteError("server-error", f"{what}: unsupported URL {redact_url(url)}")
 
     def request(
         self,
@@ -748,7 +743,7 @@ class HttpSession:
                 raise RemoteError(
                     "server-timeout",
                     f"{what}: the overall timeout of {deadline.seconds:g} s ran out before "
-                    f"{_redact(current)} could be requested",
+                    f"{redact_url(current)} could be requested",
                     role=role,
                 )
             host = _netloc(current)
@@ -777,8 +772,8 @@ class HttpSession:
                         if urlsplit(current).scheme == "https" and downgrade:
                             raise RemoteError(
                                 "malicious-server",
-                                f"{what}: {_redact(current)} redirects to a non-https URL "
-                                f"({_redact(target)}); refused",
+                                f"{what}: {redact_url(current)} redirects to a non-https URL "
+                                f"({redact_url(target)}); refused",
                                 role=role,
                             )
                         if status == 303 and method != "HEAD":
@@ -797,7 +792,7 @@ class HttpSession:
             except httpx.TimeoutException as e:
                 raise RemoteError(
                     "server-timeout",
-                    f"{what}: {_redact(current)} did not answer within {per_request:.3g} s",
+                    f"{what}: {redact_url(current)} did not answer within {per_request:.3g} s",
                     role=role,
                     retryable=True,
                 ) from e
@@ -813,16 +808,16 @@ class HttpSession:
                     ) from e
                 raise RemoteError(
                     "network-error",
-                    f"{what}: {_redact(current)}: {_short(e)}",
+                    f"{what}: {redact_url(current)}: {_short(e)}",
                     role=role,
                     retryable=True,
                 ) from e
             except (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError) as e:
                 raise RemoteError(
-                    "server-error", f"{what}: {_redact(current)}: {_short(e)}", role=role
+                    "server-error", f"{what}: {redact_url(current)}: {_short(e)}", role=role
                 ) from e
         raise RemoteError(
-            "server-error", f"{what}: more than {_MAX_REDIRECTS} redirects from {_redact(url)}"
+            "server-error", f"{what}: more than {_MAX_REDIRECTS} redirects from {redact_url(url)}"
         )
 
     def _read_capped(
@@ -1010,7 +1005,7 @@ class Endpoint:
         if cached is not None:
             return cached
         realm = challenge.realm or ""
-        what = f"token service {_redact(realm)} (for {self.what} {self.base})"
+        what = f"token service {redact_url(realm)} (for {self.what} {self.base})"
         try:
             parts = urlsplit(realm)
         except ValueError:
@@ -1025,7 +1020,7 @@ class Endpoint:
             raise UsageError(
                 "insecure-server",
                 f"{self.what} {self.base} sends clients to the plain-http token realm "
-                f"{_redact(realm)}; credentials and tokens would travel unprotected "
+                f"{redact_url(realm)}; credentials and tokens would travel unprotected "
                 "(--unsafe-http for a test server)",
             )
         creds = self.credentials()
@@ -1077,7 +1072,7 @@ class Endpoint:
                 f"{what} answered HTTP {ans.status} for scope {scope}",
                 status=ans.status,
             )
-        token, lifetime = parse_token_response(ans.body, _redact(realm))
+        token, lifetime = parse_token_response(ans.body, redact_url(realm))
         self.session.tokens.put(key, token, lifetime)
         return token
 

@@ -3,12 +3,12 @@ characters escaped), widths, aligned tables, the headline, role and key rows."""
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Sequence
 from datetime import datetime
 
 from trustcheck.audit.model import AuditReport, CollectionAudit, Finding, TimelineItem
 from trustcheck.core.timefmt import iso
+from trustcheck.text import table, visible
 
 #: Tags listed per collection in the table before "… N more" (JSON, Markdown,
 #: HTML and --targets-csv list them all).
@@ -17,42 +17,12 @@ TABLE_TAG_LIMIT = 20
 TIMELINE_LIMIT = 150
 
 
-def _visible(text: str) -> str:
-    """Control, format and line/paragraph separator characters as ``\\uXXXX``."""
-    if text.isascii() and text.isprintable():
-        return text
-    out = []
-    for ch in text:
-        cat = unicodedata.category(ch)
-        if cat in ("Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn") and ch != " ":
-            code = ord(ch)
-            out.append(f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}")
-        else:
-            out.append(ch)
-    return "".join(out)
-
-
-def _width(text: str) -> int:
-    total = 0
-    for ch in text:
-        if ch.isascii():
-            total += 1
-        elif unicodedata.combining(ch):
-            continue
-        else:
-            total += 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
-    return total
-
-
 def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], indent: str = "") -> list[str]:
-    """Aligned columns, two spaces apart; the last column is not padded."""
-    cells = [[_visible(c) for c in row] for row in [list(headers), *rows]]
-    widths = [max(_width(r[i]) for r in cells) for i in range(len(headers))]
-    lines = []
-    for r in cells:
-        parts = [c + " " * (widths[i] - _width(c)) for i, c in enumerate(r[:-1])]
-        lines.append((indent + "  ".join([*parts, r[-1]])).rstrip())
-    return lines
+    """Aligned columns, two spaces apart, the last column not padded; every cell
+    made :func:`~trustcheck.text.visible` first (attacker-controlled text)."""
+    return table(
+        [visible(h) for h in headers], [[visible(c) for c in r] for r in rows], indent=indent
+    )
 
 
 def _short(value: str | None, n: int = 12) -> str:

@@ -18,10 +18,10 @@ from trustcheck.audit.render.common import (
     _tag_list,
     _threshold,
     _timeline_label,
-    _visible,
     _where,
 )
 from trustcheck.core.timefmt import iso
+from trustcheck.text import visible
 
 __all__ = ["render_html", "timeline_svg"]
 
@@ -52,7 +52,7 @@ _COLORS = {"expired": "#c0392b", "expiring": "#e08e0b", "ok": "#2e8b57"}
 
 
 def _h(value: object) -> str:
-    return html.escape(_visible(str(value)), quote=True)
+    return html.escape(visible(str(value)), quote=True)
 
 
 def _hcode(value: str | None) -> str:

@@ -14,16 +14,16 @@ from trustcheck.audit.render.common import (
     _tag_list,
     _threshold,
     _timeline_label,
-    _visible,
     _where,
 )
 from trustcheck.core.timefmt import iso
+from trustcheck.text import visible
 
 __all__ = ["render_markdown"]
 
 
 def _md(value: object) -> str:
-    text = _visible(str(value))
+    text = visible(str(value))
     text = text.replace("\\", "\\\\").replace("|", "\\|").replace("`", "\\`")
     for ch in "*_[]":
         text = text.replace(ch, "\\" + ch)

@@ -18,9 +18,9 @@ from trustcheck.audit.render.common import (
     _table,
     _tag_list,
     _threshold,
-    _visible,
     _where,
 )
+from trustcheck.text import visible
 
 __all__ = ["render_table"]
 
@@ -40,7 +40,7 @@ def render_table(report: AuditReport) -> str:
     for c in report.collections:
         out += ["", _status_line(c)]
         if c.warnings:
-            out += [f"  warning: {_visible(w)}" for w in c.warnings]
+            out += [f"  warning: {visible(w)}" for w in c.warnings]
         if c.roles:
             out.append("  roles")
             out += _table(ROLE_HEADERS, _role_rows(c), "    ")
