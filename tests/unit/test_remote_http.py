@@ -507,3 +507,45 @@ def test_nested_deadlines_keep_the_earlier_end() -> None:
     assert remote_mod._DEADLINE.end is None
     with remote_mod.until(0.0), pytest.raises(Exception, match="deadline passed"):
         remote_mod._left(5.0, "read")
+
+
+@pytest.mark.parametrize(
+    ("url", "code"),
+    [
+        ("http://bot:s3cret@registry.example.com/v2/?account=bob", "insecure-server"),
+        ("ftp://bot:s3cret@registry.example.com/v2/?account=bob", "server-error"),
+    ],
+)
+def test_messages_never_show_url_credentials(tmp_path: Path, url: str, code: str) -> None:
+    """The HTTP stack redacts URLs with trustcheck.text.redact_url: no password, no
+    query string in any message."""
+    with (
+        remote_mod.HttpSession(RemoteConfig(docker_config=tmp_path), env={}) as session,
+        pytest.raises(TrustcheckError) as info,
+    ):
+        session.request("GET", url, deadline=remote_mod.Deadline(5), what="test", cap=100)
+    assert info.value.code == code
+    assert "registry.example.com" in info.value.message
+    assert "s3cret" not in info.value.message and "bob" not in info.value.message
+
+
+def test_a_redirect_to_a_url_with_credentials_is_reported_redacted(tmp_path: Path) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(302, headers={"Location": "http://bot:s3cret@evil.example/x?t=T0K"})
+
+    with (
+        remote_mod.HttpSession(
+            RemoteConfig(docker_config=tmp_path), env={}, transport=httpx.MockTransport(handler)
+        ) as session,
+        pytest.raises(TrustcheckError) as info,
+    ):
+        session.request(
+            "GET",
+            "https://registry.example.com/v2/",
+            deadline=remote_mod.Deadline(5),
+            what="test",
+            cap=100,
+        )
+    assert info.value.code == "malicious-server"
+    assert "evil.example" in info.value.message
+    assert "s3cret" not in info.value.message and "T0K" not in info.value.message
