@@ -263,7 +263,10 @@ CODES: dict[ErrorCode, tuple[int, str]] = {
         1,
         "a trust archive's manifest signature is missing or does not verify",
     ),
-    ErrorCode.ARCHIVE_PIN_MISMATCH: (1, "a trust archive is signed by a key other than the pinned one"),
+    ErrorCode.ARCHIVE_PIN_MISMATCH: (
+        1,
+        "a trust archive is signed by a key other than the pinned one",
+    ),
     ErrorCode.ARCHIVE_TOO_OLD: (1, "a trust archive was captured longer ago than the allowed age"),
 }
 

@@ -254,7 +254,7 @@ def test_every_directory_is_a_package() -> None:
 def test_wheel_and_sdist_ship_every_file_of_the_package(dist: Dist) -> None:
     expected = source_files()
     packages = {Path(f).parent.as_posix() for f in expected if f.endswith("/__init__.py")}
-    assert {"trustcheck", "trustcheck/commands"} <= packages
+    assert {"trustcheck", "trustcheck/cli"} <= packages
     assert "trustcheck/py.typed" in expected
     with zipfile.ZipFile(dist.wheel) as z:
         names = z.namelist()
@@ -362,7 +362,7 @@ def installed(rel: Recorder, dist: Dist) -> Installed:
 def test_installed_from_the_wheel_not_the_source_tree(rel: Recorder, installed: Installed) -> None:
     i = installed
     ran = rel.run([i.venv / "bin" / "python", "-c",
-                   "import trustcheck, trustcheck.commands, sys; print(trustcheck.__file__)"],
+                   "import trustcheck, trustcheck.cli, sys; print(trustcheck.__file__)"],
                   cwd=i.work, env=i.env, check=True)
     where = Path(ran.out.strip())
     assert i.venv in where.parents and REPO not in where.parents, where
@@ -780,8 +780,8 @@ def test_dockerignore_keeps_the_context_small() -> None:
                  "trustcheck/__pycache__/cli.cpython-311.pyc", "build/lib/x.py",
                  "trustcheck.egg-info/PKG-INFO", "docs/webhook.md", "bench/run.py"):
         assert ignored(path, rules), path
-    for path in ("pyproject.toml", "README.md", "LICENSE", "trustcheck/cli.py",
-                 "trustcheck/commands/serve.py", "trustcheck/py.typed"):
+    for path in ("pyproject.toml", "README.md", "LICENSE", "trustcheck/cli/app.py",
+                 "trustcheck/cli/serve.py", "trustcheck/py.typed"):
         assert not ignored(path, rules), path
 
 

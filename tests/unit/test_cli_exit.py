@@ -74,11 +74,9 @@ def _cli(*args: str, **kw: object) -> subprocess.CompletedProcess[str]:
 
 def _command_paths() -> list[list[str]]:
     """Every command and sub-command of the full app, as argv prefixes."""
-    import typer.main
+    from trustcheck.cli.app import root_command
 
-    from trustcheck.cli import full_app
-
-    root = typer.main.get_command(full_app())
+    root = root_command()
     paths: list[list[str]] = []
 
     def walk(cmd: object, prefix: list[str]) -> None:
@@ -111,6 +109,63 @@ def test_the_command_tree_is_complete() -> None:
         "tuf verify",
     ):
         assert expected in names, f"{expected} missing from {sorted(names)}"
+
+
+def test_the_lazy_command_table_names_what_each_module_registers() -> None:
+    """cli/app.py's COMMANDS table is what --help lists and what a name loads: each module
+    registers exactly the names the table gives it, and every module of trustcheck/cli with
+    a ``register`` is in the table (a new command group cannot be forgotten)."""
+    import importlib
+    import pkgutil
+
+    import trustcheck.cli
+    from trustcheck.cli.app import COMMANDS, load_commands
+
+    by_module: dict[str, set[str]] = {}
+    for name, module in COMMANDS.items():
+        by_module.setdefault(module, set()).add(name)
+    for module, names in by_module.items():
+        assert set(load_commands(module)) == names, module
+    registering = {
+        f"trustcheck.cli.{m.name}"
+        for m in pkgutil.iter_modules(trustcheck.cli.__path__)
+        if callable(getattr(importlib.import_module(f"trustcheck.cli.{m.name}"), "register", None))
+    }
+    assert registering <= set(by_module), registering - set(by_module)
+
+
+@pytest.mark.parametrize(
+    ("argv", "loaded"),
+    [
+        (["verify", "-h"], {"verify", "archive"}),  # verify/gate --archive: its options
+        (["fetch", "-h"], {"verify", "archive"}),
+        (["pin", "list", "-h"], {"pin"}),
+        (["tuf", "verify", "-h"], {"tuf"}),
+        (["gate", "-h"], {"gate", "archive"}),
+        (["-h"], None),  # the help page lists every command: every module
+    ],
+    ids=lambda v: " ".join(v) if isinstance(v, list) else "",
+)
+def test_a_command_loads_only_its_own_module(argv: list[str], loaded: set[str] | None) -> None:
+    """Start-up: ``trustcheck verify`` imports and converts the verify module, not the groups."""
+    code = (
+        "import sys\n"
+        "from trustcheck.cli import main\n"
+        f"rc = main({argv!r})\n"
+        "mods = [m for m in sys.modules if m.startswith('trustcheck.cli.')]\n"
+        "print(' '.join(m.rsplit('.', 1)[1] for m in mods), file=sys.stderr)\n"
+        "sys.exit(rc)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO_ROOT
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "Usage: trustcheck" in proc.stdout
+    from trustcheck.cli.app import COMMANDS
+
+    if loaded is None:
+        loaded = {m.rsplit(".", 1)[1] for m in COMMANDS.values()}
+    assert set(proc.stderr.split()) == {"app", "options"} | loaded, proc.stderr
 
 
 @pytest.mark.parametrize("path", COMMAND_PATHS, ids=lambda p: " ".join(p) or "trustcheck")

@@ -3,7 +3,7 @@
 Pure: verified collections (or the errors that stopped them), the validation
 time and the horizon go in; an :class:`AuditReport` comes out.  Nothing here
 reads files, the clock, the network or the environment -- the command
-(``trustcheck/commands/audit.py``) gathers the collections and renders the
+(``trustcheck/cli/audit.py``) gathers the collections and renders the
 report (``trustcheck/audit/render/``).  docs/audit.md explains every finding.
 
 API

@@ -1,6 +1,6 @@
-"""Options and helpers shared by every CLI command (see cli.py).
+"""Options and helpers shared by every CLI command (see app.py).
 
-Command modules (``trustcheck/commands/*.py``) import these so that every
+Command modules (``trustcheck/cli/*.py``) import these so that every
 command spells an option the same way. Only ``typer`` is imported at module
 level: start-up time matters.
 """

@@ -5,7 +5,7 @@
 fetches and verifies target files, ``inspect`` lists roles, keys and targets, ``thumbprint`` prints
 every key's identifiers for pinning, ``dialect`` tells Notary v1 trust data
 from TUF 1.0 metadata. See docs/tuf.md. The work lives in
-:mod:`trustcheck.tuf.client`, imported inside the commands.
+:mod:`trustcheck.tuf` (client, dialect, download, fetchers), imported inside the commands.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from trustcheck.cliopts import (
+from trustcheck.cli.options import (
     AtOpt,
     Exit,
     JsonOpt,
@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from datetime import datetime
 
     from trustcheck.api import ImageResult, Options
-    from trustcheck.tuf.client import ClientLimits
+    from trustcheck.tuf.fetchers import ClientLimits
 
 RepoOpt = Annotated[
     str,
@@ -129,7 +129,7 @@ def _limits(
     snapshot_max_length: int,
     targets_max_length: int,
 ) -> ClientLimits:
-    from trustcheck.tuf.client import ClientLimits
+    from trustcheck.tuf.fetchers import ClientLimits
 
     return ClientLimits(
         max_root_rotations=max_root_rotations,
@@ -151,7 +151,7 @@ def _read_root(path: Path | None, cap: int) -> bytes | None:
         fail_usage(f"--root {path}: cannot read it ({e.strerror or e})")
     if len(data) > cap:
         fail_usage(f"--root {path} is larger than --root-max-length ({cap} bytes)")
-    from trustcheck.tuf.client import detect_dialect
+    from trustcheck.tuf.dialect import detect_dialect
 
     try:
         dialect = detect_dialect(data)
@@ -348,7 +348,7 @@ def tuf_download(
     into place; a file already there that matches is kept without fetching.
     Exit 0 when every target was stored, 1 when any was not, 2 on bad input.
     """
-    from trustcheck.tuf.client import download_targets
+    from trustcheck.tuf.download import download_targets
 
     when, opts = _common(at, pins, state_dir, no_tofu)
     results = download_targets(
@@ -487,6 +487,6 @@ def tuf_dialect(
     ],
 ) -> None:
     """Print `tuf` (TUF 1.0) or `notary` (Notary v1 / Docker Content Trust) for PATH."""
-    from trustcheck.tuf.client import detect_dialect
+    from trustcheck.tuf.dialect import detect_dialect
 
     typer.echo(detect_dialect(path))

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from trustcheck.cliopts import (
+from trustcheck.cli.options import (
     AtOpt,
     ConcurrencyOpt,
     DceOpt,

@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from trustcheck.cliopts import fail_usage
+from trustcheck.cli.options import fail_usage
 
 
 def register(app: typer.Typer) -> None:
@@ -80,14 +80,9 @@ def serve(
     try:  # the web stack is the `webhook` extra (pyproject.toml): the CLI does not need it
         import uvicorn
 
-        from trustcheck.webhook.app import (
-            TlsReloader,
-            build_server,
-            config_summary,
-            configure_logging,
-            load_config,
-            secret_from_env,
-        )
+        from trustcheck.webhook.app import TlsReloader, build_server, config_summary
+        from trustcheck.webhook.config import load_config, secret_from_env
+        from trustcheck.webhook.logs import configure_logging
     except ImportError as e:
         from trustcheck.errors import UsageError
 

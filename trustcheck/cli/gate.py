@@ -14,7 +14,14 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from trustcheck.cliopts import (
+from trustcheck.cli.archive import (
+    ArchiveOpt,
+    ArchivePinOpt,
+    MaxAgeOpt,
+    archive_text,
+    decide_from_archive,
+)
+from trustcheck.cli.options import (
     DEFAULT_REMOTE,
     AtOpt,
     DceOpt,
@@ -194,6 +201,9 @@ def gate(
     no_tofu: NoTofuOpt = False,
     delegation_cert_expiry: DceOpt = "warn",
     remote: RemoteArgs = DEFAULT_REMOTE,
+    archive: ArchiveOpt = None,
+    archive_pin: ArchivePinOpt = None,
+    max_age: MaxAgeOpt = None,
 ) -> None:
     """Decide each image with a policy (docs/policy.md).
 
@@ -204,18 +214,30 @@ def gate(
         fail_usage("--json and --print-refs are alternatives; choose one")
     pol = _load(policy)
     refs = _refs(images)
-    run = _Run(
-        trust_dir,
-        at,
-        pins,
-        state_dir,
-        no_tofu,
-        delegation_cert_expiry,
-        remote,
-    )
-    decisions = run.decide(pol, images, refs)
+    as_of: dict[str, object] = {}
+    if archive is not None:  # docs/archive.md: decided as of the archive's capture time
+        opts = make_options(pins, state_dir, no_tofu, delegation_cert_expiry)
+        decisions, arc = decide_from_archive(
+            pol, images, refs, archive, archive_pin, max_age, at, opts
+        )
+        as_of = {"as_of": arc.as_of, "archive": arc.describe()}
+        if not as_json:
+            typer.echo(f"# {archive_text(arc)}", err=print_refs)
+    else:
+        if archive_pin is not None or max_age is not None:
+            fail_usage("--archive-pin and --max-age apply to --archive")
+        run = _Run(
+            trust_dir,
+            at,
+            pins,
+            state_dir,
+            no_tofu,
+            delegation_cert_expiry,
+            remote,
+        )
+        decisions = run.decide(pol, images, refs)
     if as_json:
-        doc = {"policy": pol.source, "decisions": [d.to_json() for d in decisions]}
+        doc = {"policy": pol.source, **as_of, "decisions": [d.to_json() for d in decisions]}
         typer.echo(json.dumps(doc, indent=2, ensure_ascii=False))
     elif print_refs:
         for d in decisions:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from trustcheck.cliopts import (
+from trustcheck.cli.options import (
     DEFAULT_REMOTE,
     AtOpt,
     DceOpt,
