@@ -52,7 +52,7 @@ from fixtures.notary_harness import (
     make_tls,
     missing_notary_binaries,
 )
-from trustcheck.webhook.cache import (
+from trustcheck.webhook.shared import (
     LOCK_PREFIX,
     BadValue,
     MemoryStore,

@@ -892,7 +892,7 @@ def test_deploy_manifests_carry_the_required_fields() -> None:
     server_config = yaml.safe_load(config_map["data"]["config.yaml"])
     deadline = server_config["deadline_seconds"]
     from trustcheck.policy.load import parse_policy
-    from trustcheck.webhook.app import parse_config
+    from trustcheck.webhook.config import parse_config
 
     parse_config(server_config, "deploy config.yaml")
     policies = [c for c in by_kind["ConfigMap"] if "policy.yaml" in c.get("data", {})]

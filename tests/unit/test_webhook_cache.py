@@ -36,26 +36,13 @@ from trustcheck.local.trustdir import TrustDir
 from trustcheck.policy.load import parse_policy
 from trustcheck.policy.model import Policy, Rule
 from trustcheck.remote.config import RemoteConfig
-from trustcheck.webhook.app import (
-    JsonFormatter,
-    Metrics,
-    ReviewLog,
-    ServerConfig,
-    WebhookServer,
-    load_config,
-    parse_config,
-    secret_from_env,
-)
-from trustcheck.webhook.cache import (
-    CacheSettings,
-    MemoryStore,
-    SharedCache,
-    TrustCache,
-    is_lock_token,
-    key_fingerprint,
-    verify_files,
-)
+from trustcheck.webhook.app import WebhookServer
+from trustcheck.webhook.cache import CacheSettings, TrustCache, verify_files
+from trustcheck.webhook.config import ServerConfig, load_config, parse_config, secret_from_env
+from trustcheck.webhook.logs import JsonFormatter, ReviewLog
+from trustcheck.webhook.metrics import Metrics
 from trustcheck.webhook.review import WebhookConfig
+from trustcheck.webhook.shared import MemoryStore, SharedCache, is_lock_token, key_fingerprint
 
 POLICY = """\
 version: 1
