@@ -40,9 +40,10 @@ with atheris.instrument_imports():
     from trustcheck.core import model as notary
     from trustcheck.core.lookup import resolve
     from trustcheck.core.reference import parse_reference
-    from trustcheck.core.verify import verify_collection, verify_signatures
+    from trustcheck.core.roles import validate_role_name
+    from trustcheck.core.trusted_set import verify_signatures
+    from trustcheck.core.verify import verify_collection
     from trustcheck.errors import NotTrusted, TrustcheckError
-    from trustcheck.local.trustdir import validate_role_name
 
 GENERATED = REPO / "fixtures" / "generated"
 AT = datetime.strptime(

@@ -6,7 +6,6 @@ import from :mod:`trustcheck` (see ``__all__`` there).
 
 from __future__ import annotations
 
-import gc
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from trustcheck.core.lookup import resolve
 from trustcheck.core.reference import ImageRef, parse_reference
-from trustcheck.core.verify import Collection, TrustPolicy, verify_collection
+from trustcheck.core.verify import Collection, verify_collection
 from trustcheck.errors import NotTrusted, TrustcheckError, UsageError
 from trustcheck.local.trustdir import TrustDir
 
@@ -47,6 +46,9 @@ class TrustDirSource:
     def read(self, role: str, cap: int) -> bytes | None:
         return self.trust_dir.read_role(self.gun, role, cap)
 
+    def describe(self) -> str:
+        return self.trust_dir.describe(self.gun)
+
 
 @dataclass(slots=True)
 class Options:
@@ -67,25 +69,14 @@ def load_collection(
     enforced and the new ones recorded (under the GUN's lock), only when the
     verification succeeds.
     """
+    from trustcheck.local.session import trust_session
+
     opts = options if options is not None else Options()
     td = trust_dir if isinstance(trust_dir, TrustDir) else TrustDir(Path(trust_dir))
     td.metadata_dir(gun)  # validates the GUN before any file is touched
-    policy = TrustPolicy(
-        pin=opts.pins.lookup(gun) if opts.pins is not None else None,
-        no_tofu=opts.no_tofu or (opts.pins is not None and opts.pins.no_tofu),
-        delegation_cert_expiry=opts.delegation_cert_expiry,
-    )
-    source = TrustDirSource(td, gun)
-    if opts.state is None:
-        return _verify(gun, source, at, policy)
-    store = opts.state
-    with store.session(gun) as (previous, recorder):
-        if previous is not None:
-            policy.previous_root = previous.root
-            policy.min_versions = previous.versions
-        col = _verify(gun, source, at, policy)
-        versions = {name: check.version for name, check in col.checks.items()}
-        recorder.state = store.record(previous, gun, col.root_raw, versions)
+    with trust_session(gun, opts) as session:
+        col = verify_collection(gun, TrustDirSource(td, gun), at, session.policy)
+        session.record(col)
     return col
 
 
@@ -122,18 +113,6 @@ def _guarded_load(
         if os.environ.get("TRUSTCHECK_DEBUG"):
             raise
         return internal_error(gun, e)
-
-
-def _verify(gun: str, source: TrustDirSource, at: datetime, policy: TrustPolicy) -> Collection:
-    # Parsing a large targets role allocates hundreds of thousands of
-    # containers and no cycles: the cyclic collector would only rescan them.
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        return verify_collection(gun, source, at, policy)
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 @dataclass(slots=True)

@@ -492,7 +492,7 @@ def test_hostile_content_length(srv: HostileServer, tmp_path: Path, value: str, 
 def test_fetch_many_keeps_every_other_result(
     srv: HostileServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real_verify = fetch_mod._verify
+    real_verify = fetch_mod.verify_collection
     boom = {"localhost/broken": MemoryError, "localhost/bug": RuntimeError}
 
     def verify(gun: str, *args: object) -> object:
@@ -500,7 +500,7 @@ def test_fetch_many_keeps_every_other_result(
             raise boom[gun]("injected fault")
         return real_verify(gun, *args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(fetch_mod, "_verify", verify)
+    monkeypatch.setattr(fetch_mod, "verify_collection", verify)
     # the server serves the genuine collection under every name
     guns = ["localhost/broken", GENUINE_GUN, "localhost/bug"]
     original = srv._genuine

@@ -343,7 +343,7 @@ def test_path_prefixes_agree_with_notarys_linear_scan() -> None:
     prefixes, equal paths, "" and non-ASCII orderings all occur)."""
     import random
 
-    from trustcheck.core.verify import PathPrefixes
+    from trustcheck.core.trusted_set import PathPrefixes
 
     rng = random.Random(14)
     alphabet = ["a", "b", "/", "\u00e9", "\U0001f600", "\x00", "z"]

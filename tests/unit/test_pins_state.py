@@ -26,8 +26,9 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from trustcheck.core.identity import Identifier
 from trustcheck.errors import UsageError
-from trustcheck.local.pinfile import Identifier, load_pins
+from trustcheck.local.pinfile import load_pins
 
 if TYPE_CHECKING:
     from conftest import CliRun

@@ -11,16 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from trustcheck.core.roles import MAX_DOWNLOAD_SIZE, MAX_TIMESTAMP_SIZE, validate_role_name
 from trustcheck.errors import NotTrusted, UsageError
-from trustcheck.local.trustdir import (
-    MAX_DOWNLOAD_SIZE,
-    MAX_GUN_LENGTH,
-    MAX_TIMESTAMP_SIZE,
-    TrustDir,
-    default_trust_dir,
-    validate_gun,
-    validate_role_name,
-)
+from trustcheck.local.trustdir import MAX_GUN_LENGTH, TrustDir, default_trust_dir, validate_gun
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 REALWORLD = REPO_ROOT / "fixtures" / "realworld" / "notary0.1"

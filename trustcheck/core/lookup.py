@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from trustcheck.core.model import FileMeta, TargetsMeta, hash_size_problem
 from trustcheck.core.reference import ImageRef
+from trustcheck.core.roles import signer_name
 from trustcheck.core.verify import Collection
 from trustcheck.errors import NotTrusted
 
@@ -33,7 +34,6 @@ __all__ = [
     "inspect",
     "list_targets",
     "resolve",
-    "signer_name",
 ]
 
 RELEASES = "targets/releases"
@@ -117,11 +117,6 @@ def all_target_metadata(col: Collection, name: str) -> list[TargetHit]:
                 TargetHit(t, rname, m) for t, m in tm.items() if col.in_paths(rname, t)
             )
     return hits
-
-
-def signer_name(role: str) -> str:
-    """A role as a signer: ``targets/alice`` -> ``alice``; the base role is ``targets``."""
-    return role[len("targets/") :] if role.startswith("targets/") else role
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,12 +4,11 @@ pin file, the state record of the GUN, the policy file."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 from typing import TYPE_CHECKING, Any
 
-from trustcheck.errors import NotTrusted, TrustcheckError, UsageError
+from trustcheck.errors import TrustcheckError, UsageError
 
 if TYPE_CHECKING:
     pass
@@ -256,7 +255,8 @@ class LocalChecks(DoctorBase):
             )
 
     def check_pins(self) -> None:
-        from trustcheck.local.pinfile import default_pin_file, load_ca_bundle, load_pins
+        from trustcheck.local.pinfile import default_pin_file, load_pins
+        from trustcheck.local.session import load_ca_bundle
 
         path = self.cfg.pins
         if path is None:
@@ -278,8 +278,7 @@ class LocalChecks(DoctorBase):
             for e in pinset.entries:
                 if e.ca is not None:
                     # an expired bundle is the verifier's pin-mismatch, reported by verify
-                    with contextlib.suppress(NotTrusted):
-                        load_ca_bundle(e, self.at)
+                    load_ca_bundle(e)
         except UsageError as e:
             self.pins_ok = False
             self.fail(

@@ -12,70 +12,32 @@ and across rotations (docs/notary-compat.md).
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from trustcheck.core.crypto import TufKey, canonical_key_id, cert_of
+from trustcheck.core.identity import Identifier
 from trustcheck.core.reference import (
     AmbiguousDomain,
     canonical_domain,
     identity,
     parse_repository_name,
 )
-from trustcheck.errors import NotTrusted, UsageError
-from trustcheck.local.trustdir import validate_role_name
+from trustcheck.core.roles import validate_role_name
+from trustcheck.errors import UsageError
+from trustcheck.policy.pattern import prefix_matches, prefix_specificity
 
 __all__ = [
-    "KINDS",
-    "Identifier",
     "PinEntry",
     "PinSet",
     "default_pin_file",
-    "identifiers_of_cert",
-    "identifiers_of_key",
     "load_pins",
     "normalise_pattern",
     "signer_pin_problem",
     "write_pins",
 ]
-
-#: identifier kinds, in the order ``pin add`` prefers them
-KINDS = ("cert-sha256", "spki-sha256", "keyid", "canonical")
-_HEX64 = frozenset("0123456789abcdef")
-
-
-@dataclass(frozen=True, slots=True, order=True)
-class Identifier:
-    kind: str
-    value: str
-
-    def __str__(self) -> str:
-        return f"{self.kind}:{self.value}"
-
-    @classmethod
-    def parse(cls, text: str, where: str) -> Identifier:
-        kind, sep, value = str(text).partition(":")
-        kind = kind.strip().lower()
-        if not sep or kind not in KINDS:
-            raise UsageError(
-                "pin-file-invalid",
-                f"{where}: {str(text)[:80]!r} is not an identifier; write it as "
-                f"<kind>:<hex> with kind one of {', '.join(KINDS)}",
-            )
-        # accept openssl's "AB:CD:..." form as well as plain hex
-        norm = value.strip().replace(":", "").lower()
-        if len(norm) != 64 or not set(norm) <= _HEX64:
-            raise UsageError(
-                "pin-file-invalid",
-                f"{where}: {kind} value must be 64 hex digits (a SHA-256), got {value[:80]!r}",
-            )
-        return cls(kind, norm)
-
 
 @dataclass(slots=True)
 class PinEntry:
@@ -90,15 +52,14 @@ class PinEntry:
     source: str = ""
 
     def matches(self, gun: str) -> bool:
-        if self.pattern.endswith("*"):
-            return gun.startswith(self.pattern[:-1])
-        return gun == self.pattern
+        """notary's pin wildcard: the ``prefix`` mode of :mod:`trustcheck.policy.pattern`."""
+        return prefix_matches(self.pattern, gun)
 
     def specificity(self) -> tuple[int, int, int]:
         """Sort key, larger wins: an exact GUN, then (notary's order) every
         ``certs``/TOML entry before any ``ca`` entry, then the longer prefix."""
-        exact = 0 if self.pattern.endswith("*") else 1
-        return (exact, -self.priority, len(self.pattern))
+        exact, length = prefix_specificity(self.pattern)
+        return (exact, -self.priority, length)
 
 
 @dataclass(slots=True)
@@ -386,102 +347,3 @@ def write_pins(pins: PinSet, path: Path) -> None:
             f"pin file {path} cannot be written ({where}{e.strerror or e}); it was not "
             "changed. Choose a writable path with --pins, or fix the folder's permissions",
         ) from e
-
-
-# ----------------------------------------------------------------------------- matching
-
-
-def identifiers_of_cert(der: bytes, spki_der: bytes) -> set[Identifier]:
-    return {
-        Identifier("cert-sha256", hashlib.sha256(der).hexdigest()),
-        Identifier("spki-sha256", hashlib.sha256(spki_der).hexdigest()),
-    }
-
-
-def identifiers_of_key(key: TufKey, *extra_ids: str) -> set[Identifier]:
-    """Every identifier a key answers to: key IDs, canonical ID, cert and SPKI hashes."""
-    ids = {Identifier("keyid", key.id), Identifier("canonical", canonical_key_id(key))}
-    ids.update(Identifier("keyid", i) for i in extra_ids)
-    cert = cert_of(key)
-    if cert is not None:
-        from cryptography.hazmat.primitives import serialization
-
-        ids |= identifiers_of_cert(
-            cert.public_bytes(serialization.Encoding.DER),
-            cert.public_key().public_bytes(
-                serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-            ),
-        )
-    elif key.keytype in ("ecdsa", "rsa"):
-        ids.add(Identifier("spki-sha256", hashlib.sha256(key.public).hexdigest()))
-    return ids
-
-
-def chains_to_ca(leaf: Any, intermediates: list[Any], bundle: list[Any], at: datetime) -> bool:
-    """Whether ``leaf`` chains to a certificate of ``bundle`` through ``intermediates``.
-
-    Signatures and validity windows of every certificate on the path are
-    checked; the leaf's extended key usage is not (notary's own leaves carry
-    only codeSigning, which notary's CA pinning wrongly refuses).
-    """
-    from cryptography.x509 import Certificate
-
-    def valid(c: Certificate) -> bool:
-        return bool(c.not_valid_before_utc <= at <= c.not_valid_after_utc)
-
-    def issued_by(child: Certificate, parent: Certificate) -> bool:
-        try:
-            child.verify_directly_issued_by(parent)
-        except Exception:  # wrong issuer, bad signature, unsupported algorithm
-            return False
-        return True
-
-    anchors = [c for c in bundle if valid(c)]
-    if any(leaf == a for a in anchors):
-        return True
-
-    def walk(cert: Certificate, depth: int, used: tuple[Certificate, ...]) -> bool:
-        if any(issued_by(cert, a) for a in anchors):
-            return True
-        if depth >= 5:
-            return False
-        for inter in intermediates:
-            if inter in used or not valid(inter) or not issued_by(cert, inter):
-                continue
-            if walk(inter, depth + 1, (*used, inter)):
-                return True
-        return False
-
-    return walk(leaf, 0, (leaf,))
-
-
-def load_ca_bundle(entry: PinEntry, at: datetime) -> list[Any]:
-    from trustcheck.core.certs import load_cert_bundle
-
-    assert entry.ca is not None
-    try:
-        data = entry.ca.read_bytes()
-    except OSError as e:
-        raise UsageError(
-            "pin-file-invalid",
-            f"{entry.source}: cannot read CA bundle {entry.ca}: {e.strerror or e}",
-        ) from e
-    certs = load_cert_bundle(data)
-    if not certs:
-        raise UsageError(
-            "pin-file-invalid",
-            f"{entry.source}: {entry.ca} holds no PEM certificates",
-        )
-    usable = [c for c in certs if c.not_valid_before_utc <= at <= c.not_valid_after_utc]
-    if not usable:
-        raise NotTrusted(
-            "pin-mismatch",
-            f"every certificate in the pinned CA bundle {entry.ca} is expired or not yet "
-            "valid at the validation time; renew the CA bundle",
-            role="root",
-        )
-    return usable
-
-
-def describe(ids: Iterable[Identifier]) -> str:
-    return ", ".join(f"{i.kind}:{i.value[:12]}…" for i in sorted(ids))

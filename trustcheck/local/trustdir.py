@@ -29,36 +29,21 @@ from __future__ import annotations
 
 import errno
 import os
-import posixpath
 import stat
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from trustcheck.core.roles import is_versioned_root, validate_role_name
 from trustcheck.errors import NotTrusted, UsageError
 from trustcheck.local.fsutil import SymlinkInPath, open_dir_beneath, replace_at
 
 __all__ = [
-    "BASE_ROLES",
-    "MAX_DOWNLOAD_SIZE",
     "MAX_GUN_LENGTH",
-    "MAX_ROLE_NAME_LENGTH",
-    "MAX_TIMESTAMP_SIZE",
     "TrustDir",
     "default_trust_dir",
     "validate_gun",
-    "validate_role_name",
 ]
 
-#: notary ``MaxTimestampSize`` (const.go): cap for timestamp.json.
-MAX_TIMESTAMP_SIZE = 1 << 20
-#: notary ``MaxDownloadSize`` (const.go, used for ``NoSizeLimit``): cap for
-#: root.json and any role whose length is not known from a parent role.
-MAX_DOWNLOAD_SIZE = 100 << 20
-
-#: The four top-level TUF roles.
-BASE_ROLES = frozenset({"root", "targets", "snapshot", "timestamp"})
-#: Delegation names must be shorter than this many bytes (notary IsDelegation).
-MAX_ROLE_NAME_LENGTH = 256
 #: Longest GUN accepted, in UTF-8 bytes.  Docker allows a 255-character
 #: repository path plus a registry domain, so the bound is on the whole GUN
 #: here and on each component (:data:`_MAX_COMPONENT_BYTES`) separately.
@@ -66,7 +51,6 @@ MAX_GUN_LENGTH = 1024
 #: POSIX NAME_MAX on common file systems: longest single path component.
 _MAX_COMPONENT_BYTES = 255
 
-_DELEGATION_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-_/")
 _READ_CHUNK = 1 << 16
 
 
@@ -132,36 +116,6 @@ def _is_identity(gun: str) -> bool:
     from trustcheck.core.reference import identity
 
     return identity(gun) == gun
-
-
-def is_versioned_root(role: str) -> bool:
-    """``<N>.root``: a previous root version kept for rotations (``N.root.json``)."""
-    version, dot, rest = role.partition(".")
-    return (
-        dot == "."
-        and rest == "root"
-        and version.isascii()
-        and version.isdigit()
-        and not version.startswith("0")
-        and len(version) <= 10
-    )
-
-
-def validate_role_name(role: str) -> bool:
-    """True for a base role or a delegation name notary accepts (spec §5.1).
-
-    A delegation name starts with ``targets/``, uses only ``[-a-z0-9_/]``, is
-    shorter than 256 bytes and is already clean (``path.Clean(name) == name``:
-    no trailing ``/``, no ``//``, no ``.`` or ``..`` components).
-    """
-    if role in BASE_ROLES:
-        return True
-    return (
-        role.startswith("targets/")
-        and len(role.encode("utf-8", "surrogatepass")) < MAX_ROLE_NAME_LENGTH
-        and all(ch in _DELEGATION_CHARS for ch in role)
-        and posixpath.normpath(role) == role
-    )
 
 
 def _is_within(path: str, root: str) -> bool:

@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from trustcheck.core.identity import Identifier
 from trustcheck.core.reference import ImageRef
 from trustcheck.errors import NotTrusted, TrustcheckError
-from trustcheck.local.pinfile import Identifier
 from trustcheck.policy.model import Decision, Policy, Reason, Rule, SignerResult, SignerSpec
 
 if TYPE_CHECKING:
@@ -75,8 +75,9 @@ def check_signers(
     never counts for two signers.
     """
     from trustcheck.core.crypto import canonical_key_id
-    from trustcheck.core.lookup import all_target_metadata, signer_name
-    from trustcheck.local.pinfile import identifiers_of_key
+    from trustcheck.core.identity import identifiers_of_key
+    from trustcheck.core.lookup import all_target_metadata
+    from trustcheck.core.roles import signer_name
 
     sha = digest.removeprefix("sha256:")
     # role -> canonical IDs (and all identifiers) of the keys that signed it

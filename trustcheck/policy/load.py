@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+from trustcheck.core.identity import KINDS, Identifier
 from trustcheck.errors import UsageError
-from trustcheck.local.pinfile import KINDS, Identifier, PinEntry, PinSet
+from trustcheck.local.pinfile import PinEntry, PinSet
 from trustcheck.policy.model import (
     ACTIONS,
     MODES,

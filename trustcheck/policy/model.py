@@ -7,9 +7,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from trustcheck.core.identity import Identifier
 from trustcheck.core.reference import ImageRef
 from trustcheck.errors import TrustcheckError
-from trustcheck.local.pinfile import Identifier, PinSet
+from trustcheck.local.pinfile import PinSet
 from trustcheck.policy.pattern import Pattern, match_name
 
 __all__ = [

@@ -34,9 +34,7 @@ server cannot roll the cache back.
 
 from __future__ import annotations
 
-import gc
 import hashlib
-import hmac
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import replace
@@ -46,18 +44,18 @@ from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from trustcheck.api import Options, load_collection
-from trustcheck.core.model import (
-    FileMeta,
-    RootMeta,
-    SignedMeta,
-    parse_root,
-    parse_snapshot,
-    parse_targets,
-    parse_timestamp,
-)
-from trustcheck.core.verify import Collection, TrustPolicy, verify_collection, verify_signatures
+from trustcheck.core.model import FileMeta, parse_snapshot, parse_timestamp
+from trustcheck.core.roles import MAX_DOWNLOAD_SIZE, is_versioned_root
+from trustcheck.core.trusted_set import TrustPolicy, hashes_match
+from trustcheck.core.verify import Collection, verify_collection
 from trustcheck.errors import NotTrusted, TrustcheckError, UsageError
-from trustcheck.local.trustdir import MAX_DOWNLOAD_SIZE, TrustDir, is_versioned_root
+from trustcheck.local.session import (
+    TrustSession,
+    root_for_retry,
+    should_update_root,
+    trust_session,
+)
+from trustcheck.local.trustdir import TrustDir
 from trustcheck.remote.auth import credentials_key
 from trustcheck.remote.http import (
     Deadline,
@@ -71,7 +69,6 @@ from trustcheck.remote.http import (
 
 if TYPE_CHECKING:
     from trustcheck.core.reference import ImageRef
-    from trustcheck.local.state import GunState
 
 __all__ = [
     "MANIFEST_MEDIA_TYPES",
@@ -94,28 +91,6 @@ MANIFEST_MEDIA_TYPES = (
 #: A manifest larger than this is refused when its digest must be computed.
 MAX_MANIFEST_SIZE = 4 << 20
 
-#: Failures of a *cached* root that no server data can repair: notary fails
-#: hard when its cached root does not load (spec §3.1; R10/R10b).
-_CACHED_ROOT_FATAL = frozenset(
-    {
-        "malformed-json",
-        "invalid-structure",
-        "wrong-type",
-        "invalid-expires",
-        "non-canonical-number",
-        "invalid-key-id",
-        "no-signatures",
-        "threshold-not-met",
-        "root-cert-invalid",
-        "root-cert-expired",
-        "root-cert-not-yet-valid",
-        "root-cert-cn-mismatch",
-        "root-cert-weak",
-        "root-integrity",
-    }
-)
-#: Failures a root update cannot change.
-_NO_ROOT_UPDATE = frozenset({"no-pin", "unsafe-path", "trust-dir-unreadable", "state-invalid"})
 #: Remote failures after which the cached timestamp is used (never 401/403).
 _FALLBACK_CODES = frozenset({"network-error", "server-timeout", "server-error"})
 
@@ -126,19 +101,6 @@ _PATH_SAFE = "/:@"
 
 def _gun_scope(gun: str) -> str:
     return f"repository:{gun}:pull"
-
-
-def _hashes_match(raw: bytes, expected: FileMeta) -> bool:
-    """notary's CheckHashes as a predicate: every sha256/sha512 given matches, one at least."""
-    known = 0
-    for algo in ("sha256", "sha512"):
-        want = expected.hashes.get(algo)
-        if want is None:
-            continue
-        known += 1
-        if not hmac.compare_digest(hashlib.new(algo, raw).digest(), want):
-            return False
-    return known > 0
 
 
 class RemoteSource:
@@ -156,23 +118,21 @@ class RemoteSource:
         trust_dir: TrustDir,
         endpoint: Endpoint,
         deadline: Deadline,
-        floors: dict[str, int],
         warnings: list[str],
     ) -> None:
         self.gun = gun
         self.trust_dir = trust_dir
         self.endpoint = endpoint
         self.deadline = deadline
-        self.floors = floors
         self.warnings = warnings
         #: why the cache stood in for the server (see Collection.cache_fallback)
         self.fallbacks: list[str] = []
         #: the roles actually requested from the server, in order (for tests and -v)
         self.downloaded: list[str] = []
         self.root_raw = b""
-        self._cached_root: RootMeta | None = None
-        self._cached_root_raw: bytes | None = None
         self._served: dict[str, bytes] = {}
+        #: cached copies the bytes served for a role replaced (see :meth:`replaced`)
+        self._replaced: dict[str, bytes] = {}
         self._snapshot_meta: dict[str, FileMeta] | None = None
         #: downloads whose bytes matched the hash in their URL (safe to reuse)
         self._memo: dict[str, bytes] = {}
@@ -184,12 +144,10 @@ class RemoteSource:
 
     # --- set-up per attempt ----------------------------------------------------------
 
-    def start(self, root_raw: bytes, cached_root_raw: bytes | None) -> None:
+    def start(self, root_raw: bytes) -> None:
         self.root_raw = root_raw
-        if cached_root_raw is not self._cached_root_raw:
-            self._cached_root_raw = cached_root_raw
-            self._cached_root = None
         self._served = {}
+        self._replaced = {}
         self._snapshot_meta = None
         self.root_verified = False
 
@@ -252,48 +210,6 @@ class RemoteSource:
         except NotTrusted:
             return None
 
-    def _cached_root_meta(self) -> RootMeta | None:
-        if self._cached_root is None and self._cached_root_raw is not None:
-            try:
-                self._cached_root = parse_root(self._cached_root_raw)
-            except NotTrusted:
-                return None
-        return self._cached_root
-
-    def _raise_floor(self, role: str, cached: bytes) -> None:
-        """The version of a cached copy that still verifies is a floor (notary's oldBuilder)."""
-        try:
-            meta: SignedMeta
-            if role in ("timestamp", "snapshot", "targets"):
-                root = self._cached_root_meta()
-                if root is None or role not in root.roles:
-                    return
-                rk = root.roles[role]
-                if role == "timestamp":
-                    meta = parse_timestamp(cached)
-                elif role == "snapshot":
-                    meta = parse_snapshot(cached)
-                else:
-                    meta = parse_targets(role, cached)
-                keys, keyids, threshold = root.keys, rk.keyids, rk.threshold
-            else:
-                parent = role.rsplit("/", 1)[0]
-                parent_raw = self._served.get(parent)
-                if parent_raw is None:
-                    return
-                parent_meta = parse_targets(parent, parent_raw)
-                entry = next((d for d in parent_meta.delegations if d.name == role), None)
-                if entry is None:
-                    return
-                meta = parse_targets(role, cached)
-                keys, keyids, threshold = parent_meta.delegation_keys, entry.keyids, entry.threshold
-            verify_signatures(meta, keys, keyids, threshold)
-            version = meta.version
-        except (TrustcheckError, KeyError, ValueError):
-            return
-        if version > self.floors.get(role, 0):
-            self.floors[role] = version
-
     # --- the Source protocol ---------------------------------------------------------
 
     def read(self, role: str, cap: int) -> bytes | None:
@@ -309,6 +225,11 @@ class RemoteSource:
             raw = self._read_checked(role, cap)
         self._served[role] = raw
         return raw
+
+    def replaced(self, role: str) -> bytes | None:
+        """The cached copy of ``role`` the bytes just served replace (the verifier
+        decides whether it is a rollback floor); None when the cache was used."""
+        return self._replaced.pop(role, None)
 
     def _read_timestamp(self, cap: int) -> bytes:
         cached = self.cached("timestamp", cap)
@@ -328,7 +249,7 @@ class RemoteSource:
             raw, failure = None, e
         if raw is not None:
             if cached is not None and cached != raw:
-                self._raise_floor("timestamp", cached)
+                self._replaced["timestamp"] = cached
             return raw
         assert failure is not None
         if cached is None:
@@ -353,7 +274,7 @@ class RemoteSource:
     def _read_checked(self, role: str, cap: int) -> bytes:
         expected = self._expected(role)
         cached = self.cached(role, cap)
-        if cached is not None and expected is not None and _hashes_match(cached, expected):
+        if cached is not None and expected is not None and hashes_match(cached, expected):
             return cached
         sha = expected.sha256_hex() if expected is not None else None
         name = f"{role}.{sha}" if sha else role
@@ -372,8 +293,8 @@ class RemoteSource:
                 role=role,
             )
         if cached is not None:
-            self._raise_floor(role, cached)
-        if sha and expected is not None and _hashes_match(raw, expected):
+            self._replaced[role] = cached
+        if sha and expected is not None and hashes_match(raw, expected):
             self._memo[name] = raw
         return raw
 
@@ -381,13 +302,13 @@ class RemoteSource:
         """The root a failed update should retry with: ``root.<sha256>.json`` named
         by the last snapshot, else ``root.json``; None when it is the root just used."""
         expected = self._expected("root") if "snapshot" in self._served else None
-        if expected is not None and _hashes_match(self.root_raw, expected):
+        if expected is not None and hashes_match(self.root_raw, expected):
             return None
         cap = MAX_DOWNLOAD_SIZE
         sha = expected.sha256_hex() if expected is not None else None
         if expected is not None:
             cached = self.cached("root", min(expected.length, cap))
-            if cached is not None and _hashes_match(cached, expected) and cached != self.root_raw:
+            if cached is not None and hashes_match(cached, expected) and cached != self.root_raw:
                 return cached
             cap = min(max(expected.length, 0), cap)
         name = f"root.{sha}" if sha else "root"
@@ -415,48 +336,25 @@ def _detail(body: bytes) -> str:
     return f": {text}" if text else ""
 
 
-def _policy(gun: str, opts: Options) -> TrustPolicy:
-    """The TrustPolicy load_collection builds for ``gun`` (pins, no-tofu, delegation certs)."""
-    return TrustPolicy(
-        pin=opts.pins.lookup(gun) if opts.pins is not None else None,
-        no_tofu=opts.no_tofu or (opts.pins is not None and opts.pins.no_tofu),
-        delegation_cert_expiry=opts.delegation_cert_expiry,
-    )
-
-
-def _verify(gun: str, source: RemoteSource, at: datetime, policy: TrustPolicy) -> Collection:
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        return verify_collection(gun, source, at, policy)
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
-def _should_update_root(e: NotTrusted, source: RemoteSource, root_from_cache: bool) -> bool:
-    """notary's Update(): on a failure, update the root once and try again."""
-    if isinstance(e, RemoteError) or e.code in _NO_ROOT_UPDATE or source.offline is not None:
-        return False
-    if root_from_cache and not source.root_verified and e.code in _CACHED_ROOT_FATAL:
-        return False  # the cached root itself is unusable: notary fails hard
-    return not (e.code == "file-too-large" and e.role == "root")
-
-
 def _update(
     gun: str,
     td: TrustDir,
     at: datetime,
-    base: TrustPolicy,
+    session: TrustSession,
     endpoint: Endpoint,
     deadline: Deadline,
-    state: GunState | None,
 ) -> tuple[Collection, dict[str, bytes | None]]:
     """notary's update for one GUN: the verified collection and what the trust
-    dir held for each role looked at."""
+    dir held for each role looked at.
+
+    The network side only: which bytes to get and from where.  Whom to trust
+    (previous root, floors, whether and against what the root update retries)
+    is :mod:`trustcheck.local.session`'s; every rule is the trusted set's.
+    A retry starts a new trusted set from the same floors; the cached copies the
+    server replaces are handed to it again, so their floors hold in both.
+    """
     warnings: list[str] = []
-    floors: dict[str, int] = dict(state.versions) if state is not None else {}
-    source = RemoteSource(gun, td, endpoint, deadline, floors, warnings)
+    source = RemoteSource(gun, td, endpoint, deadline, warnings)
     ping = endpoint.ping(deadline)
     if ping.offline is not None:
         source.offline = ping.offline
@@ -467,7 +365,6 @@ def _update(
         warnings.append(message)
         source.fallbacks.append(message)
     cached_root = source.cached("root", MAX_DOWNLOAD_SIZE)
-    state_root = state.root if state is not None else None
     if cached_root is not None:
         root1, from_cache = cached_root, True
     else:
@@ -485,28 +382,31 @@ def _update(
                 "(root.json: HTTP 404); is the repository signed?",
             )
         root1, from_cache = got, False
-    # the cached root is what notary trusts (its "pin"); the state store's root
-    # (what trustcheck trusted last time) comes first when there is one
-    previous = state_root if state_root is not None else cached_root
-    policy = replace(base, previous_root=previous, min_versions=floors)
-    source.start(root1, cached_root)
+    policy: TrustPolicy = session.with_cached_root(cached_root)
+    source.start(root1)
     try:
-        col = _verify(gun, source, at, policy)
+        col = verify_collection(gun, source, at, policy)
     except NotTrusted as first:
-        if not _should_update_root(first, source, from_cache):
+        if not should_update_root(
+            first,
+            remote=isinstance(first, RemoteError),
+            offline=source.offline is not None,
+            root_verified=source.root_verified,
+            root_from_cache=from_cache,
+        ):
             raise
-        root_ok = source.root_verified or (
-            first.role == "root" and first.code == "metadata-expired"
-        )
         new_root = source.new_root()
         if new_root is None:
             raise
-        if root_ok or (from_cache and state_root is None):
-            prev2: bytes | None = root1
-        else:
-            prev2 = state_root
-        source.start(new_root, cached_root)
-        col = _verify(gun, source, at, replace(policy, previous_root=prev2))
+        prev2 = root_for_retry(
+            first,
+            root_verified=source.root_verified,
+            root_from_cache=from_cache,
+            tried_root=root1,
+            state_root=session.state_root,
+        )
+        source.start(new_root)
+        col = verify_collection(gun, source, at, replace(policy, previous_root=prev2))
     col.warnings[0:0] = warnings
     col.cache_fallback = source.fallbacks[0] if source.fallbacks else None
     return col, source.seen_in_cache
@@ -587,17 +487,10 @@ def fetch_collection(
         base_url = select_server(gun, sess.remote, sess.env)
         endpoint = sess.endpoint(base_url, credentials_key(gun.split("/", 1)[0]), "notary server")
         deadline = Deadline(sess.remote.total_timeout)
-        policy = _policy(gun, opts)
-        if opts.state is None:
-            col, seen = _update(gun, td, at, policy, endpoint, deadline, None)
+        with trust_session(gun, opts) as trust:
+            col, seen = _update(gun, td, at, trust, endpoint, deadline)
             _write_back(td, gun, col, seen)
-            return col
-        store = opts.state
-        with store.session(gun) as (previous, recorder):
-            col, seen = _update(gun, td, at, policy, endpoint, deadline, previous)
-            _write_back(td, gun, col, seen)
-            versions = {name: check.version for name, check in col.checks.items()}
-            recorder.state = store.record(previous, gun, col.root_raw, versions)
+            trust.record(col)
         return col
     finally:
         if own:

@@ -91,8 +91,9 @@ if TYPE_CHECKING:
     from tuf.ngclient.updater import Updater
 
     from trustcheck.api import ImageResult, Options
+    from trustcheck.core.identity import Identifier
     from trustcheck.core.thumbprint import KeyReport
-    from trustcheck.local.pinfile import Identifier, PinEntry
+    from trustcheck.local.pinfile import PinEntry
 
 __all__ = [
     "ClientLimits",
@@ -418,7 +419,7 @@ def _describe_key(key: Key) -> str:
 
 def _identifiers(key: Key) -> set[Identifier]:
     """Identifiers a pin can name a TUF key by: ``spki-sha256`` and (if bound) ``keyid``."""
-    from trustcheck.local.pinfile import Identifier
+    from trustcheck.core.identity import Identifier
 
     ids: set[Identifier] = set()
     if keyid_is_bound(key) and re.fullmatch(r"[0-9a-f]{64}", key.keyid):
@@ -1890,7 +1891,7 @@ class _Session:
         if pinned is not None:
             listed = [*result.signed.values(), *result.unsigned.values()]
             if not any(_identifiers(key) & pinned for key in listed):
-                from trustcheck.local.pinfile import describe
+                from trustcheck.core.identity import describe
 
                 raise _Refused(
                     "signer-pin-mismatch",
@@ -2010,7 +2011,7 @@ class _Session:
         self._load_targets("targets", "root")
 
     def _check_root_pin(self, root: Root, md: Metadata[Any]) -> None:
-        from trustcheck.local.pinfile import describe
+        from trustcheck.core.identity import describe
 
         if self.pin is None or not self.pin.root:
             return
