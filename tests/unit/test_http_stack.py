@@ -17,7 +17,7 @@ CLIENT_CALLS = ("urllib.request",)
 NOT_YET = {
     # TUF 1.0 repositories (docs/tuf.md) download through python-tuf's own
     # Urllib3Fetcher: not yet moved onto HttpSession (issue 15, open item)
-    "trustcheck/tuf/client.py": {"urllib3.exceptions", "urllib3.exceptions.HTTPError"},
+    "trustcheck/tuf/download.py": {"urllib3.exceptions", "urllib3.exceptions.HTTPError"},
 }
 
 

@@ -1,4 +1,4 @@
-"""TUF 1.0 repositories (trustcheck/tuf/client.py, `trustcheck tuf ...`).
+"""TUF 1.0 repositories (trustcheck/tuf/, `trustcheck tuf ...`).
 
 Every repository here is built at test time with python-tuf's repository API
 (:class:`tuf.repository.Repository`, the Metadata API and securesystemslib's
@@ -48,15 +48,10 @@ from trustcheck.api import ImageResult, Options
 from trustcheck.errors import TrustcheckError, UsageError
 from trustcheck.local.pinfile import load_pins
 from trustcheck.local.state import StateStore
-from trustcheck.tuf.client import (
-    ClientLimits,
-    detect_dialect,
-    inspect_repository,
-    keyid_is_bound,
-    keys_of_repository,
-    public_key_identity,
-    verify_targets,
-)
+from trustcheck.tuf.client import inspect_repository, keys_of_repository, verify_targets
+from trustcheck.tuf.dialect import detect_dialect
+from trustcheck.tuf.fetchers import ClientLimits
+from trustcheck.tuf.keys import keyid_is_bound, public_key_identity
 
 AT = datetime(2030, 6, 1, 12, 0, 0, tzinfo=UTC)
 AT_TEXT = "2030-06-01T12:00:00Z"
@@ -282,7 +277,7 @@ def plain_python_tuf_accepts(folder: Path, tmp_path: Path, target: str = "file.t
     """python-tuf's Updater alone, bootstrapped from the repository's root.json."""
     from tuf.ngclient import Updater
 
-    from trustcheck.tuf.client import _local_fetcher, _Recorder
+    from trustcheck.tuf.fetchers import _local_fetcher, _Recorder
 
     base_url = folder.resolve().as_uri() + "/"
     metadata_dir = tmp_path / "plain-python-tuf"
@@ -323,7 +318,7 @@ def write_pins(tmp_path: Path, folder: Path, body: str) -> Path:
 
 
 def spki_of(signer: CryptoSigner) -> str:
-    from trustcheck.tuf.client import _spki_der
+    from trustcheck.tuf.keys import _spki_der
 
     der = _spki_der(signer.public_key)
     assert der is not None

@@ -22,8 +22,9 @@ import pytest
 
 from tests.unit.test_tuf10 import AT, AT_TEXT, Repo, basic, state_options, tc
 from trustcheck.errors import NotTrusted
-from trustcheck.tuf.client import download_targets, local_target_name, refresh
+from trustcheck.tuf.client import refresh
 from trustcheck.tuf.conformance import run as conformance
+from trustcheck.tuf.download import download_targets, local_target_name
 
 PAYLOAD = b"the verified artifact\n" * 1000  # 22,000 bytes: several chunks
 

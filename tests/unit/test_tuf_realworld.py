@@ -17,12 +17,9 @@ from securesystemslib.formats import encode_canonical
 from securesystemslib.signer import CryptoSigner, SSlibKey
 
 from tests.unit.test_tuf10 import AT, AT_TEXT, basic, state_options, tc
-from trustcheck.tuf.client import (
-    download_targets,
-    inspect_repository,
-    keyid_is_bound,
-    verify_targets,
-)
+from trustcheck.tuf.client import inspect_repository, verify_targets
+from trustcheck.tuf.download import download_targets
+from trustcheck.tuf.keys import keyid_is_bound
 
 FIX = Path(__file__).resolve().parents[2] / "fixtures" / "tuf"
 SIGSTORE = FIX / "sigstore-root-signing"

@@ -55,7 +55,8 @@ def _need(args: argparse.Namespace, *names: str) -> None:
 def run(argv: list[str]) -> int:
     """The protocol's commands; returns the exit code."""
     from trustcheck.errors import TrustcheckError
-    from trustcheck.tuf.client import download_targets, refresh
+    from trustcheck.tuf.client import refresh
+    from trustcheck.tuf.download import download_targets
 
     args = _parser().parse_args(argv)
     metadata_dir = Path(args.metadata_dir)
