@@ -35,8 +35,17 @@ FORBIDDEN = re.compile(
     r"|\b" + _SIBLING + r"/(?:realworld|design)\b"  # <sibling>/realworld, <sibling>/design
     r"|[\"']" + _SIBLING + r"[\"']\s*/\s*[\"'](?:realworld|design)"  # "<sibling>" / "realworld"
 )
-# A path built from the repository root that climbs out of it.
-ESCAPES = re.compile(r"\bREPO(?:_ROOT)?\.parent\b|\.parents\[(?:[3-9]|\d\d)\]")
+# A path built from the repository root that climbs out of it; ``Path(__file__).parents[N]``
+# climbs out when N is at least the file's depth (checked per file).
+ESCAPES = re.compile(r"\bREPO(?:_ROOT)?\.parent\b|\.parents\[(?P<n>\d+)\]")
+
+
+def _escapes(rel: Path, text: str) -> list[str]:
+    return [
+        f"{rel}:{text.count(chr(10), 0, m.start()) + 1}: {m.group(0)}"
+        for m in ESCAPES.finditer(text)
+        if m.group("n") is None or int(m.group("n")) >= len(rel.parts)
+    ]
 
 
 # What .gitignore leaves out, for a tree that is not a git checkout (a copy, an sdist).
@@ -221,9 +230,7 @@ def test_no_test_climbs_out_of_the_repository() -> None:
             continue
         if rel.name == Path(__file__).name:  # holds the patterns as examples
             continue
-        text = (REPO / rel).read_text(encoding="utf-8")
-        for m in ESCAPES.finditer(text):
-            offenders.append(f"{rel}:{text.count(chr(10), 0, m.start()) + 1}: {m.group(0)}")
+        offenders += _escapes(rel, (REPO / rel).read_text(encoding="utf-8"))
     assert offenders == []
 
 
@@ -266,9 +273,12 @@ def test_the_forbidden_patterns_catch_what_they_should() -> None:
         f'Path(__file__).resolve().parents[3] / "{sib}" / "realworld"',
     ):
         assert FORBIDDEN.search(bad), bad
-    assert ESCAPES.search('REPO.parent / "x"')
-    assert ESCAPES.search("Path(__file__).resolve().parents[3]")
-    assert not ESCAPES.search("Path(__file__).resolve().parents[2]")
+    unit, nested = Path("tests/unit/test_x.py"), Path("tests/unit/core/test_x.py")
+    assert _escapes(unit, 'REPO.parent / "x"')
+    assert _escapes(unit, "Path(__file__).resolve().parents[3]")
+    assert not _escapes(unit, "Path(__file__).resolve().parents[2]")
+    assert not _escapes(nested, "Path(__file__).resolve().parents[3]")
+    assert _escapes(nested, "Path(__file__).resolve().parents[4]")
     assert SKIP_ON_PATH.search('pytest.mark.skipif(not REALWORLD.is_dir(), reason="x")')
     assert SKIP_ON_PATH.search("    if not N03.is_dir():\n        pytest.skip('gone')")
     assert not SKIP_ON_PATH.search('pytest.mark.skipif(shutil.which("openssl") is None)')
