@@ -15,104 +15,11 @@ if TYPE_CHECKING:
 from trustcheck.doctor.context import DoctorBase
 from trustcheck.doctor.report import _count
 
-__all__ = ["LocalChecks"]
+__all__ = ["DockerConfigChecks", "LocalChecks"]
 
 
-class LocalChecks(DoctorBase):
-    """The checks of the ``local`` section."""
-
-    def local(self) -> None:
-        self.check_trust_dir()
-        config_ok = self.check_docker_config()
-        if config_ok:
-            self.check_credentials()
-        else:
-            self.creds_ok = False
-            self.blocked("local", "credentials", "docker-config failed")
-        self.check_pins()
-        self.check_state()
-        self.check_policy()
-
-    def check_trust_dir(self) -> None:
-        from trustcheck.local.trustdir import TrustDir
-
-        path = self.cfg.trust_dir
-        online = not self.remote.offline
-        gun = self.gun
-        if not path.exists():
-            self.trust_dir_ok = not self.remote.offline
-            if online:
-                self.add(
-                    "local",
-                    "trust-dir",
-                    "warn",
-                    "TRUST_DIR_MISSING",
-                    f"{path} does not exist yet; the first fetch creates it",
-                    "nothing to do, unless you expected cached trust data there: then pass "
-                    "--trust-dir or set DOCKER_CONFIG",
-                    path=str(path),
-                )
-            else:
-                self.fail(
-                    "local",
-                    "trust-dir",
-                    "TRUST_DIR_MISSING",
-                    f"{path} does not exist, and --offline verifies only cached trust data",
-                    "run `trustcheck fetch IMAGE` (or `docker trust inspect IMAGE`) once, or "
-                    "point --trust-dir / DOCKER_CONFIG at the right folder",
-                    path=str(path),
-                )
-            return
-        if not path.is_dir() or not os.access(path, os.R_OK | os.X_OK):
-            self.trust_dir_ok = False
-            why = "is not a directory" if not path.is_dir() else "is not readable by this user"
-            self.fail(
-                "local",
-                "trust-dir",
-                "TRUST_DIR_UNREADABLE",
-                f"{path} {why}",
-                f"check the permissions of {path} (ls -ld), or pass another --trust-dir",
-                path=str(path),
-            )
-            return
-        guns = TrustDir(path).list_guns()
-        shown = ", ".join(guns[:5]) + (f" (+{len(guns) - 5} more)" if len(guns) > 5 else "")
-        summary = f"{path}: {_count(len(guns), 'collection')}" + (f": {shown}" if guns else "")
-        details: dict[str, Any] = {"path": str(path), "guns": guns}
-        if gun is not None:
-            has = gun in guns
-            details["cached"] = has
-            if not has and not online:
-                self.trust_dir_ok = False
-                self.fail(
-                    "local",
-                    "trust-dir",
-                    "TRUST_DATA_NOT_CACHED",
-                    f"{summary}; nothing cached for {gun}, and --offline uses only the cache",
-                    f"run `trustcheck fetch {gun}` once (or drop --offline), or check the "
-                    "trust dir and the image name",
-                    **details,
-                )
-                return
-            summary += (
-                f"; {gun} is cached"
-                if has
-                else f"; nothing cached for {gun} yet (the first fetch trusts the server's "
-                "root on first use unless pinned)"
-            )
-        if online and not os.access(path, os.W_OK):
-            self.add(
-                "local",
-                "trust-dir",
-                "warn",
-                "TRUST_DIR_UNWRITABLE",
-                f"{summary}; but it is not writable, so new trust data cannot be cached and "
-                "`trustcheck verify` fails when the server has newer data",
-                f"make {path} writable for this user, or pass a writable --trust-dir",
-                **details,
-            )
-            return
-        self.ok("local", "trust-dir", summary, **details)
+class DockerConfigChecks(DoctorBase):
+    """Docker's config.json and the credentials it names (credential helpers are run)."""
 
     def check_docker_config(self) -> bool:
         from trustcheck.remote.auth import docker_config_dir, load_docker_config
@@ -253,6 +160,103 @@ class LocalChecks(DoctorBase):
                 user=creds.username or None,
                 identity_token=creds.identity_token is not None,
             )
+
+
+class LocalChecks(DockerConfigChecks):
+    """The checks of the ``local`` section."""
+
+    def local(self) -> None:
+        self.check_trust_dir()
+        config_ok = self.check_docker_config()
+        if config_ok:
+            self.check_credentials()
+        else:
+            self.creds_ok = False
+            self.blocked("local", "credentials", "docker-config failed")
+        self.check_pins()
+        self.check_state()
+        self.check_policy()
+
+    def check_trust_dir(self) -> None:
+        from trustcheck.local.trustdir import TrustDir
+
+        path = self.cfg.trust_dir
+        online = not self.remote.offline
+        gun = self.gun
+        if not path.exists():
+            self.trust_dir_ok = not self.remote.offline
+            if online:
+                self.add(
+                    "local",
+                    "trust-dir",
+                    "warn",
+                    "TRUST_DIR_MISSING",
+                    f"{path} does not exist yet; the first fetch creates it",
+                    "nothing to do, unless you expected cached trust data there: then pass "
+                    "--trust-dir or set DOCKER_CONFIG",
+                    path=str(path),
+                )
+            else:
+                self.fail(
+                    "local",
+                    "trust-dir",
+                    "TRUST_DIR_MISSING",
+                    f"{path} does not exist, and --offline verifies only cached trust data",
+                    "run `trustcheck fetch IMAGE` (or `docker trust inspect IMAGE`) once, or "
+                    "point --trust-dir / DOCKER_CONFIG at the right folder",
+                    path=str(path),
+                )
+            return
+        if not path.is_dir() or not os.access(path, os.R_OK | os.X_OK):
+            self.trust_dir_ok = False
+            why = "is not a directory" if not path.is_dir() else "is not readable by this user"
+            self.fail(
+                "local",
+                "trust-dir",
+                "TRUST_DIR_UNREADABLE",
+                f"{path} {why}",
+                f"check the permissions of {path} (ls -ld), or pass another --trust-dir",
+                path=str(path),
+            )
+            return
+        guns = TrustDir(path).list_guns()
+        shown = ", ".join(guns[:5]) + (f" (+{len(guns) - 5} more)" if len(guns) > 5 else "")
+        summary = f"{path}: {_count(len(guns), 'collection')}" + (f": {shown}" if guns else "")
+        details: dict[str, Any] = {"path": str(path), "guns": guns}
+        if gun is not None:
+            has = gun in guns
+            details["cached"] = has
+            if not has and not online:
+                self.trust_dir_ok = False
+                self.fail(
+                    "local",
+                    "trust-dir",
+                    "TRUST_DATA_NOT_CACHED",
+                    f"{summary}; nothing cached for {gun}, and --offline uses only the cache",
+                    f"run `trustcheck fetch {gun}` once (or drop --offline), or check the "
+                    "trust dir and the image name",
+                    **details,
+                )
+                return
+            summary += (
+                f"; {gun} is cached"
+                if has
+                else f"; nothing cached for {gun} yet (the first fetch trusts the server's "
+                "root on first use unless pinned)"
+            )
+        if online and not os.access(path, os.W_OK):
+            self.add(
+                "local",
+                "trust-dir",
+                "warn",
+                "TRUST_DIR_UNWRITABLE",
+                f"{summary}; but it is not writable, so new trust data cannot be cached and "
+                "`trustcheck verify` fails when the server has newer data",
+                f"make {path} writable for this user, or pass a writable --trust-dir",
+                **details,
+            )
+            return
+        self.ok("local", "trust-dir", summary, **details)
 
     def check_pins(self) -> None:
         from trustcheck.local.pinfile import default_pin_file, load_pins

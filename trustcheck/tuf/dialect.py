@@ -28,7 +28,6 @@ _NOTARY_TYPES = frozenset({"Root", "Targets", "Snapshot", "Timestamp"})
 _TUF_TYPES = frozenset({"root", "targets", "snapshot", "timestamp"})
 
 
-_TOP_LEVEL = ("root", "timestamp", "snapshot", "targets")
 
 
 #: largest file :func:`detect_dialect` reads (notary's MaxDownloadSize)
