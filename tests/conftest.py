@@ -58,6 +58,123 @@ def trustcheck_cli() -> Callable[..., CliRun]:
     return run_trustcheck
 
 
+# --------------------------------------------------------------------------- AdmissionReview
+
+#: kind -> (API group, version, resource, path of the pod spec in the object)
+K8S_KINDS: dict[str, tuple[str, str, str, tuple[str, ...]]] = {
+    "Pod": ("", "v1", "pods", ("spec",)),
+    "PodTemplate": ("", "v1", "podtemplates", ("template", "spec")),
+    "ReplicationController": ("", "v1", "replicationcontrollers", ("spec", "template", "spec")),
+    "Deployment": ("apps", "v1", "deployments", ("spec", "template", "spec")),
+    "ReplicaSet": ("apps", "v1", "replicasets", ("spec", "template", "spec")),
+    "StatefulSet": ("apps", "v1", "statefulsets", ("spec", "template", "spec")),
+    "DaemonSet": ("apps", "v1", "daemonsets", ("spec", "template", "spec")),
+    "Job": ("batch", "v1", "jobs", ("spec", "template", "spec")),
+    "CronJob": ("batch", "v1", "cronjobs", ("spec", "jobTemplate", "spec", "template", "spec")),
+}
+
+#: the uid of a review when the test does not give one (kube-apiserver's example)
+REVIEW_UID = "705ab4f5-6393-11e8-b7cc-42010a800002"
+
+
+def pod_spec(
+    containers: list[str], init: list[str] | None = None, ephemeral: list[str] | None = None
+) -> dict[str, Any]:
+    """A pod spec running ``containers`` (and init / ephemeral containers)."""
+    spec: dict[str, Any] = {
+        "containers": [
+            {"name": f"c{i}", "image": img, "imagePullPolicy": "IfNotPresent"}
+            for i, img in enumerate(containers)
+        ],
+        "restartPolicy": "Always",
+    }
+    if init:
+        spec["initContainers"] = [{"name": f"init{i}", "image": img} for i, img in enumerate(init)]
+    if ephemeral:
+        spec["ephemeralContainers"] = [
+            {"name": f"debug{i}", "image": img, "targetContainerName": "c0"}
+            for i, img in enumerate(ephemeral)
+        ]
+    return spec
+
+
+def workload(kind: str, spec: dict[str, Any], name: str = "app") -> dict[str, Any]:
+    """An object of ``kind`` as the API server sends it, with ``spec`` as its pod spec."""
+    group, version, _resource, path = K8S_KINDS[kind]
+    obj: dict[str, Any] = {
+        "apiVersion": f"{group}/{version}" if group else version,
+        "kind": kind,
+        "metadata": {"name": name, "namespace": "team", "labels": {"app": name}},
+    }
+    node = obj
+    for key in path[:-1]:
+        node = node.setdefault(key, {})
+        if key == "template":
+            node["metadata"] = {"labels": {"app": name}}
+    node[path[-1]] = spec
+    if kind in ("Deployment", "ReplicaSet", "StatefulSet", "DaemonSet"):
+        obj["spec"]["replicas" if kind != "DaemonSet" else "minReadySeconds"] = 2
+        obj["spec"]["selector"] = {"matchLabels": {"app": name}}
+    if kind == "CronJob":
+        obj["spec"]["schedule"] = "*/5 * * * *"
+    return obj
+
+
+def spec_of(kind: str, obj: Any) -> Any:
+    """The pod spec inside an object of ``kind``."""
+    node = obj
+    for key in K8S_KINDS[kind][3]:
+        node = node[key]
+    return node
+
+
+def admission_review(
+    kind: str,
+    obj: Any,
+    *,
+    operation: str = "CREATE",
+    api: str = "admission.k8s.io/v1",
+    namespace: str = "team",
+    sub: str | None = None,
+    dry_run: bool = False,
+    old: Any = None,
+    uid: str = REVIEW_UID,
+) -> dict[str, Any]:
+    """An AdmissionReview as kube-apiserver sends it (admission/v1 AdmissionRequest)."""
+    group, version, resource, _path = K8S_KINDS.get(kind, ("", "v1", kind.lower() + "s", ()))
+    gvk = {"group": group, "version": version, "kind": kind}
+    gvr = {"group": group, "version": version, "resource": resource}
+    name = obj.get("metadata", {}).get("name", "") if isinstance(obj, dict) else ""
+    req: dict[str, Any] = {
+        "uid": uid,
+        "kind": gvk,
+        "resource": gvr,
+        "requestKind": gvk,
+        "requestResource": gvr,
+        "name": name,
+        "namespace": namespace,
+        "operation": operation,
+        "userInfo": {
+            "username": "system:serviceaccount:ci:deployer",
+            "uid": "014fbff9a07c",
+            "groups": ["system:serviceaccounts", "system:authenticated"],
+        },
+        "object": obj if operation != "DELETE" else None,
+        "oldObject": old,
+        "dryRun": dry_run,
+        "options": {"apiVersion": "meta.k8s.io/v1", "kind": f"{operation.title()}Options"},
+    }
+    if sub is not None:
+        req["subResource"] = sub
+        req["requestSubResource"] = sub
+    return {"apiVersion": api, "kind": "AdmissionReview", "request": req}
+
+
+def pod_review(images: list[str], uid: str = REVIEW_UID) -> dict[str, Any]:
+    """The AdmissionReview of a Pod named ``app`` running ``images``."""
+    return admission_review("Pod", workload("Pod", pod_spec(images)), uid=uid)
+
+
 @dataclass
 class DifferentialStats:
     """What the differential tests compared, for the terminal summary."""

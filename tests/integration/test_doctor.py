@@ -241,7 +241,7 @@ def doctor(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> Any:
     """Run ``trustcheck doctor --json ...`` online through the real CLI."""
-    from trustcheck.cli import main
+    from conftest import run_trustcheck
 
     monkeypatch.delenv("TRUSTCHECK_OFFLINE", raising=False)
     monkeypatch.delenv("DOCKER_CONTENT_TRUST_SERVER", raising=False)
@@ -254,8 +254,8 @@ def doctor(
     def run(*args: str, stdin: str | None = None) -> Run:
         if stdin is not None:
             monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
-        code = main(["doctor", "--json", *args])
-        out, err = capsys.readouterr()
+        r = run_trustcheck("doctor", "--json", *args)
+        code, out, err = r.code, r.stdout, r.stderr
         assert "Traceback" not in err, err
         doc = json.loads(out)
         assert doc["exit_code"] == code

@@ -715,14 +715,13 @@ def _cli(
 ) -> tuple[int, str, str]:
     import io
 
-    from trustcheck.cli import main
+    from conftest import run_trustcheck
 
     monkeypatch.delenv("TRUSTCHECK_OFFLINE", raising=False)
     if stdin is not None:
         monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
-    code = main(list(args))
-    out, err = capsys.readouterr()
-    return code, out, err
+    r = run_trustcheck(*args)
+    return r.code, r.stdout, r.stderr
 
 
 def test_cli_fetch_then_offline_and_online_verify(

@@ -37,6 +37,7 @@ import orjson
 import pytest
 import yaml
 from acr_emulator import AcrEmulator
+from conftest import K8S_KINDS, admission_review, pod_spec, spec_of, workload
 from proxy import Fault, FaultProxy
 
 from fixtures.notary_harness import (
@@ -233,78 +234,12 @@ _JSON = {"Content-Type": "application/json"}
 # --------------------------------------------------------------------------- AdmissionReviews
 
 #: kind -> (group, version, resource, path of the pod spec)
-KINDS: dict[str, tuple[str, str, str, tuple[str, ...]]] = {
-    "Pod": ("", "v1", "pods", ("spec",)),
-    "PodTemplate": ("", "v1", "podtemplates", ("template", "spec")),
-    "ReplicationController": ("", "v1", "replicationcontrollers", ("spec", "template", "spec")),
-    "Deployment": ("apps", "v1", "deployments", ("spec", "template", "spec")),
-    "ReplicaSet": ("apps", "v1", "replicasets", ("spec", "template", "spec")),
-    "StatefulSet": ("apps", "v1", "statefulsets", ("spec", "template", "spec")),
-    "DaemonSet": ("apps", "v1", "daemonsets", ("spec", "template", "spec")),
-    "Job": ("batch", "v1", "jobs", ("spec", "template", "spec")),
-    "CronJob": ("batch", "v1", "cronjobs", ("spec", "jobTemplate", "spec", "template", "spec")),
-}
-
 _UIDS = iter(range(1, 1_000_000))
 
 
-def workload(kind: str, containers: list[str], init: list[str] | None = None) -> dict[str, Any]:
-    group, version, _resource, path = KINDS[kind]
-    spec: dict[str, Any] = {
-        "containers": [{"name": f"c{i}", "image": img} for i, img in enumerate(containers)]
-    }
-    if init:
-        spec["initContainers"] = [{"name": f"init{i}", "image": img} for i, img in enumerate(init)]
-    obj: dict[str, Any] = {
-        "apiVersion": f"{group}/{version}" if group else version,
-        "kind": kind,
-        "metadata": {"name": "app", "namespace": "team", "labels": {"app": "app"}},
-    }
-    node = obj
-    for key in path[:-1]:
-        node = node.setdefault(key, {})
-    node[path[-1]] = spec
-    return obj
-
-
-def admission(
-    kind: str,
-    obj: Any,
-    *,
-    operation: str = "CREATE",
-    api: str = "admission.k8s.io/v1",
-    namespace: str = "team",
-    sub: str | None = None,
-    old: Any = None,
-    dry_run: bool = False,
-) -> dict[str, Any]:
-    """An AdmissionReview as kube-apiserver sends it (admission/v1 AdmissionRequest)."""
-    group, version, resource, _path = KINDS[kind]
-    gvk = {"group": group, "version": version, "kind": kind}
-    gvr = {"group": group, "version": version, "resource": resource}
-    req: dict[str, Any] = {
-        "uid": f"00000000-0000-4000-8000-{next(_UIDS):012d}",
-        "kind": gvk,
-        "resource": gvr,
-        "requestKind": gvk,
-        "requestResource": gvr,
-        "name": "app",
-        "namespace": namespace,
-        "operation": operation,
-        "userInfo": {
-            "username": "system:serviceaccount:ci:deployer",
-            "uid": "5b3a-11e8",
-            "groups": ["system:serviceaccounts", "system:authenticated"],
-        },
-        "object": obj,
-        "oldObject": old,
-        "dryRun": dry_run,
-        "options": {"apiVersion": "meta.k8s.io/v1", "kind": f"{operation.title()}Options"},
-    }
-    if sub is not None:
-        req["subResource"] = sub
-        req["requestSubResource"] = sub
-    return {"apiVersion": api, "kind": "AdmissionReview", "request": req}
+def admission(kind: str, obj: Any, **kw: Any) -> dict[str, Any]:
+    """:func:`conftest.admission_review` with a fresh uid for every review."""
+    return admission_review(kind, obj, uid=f"00000000-0000-4000-8000-{next(_UIDS):012d}", **kw)
 
 
 def apply_patch(obj: Any, resp: dict[str, Any]) -> Any:
@@ -325,13 +260,6 @@ def apply_patch(obj: Any, resp: dict[str, Any]) -> Any:
             assert op["op"] == "add"
         parent[key] = op["value"]
     return out
-
-
-def pod_spec(kind: str, obj: Any) -> Any:
-    node = obj
-    for key in KINDS[kind][3]:
-        node = node[key]
-    return node
 
 
 # --------------------------------------------------------------------------- the world
@@ -456,16 +384,16 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
 # --------------------------------------------------------------------------- admitted, patched
 
 
-@pytest.mark.parametrize("kind", sorted(KINDS))
+@pytest.mark.parametrize("kind", sorted(K8S_KINDS))
 def test_signed_images_are_admitted_with_the_right_patch(world: World, kind: str) -> None:
     w = world
     app, other = f"{REG}/team/app", f"{REG}/team/other"
-    obj = workload(kind, [f"{app}:v2"], init=[f"{other}:v1"])
+    obj = workload(kind, pod_spec([f"{app}:v2"], init=[f"{other}:v1"]))
     api = "admission.k8s.io/v1beta1" if kind in ("Pod", "CronJob") else "admission.k8s.io/v1"
     resp = w.webhook.review(admission(kind, obj, api=api))
     assert resp["allowed"] is True, resp
     patched = apply_patch(obj, resp)
-    spec = pod_spec(kind, patched)
+    spec = spec_of(kind, patched)
     assert spec["containers"][0]["image"] == f"{app}:v2@{w.digests['app:v2']}"
     assert spec["initContainers"][0]["image"] == f"{other}:v1@{w.digests[other]}"
     originals = json.loads(patched["metadata"]["annotations"]["trustcheck.io/original-images"])
@@ -477,7 +405,7 @@ def test_signed_images_are_admitted_with_the_right_patch(world: World, kind: str
 
 def test_ephemeral_containers_and_dry_run(world: World) -> None:
     w = world
-    pod = workload("Pod", [f"{REG}/team/app:v2"])
+    pod = workload("Pod", pod_spec([f"{REG}/team/app:v2"]))
     debug = copy.deepcopy(pod)
     debug["spec"]["ephemeralContainers"] = [
         {"name": "dbg", "image": f"{REG}/team/other:nope", "targetContainerName": "c0"}
@@ -500,7 +428,7 @@ def test_ephemeral_containers_and_dry_run(world: World) -> None:
 
 
 def _denied(w: World, image: str, kind: str = "Deployment") -> str:
-    resp = w.webhook.review(admission(kind, workload(kind, [image])))
+    resp = w.webhook.review(admission(kind, workload(kind, pod_spec([image]))))
     assert resp["allowed"] is False, resp
     assert "patch" not in resp and resp["status"]["code"] == 403
     message: str = resp["status"]["message"]
@@ -548,7 +476,7 @@ def test_tampered_trust_data_is_denied(world: World) -> None:
 def test_warn_mode_admits_with_warnings(world: World) -> None:
     w = world
     image = f"{REG}/rollout/app:v1"
-    resp = w.webhook.review(admission("Job", workload("Job", [image])))
+    resp = w.webhook.review(admission("Job", workload("Job", pod_spec([image]))))
     assert resp["allowed"] is True
     assert any(
         x.startswith(f'trustcheck (warn mode) image "{image}": rule "rollout" would deny: '
@@ -559,7 +487,7 @@ def test_warn_mode_admits_with_warnings(world: World) -> None:
 
 def test_exemptions(world: World) -> None:
     w = world
-    bad = workload("DaemonSet", [f"{REG}/team/app:unsigned"])
+    bad = workload("DaemonSet", pod_spec([f"{REG}/team/app:unsigned"]))
     assert w.webhook.review(admission("DaemonSet", bad, namespace="kube-system"))["allowed"]
     bad["metadata"]["name"] = "node-exporter"
     doc = admission("DaemonSet", bad, namespace="ops")
@@ -577,7 +505,7 @@ def test_a_hanging_server_is_denied_within_the_deadline(world: World) -> None:
     gun = f"{REG}/proxied/slow"
     w.proxy.add(Fault(f"{gun}/_trust/tuf/timestamp.json", "delay", times=None, delay=8.0))
     start = time.monotonic()
-    resp = w.webhook.review(admission("Pod", workload("Pod", [f"{gun}:v1"])))
+    resp = w.webhook.review(admission("Pod", workload("Pod", pod_spec([f"{gun}:v1"]))))
     took = time.monotonic() - start
     assert resp["allowed"] is False
     assert "[admission-deadline]" in resp["status"]["message"]
@@ -589,16 +517,16 @@ def test_a_hanging_server_is_denied_within_the_deadline(world: World) -> None:
 def test_notary_server_stopped_mid_run(world: World) -> None:
     w = world
     a, b = f"{REG}/doomed/a", f"{REG}/doomed/b"
-    resp = w.webhook.review(admission("Pod", workload("Pod", [f"{a}:v1"])))
+    resp = w.webhook.review(admission("Pod", workload("Pod", pod_spec([f"{a}:v1"]))))
     assert resp["allowed"] is True
     w.doomed.stop()
     start = time.monotonic()
-    resp = w.webhook.review(admission("Pod", workload("Pod", [f"{b}:v1"])))
+    resp = w.webhook.review(admission("Pod", workload("Pod", pod_spec([f"{b}:v1"]))))
     took = time.monotonic() - start
     assert resp["allowed"] is False and took < DEADLINE
     assert 'rule "doomed": [network-error]' in resp["status"]["message"]
     # what was verified before the server went away is still served from the cache
-    resp = w.webhook.review(admission("Pod", workload("Pod", [f"{a}:v1"])))
+    resp = w.webhook.review(admission("Pod", workload("Pod", pod_spec([f"{a}:v1"]))))
     assert resp["allowed"] is True
     metrics = w.webhook.metrics()
     assert 'trustcheck_webhook_upstream_errors_total{code="network-error"}' in metrics
@@ -617,7 +545,7 @@ def test_malformed_and_oversized_bodies(world: World) -> None:
     for doc in ({}, {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview"},
                 {"apiVersion": "v1", "kind": "Pod"}, [1, 2], "x", None):
         assert hook.post("/validate", doc).status_code == 400
-    big = admission("Pod", workload("Pod", ["x" * 300_000]))
+    big = admission("Pod", workload("Pod", pod_spec(["x" * 300_000])))
     assert hook.post("/validate", big).status_code == 413
     # a well-formed review of a malformed object is answered: deny
     broken = admission("Pod", {"metadata": {"name": "p"}, "spec": {"containers": "nginx"}})
@@ -642,7 +570,7 @@ def test_plain_http_is_refused(world: World) -> None:
 
 def test_metrics_and_logs(world: World) -> None:
     w = world
-    w.webhook.review(admission("Pod", workload("Pod", [f"{REG}/team/app:v2"])))
+    w.webhook.review(admission("Pod", workload("Pod", pod_spec([f"{REG}/team/app:v2"]))))
     metrics = w.webhook.metrics()
     for needle in (
         'trustcheck_webhook_reviews_total{endpoint="mutate",result="allowed"}',
@@ -791,17 +719,17 @@ def test_redis_shared_cache_between_two_servers(
         b = Webhook(base / "b", w.tls, policy, config, extra=extra, env=env).start()
         try:
             w.proxy.reset()
-            resp = a.review(admission("Deployment", workload("Deployment", [f"{x}:v1"])))
+            resp = a.review(admission("Deployment", workload("Deployment", pod_spec([f"{x}:v1"]))))
             assert resp["allowed"] is True
             fetched = [p for p in w.proxy.paths() if "shared/x" in p or p.endswith(".json")]
             assert any(p.startswith("timestamp") for p in fetched), fetched
             seen = len(w.proxy.paths())
             # the second replica finds the verified bytes in Redis: no request to the server
-            obj = workload("Deployment", [f"{x}:v1"])
+            obj = workload("Deployment", pod_spec([f"{x}:v1"]))
             resp = b.review(admission("Deployment", obj))
             assert resp["allowed"] is True
             patched = apply_patch(obj, resp)
-            assert pod_spec("Deployment", patched)["containers"][0]["image"] == (
+            assert spec_of("Deployment", patched)["containers"][0]["image"] == (
                 f"{x}:v1@{digests[x]}"
             )
             assert len(w.proxy.paths()) == seen
@@ -809,7 +737,7 @@ def test_redis_shared_cache_between_two_servers(
             assert _metric(mb, 'trustcheck_webhook_shared_cache_total{result="hit"}') == 1.0
             # a tampered entry (with a valid MAC: the attacker holds the secret here) is
             # verified locally, refused, and fetched again from the server
-            resp = a.review(admission("Pod", workload("Pod", [f"{y}:v1"])))
+            resp = a.review(admission("Pod", workload("Pod", pod_spec([f"{y}:v1"]))))
             assert resp["allowed"] is True
             r = redis.Redis.from_url(rs.url)
             (key,) = [k for k in r.keys("trustcheck:v1:trust:*") if _gun_of(r.get(k)) == y]
@@ -828,7 +756,7 @@ def test_redis_shared_cache_between_two_servers(
             ).hexdigest()
             r.set(key, b"tc1." + mac.encode() + b"." + payload, px=60_000)
             before = len(w.proxy.paths())
-            resp = b.review(admission("Pod", workload("Pod", [f"{y}:v1"])))
+            resp = b.review(admission("Pod", workload("Pod", pod_spec([f"{y}:v1"]))))
             assert resp["allowed"] is True
             assert len(w.proxy.paths()) > before  # b went to the server itself
             mb = b.metrics()

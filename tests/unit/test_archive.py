@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import run_trustcheck
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
@@ -23,7 +24,6 @@ from trustcheck.api import Options, verify_images
 from trustcheck.archive import create_archive, load_pin, load_signing_key, open_archive
 from trustcheck.archive.decide import archive_lookup, evaluate_archive
 from trustcheck.archive.format import write_tar
-from trustcheck.cli import main
 from trustcheck.core.reference import parse_reference
 from trustcheck.errors import TrustcheckError
 from trustcheck.local.state import StateStore
@@ -42,10 +42,9 @@ IMAGES = ["localhost/basic:v1", "localhost/releases:v1"]
 
 
 def run(capsys: pytest.CaptureFixture[str], *args: str | Path) -> tuple[int, str, str]:
-    code = main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    assert "Traceback" not in err
-    return code, out, err
+    r = run_trustcheck(*(str(a) for a in args))
+    assert "Traceback" not in r.stderr
+    return r.code, r.stdout, r.stderr
 
 
 def make(tmp_path: Path, name: str = "a.tar", **kw: Any) -> Path:

@@ -8,8 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from trustcheck.cli import main
+from conftest import run_trustcheck
 
 REPO = Path(__file__).resolve().parents[2]
 N01 = REPO / "fixtures" / "realworld" / "notary0.1"
@@ -17,9 +16,8 @@ GUN01 = "docker.com/notary0.1/samplerepo"
 
 
 def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    code = main(list(args))
-    out, err = capsys.readouterr()
-    return code, out, err
+    r = run_trustcheck(*args)
+    return r.code, r.stdout, r.stderr
 
 
 def test_verify_trusted_exit_0(capsys: pytest.CaptureFixture[str]) -> None:

@@ -47,13 +47,11 @@ def _own_docker_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def cli(*args: str) -> tuple[int, dict[str, Any], str]:
     """``trustcheck doctor --json ARGS`` in-process: exit code, document, stderr."""
-    from trustcheck.cli import main
+    from conftest import run_trustcheck
 
-    out, err = io.StringIO(), io.StringIO()
-    with redirect_stdout(out), redirect_stderr(err):
-        code = main(["doctor", "--json", *args])
-    assert "Traceback" not in err.getvalue()
-    return code, (json.loads(out.getvalue()) if out.getvalue() else {}), err.getvalue()
+    r = run_trustcheck("doctor", "--json", *args)
+    assert "Traceback" not in r.stderr
+    return r.code, (json.loads(r.stdout) if r.stdout else {}), r.stderr
 
 
 def codes(doc: dict[str, Any]) -> dict[str, str]:

@@ -24,7 +24,7 @@ from fixtures.attacks.cases import Ctx, root_cert, swap_root_key
 from fixtures.attacks.keys import cert_pem, make_cert
 from fixtures.attacks.repo import Repo
 from fixtures.generate import FixtureSet
-from tests.conftest import CliRun
+from tests.conftest import CliRun, pod_review
 from trustcheck.api import Options, load_collection
 from trustcheck.audit.collect import audit
 from trustcheck.core.reference import canonical_domain, identity, parse_reference
@@ -597,27 +597,6 @@ def test_bad_signer_pin_is_exit_2_at_load_and_at_pin_add(
 # --------------------------------------------------------------------------- the webhook
 
 
-def _pod_review(images: list[str]) -> dict[str, object]:
-    gvk = {"group": "", "version": "v1", "kind": "Pod"}
-    obj = {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": "app", "namespace": "team"},
-        "spec": {"containers": [{"name": f"c{i}", "image": im} for i, im in enumerate(images)]},
-    }
-    request = {
-        "uid": "705ab4f5-6393-11e8-b7cc-42010a800002",
-        "kind": gvk,
-        "resource": {"group": "", "version": "v1", "resource": "pods"},
-        "name": "app",
-        "namespace": "team",
-        "operation": "CREATE",
-        "userInfo": {"username": "admin"},
-        "object": obj,
-    }
-    return {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": request}
-
-
 def test_webhook_decides_and_caches_every_spelling_as_one_repository(
     committed_fixtures: FixtureSet,
 ) -> None:
@@ -645,7 +624,7 @@ def test_webhook_decides_and_caches_every_spelling_as_one_repository(
         "localhost:443/basic:v1",
         "MIRROR.example.com:443/x/y:1",
     ]
-    resp = handle(_pod_review(allowed), policy, WebhookConfig(), lookup, mutate=False)
+    resp = handle(pod_review(allowed), policy, WebhookConfig(), lookup, mutate=False)
     assert resp["response"]["allowed"] is True, resp
     assert [g for _, g in asked] == ["localhost/basic"]  # one collection, one key
     denied = [
@@ -653,7 +632,7 @@ def test_webhook_decides_and_caches_every_spelling_as_one_repository(
         "Index.Docker.IO/alpine:3",
         "docker.io:443/alpine:3",
     ]
-    resp = handle(_pod_review(denied), policy, WebhookConfig(), lookup, mutate=False)
+    resp = handle(pod_review(denied), policy, WebhookConfig(), lookup, mutate=False)
     message = resp["response"]["status"]["message"]
     assert resp["response"]["allowed"] is False
     assert message.count("[policy-denied]") == 3, message

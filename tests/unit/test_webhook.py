@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import K8S_KINDS, pod_spec, spec_of, workload
+from conftest import admission_review as review
 
 from fixtures.generate import FixtureSet
 from trustcheck.api import load_collection
@@ -112,108 +114,6 @@ def _no_lookup(index: int, gun: str) -> None:
 
 # --------------------------------------------------------------------------- building reviews
 
-KINDS: dict[str, tuple[str, str, str, tuple[str, ...]]] = {
-    # kind: (group, version, resource, path of the pod spec)
-    "Pod": ("", "v1", "pods", ("spec",)),
-    "PodTemplate": ("", "v1", "podtemplates", ("template", "spec")),
-    "ReplicationController": ("", "v1", "replicationcontrollers", ("spec", "template", "spec")),
-    "Deployment": ("apps", "v1", "deployments", ("spec", "template", "spec")),
-    "ReplicaSet": ("apps", "v1", "replicasets", ("spec", "template", "spec")),
-    "StatefulSet": ("apps", "v1", "statefulsets", ("spec", "template", "spec")),
-    "DaemonSet": ("apps", "v1", "daemonsets", ("spec", "template", "spec")),
-    "Job": ("batch", "v1", "jobs", ("spec", "template", "spec")),
-    "CronJob": (
-        "batch",
-        "v1",
-        "cronjobs",
-        ("spec", "jobTemplate", "spec", "template", "spec"),
-    ),
-}
-
-
-def pod_spec(
-    containers: list[str], init: list[str] | None = None, ephemeral: list[str] | None = None
-) -> dict[str, Any]:
-    spec: dict[str, Any] = {
-        "containers": [
-            {"name": f"c{i}", "image": img, "imagePullPolicy": "IfNotPresent"}
-            for i, img in enumerate(containers)
-        ],
-        "restartPolicy": "Always",
-    }
-    if init is not None:
-        spec["initContainers"] = [{"name": f"init{i}", "image": img} for i, img in enumerate(init)]
-    if ephemeral is not None:
-        spec["ephemeralContainers"] = [
-            {"name": f"debug{i}", "image": img, "targetContainerName": "c0"}
-            for i, img in enumerate(ephemeral)
-        ]
-    return spec
-
-
-def workload(kind: str, spec: dict[str, Any], name: str = "app") -> dict[str, Any]:
-    """An object of ``kind`` as the API server sends it, with ``spec`` as its pod spec."""
-    group, version, _resource, path = KINDS[kind]
-    obj: dict[str, Any] = {
-        "apiVersion": f"{group}/{version}" if group else version,
-        "kind": kind,
-        "metadata": {"name": name, "namespace": "team", "labels": {"app": name}},
-    }
-    node = obj
-    for key in path[:-1]:
-        node = node.setdefault(key, {})
-        if key == "template":
-            node["metadata"] = {"labels": {"app": name}}
-    node[path[-1]] = spec
-    if kind in ("Deployment", "ReplicaSet", "StatefulSet", "DaemonSet"):
-        obj["spec"]["replicas" if kind != "DaemonSet" else "minReadySeconds"] = 2
-        obj["spec"]["selector"] = {"matchLabels": {"app": name}}
-    if kind == "CronJob":
-        obj["spec"]["schedule"] = "*/5 * * * *"
-    return obj
-
-
-def review(
-    kind: str,
-    obj: Any,
-    *,
-    operation: str = "CREATE",
-    api: str = "admission.k8s.io/v1",
-    namespace: str = "team",
-    sub: str | None = None,
-    dry_run: bool = False,
-    old: Any = None,
-    uid: str = "705ab4f5-6393-11e8-b7cc-42010a800002",
-) -> dict[str, Any]:
-    group, version, resource, _path = KINDS.get(kind, ("", "v1", kind.lower() + "s", ()))
-    gvk = {"group": group, "version": version, "kind": kind}
-    gvr = {"group": group, "version": version, "resource": resource}
-    name = obj.get("metadata", {}).get("name", "") if isinstance(obj, dict) else ""
-    req: dict[str, Any] = {
-        "uid": uid,
-        "kind": gvk,
-        "resource": gvr,
-        "requestKind": gvk,
-        "requestResource": gvr,
-        "name": name,
-        "namespace": namespace,
-        "operation": operation,
-        "userInfo": {
-            "username": "admin",
-            "uid": "014fbff9a07c",
-            "groups": ["system:authenticated"],
-        },
-        "object": obj if operation != "DELETE" else None,
-        "oldObject": old,
-        "dryRun": dry_run,
-        "options": {"apiVersion": "meta.k8s.io/v1", "kind": f"{operation.title()}Options"},
-    }
-    if sub is not None:
-        req["subResource"] = sub
-        req["requestSubResource"] = sub
-    return {"apiVersion": api, "kind": "AdmissionReview", "request": req}
-
-
 def apply_patch(obj: Any, response: dict[str, Any]) -> Any:
     """Apply the JSON Patch of an admission response (RFC 6902 add/replace, RFC 6901 paths)."""
     out = copy.deepcopy(obj)
@@ -242,13 +142,6 @@ def apply_patch(obj: Any, response: dict[str, Any]) -> Any:
     return out
 
 
-def spec_of(kind: str, obj: Any) -> Any:
-    node = obj
-    for key in KINDS[kind][3]:
-        node = node[key]
-    return node
-
-
 def originals(obj: Any) -> dict[str, str]:
     value = obj["metadata"]["annotations"]["trustcheck.io/original-images"]
     doc = json.loads(value)
@@ -260,7 +153,7 @@ def originals(obj: Any) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("api", ["admission.k8s.io/v1", "admission.k8s.io/v1beta1"])
-@pytest.mark.parametrize("kind", sorted(KINDS))
+@pytest.mark.parametrize("kind", sorted(K8S_KINDS))
 def test_every_kind_signed_images_are_allowed_and_pinned(
     kind: str, api: str, policy: Policy, lookup: Fixtures
 ) -> None:
@@ -291,7 +184,7 @@ def test_every_kind_signed_images_are_allowed_and_pinned(
     assert spec["containers"][0]["imagePullPolicy"] == "IfNotPresent"
 
 
-@pytest.mark.parametrize("kind", sorted(KINDS))
+@pytest.mark.parametrize("kind", sorted(K8S_KINDS))
 def test_every_kind_an_unsigned_init_container_denies_the_object(
     kind: str, policy: Policy, lookup: Fixtures
 ) -> None:

@@ -26,6 +26,7 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+from conftest import pod_review
 
 from fixtures.generate import FixtureSet
 from trustcheck.api import Options, load_collection
@@ -713,36 +714,15 @@ def app(
     cache.close()
 
 
-def _review(image: str, uid: str = "u-1") -> dict[str, Any]:
-    return {
-        "apiVersion": "admission.k8s.io/v1",
-        "kind": "AdmissionReview",
-        "request": {
-            "uid": uid,
-            "kind": {"group": "", "version": "v1", "kind": "Pod"},
-            "resource": {"group": "", "version": "v1", "resource": "pods"},
-            "namespace": "team",
-            "name": "p",
-            "operation": "CREATE",
-            "userInfo": {"username": "dev"},
-            "object": {
-                "metadata": {"name": "p"},
-                "spec": {"containers": [{"name": "a", "image": image}]},
-            },
-            "dryRun": False,
-        },
-    }
-
-
 def test_app_reviews_probes_and_metrics(app: App) -> None:
     async def test(client: httpx.AsyncClient) -> None:
         assert (await client.get("/healthz")).json() == {"status": "ok"}
         assert (await client.get("/readyz")).json()["status"] == "ready"
-        r = await client.post("/mutate", json=_review("localhost/basic:v1"))
+        r = await client.post("/mutate", json=pod_review(["localhost/basic:v1"], "u-1"))
         assert r.status_code == 200 and r.headers["content-type"] == "application/json"
         resp = r.json()["response"]
         assert resp["allowed"] is True and resp["patchType"] == "JSONPatch"
-        r = await client.post("/validate", json=_review("localhost/basic:nope", "u-2"))
+        r = await client.post("/validate", json=pod_review(["localhost/basic:nope"], "u-2"))
         resp = r.json()["response"]
         assert resp["uid"] == "u-2" and resp["allowed"] is False
         assert "[tag-not-signed]" in resp["status"]["message"]
@@ -760,7 +740,8 @@ def test_app_reviews_probes_and_metrics(app: App) -> None:
     reviews = [line for line in app.log_lines() if line["msg"] == "review"]
     assert [r["result"] for r in reviews] == ["allowed", "denied"]
     assert reviews[1]["images"][0]["code"] == "tag-not-signed"
-    assert reviews[1]["user"] == "dev" and reviews[1]["dry_run"] is False
+    assert reviews[1]["user"] == "system:serviceaccount:ci:deployer"
+    assert reviews[1]["dry_run"] is False
 
 
 def test_app_bad_bodies(app: App) -> None:
@@ -788,7 +769,7 @@ def test_app_internal_error_is_a_deny_with_a_full_log(app: App) -> None:
     got: list[httpx.Response] = []
 
     async def test(client: httpx.AsyncClient) -> None:
-        got.append(await client.post("/validate", json=_review("localhost/basic:v1", "u-9")))
+        got.append(await client.post("/validate", json=pod_review(["localhost/basic:v1"], "u-9")))
 
     app.run(test)
     assert got[0].status_code == 200
@@ -805,7 +786,7 @@ def test_app_deadline(app: App) -> None:
 
     async def test(client: httpx.AsyncClient) -> None:
         start = time.monotonic()
-        r = await client.post("/validate", json=_review("localhost/basic:v1"))
+        r = await client.post("/validate", json=pod_review(["localhost/basic:v1"], "u-1"))
         took = time.monotonic() - start
         gate.set()
         resp = r.json()["response"]
@@ -816,7 +797,7 @@ def test_app_deadline(app: App) -> None:
         while app.server.cache.peek((0, "localhost/basic")) is None:
             assert time.monotonic() < deadline
             await asyncio.sleep(0.01)
-        r = await client.post("/validate", json=_review("localhost/basic:v1"))
+        r = await client.post("/validate", json=pod_review(["localhost/basic:v1"], "u-1"))
         assert r.json()["response"]["allowed"] is True
         metrics = (await client.get("/metrics")).text
         assert "trustcheck_webhook_deadline_exceeded_total 1.0" in metrics
