@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import run_trustcheck
+from conftest import pod_review, run_trustcheck
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
@@ -453,27 +453,10 @@ def test_gate_and_webhook_decisions_from_an_archive(tmp_path: Path) -> None:
     assert decisions[2].reasons[0].code == "tag-not-signed"
     from trustcheck.webhook.review import WebhookConfig, handle
 
-    def review(image: str) -> dict[str, Any]:
-        return {
-            "apiVersion": "admission.k8s.io/v1",
-            "kind": "AdmissionReview",
-            "request": {
-                "uid": "u1",
-                "kind": {"group": "", "version": "v1", "kind": "Pod"},
-                "resource": {"group": "", "version": "v1", "resource": "pods"},
-                "namespace": "default",
-                "operation": "CREATE",
-                "object": {
-                    "metadata": {"name": "p"},
-                    "spec": {"containers": [{"name": "c", "image": image}]},
-                },
-            },
-        }
-
     lookup = archive_lookup(archive, policy)
-    ok = handle(review("localhost/releases:v1"), policy, WebhookConfig(), lookup)
+    ok = handle(pod_review(["localhost/releases:v1"]), policy, WebhookConfig(), lookup)
     assert ok["response"]["allowed"] is True
-    bad = handle(review("localhost/basic:nope"), policy, WebhookConfig(), lookup)
+    bad = handle(pod_review(["localhost/basic:nope"]), policy, WebhookConfig(), lookup)
     assert bad["response"]["allowed"] is False
     assert "tag-not-signed" in bad["response"]["status"]["message"]
 
