@@ -149,3 +149,56 @@ def test_errors_trustcheck_raises_use_python_tufs_wording() -> None:
     assert tuf_errors._RE_EXPECTED_SNAP.match(str(tuf_errors._bad_version("snapshot", 2, 1)))
     assert tuf_errors._RE_EXPECTED_ROLE_V.match(str(tuf_errors._bad_version("alice", 2, 1)))
     assert tuf_errors._RE_EXPIRED.match(str(tuf_errors._expired("alice")))
+
+
+#: attacks of tests/unit/test_tuf10.py whose code errors.py decides from python-tuf's
+#: message text -> (the python-tuf exception, the patterns one of which must match)
+BY_TEXT: dict[str, tuple[type, tuple[re.Pattern[str], ...]]] = {
+    "timestamp-naming-an-older-snapshot": (
+        tx.BadVersionNumberError, (tuf_errors._RE_SNAPSHOT_ROLLBACK,)),
+    "snapshot-naming-an-older-targets": (
+        tx.BadVersionNumberError, (tuf_errors._RE_META_ROLLBACK,)),
+    "snapshot-dropping-a-role-trusted-before": (
+        tx.RepositoryError, (tuf_errors._RE_SNAPSHOT_DROPS,)),
+    "mix-and-match-old-targets-under-new-snapshot": (
+        tx.BadVersionNumberError, (tuf_errors._RE_EXPECTED_ROLE_V,)),
+    "root-file-claiming-a-skipped-version": (
+        tx.BadVersionNumberError, (tuf_errors._RE_ROOT_VERSION,)),
+    "delegated-role-missing-from-snapshot": (
+        tx.RepositoryError, tuf_errors._RE_NOT_IN_SNAPSHOT),
+    "targets-file-put-in-place-of-snapshot": (
+        tx.RepositoryError, (tuf_errors._RE_WRONG_TYPE,)),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", sorted(BY_TEXT))
+def test_python_tuf_messages_that_decide_a_code_still_match(name: str, tmp_path: Path) -> None:
+    from tests.unit.test_tuf10 import ATTACKS
+
+    (case,) = [a for a in ATTACKS if a.name == name]
+    kind, patterns = BY_TEXT[name]
+    repo = case.build()
+    folder = repo.publish(tmp_path / "repo")
+    if case.seed:
+        updater = _updater(folder, tmp_path / "md")
+        updater.refresh()
+        assert updater.get_targetinfo(case.target) is not None
+    assert not case.attack(repo, folder, tmp_path)
+    error = _python_tuf_error(folder, tmp_path / "md", case.target)
+    assert isinstance(error, kind), (type(error), error)
+    assert any(p.match(str(error)) for p in patterns), (
+        f"python-tuf now words {type(error).__name__} as {str(error)!r}: "
+        "update trustcheck/tuf/errors.py"
+    )
+
+
+def test_observed_length_message_still_matches(tmp_path: Path) -> None:
+    repo = basic(meta_hashes=True)
+    folder = repo.publish(tmp_path / "repo")
+    snapshot = folder / "2.snapshot.json"
+    snapshot.write_bytes(snapshot.read_bytes()[:-10])  # shorter than timestamp.json records
+    error = _python_tuf_error(folder, tmp_path / "md")
+    assert isinstance(error, tx.LengthOrHashMismatchError), (type(error), error)
+    m = tuf_errors._RE_OBSERVED_LENGTH.match(str(error))
+    assert m is not None, f"python-tuf now words it {str(error)!r}: update trustcheck/tuf/errors.py"
+    assert int(m.group(1)) + 10 == int(m.group(2))

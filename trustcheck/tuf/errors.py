@@ -4,8 +4,8 @@
 python-tuf (7.x) exceptions carry no structured fields (which role, how many
 signatures, which versions): the exception class is public API and decides the
 code, and the role comes from what the fetcher recorded; only the numbers for
-the message are read from python-tuf's message text (the ``_RE_*`` patterns and
-the ``re.match`` calls below).  tests/unit/test_tuf_python_tuf_api.py raises
+the message (and, for a few errors, the code) are read from python-tuf's message
+text, only through the ``_RE_*`` patterns below.  tests/unit/test_tuf_python_tuf_api.py raises
 each of those python-tuf errors through python-tuf's public API and fails
 loudly when a python-tuf release rewords one.  The exceptions trustcheck raises
 itself into that mapping (:func:`_bad_version`, :func:`_expired`,
@@ -103,6 +103,16 @@ _RE_META_ROLLBACK = re.compile(r"^Expected (?P<file>.+) version (?P<new>\d+), go
 
 
 _RE_EXPIRED = re.compile(r"^(?:Final |New )?(?P<role>.+?)(?:\.json)? is expired$")
+_RE_OBSERVED_LENGTH = re.compile(r"Observed length (\d+) does not match expected length (\d+)")
+_RE_WRONG_TYPE = re.compile(r"Expected '(\w+)', got '(.*)'$")
+_RE_NOT_IN_SNAPSHOT = (
+    re.compile(r"Role (.+) was delegated but is not part of snapshot$"),
+    re.compile(r"Snapshot does not contain information for '(.+)'$"),
+)
+_RE_SNAPSHOT_DROPS = re.compile(r"New snapshot is missing info for '(.+)'$")
+_RE_ROOT_VERSION = re.compile(r"Expected root version")
+_RE_TIMESTAMP_ROLLBACK = re.compile(r"New timestamp version (\d+) must be >= (\d+)")
+_RE_SNAPSHOT_ROLLBACK = re.compile(r"New snapshot version must be >= (\d+), got version (\d+)")
 
 
 def _map_error(exc: BaseException, ctx: _Ctx) -> TrustcheckError:
@@ -244,7 +254,7 @@ def _map_error(exc: BaseException, ctx: _Ctx) -> TrustcheckError:
             role=who,
         )
     if isinstance(exc, tx.LengthOrHashMismatchError):
-        m = re.match(r"Observed length (\d+) does not match expected length (\d+)", msg)
+        m = _RE_OBSERVED_LENGTH.match(msg)
         if m is not None and int(m.group(1)) > int(m.group(2)):
             return NotTrusted(
                 "length-exceeded",
@@ -259,7 +269,7 @@ def _map_error(exc: BaseException, ctx: _Ctx) -> TrustcheckError:
             role=role,
         )
     if isinstance(exc, tx.RepositoryError):
-        m = re.match(r"Expected '(\w+)', got '(.*)'$", msg)
+        m = _RE_WRONG_TYPE.match(msg)
         if m is not None:
             return NotTrusted(
                 "wrong-type",
@@ -267,9 +277,7 @@ def _map_error(exc: BaseException, ctx: _Ctx) -> TrustcheckError:
                 "a file of another role was put in its place",
                 role=role,
             )
-        m = re.match(r"Role (.+) was delegated but is not part of snapshot$", msg) or re.match(
-            r"Snapshot does not contain information for '(.+)'$", msg
-        )
+        m = _RE_NOT_IN_SNAPSHOT[0].match(msg) or _RE_NOT_IN_SNAPSHOT[1].match(msg)
         if m is not None:
             return NotTrusted(
                 "role-missing",
@@ -277,7 +285,7 @@ def _map_error(exc: BaseException, ctx: _Ctx) -> TrustcheckError:
                 "the repository is inconsistent, ask its owner to publish a new snapshot",
                 role=m.group(1),
             )
-        m = re.match(r"New snapshot is missing info for '(.+)'$", msg)
+        m = _RE_SNAPSHOT_DROPS.match(msg)
         if m is not None:
             return NotTrusted(
                 "version-rollback",
@@ -307,14 +315,14 @@ def _map_error(exc: BaseException, ctx: _Ctx) -> TrustcheckError:
 
 def _map_version(msg: str, ctx: _Ctx, file: str | None, role: str | None) -> TrustcheckError:
     repo = ctx.repo
-    if msg.startswith("Expected root version"):
+    if _RE_ROOT_VERSION.match(msg):
         return NotTrusted(
             "root-rotation-invalid",
             f"{file} from {repo} does not hold the root version its name promises ({msg}); "
             "it may be an old root replayed. Verify the current root out of band",
             role="root",
         )
-    m = re.match(r"New timestamp version (\d+) must be >= (\d+)", msg)
+    m = _RE_TIMESTAMP_ROLLBACK.match(msg)
     if m is not None:
         return NotTrusted(
             "version-rollback",
@@ -322,7 +330,7 @@ def _map_version(msg: str, ctx: _Ctx, file: str | None, role: str | None) -> Tru
             "before: old metadata is being replayed (rollback or freeze attack)",
             role="timestamp",
         )
-    m = re.match(r"New snapshot version must be >= (\d+), got version (\d+)", msg)
+    m = _RE_SNAPSHOT_ROLLBACK.match(msg)
     if m is not None:
         return NotTrusted(
             "version-rollback",
