@@ -440,3 +440,92 @@ def test_archive_never_overrides_newer_state(
     assert lib["error"]["code"] == "version-rollback" and not lib["trusted"]
     assert app["trusted"]  # a GUN the state does not know is verified as archived
     assert json.loads(done.stdout)["as_of"] == world.captured
+
+
+def test_webhook_server_decides_from_a_policy_archive(
+    world: World, signed: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    """`trustcheck serve` with a policy whose trust block names the archive (pinned,
+    with a max age): the admission answers come from it, marked as of capture time."""
+    import signal
+    import ssl
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    from fixtures.notary_harness import free_port, make_tls
+
+    archive, public, _ = signed
+    tls = make_tls(tmp_path / "tls")
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(
+        "defaults:\n  trust:\n    archive:\n"
+        f"      path: {archive}\n      pin: {public}\n      max_age: 30d\n" + POLICY
+    )
+    (tmp_path / "config.yaml").write_text("{}\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DOCKER_", "NOTARY_"))}
+    env["DOCKER_CONFIG"] = str(tmp_path / "docker-config")
+    env["TRUSTCHECK_STATE_DIR"] = str(tmp_path / "state")
+    port = free_port()
+    argv = [
+        str(Path(sys.executable).parent / "trustcheck"), "serve", "--policy", str(policy),
+        "--tls-cert", str(tls.server_cert), "--tls-key", str(tls.server_key),
+        "--host", "127.0.0.1", "--port", str(port), "--config", str(tmp_path / "config.yaml"),
+        "--trust-dir", str(tmp_path / "trust"),
+    ]  # fmt: skip
+    log = (tmp_path / "serve.log").open("wb")
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env)
+    ctx = ssl.create_default_context(cafile=str(tls.ca_cert))
+    url = f"https://127.0.0.1:{port}"
+    try:
+        end = time.monotonic() + 20
+        while True:
+            assert proc.poll() is None, (tmp_path / "serve.log").read_text()[-2000:]
+            try:
+                if httpx.get(f"{url}/readyz", verify=ctx, timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < end, "trustcheck serve did not start"
+            time.sleep(0.05)
+
+        def review(*images: str) -> dict[str, Any]:
+            containers = [{"name": f"c{i}", "image": im} for i, im in enumerate(images)]
+            doc = {
+                "apiVersion": "admission.k8s.io/v1",
+                "kind": "AdmissionReview",
+                "request": {
+                    "uid": "a1",
+                    "kind": {"group": "", "version": "v1", "kind": "Pod"},
+                    "resource": {"group": "", "version": "v1", "resource": "pods"},
+                    "namespace": "prod",
+                    "operation": "CREATE",
+                    "object": {"metadata": {"name": "web"}, "spec": {"containers": containers}},
+                },
+            }
+            r = httpx.post(f"{url}/validate", json=doc, verify=ctx, timeout=15)
+            assert r.status_code == 200, r.text
+            resp: dict[str, Any] = r.json()["response"]
+            return resp
+
+        ok = review(f"{APP}:v1", f"{LIB}:v2")
+        assert ok["allowed"] is True, ok
+        assert any(f"as of capture time {world.captured}" in w for w in ok.get("warnings", []))
+        denied = review(f"{APP}:dev")
+        assert (
+            denied["allowed"] is False
+            and "[signer-threshold-not-met]" in denied["status"]["message"]
+        )
+        absent = review("127.0.0.1/archive/absent:v1")
+        assert absent["allowed"] is False
+        assert "holds no trust data for 127.0.0.1/archive/absent" in absent["status"]["message"]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+        log.close()

@@ -653,3 +653,51 @@ def test_cli_failures_are_one_line_with_the_right_exit_code(
         code, out, err = run(capsys, *args)
         assert code == want and f"[{code_text}]" in err, (args, out, err)
         assert len(err.strip().splitlines()) == 1
+
+
+def test_policy_trust_block_names_an_archive_with_a_max_age(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    signer_file = pem_key(tmp_path, "ecdsa")
+    make(tmp_path, "team.tar", signer=load_signing_key(signer_file))
+    policy = tmp_path / "policy.yaml"
+
+    def write(max_age: str, pin: str = "ecdsa.pub") -> Path:
+        policy.write_text(
+            "defaults:\n  trust:\n    archive:\n      path: team.tar\n"
+            f"      pin: {pin}\n      max_age: {max_age}\n" + POLICY
+        )
+        return policy
+
+    images = ["localhost/releases:v1", "localhost/basic:v1"]
+    code, out, err = run(capsys, "gate", "--policy", write("400d"), "--at", LATER_TEXT, *images)
+    assert code == 0 and out.count("ALLOW") == 2, out + err
+    assert f"decided from trust archive {tmp_path / 'team.tar'} as of capture time {AT_TEXT}" in err
+    code, out, _ = run(
+        capsys, "gate", "--policy", write("90d"), "--json", "--at", LATER_TEXT, *images
+    )
+    assert code == 1
+    reasons = [d["reasons"][0]["code"] for d in json.loads(out)["decisions"]]
+    assert reasons == ["archive-too-old", "archive-too-old"]
+    other = pem_key(tmp_path / "..", "ed25519").with_suffix(".pub")
+    code, out, _ = run(
+        capsys,
+        "gate",
+        "--policy",
+        write("400d", str(other)),
+        "--json",
+        "--at",
+        LATER_TEXT,
+        images[0],
+    )
+    assert code == 1 and json.loads(out)["decisions"][0]["reasons"][0]["code"] == (
+        "archive-pin-mismatch"
+    )
+    for bad, words in [
+        ("defaults:\n  trust:\n    archive: {}\n", "needs path"),
+        ("defaults:\n  trust:\n    archive:\n      path: x.tar\n      max_age: soon\n", "max_age"),
+        ("defaults:\n  trust:\n    archive:\n      path: x.tar\n      pin: sha256:12\n", "64 hex"),
+    ]:
+        policy.write_text(bad + POLICY)
+        code, _, err = run(capsys, "policy", "check", policy)
+        assert code == 2 and "[policy-invalid]" in err and words in err, err

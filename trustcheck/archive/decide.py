@@ -8,6 +8,9 @@ the verified collections come from differs: each rule's options (its pins,
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from trustcheck.errors import TrustcheckError
@@ -15,11 +18,59 @@ from trustcheck.errors import TrustcheckError
 if TYPE_CHECKING:
     from trustcheck.api import Options
     from trustcheck.archive.read import Archive
+    from trustcheck.archive.sign import ArchivePin
     from trustcheck.core.reference import ImageRef
     from trustcheck.core.verify import Collection
     from trustcheck.policy.model import Decision, Policy
 
-__all__ = ["archive_lookup", "evaluate_archive"]
+__all__ = ["ArchiveSpec", "archive_lookup", "collections_from_spec", "evaluate_archive"]
+
+
+@dataclass(frozen=True, slots=True)
+class ArchiveSpec:
+    """A policy's ``trust: {archive: {path, pin, max_age}}`` (docs/archive.md)."""
+
+    path: Path
+    pin: ArchivePin | None = None
+    max_age: timedelta | None = None
+
+
+def collections_from_spec(
+    spec: ArchiveSpec,
+    guns: Sequence[str],
+    now: datetime,
+    options: Options | None = None,
+    opened: dict[ArchiveSpec, Archive | TrustcheckError] | None = None,
+) -> dict[str, Collection | TrustcheckError]:
+    """The collections of ``guns`` from the archive ``spec`` names, as of its capture
+    time; ``now`` is the reader's time (age). Each collection carries a warning
+    naming the archive and its capture time, so no decision from it reads as live.
+    An archive that is refused (tampered, too old) is every GUN's error; one that
+    cannot be read at all raises (a usage error: exit 2)."""
+    from trustcheck.archive.read import open_archive
+    from trustcheck.errors import NotTrusted
+
+    memo = opened if opened is not None else {}
+    got = memo.get(spec)
+    if got is None:
+        try:
+            got = open_archive(spec.path, now, pin=spec.pin)
+        except NotTrusted as e:
+            got = e
+        memo[spec] = got
+    if isinstance(got, TrustcheckError):
+        return dict.fromkeys(guns, got)
+    try:  # the age is measured to each call's time (a long-running webhook)
+        got.check_age(now, spec.max_age)
+    except NotTrusted as e:
+        return dict.fromkeys(guns, e)
+    cols = got.collections_for(guns, options)
+    for col in cols.values():
+        if not isinstance(col, TrustcheckError):
+            col.warnings.insert(
+                0, f"decided from trust archive {got.path} as of capture time {got.as_of}"
+            )
+    return cols
 
 
 def archive_lookup(

@@ -120,6 +120,18 @@ class Archive:
             },
         }
 
+    def check_age(self, now: datetime, max_age: timedelta | None) -> None:
+        """Refuse the archive (``archive-too-old``) when captured longer than
+        ``max_age`` before ``now``."""
+        if max_age is not None and now - self.captured_at > max_age:
+            age = now - self.captured_at
+            raise NotTrusted(
+                "archive-too-old",
+                f"trust archive {self.path} was captured {self.as_of}, {age.days} days "
+                f"ago, more than the allowed {_days(max_age)}; capture a fresh archive, or "
+                "raise the limit deliberately",
+            )
+
     def collection(self, gun: str, options: Options | None = None) -> Collection:
         """Verify ``gun`` from the archive at its capture time.
 
@@ -311,15 +323,7 @@ def open_archive(
             path,
             f"its capture time {format_time(captured_at)} is later than now ({format_time(now)})",
         )
-    if max_age is not None and now - captured_at > max_age:
-        age = now - captured_at
-        raise NotTrusted(
-            "archive-too-old",
-            f"trust archive {path} was captured {format_time(captured_at)}, {age.days} days "
-            f"ago, more than the allowed {_days(max_age)}; capture a fresh archive, or raise "
-            "the limit deliberately",
-        )
-    return Archive(
+    archive = Archive(
         path=path,
         captured_at=captured_at,
         trustcheck_version=version,
@@ -329,6 +333,8 @@ def open_archive(
         images=images,
         files=files,
     )
+    archive.check_age(now, max_age)
+    return archive
 
 
 def _days(delta: timedelta) -> str:
@@ -337,13 +343,13 @@ def _days(delta: timedelta) -> str:
     return f"{delta.total_seconds():.0f} seconds"
 
 
-def parse_max_age(text: str) -> timedelta:
+def parse_max_age(text: str, what: str = "--max-age") -> timedelta:
     """``--max-age``: ``<N>d``, ``<N>h`` or ``<N>m`` (days, hours, minutes), N > 0."""
     m = re.fullmatch(r"\s*(\d{1,6})\s*([dhm])\s*", text)
     if m is None or int(m.group(1)) == 0:
         raise UsageError(
             "invalid-argument",
-            f"--max-age {text[:50]!r}: give a positive number of days, hours or minutes, "
+            f"{what} {text[:50]!r}: give a positive number of days, hours or minutes, "
             "e.g. 90d, 36h, 30m",
         )
     n = int(m.group(1))

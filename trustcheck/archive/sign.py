@@ -140,7 +140,7 @@ class ArchivePin:
     source: str
 
 
-def load_pin(text: str) -> ArchivePin:
+def load_pin(text: str, what: str = "--archive-pin") -> ArchivePin:
     """``sha256:<64 hex>`` or the path of a PEM public key (or certificate) file."""
     value = text.strip()
     if value.lower().startswith("sha256:"):
@@ -148,11 +148,11 @@ def load_pin(text: str) -> ArchivePin:
         if re.fullmatch(r"[0-9a-f]{64}", digest) is None:
             raise UsageError(
                 "archive-key-invalid",
-                f"--archive-pin {text[:100]!r}: sha256: needs 64 hex digits",
+                f"{what} {text[:100]!r}: sha256: needs 64 hex digits",
             )
         return ArchivePin(digest, text)
     path = Path(value)
-    data = _read_key_file(path, "--archive-pin key")
+    data = _read_key_file(path, f"{what} key")
     key: object
     try:
         if b"CERTIFICATE" in data:
@@ -164,12 +164,10 @@ def load_pin(text: str) -> ArchivePin:
     except (ValueError, UnsupportedAlgorithm) as e:
         raise UsageError(
             "archive-key-invalid",
-            f"--archive-pin {path} is not a PEM public key or certificate, nor sha256:<hex>",
+            f"{what} {path} is not a PEM public key or certificate, nor sha256:<hex>",
         ) from e
     if not isinstance(key, PublicKey) or _algorithm(key) is None:
-        raise UsageError(
-            "archive-key-invalid", f"--archive-pin {path}: unsupported key ({_UNSUPPORTED})"
-        )
+        raise UsageError("archive-key-invalid", f"{what} {path}: unsupported key ({_UNSUPPORTED})")
     return ArchivePin(key_sha256(key), str(path))
 
 

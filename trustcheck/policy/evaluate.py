@@ -16,6 +16,8 @@ from trustcheck.policy.model import Decision, Policy, Rule
 
 if TYPE_CHECKING:
     from trustcheck.api import Options
+    from trustcheck.archive import Archive
+    from trustcheck.archive.decide import ArchiveSpec
     from trustcheck.core.verify import Collection
     from trustcheck.local.trustdir import TrustDir
     from trustcheck.remote.config import RemoteConfig
@@ -69,8 +71,18 @@ def evaluate(
         if rule is not None and rule.action == "verify":
             by_rule.setdefault(rule.index, []).append(ref)
     got: dict[tuple[int, str], Collection | TrustcheckError] = {}
+    opened: dict[ArchiveSpec, Archive | TrustcheckError] = {}  # each archive read once
     for index, group in by_rule.items():
         rule = policy.rules[index]
+        if rule.trust.archive is not None:  # docs/archive.md: as of its capture time
+            from trustcheck.archive.decide import collections_from_spec
+
+            cols = collections_from_spec(
+                rule.trust.archive, [r.gun for r in group], at, rule_options(rule, opts), opened
+            )
+            for gun, col in cols.items():
+                got[(index, gun)] = col
+            continue
         cols = collections_for(
             [r.gun for r in group],
             trust_dir,

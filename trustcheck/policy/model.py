@@ -5,13 +5,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from trustcheck.core.identity import Identifier
 from trustcheck.core.reference import ImageRef
 from trustcheck.errors import TrustcheckError
 from trustcheck.local.pinfile import PinSet
 from trustcheck.policy.pattern import Pattern, match_name
+
+if TYPE_CHECKING:
+    from trustcheck.archive.decide import ArchiveSpec
 
 __all__ = [
     "ACTIONS",
@@ -57,6 +60,8 @@ class Trust:
     server: str | None = None
     offline: bool | None = None
     no_tofu: bool | None = None
+    #: decide from this trust archive, as of its capture time (docs/archive.md)
+    archive: ArchiveSpec | None = None
 
     def merged_over(self, base: Trust) -> Trust:
         """This rule's settings, field by field over the policy's ``defaults``."""
@@ -66,6 +71,7 @@ class Trust:
             server=self.server if self.server is not None else base.server,
             offline=self.offline if self.offline is not None else base.offline,
             no_tofu=self.no_tofu if self.no_tofu is not None else base.no_tofu,
+            archive=self.archive if self.archive is not None else base.archive,
         )
 
 

@@ -37,6 +37,8 @@ from trustcheck.webhook.shared import BadValue, SharedCache, is_lock_token
 
 if TYPE_CHECKING:
     from trustcheck.api import Options
+    from trustcheck.archive import Archive
+    from trustcheck.archive.decide import ArchiveSpec
     from trustcheck.core.verify import Collection
     from trustcheck.local.trustdir import TrustDir
     from trustcheck.policy.model import Policy, Rule
@@ -153,6 +155,8 @@ class _Upstream:
         self.remote = remote
         self._sessions: dict[int, HttpSession] = {}
         self._lock = threading.Lock()
+        #: trust archives named by the policy, each read once (docs/archive.md)
+        self._archives: dict[ArchiveSpec, Archive | TrustcheckError] = {}
 
     def server(self, rule: Rule, gun: str) -> str | None:
         """The Notary server ``rule`` fetches ``gun`` from (None: offline)."""
@@ -160,7 +164,7 @@ class _Upstream:
         from trustcheck.remote.http import select_server
 
         cfg = rule_remote(rule, self.remote)
-        if cfg is None or cfg.offline:
+        if cfg is None or cfg.offline or rule.trust.archive is not None:
             return None
         return select_server(gun, cfg)
 
@@ -189,6 +193,13 @@ class _Upstream:
 
         cfg = rule_remote(rule, self.remote)
         opts = self.options_for(rule)
+        if rule.trust.archive is not None:  # docs/archive.md: as of its capture time
+            from trustcheck.archive.decide import collections_from_spec
+
+            got = collections_from_spec(rule.trust.archive, [gun], at, opts, self._archives)[gun]
+            if isinstance(got, TrustcheckError):
+                raise got
+            return got
         if cfg is None or cfg.offline:
             return load_collection(self.trust_dir, gun, at, opts)
         return fetch_collection(gun, self.trust_dir, at, opts, cfg, session=self._session(rule))
