@@ -14,13 +14,18 @@ from __future__ import annotations
 import io
 import json
 import sys
+import threading
 from collections.abc import Callable, Iterator
-from contextlib import redirect_stderr, redirect_stdout
+from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    import trustme
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:  # make the top-level `fixtures` package importable
@@ -173,6 +178,71 @@ def admission_review(
 def pod_review(images: list[str], uid: str = REVIEW_UID) -> dict[str, Any]:
     """The AdmissionReview of a Pod named ``app`` running ``images``."""
     return admission_review("Pod", workload("Pod", pod_spec(images)), uid=uid)
+
+
+# --------------------------------------------------------------------------- TLS test server
+
+
+@dataclass
+class TlsServer:
+    """A loopback HTTPS server (``http.server`` in a thread) with a certificate from a
+    fresh trustme CA; ``ca_file`` holds that CA for the client side."""
+
+    server: ThreadingHTTPServer
+    ca: trustme.CA
+    ca_file: Path
+    thread: threading.Thread
+
+    @property
+    def port(self) -> int:
+        return int(self.server.server_address[1])
+
+    @property
+    def netloc(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def url(self) -> str:
+        return f"https://{self.netloc}/"
+
+    def client_cert(self, folder: Path, name: str = "client.example") -> tuple[Path, Path]:
+        """A client certificate and key issued by the server's CA, written into ``folder``."""
+        issued = self.ca.issue_cert(name)
+        cert, key = folder / f"{name}.cert", folder / f"{name}.key"
+        issued.cert_chain_pems[0].write_to_path(str(cert))
+        issued.private_key_pem.write_to_path(str(key))
+        return cert, key
+
+
+@contextmanager
+def tls_server(
+    handler: type[BaseHTTPRequestHandler], folder: Path, *, client_auth: bool = False
+) -> Iterator[TlsServer]:
+    """Serve ``handler`` over TLS on 127.0.0.1 (a random port) until the block ends.
+    With ``client_auth`` the server demands a client certificate from its CA."""
+    import ssl
+
+    import trustme
+
+    ca = trustme.CA()
+    ca_file = folder / "tls-server-ca.crt"
+    ca.cert_pem.write_to_path(str(ca_file))
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1", "localhost").configure_cert(ctx)
+    if client_auth:
+        ca.configure_trust(ctx)
+        ctx.verify_mode = ssl.CERT_REQUIRED
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.socket = ctx.wrap_socket(server.socket, server_side=True)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield TlsServer(server, ca, ca_file, thread)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
 
 
 @dataclass

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -237,66 +238,44 @@ def test_an_acr_redirect_to_plain_http_is_refused(tmp_path: Path) -> None:
     assert "non-https" in message
 
 
+@dataclass
 class _MutualTLS:
-    """A loopback HTTPS server that demands a client certificate signed by its CA
-    and answers ACR's manifest attributes."""
+    """conftest's TLS server demanding a client certificate from its CA, answering ACR's
+    manifest attributes; the peers' certificates as the server saw them."""
 
-    def __init__(self, tmp_path: Path) -> None:
-        import ssl
-        import threading
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-        import trustme
-
-        ca = trustme.CA()
-        self.ca_file = tmp_path / "ca.crt"
-        ca.cert_pem.write_to_path(str(self.ca_file))
-        server_cert = ca.issue_cert("127.0.0.1")
-        client = ca.issue_cert("client.example")
-        self.client_cert, self.client_key = tmp_path / "c.cert", tmp_path / "c.key"
-        client.cert_chain_pems[0].write_to_path(str(self.client_cert))
-        client.private_key_pem.write_to_path(str(self.client_key))
-        self.peers: list[object] = []
-        peers = self.peers
-        body = json.dumps(_attrs("Passed")).encode()
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                peers.append(self.request.getpeercert())
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        server_cert.configure_cert(ctx)
-        ca.configure_trust(ctx)
-        ctx.verify_mode = ssl.CERT_REQUIRED
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True)
-        self.server.daemon_threads = True
-        self.netloc = f"127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=10)
+    ca_file: Path
+    client_cert: Path
+    client_key: Path
+    netloc: str
+    peers: list[object]
 
 
 @pytest.fixture
 def mtls(tmp_path: Path) -> Iterator[_MutualTLS]:
-    (tmp_path / "tls-material").mkdir()
-    server = _MutualTLS(tmp_path / "tls-material")
-    try:
-        yield server
-    finally:
-        server.close()
+    from http.server import BaseHTTPRequestHandler
+
+    from conftest import tls_server
+
+    folder = tmp_path / "tls-material"
+    folder.mkdir()
+    peers: list[object] = []
+    body = json.dumps(_attrs("Passed")).encode()
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            peers.append(self.request.getpeercert())
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    with tls_server(Handler, folder, client_auth=True) as server:
+        cert, key = server.client_cert(folder)
+        yield _MutualTLS(server.ca_file, cert, key, server.netloc, peers)
 
 
 def test_client_certificate_options_reach_acr(mtls: _MutualTLS, tmp_path: Path) -> None:

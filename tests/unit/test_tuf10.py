@@ -43,7 +43,7 @@ from tuf.api.metadata import (
 from tuf.api.serialization.json import JSONSerializer
 from tuf.repository import Repository
 
-from tests.conftest import COMMITTED_FIXTURES, CliRun, run_trustcheck
+from tests.conftest import COMMITTED_FIXTURES, CliRun, run_trustcheck, tls_server
 from trustcheck.api import ImageResult, Options
 from trustcheck.errors import TrustcheckError, UsageError
 from trustcheck.local.pinfile import load_pins
@@ -1335,9 +1335,7 @@ def test_client_limits_are_python_tufs_and_configurable(tmp_path: Path) -> None:
 
 def test_network_failures_map_to_remote_codes(tmp_path: Path) -> None:
     import socket
-    import ssl
 
-    import trustme
 
     # nothing listens: a refused connection is a network error, not a timeout
     with socket.socket() as s:
@@ -1347,9 +1345,6 @@ def test_network_failures_map_to_remote_codes(tmp_path: Path) -> None:
     assert r[0].error is not None and r[0].error.code == "network-error"
     assert "Connection refused" in r[0].error.message
     # a certificate from a CA the system does not trust
-    ca = trustme.CA()
-    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("127.0.0.1").configure_cert(ctx)
     folder = basic().publish(tmp_path / "www")
 
     class Handler(http.server.SimpleHTTPRequestHandler):
@@ -1359,16 +1354,8 @@ def test_network_failures_map_to_remote_codes(tmp_path: Path) -> None:
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.socket = ctx.wrap_socket(server.socket, server_side=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        url = f"https://127.0.0.1:{server.server_address[1]}/"
-        r = verify_targets(url, ["file.txt"], AT, state_options(tmp_path), timeout=5)
-    finally:
-        server.shutdown()
-        server.server_close()
+    with tls_server(Handler, tmp_path) as server:  # its CA is not given to the client
+        r = verify_targets(server.url, ["file.txt"], AT, state_options(tmp_path), timeout=5)
     assert r[0].error is not None and r[0].error.code == "tls-error", r[0].error
 
 
