@@ -517,7 +517,7 @@ class AuditReport:
         }
 
     def to_json(self) -> dict[str, Any]:
-        """The JSON document (schema: ``audit_render.JSON_SCHEMA``, docs/audit.md)."""
+        """The JSON document (its schema: ``trustcheck.audit.render.schema.JSON_SCHEMA``)."""
         from trustcheck import __version__
 
         return {
