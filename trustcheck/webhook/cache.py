@@ -493,13 +493,13 @@ class TrustCache:
                     self._entries.popitem(last=False)
 
     def _remember(self, gun: str, col: Collection) -> None:
+        from trustcheck.core.trusted_set import merge_floors
+
         versions = {name: check.version for name, check in col.checks.items()}
         with self._lock:
             known = self._trusted.get(gun)
-            if known is not None:
-                for role, v in known.versions.items():
-                    versions[role] = max(v, versions.get(role, 0))
-            self._trusted[gun] = _Trusted(col.root_raw, versions)
+            floors = merge_floors(versions, known.versions if known is not None else None)
+            self._trusted[gun] = _Trusted(col.root_raw, floors)
 
     def floors(self, gun: str) -> dict[str, int]:
         """The highest version of each role of ``gun`` verified since start."""
