@@ -552,6 +552,23 @@ def test_cli_create_verify_inspect_extract(
         if (dest / rel).exists():
             assert (dest / rel).read_bytes() == f.read_bytes()
     assert (dest / "tuf/localhost/signers/metadata/targets/alice.json").exists()
+    code, out, err = run(
+        capsys, "inspect", "--archive", out_file, "--at", LATER_TEXT, "localhost/releases:v1"
+    )
+    assert code == 0 and err.startswith(f"# as of capture time {AT_TEXT}")
+    (entry,) = json.loads(out)
+    assert entry["AsOf"] == AT_TEXT and entry["SignedTags"][0]["SignedTag"] == "v1"
+    live = run(
+        capsys,
+        "inspect",
+        "--offline",
+        "--trust-dir",
+        TRUST,
+        "--at",
+        LATER_TEXT,
+        "localhost/releases:v1",
+    )
+    assert live[0] == 1 and "[metadata-expired]" in live[2]
     policy = tmp_path / "policy.yaml"
     policy.write_text(POLICY)
     code, out, _ = run(

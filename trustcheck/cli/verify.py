@@ -12,7 +12,14 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from trustcheck.cli.archive import ArchiveOpt, ArchivePinOpt, MaxAgeOpt, verify_from_archive
+from trustcheck.cli.archive import (
+    ArchiveOpt,
+    ArchivePinOpt,
+    MaxAgeOpt,
+    archive_text,
+    open_for_reading,
+    verify_from_archive,
+)
 from trustcheck.cli.options import (
     DEFAULT_REMOTE,
     AtOpt,
@@ -221,10 +228,14 @@ def inspect(
     no_tofu: NoTofuOpt = False,
     delegation_cert_expiry: DceOpt = "warn",
     remote: RemoteArgs = DEFAULT_REMOTE,
+    archive: ArchiveOpt = None,
+    archive_pin: ArchivePinOpt = None,
+    max_age: MaxAgeOpt = None,
 ) -> None:
     """Show signed tags, signers and keys, as `docker trust inspect` does.
 
     JSON (the same document Docker prints) by default; --pretty for people.
+    With --archive, as of the archive's capture time (each JSON entry gets "AsOf").
     """
     from trustcheck.api import collections_for
     from trustcheck.core.lookup import inspect as inspect_one
@@ -232,14 +243,23 @@ def inspect(
     from trustcheck.errors import TrustcheckError
     from trustcheck.local.trustdir import TrustDir
 
-    when = parse_at(at)
     opts = make_options(pins, state_dir, no_tofu, delegation_cert_expiry)
-    cfg = remote.config()
     refs = [(i, parse_reference(i)) for i in images]
-    td = TrustDir(trust_dir_path(trust_dir, must_exist=remote.offline))
-    cols = collections_for(
-        [r.gun for _, r in refs], td, when, opts, cfg, progress_reporter(len(refs))
-    )
+    as_of: str | None = None
+    if archive is not None:  # docs/archive.md: as of the archive's capture time
+        arc = open_for_reading(archive, archive_pin, max_age, at)
+        as_of = arc.as_of
+        cols = arc.collections_for([r.gun for _, r in refs], opts)
+        typer.echo(f"# {archive_text(arc)}", err=not pretty)
+    else:
+        if archive_pin is not None or max_age is not None:
+            fail_usage("--archive-pin and --max-age apply to --archive")
+        when = parse_at(at)
+        cfg = remote.config()
+        td = TrustDir(trust_dir_path(trust_dir, must_exist=remote.offline))
+        cols = collections_for(
+            [r.gun for _, r in refs], td, when, opts, cfg, progress_reporter(len(refs))
+        )
     out: list[dict[str, object]] = []
     failed = 0
     for text, ref in refs:
@@ -250,7 +270,10 @@ def inspect(
             continue
         for w in col.warnings:
             warn(f"{ref.gun}: {w}")
-        out.append(inspect_one(col, text, _explicit_tag(text)))
+        doc = inspect_one(col, text, _explicit_tag(text))
+        if as_of is not None:
+            doc["AsOf"] = as_of
+        out.append(doc)
     if pretty:
         for i, doc in enumerate(out):
             if i:
