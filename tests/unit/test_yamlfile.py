@@ -1,0 +1,72 @@
+"""trustcheck.yamlfile: the one YAML reader (policy files, the webhook's server config)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from trustcheck.yamlfile import ALIAS_PROBLEM, YamlProblem, compose, load
+
+# (document, line, path, message start)
+REFUSED = [
+    ("a: &x 1\nb: *x\n", 1, "", ALIAS_PROBLEM),  # the anchor, where it is defined
+    ("a: &unused 1\n", 1, "", ALIAS_PROBLEM),
+    ("a: 1\nb: *undefined\n", 2, "", ALIAS_PROBLEM),
+    ("a:\n  b: 1\n  <<: {c: 2}\n", 3, "a", "merge keys ('<<') are not supported"),
+    ("a: 1\nb: 2\na: 3\n", 3, "a", "appears twice (first at line 1)"),
+    ("x:\n  - y: 1\n    'y': 2\n", 3, "x[0].y", "appears twice (first at line 2)"),
+    ('x:\n  "k": 1\n  k: 2\n', 3, "x.k", "appears twice (first at line 2)"),
+    ("a: [1\n", 2, "", "not valid YAML"),
+    ("a: 1\n---\nb: 2\n", 2, "", "not valid YAML"),  # one document only
+    ("a: !!python/object:os.system x\n", 1, "", "not valid YAML"),  # safe loader only
+]
+
+
+@pytest.mark.parametrize(("text", "line", "path", "message"), REFUSED)
+def test_refused(text: str, line: int, path: str, message: str) -> None:
+    with pytest.raises(YamlProblem) as info:
+        load(text)
+    assert (info.value.line, info.value.path) == (line, path), info.value.message
+    assert info.value.message.startswith(message)
+
+
+def test_duplicate_names_its_key() -> None:
+    with pytest.raises(YamlProblem) as info:
+        load("cache:\n  ttl_seconds: 1\n  ttl_seconds: 2\n")
+    assert info.value.key == "ttl_seconds" and info.value.path == "cache.ttl_seconds"
+
+
+def test_the_same_key_in_different_mappings_is_fine() -> None:
+    assert load("a: {k: 1}\nb: {k: 2}\nc: [{k: 3}, {k: 4}]\n") == {
+        "a": {"k": 1},
+        "b": {"k": 2},
+        "c": [{"k": 3}, {"k": 4}],
+    }
+
+
+def test_plain_data_and_safe_types() -> None:
+    assert load(b"n: 0x10\nf: 1.5\nb: yes\nd: 2026-11-27\nz: ~\ns: '*x'\n") == {
+        "n": 16,
+        "f": 1.5,
+        "b": True,
+        "d": dt.date(2026, 11, 27),
+        "z": None,
+        "s": "*x",
+    }
+
+
+def test_empty_document() -> None:
+    assert compose("") is None and load("# nothing\n") is None
+
+
+def test_deep_nesting_is_a_problem_not_a_crash() -> None:
+    with pytest.raises(YamlProblem) as info:
+        load("[" * 100_000 + "]" * 100_000)
+    assert "nested too deeply" in info.value.message or "not valid YAML" in info.value.message
+
+
+def test_an_unquoted_star_pattern_is_flagged_as_alias_syntax() -> None:
+    with pytest.raises(YamlProblem) as info:
+        load("pattern: *.example.com/**\n")
+    assert info.value.alias and info.value.line == 1
