@@ -5,12 +5,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import TYPE_CHECKING
 
 from trustcheck.core.timefmt import iso as _iso
-
-if TYPE_CHECKING:
-    pass
 from trustcheck.doctor.context import DoctorBase
 from trustcheck.doctor.report import _days
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from trustcheck.doctor.report import CheckResult
 from trustcheck.errors import UsageError
 
 if TYPE_CHECKING:
@@ -23,7 +24,6 @@ if TYPE_CHECKING:
     from trustcheck.remote.auth import Challenge, Credentials
     from trustcheck.remote.config import RemoteConfig
     from trustcheck.remote.http import Answer, HttpSession
-from trustcheck.doctor.report import CheckResult
 
 __all__ = ["DEFAULT_HORIZON", "DoctorBase", "DoctorConfig", "Target", "parse_target"]
 

@@ -6,14 +6,11 @@ from __future__ import annotations
 
 import os
 import shutil
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from trustcheck.errors import TrustcheckError, UsageError
-
-if TYPE_CHECKING:
-    pass
 from trustcheck.doctor.context import DoctorBase
 from trustcheck.doctor.report import _count
+from trustcheck.errors import TrustcheckError, UsageError
 
 __all__ = ["DockerConfigChecks", "LocalChecks"]
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote, urlsplit
 
 from trustcheck.core.timefmt import iso as _iso
+from trustcheck.doctor.context import DoctorBase
 from trustcheck.errors import TrustcheckError, UsageError
 from trustcheck.text import redact_url
 
@@ -23,7 +24,6 @@ if TYPE_CHECKING:
     from cryptography import x509
 
     from trustcheck.remote.http import Endpoint
-from trustcheck.doctor.context import DoctorBase
 
 __all__ = ["ConnectionChecks", "ServiceChecks", "classify_tls_error", "realm_problem"]
 

@@ -11,13 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from trustcheck import __version__
-
-if TYPE_CHECKING:
-    pass
-
 
 __all__ = ["CODES", "SECTIONS", "STATUSES", "CheckResult", "Report"]
 

@@ -31,19 +31,15 @@ This module runs the sections in order (:func:`run_doctor`).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from trustcheck.errors import UsageError
-
-if TYPE_CHECKING:
-    pass
 from trustcheck.doctor.clock import ClockChecks
 from trustcheck.doctor.context import DoctorConfig, parse_target
 from trustcheck.doctor.local import LocalChecks
 from trustcheck.doctor.network import ServiceChecks, _proxy_for
 from trustcheck.doctor.report import Report
 from trustcheck.doctor.trust import TrustChecks
+from trustcheck.errors import UsageError
 
 __all__ = ["run_doctor"]
 

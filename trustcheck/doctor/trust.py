@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from trustcheck.core.timefmt import iso as _iso
+from trustcheck.doctor.context import DoctorBase
+from trustcheck.doctor.report import CheckResult, _count, _days
 from trustcheck.errors import TrustcheckError
 
 if TYPE_CHECKING:
@@ -22,8 +24,6 @@ if TYPE_CHECKING:
     from trustcheck.core.reference import ImageRef
     from trustcheck.core.verify import Collection
     from trustcheck.local.trustdir import TrustDir
-from trustcheck.doctor.context import DoctorBase
-from trustcheck.doctor.report import CheckResult, _count, _days
 
 __all__ = ["TrustChecks"]
 

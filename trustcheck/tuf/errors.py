@@ -17,14 +17,10 @@ import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from trustcheck.errors import NotTrusted, TrustcheckError, UsageError
 from trustcheck.tuf.dialect import _role_of_file
 from trustcheck.tuf.fetchers import ClientLimits, _Recorder
-
-if TYPE_CHECKING:
-    pass
 
 
 @dataclass(slots=True)
