@@ -272,9 +272,30 @@ def _invalid(text: str, expected: str) -> str:
             "defaults:\n  mode: warn\n  colour: red\nrules: [{pattern: a.io/x}]\n",
             "p.yaml:3: defaults.colour: unknown key",
         ),
-        (
+        (  # the anchor is refused where it is defined, before any alias uses it
             "rules:\n  - &r {pattern: a.io/x}\n  - *r\n",
+            "p.yaml:2: anchors and aliases ('*name') are not supported",
+        ),
+        (  # an anchor nothing refers to is refused as well (docs/policy.md)
+            "rules:\n  - pattern: a.io/x\n    reason: &why unused\n",
             "p.yaml:3: anchors and aliases ('*name') are not supported",
+        ),
+        (  # an unquoted pattern starting with '*' is YAML alias syntax
+            "rules:\n  - pattern: *.example.com/**\n",
+            "p.yaml:2: not valid YAML: ",
+        ),
+        (  # an alias to an anchor never defined
+            "rules:\n  - pattern: *undefined\n",
+            "p.yaml:2: anchors and aliases ('*name') are not supported",
+        ),
+        (  # a merge key with an inline mapping (no alias needed)
+            "rules:\n  - pattern: a.io/x\n    <<: {action: allow}\n",
+            "p.yaml:3: rules[0]: merge keys ('<<') are not supported",
+        ),
+        (  # duplicates at any depth, quoted or not
+            "rules:\n  - pattern: a.io/x\n    trust:\n"
+            "      offline: true\n      'offline': false\n",
+            "p.yaml:5: rules[0].trust.offline: appears twice (first at line 4)",
         ),
         (
             "rules:\n  - pattern: *.azurecr.io/**\n",
@@ -775,3 +796,11 @@ def test_every_policy_in_the_docs_is_valid(tmp_path: Path) -> None:
         text = block if "rules:" in block else "rules:\n" + block
         policy = parse_policy(text, "docs/policy.md", tmp_path)
         assert policy.rules
+
+
+def test_an_unquoted_star_pattern_gets_the_quoting_hint() -> None:
+    with pytest.raises(UsageError) as info:
+        parse_policy("rules:\n  - pattern: *.example.com/**\n", "p.yaml")
+    assert info.value.message.endswith(
+        "; quote patterns that start with '*', e.g. \"*.example.com/**\""
+    )

@@ -27,6 +27,8 @@ from trustcheck.policy.pattern import Pattern, normalise_pattern_text
 if TYPE_CHECKING:
     import yaml
 
+    from trustcheck.archive.decide import ArchiveSpec
+
 __all__ = ["MAX_POLICY_SIZE", "load_policy", "parse_policy"]
 
 #: a policy file larger than this is refused before it is parsed
@@ -55,7 +57,8 @@ class _Loader:
     def mapping(
         self, node: yaml.Node, where: str, allowed: Sequence[str] | None
     ) -> dict[str, tuple[yaml.Node, yaml.Node]]:
-        """The keys of a mapping node (``allowed=None``: any key), refusing duplicates."""
+        """The keys of a mapping node (``allowed=None``: any key); duplicates were
+        refused when the file was read (:mod:`trustcheck.yamlfile`)."""
         import yaml
 
         if not isinstance(node, yaml.MappingNode):
@@ -70,13 +73,6 @@ class _Loader:
                 raise self.fail(key, where, "keys must be plain strings")
             name = str(key.value)
             sub = f"{where}.{name}" if where else name
-            if name in out:
-                raise self.fail(
-                    key,
-                    sub,
-                    f"appears twice (first at line {out[name][0].start_mark.line + 1}); YAML "
-                    "would silently keep the last one",
-                )
             if allowed is not None and name not in allowed:
                 raise self.fail(key, sub, f"unknown key; the keys here are {', '.join(allowed)}")
             out[name] = (key, value)
@@ -135,8 +131,10 @@ class _Loader:
     # --- sections ---------------------------------------------------------------------
 
     def trust(self, node: yaml.Node, where: str) -> Trust:
-        keys = self.mapping(node, where, ("pins", "server", "offline", "no_tofu"))
+        keys = self.mapping(node, where, ("pins", "server", "offline", "no_tofu", "archive"))
         out = Trust()
+        if "archive" in keys:
+            out.archive = self.archive(keys["archive"][1], f"{where}.archive")
         if "server" in keys:
             value = keys["server"][1]
             out.server = self.server(value, f"{where}.server")
@@ -147,6 +145,31 @@ class _Loader:
         if "pins" in keys:
             out.pins, out.pins_source = self.pins(keys["pins"][1], f"{where}.pins")
         return out
+
+    def archive(self, node: yaml.Node, where: str) -> ArchiveSpec:
+        """``archive: {path: FILE, pin: PEM-FILE|sha256:HEX, max_age: 90d}`` (docs/archive.md)."""
+        from trustcheck.archive import load_pin, parse_max_age
+        from trustcheck.archive.decide import ArchiveSpec
+
+        keys = self.mapping(node, where, ("path", "pin", "max_age"))
+        if "path" not in keys:
+            raise self.fail(node, where, "needs path: the trust archive file")
+        path = self.base_dir / self.string(keys["path"][1], f"{where}.path")
+        pin = age = None
+        if "pin" in keys:
+            text = self.string(keys["pin"][1], f"{where}.pin")
+            is_file = not text.lower().startswith("sha256:")
+            try:
+                pin = load_pin(str(self.base_dir / text) if is_file else text, "pin")
+            except UsageError as e:
+                raise self.fail(keys["pin"][1], f"{where}.pin", e.message) from e
+        if "max_age" in keys:
+            text = self.string(keys["max_age"][1], f"{where}.max_age")
+            try:
+                age = parse_max_age(text, "max_age")
+            except UsageError as e:
+                raise self.fail(keys["max_age"][1], f"{where}.max_age", e.message) from e
+        return ArchiveSpec(path, pin, age)
 
     def server(self, node: yaml.Node, where: str) -> str:
         text = self.string(node, where).strip()
@@ -250,30 +273,25 @@ class _Loader:
 
 
 def _check_yaml(text: str, source: str) -> yaml.Node | None:
-    import yaml
+    """The node tree, read by :mod:`trustcheck.yamlfile` (no anchors, aliases, merge
+    keys or duplicate keys)."""
+    from trustcheck.yamlfile import YamlProblem, compose
 
     try:
-        for event in yaml.parse(text, Loader=yaml.SafeLoader):
-            if isinstance(event, yaml.AliasEvent):
-                line = event.start_mark.line + 1 if event.start_mark is not None else "?"
-                raise _bad(
-                    f"{source}:{line}",
-                    "anchors and aliases ('*name') are not supported; write each value out "
-                    "(quote patterns that start with '*', e.g. \"*.example.com/**\")",
-                )
-        return yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        where = f"{source}:{mark.line + 1}" if mark is not None else source
-        problem = (e.problem or e.context or "syntax error").strip()
-        hint = ""
-        if any(w in f"{e.context or ''} {problem}" for w in ("alias", "anchor")):
-            hint = "; quote patterns that start with '*', e.g. \"*.example.com/**\""
-        raise _bad(where, f"not valid YAML: {problem}{hint}") from e
-    except yaml.YAMLError as e:
-        raise _bad(source, f"not valid YAML: {str(e).splitlines()[0] if str(e) else e}") from e
-    except RecursionError as e:
-        raise _bad(source, "nested too deeply to be a policy") from e
+        return compose(text)
+    except YamlProblem as e:
+        where = f"{source}:{e.line}" if e.line is not None else source
+        message = f"{e.path}: {e.message}" if e.path else e.message
+        if e.message == "nested too deeply":
+            message = "nested too deeply to be a policy"
+        if e.alias:
+            message += (
+                "; write each value out (quote patterns that start with '*', e.g. "
+                '"*.example.com/**")'
+                if e.message.startswith("anchors")
+                else "; quote patterns that start with '*', e.g. \"*.example.com/**\""
+            )
+        raise _bad(where, message) from e
 
 
 def parse_policy(text: str, source: str = "<policy>", base_dir: Path | None = None) -> Policy:
