@@ -718,3 +718,88 @@ def test_policy_trust_block_names_an_archive_with_a_max_age(
         policy.write_text(bad + POLICY)
         code, _, err = run(capsys, "policy", "check", policy)
         assert code == 2 and "[policy-invalid]" in err and words in err, err
+
+
+def test_random_damage_is_always_a_named_refusal(tmp_path: Path) -> None:
+    """Bytes flipped anywhere, or the file cut short: refused with an archive code
+    (or, where only padding was hit, the intact archive), never another exception."""
+    import random
+
+    good = make(tmp_path).read_bytes()
+    rng = random.Random(20261204)
+    bad = tmp_path / "bad.tar"
+    outcomes: dict[str, int] = {}
+    for i in range(400):
+        data = bytearray(good)
+        if i % 4 == 0:
+            data = data[: rng.randrange(len(good))]
+        else:
+            for _ in range(rng.randint(1, 4)):
+                data[rng.randrange(len(data))] ^= 1 << rng.randrange(8)
+        bad.write_bytes(bytes(data))
+        try:
+            open_archive(bad, LATER)
+            outcome = "intact"
+        except TrustcheckError as e:
+            outcome = str(e.code)
+            assert "\n" not in e.message
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    assert set(outcomes) <= {
+        "intact",
+        "archive-invalid",
+        "archive-unreadable",
+        "archive-manifest-mismatch",
+    }, outcomes
+    assert (
+        outcomes.get("archive-manifest-mismatch", 0) > 0 and outcomes.get("archive-invalid", 0) > 0
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        (lambda doc: doc.__setitem__("format_version", True), "version 1 record"),
+        (
+            lambda doc: doc["collections"].__setitem__(
+                "../../etc", doc["collections"]["localhost/basic"]
+            ),
+            "not a repository's normal name",
+        ),
+        (
+            lambda doc: doc["collections"].__setitem__(
+                "LOCALHOST/basic", doc["collections"]["localhost/basic"]
+            ),
+            "not a repository's normal name",
+        ),
+        (lambda doc: doc.__setitem__("captured_at", "2026-11-27 00:11:36"), "captured_at is not"),
+        (lambda doc: doc.__setitem__("collections", {}), "collections is empty"),
+        (lambda doc: doc["collections"].pop("localhost/basic"), "belongs to no collection"),
+    ],
+    ids=["bool-version", "dotdot-gun", "alias-gun", "bad-time", "no-collections", "orphan-file"],
+)
+def test_malformed_capture_records_are_refused(
+    tmp_path: Path, change: Callable[[dict[str, Any]], object], words: str
+) -> None:
+    """A capture record rewritten (and the manifest re-hashed to match) that is not
+    what trustcheck writes is refused before anything in it is used."""
+
+    def edit(files: dict[str, bytes]) -> None:
+        doc = json.loads(files["capture.json"])
+        change(doc)
+        files["capture.json"] = json.dumps(doc).encode()
+        manifest = json.loads(files["manifest.json"])
+        manifest["files"]["capture.json"] = {
+            "sha256": hashlib.sha256(files["capture.json"]).hexdigest(),
+            "length": len(files["capture.json"]),
+        }
+        files["manifest.json"] = json.dumps(manifest).encode()
+
+    path = rewrite(make(tmp_path), edit)
+    assert words in refused(path, "archive-invalid").message
+
+
+def test_a_symlink_to_an_archive_is_read(tmp_path: Path) -> None:
+    path = make(tmp_path)
+    link = tmp_path / "latest.tar"
+    link.symlink_to(path.name)
+    assert open_archive(link, LATER).as_of == AT_TEXT

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -58,6 +58,8 @@ class Created:
     captured_at: str
     collections: dict[str, str | None]  # GUN -> server it came from (None: the trust dir)
     signer: str | None
+    #: collections the server could not give (the trust dir's cache was captured)
+    warnings: list[str] = field(default_factory=list)
 
 
 def _collection_record(col: Collection, server: str | None) -> dict[str, object]:
@@ -112,14 +114,21 @@ def create_archive(
     for gun in wanted:
         trust_dir.metadata_dir(gun)  # validates each GUN before anything is fetched
     servers: dict[str, str | None] = dict.fromkeys(wanted)
+    fallbacks: list[str] = []
     if remote is not None and not remote.offline:
         from trustcheck.remote.http import select_server
         from trustcheck.remote.notary import fetch_many
 
         fetched = fetch_many(wanted, trust_dir, at, opts, remote)
         _fail_on_errors({g: c for g, c in fetched.items() if isinstance(c, TrustcheckError)})
-        for gun in wanted:
-            servers[gun] = select_server(gun, remote)
+        for gun, col in fetched.items():
+            if isinstance(col, TrustcheckError):  # pragma: no cover - refused just above
+                continue
+            if col.cache_fallback is not None:
+                # the server was not used: the record must not claim it was
+                fallbacks.append(f"{gun}: {col.cache_fallback}; captured from the trust dir")
+            else:
+                servers[gun] = select_server(gun, remote)
     members: dict[str, bytes] = {}
     records: dict[str, object] = {}
     cols: dict[str, Collection | TrustcheckError] = {}
@@ -166,6 +175,7 @@ def create_archive(
         captured_at=format_time(at),
         collections=servers,
         signer=signer.key_sha256 if signer is not None else None,
+        warnings=fallbacks,
     )
 
 

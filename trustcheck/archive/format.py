@@ -138,7 +138,9 @@ def split_role_path(rest: str) -> list[tuple[str, str]]:
 def read_members(path: Path) -> dict[str, bytes]:
     """Every member of the archive at ``path``, checked: regular files only, names
     of the layout, no name twice, sizes within their caps."""
-    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY
+    # a symlink to the archive is fine (its content is checked); a FIFO or device
+    # is never opened blocking and is refused below
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY
     try:
         fd = os.open(path, flags)
     except FileNotFoundError:
@@ -227,7 +229,7 @@ class Manifest:
         doc = _json_object(path, MANIFEST, raw)
         if doc.get("format") != FORMAT:
             raise _invalid(path, f"{MANIFEST} is not a {FORMAT} manifest")
-        if doc.get("format_version") != FORMAT_VERSION:
+        if not is_version(doc.get("format_version"), FORMAT_VERSION):
             raise _invalid(
                 path,
                 f"{MANIFEST} has format_version {doc.get('format_version')!r}; this trustcheck "
@@ -250,6 +252,11 @@ class Manifest:
             _check_name(path, name)
             files[name] = (entry["sha256"], entry["length"])
         return cls(files)
+
+
+def is_version(value: object, want: int) -> bool:
+    """``value`` is the integer ``want`` (JSON ``true`` is not ``1``)."""
+    return type(value) is int and value == want
 
 
 def _json_object(path: Path | str, member: str, raw: bytes) -> dict[str, Any]:

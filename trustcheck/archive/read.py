@@ -17,6 +17,7 @@ from trustcheck.archive.format import (
     TRUST_PREFIX,
     Manifest,
     invalid,
+    is_version,
     parse_record,
     read_members,
     role_path,
@@ -229,7 +230,11 @@ def _parse_capture(
         "collections",
         "images",
     }
-    if set(doc) != keys or doc["format"] != CAPTURE_FORMAT or doc["format_version"] != 1:
+    if (
+        set(doc) != keys
+        or doc["format"] != CAPTURE_FORMAT
+        or not is_version(doc["format_version"], 1)
+    ):
         raise invalid(path, f"{CAPTURE} is not a {CAPTURE_FORMAT} version 1 record")
     at = parse_time(doc["captured_at"]) if isinstance(doc["captured_at"], str) else None
     if at is None:
@@ -240,7 +245,17 @@ def _parse_capture(
     if not isinstance(cols, dict) or not cols:
         raise invalid(path, f"{CAPTURE}: collections is empty or not an object")
     records: dict[str, CollectionRecord] = {}
+    from trustcheck.core.reference import identity
+    from trustcheck.local.trustdir import validate_gun
+
     for gun, rec in cols.items():
+        try:
+            validate_gun(gun)
+            normal = identity(gun) == gun
+        except Exception:  # any refusal of a hostile name, whatever raised it
+            normal = False
+        if not normal:
+            raise invalid(path, f"{CAPTURE}: {gun[:200]!r} is not a repository's normal name")
         ok = (
             isinstance(rec, dict)
             and set(rec) == {"server", "trust_basis", "roles"}
@@ -299,8 +314,6 @@ def open_archive(
     if CAPTURE not in members:
         raise invalid(path, f"it has no {CAPTURE}")
     captured_at, version, records, images = _parse_capture(path, members[CAPTURE])
-    from trustcheck.core.reference import identity
-
     files: dict[str, bytes] = {}
     for name, data in members.items():
         if not name.startswith(TRUST_PREFIX):
@@ -314,8 +327,6 @@ def open_archive(
             raise invalid(path, f"{name[:200]} belongs to no collection of {CAPTURE}")
         files[name] = data
     for gun in records:
-        if identity(gun) != gun:
-            raise invalid(path, f"{CAPTURE}: {gun[:200]!r} is not a repository's normal name")
         if role_path(gun, "root") not in files:
             raise invalid(path, f"the collection {gun[:200]} has no root.json")
     if captured_at > now + MAX_CLOCK_SKEW:

@@ -26,7 +26,13 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 
-from trustcheck.archive.format import SIGNATURE, canonical_json, invalid, parse_record
+from trustcheck.archive.format import (
+    SIGNATURE,
+    canonical_json,
+    invalid,
+    is_version,
+    parse_record,
+)
 from trustcheck.errors import NotTrusted, UsageError
 
 __all__ = ["ArchivePin", "Signer", "key_sha256", "load_pin", "load_signing_key", "verify_signature"]
@@ -183,7 +189,7 @@ def verify_signature(where: Path | str, manifest: bytes, raw_sig: bytes) -> str:
         )
 
     keys = {"format", "format_version", "algorithm", "key_sha256", "public_key", "signature"}
-    if set(doc) != keys or doc["format"] != SIG_FORMAT or doc["format_version"] != 1:
+    if set(doc) != keys or doc["format"] != SIG_FORMAT or not is_version(doc["format_version"], 1):
         raise invalid(where, f"{SIGNATURE} is not a {SIG_FORMAT} version 1 document")
     if not all(isinstance(doc[k], str) for k in keys - {"format_version"}):
         raise invalid(where, f"{SIGNATURE} has a field that is not a string")

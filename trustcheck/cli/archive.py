@@ -219,6 +219,8 @@ def archive_create(
             fail_usage(f"--all: the trust dir {td.root} holds no collection")
     created = create_archive(guns, td, when, opts, cfg, images=names, signer=signer)
     write_archive(created.data, output)
+    for w in created.warnings:
+        warn(w)
     if as_json:
         doc = {
             "archive": str(output),
