@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import pytest
 
@@ -70,3 +71,47 @@ def test_an_unquoted_star_pattern_is_flagged_as_alias_syntax() -> None:
     with pytest.raises(YamlProblem) as info:
         load("pattern: *.example.com/**\n")
     assert info.value.alias and info.value.line == 1
+
+
+# both readers, one set of rules: (policy document, webhook config document, line)
+BOTH = [
+    (  # an anchor and an alias
+        "rules:\n  - &r {pattern: a.io/x, action: allow}\n  - *r\n",
+        "exempt:\n  namespaces: &ns [kube-system]\ncache: {}\nother: *ns\n",
+        2,
+    ),
+    (  # a merge key (no alias needed)
+        "rules:\n  - pattern: a.io/x\n    <<: {action: allow}\n",
+        "cache:\n  ttl_seconds: 5\n  <<: {ttl_seconds: 1}\n",
+        3,
+    ),
+    (  # a duplicate key, nested, quoted once
+        "rules:\n  - pattern: a.io/x\n    action: deny\n    'action': allow\n",
+        "cache:\n  ttl_seconds: 5\n  'ttl_seconds': 1\n",
+        None,
+    ),
+]
+
+
+@pytest.mark.parametrize(("policy", "config", "line"), BOTH)
+def test_policy_and_webhook_config_refuse_the_same_constructs(
+    tmp_path: Path, policy: str, config: str, line: int | None
+) -> None:
+    from trustcheck.errors import UsageError
+    from trustcheck.policy.load import parse_policy
+    from trustcheck.webhook.config import load_config
+
+    with pytest.raises(UsageError) as p_info:
+        parse_policy(policy, "p.yaml")
+    path = tmp_path / "c.yaml"
+    path.write_text(config)
+    with pytest.raises(UsageError) as c_info:
+        load_config(path)
+    assert p_info.value.code == "policy-invalid"
+    assert c_info.value.code == "webhook-config-invalid"
+    if line is not None:
+        assert p_info.value.message.startswith(f"p.yaml:{line}: ")
+        assert f"{path}: line {line}: " in c_info.value.message
+    else:
+        assert "appears twice" in p_info.value.message
+        assert "appears twice" in c_info.value.message

@@ -384,7 +384,7 @@ def load_config(path: Path | None) -> ServerConfig:
     """Read ``--config FILE`` (YAML); None: every default."""
     if path is None:
         return parse_config({})
-    import yaml
+    from trustcheck import yamlfile
 
     try:
         with path.open("rb") as f:
@@ -394,23 +394,11 @@ def load_config(path: Path | None) -> ServerConfig:
     if len(data) > _CONFIG_MAX:
         raise _bad(str(path), "file", f"larger than {_CONFIG_MAX} bytes")
 
-    class _Strict(yaml.SafeLoader):
-        pass
-
-    def no_duplicates(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[Any, Any]:
-        seen: set[Any] = set()
-        for key_node, _value in node.value:
-            key = loader.construct_object(key_node)
-            if key in seen:
-                raise _bad(
-                    str(path), f"line {key_node.start_mark.line + 1}", f"{key!r} appears twice"
-                )
-            seen.add(key)
-        return loader.construct_mapping(node)
-
-    _Strict.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, no_duplicates)
-    try:
-        doc = yaml.load(data, Loader=_Strict)  # a SafeLoader subclass
-    except yaml.YAMLError as e:
-        raise _bad(str(path), "file", f"not valid YAML: {str(e).splitlines()[0]}") from e
+    try:  # no anchors, aliases, merge keys or duplicate keys (trustcheck.yamlfile)
+        doc = yamlfile.load(data)
+    except yamlfile.YamlProblem as e:
+        where = f"line {e.line}" if e.line is not None else "file"
+        if e.key is not None:
+            raise _bad(str(path), where, f"{e.key!r} appears twice ({e.path})") from e
+        raise _bad(str(path), where, f"{e.path}: {e.message}" if e.path else e.message) from e
     return parse_config(doc, str(path), path.parent)
