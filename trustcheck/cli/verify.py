@@ -15,6 +15,7 @@ import typer
 from trustcheck.cli.archive import (
     ArchiveOpt,
     ArchivePinOpt,
+    CompareLiveOpt,
     MaxAgeOpt,
     archive_text,
     open_for_reading,
@@ -123,6 +124,7 @@ def verify(
     archive: ArchiveOpt = None,
     archive_pin: ArchivePinOpt = None,
     max_age: MaxAgeOpt = None,
+    compare_live: CompareLiveOpt = False,
 ) -> None:
     """Verify each image's trust data and resolve its tag (or check its digest).
 
@@ -135,10 +137,11 @@ def verify(
         if repo is not None or dialect == "tuf" or check_registry:
             fail_usage("--archive verifies Notary trust data offline; drop --repo/--check-registry")
         opts = make_options(pins, state_dir, no_tofu, delegation_cert_expiry)
-        verify_from_archive(images, archive, archive_pin, max_age, at, opts, as_json)
+        live = (remote, trust_dir) if compare_live else None
+        verify_from_archive(images, archive, archive_pin, max_age, at, opts, as_json, live)
         return
-    if archive_pin is not None or max_age is not None:
-        fail_usage("--archive-pin and --max-age apply to --archive")
+    if archive_pin is not None or max_age is not None or compare_live:
+        fail_usage("--archive-pin, --max-age and --compare-live apply to --archive")
     when = parse_at(at)
     opts = make_options(pins, state_dir, no_tofu, delegation_cert_expiry)
     if dialect not in (None, "notary", "tuf"):
@@ -295,37 +298,11 @@ def _explicit_tag(text: str) -> str | None:
     return None
 
 
-def _width(text: str) -> int:
-    """Display width as Docker's tabwriter counts it (wide = 2, zero-width = 0)."""
-    import unicodedata
-
-    total = 0
-    for ch in text:
-        if ch.isascii():
-            total += 1 if ch >= " " else 0
-        elif unicodedata.combining(ch) or unicodedata.category(ch) in (
-            "Mn",
-            "Me",
-            "Cf",
-            "Zl",
-            "Zp",
-            "Cc",
-        ):
-            continue
-        else:
-            total += 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
-    return total
-
-
 def _table(headers: list[str], rows: list[list[str]]) -> str:
     """Docker's table layout: tabwriter with min width 10, padding 3."""
-    lines = [headers, *rows]
-    widths = [max(10, max(_width(line[i]) for line in lines) + 3) for i in range(len(headers) - 1)]
-    out = []
-    for line in lines:
-        cells = [c + " " * (w - _width(c)) for c, w in zip(line[:-1], widths, strict=True)]
-        out.append("".join(cells) + line[-1])
-    return "\n".join(out) + "\n"
+    from trustcheck.text import table
+
+    return "\n".join(table(headers, rows, padding=3, min_width=10, strip=False)) + "\n"
 
 
 def _pretty(doc: dict[str, object]) -> str:

@@ -42,6 +42,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from trustcheck.errors import UsageError
+from trustcheck.text import redact_url
 
 if TYPE_CHECKING:
     from trustcheck.core.verify import Collection
@@ -182,7 +183,7 @@ class RedisStore:
                 url, socket_timeout=timeout, socket_connect_timeout=timeout
             )
         except ValueError as e:
-            raise UsageError("webhook-config-invalid", f"cache URL {_redact(url)}: {e}") from e
+            raise UsageError("webhook-config-invalid", f"cache URL {redact_url(url)}: {e}") from e
         self._key_errors: tuple[type[BaseException], ...] = (redis.ResponseError,)
         self._errors: tuple[type[BaseException], ...] = (redis.RedisError, OSError)
         self._backoff = backoff
@@ -248,15 +249,6 @@ class RedisStore:
 
     def close(self) -> None:
         self._redis.close()
-
-
-def _redact(url: str) -> str:
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(url)
-    if parts.password:
-        return url.replace(parts.password, "***")
-    return url
 
 
 _MAC_CONTEXT = b"trustcheck shared trust-data cache v1\0"
