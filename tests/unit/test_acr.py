@@ -319,3 +319,15 @@ def test_without_a_client_certificate_the_handshake_fails_as_one_error(
     assert info.value.code in ("tls-error", "network-error"), info.value.message
     assert mtls.netloc in info.value.message and info.value.exit_code == 1
     assert mtls.peers == []
+
+
+def test_the_registry_error_text_is_shown_escaped(tmp_path: Path) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        body = {"errors": [{"code": "DENIED", "message": "no\x1b[2J\nFAKE: trusted"}]}
+        return httpx.Response(404, json=body)
+
+    message = _fails(
+        "manifest-not-found", lambda: _client(handler, tmp_path).get_manifest("team/app", DIGEST)
+    )
+    assert "DENIED no\\u001b[2J\\u000aFAKE: trusted" in message
+    assert "\x1b" not in message and "\n" not in message

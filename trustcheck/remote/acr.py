@@ -52,7 +52,7 @@ from trustcheck.remote.auth import (
     resolve_credentials,
 )
 from trustcheck.remote.http import Answer, Deadline, HttpSession
-from trustcheck.text import redact_url
+from trustcheck.text import redact_url, visible
 
 if TYPE_CHECKING:
     from trustcheck.policy.model import Decision
@@ -139,7 +139,7 @@ def _acr_detail(body: bytes) -> str:
         text = f"{err.get('code', '')} {err.get('message', '')}".strip()
     except (ValueError, KeyError, IndexError, TypeError, AttributeError, RecursionError):
         return ""
-    text = "".join(c if c.isprintable() else "?" for c in text)[:200]
+    text = visible(text)[:200]  # the server's words, escaped
     return f": {text}" if text else ""
 
 
