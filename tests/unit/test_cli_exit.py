@@ -126,6 +126,8 @@ def test_the_lazy_command_table_names_what_each_module_registers() -> None:
         by_module.setdefault(module, set()).add(name)
     for module, names in by_module.items():
         assert set(load_commands(module)) == names, module
+        for name in names:  # a run converts its own command only
+            assert set(load_commands(module, name)) == {name}, (module, name)
     registering = {
         f"trustcheck.cli.{m.name}"
         for m in pkgutil.iter_modules(trustcheck.cli.__path__)

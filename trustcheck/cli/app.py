@@ -22,7 +22,7 @@ import io
 import os
 import stat
 import sys
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 import typer
 import typer.core
@@ -30,8 +30,13 @@ import typer.main
 
 from trustcheck.cli.options import CONTEXT_SETTINGS, Exit, VersionOpt
 
-if TYPE_CHECKING:  # typer's own click (typer >= 0.27 vendors it): types only
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    # typer's own click (typer >= 0.27 vendors it): types only
     from typer._click.core import Command, Context
+
+_F = TypeVar("_F", bound="Callable[..., Any]")
 
 #: command name -> the module that registers it, in the order ``--help`` lists them
 COMMANDS: dict[str, str] = {
@@ -52,10 +57,32 @@ COMMANDS: dict[str, str] = {
 }
 
 
-def load_commands(module_name: str) -> dict[str, Command]:
-    """The click commands (and groups) that ``module_name``'s ``register`` adds, by name."""
+class _Only(typer.Typer):
+    """Takes what a module's ``register`` adds, keeping only the command (or group) named
+    ``wanted``: ``trustcheck verify`` converts verify's parameters, not inspect's and fetch's."""
+
+    def __init__(self, wanted: str | None) -> None:
+        super().__init__()
+        self._wanted = wanted
+
+    def _keeps(self, name: object) -> bool:
+        return self._wanted is None or not isinstance(name, str) or name == self._wanted
+
+    def command(self, name: str | None = None, **kwargs: Any) -> Callable[[_F], _F]:
+        if not self._keeps(name):
+            return lambda f: f
+        return super().command(name, **kwargs)
+
+    def add_typer(self, typer_instance: typer.Typer, **kwargs: Any) -> None:
+        if self._keeps(kwargs.get("name")):
+            super().add_typer(typer_instance, **kwargs)
+
+
+def load_commands(module_name: str, only: str | None = None) -> dict[str, Command]:
+    """The click commands (and groups) that ``module_name``'s ``register`` adds, by name
+    (only the one named ``only`` when given)."""
     module = importlib.import_module(module_name)
-    holder = typer.Typer()
+    holder = _Only(only)
     module.register(holder)
     return dict(typer.main.get_group(holder).commands)
 
@@ -69,7 +96,9 @@ class LazyGroup(typer.core.TyperGroup):
     def get_command(self, ctx: Context, cmd_name: str) -> Command | None:
         module_name = COMMANDS.get(cmd_name)
         if cmd_name not in self.commands and module_name is not None:
-            for name, cmd in load_commands(module_name).items():
+            # the first command of a module alone (a run); a second one: the rest (help)
+            seen = any(COMMANDS.get(name) == module_name for name in self.commands)
+            for name, cmd in load_commands(module_name, None if seen else cmd_name).items():
                 self.commands.setdefault(name, cmd)
         return self.commands.get(cmd_name)
 
