@@ -27,6 +27,7 @@ import base64
 import hashlib
 import json
 import os
+import re
 import tarfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -529,3 +530,65 @@ def test_webhook_server_decides_from_a_policy_archive(
             proc.kill()
             proc.wait(timeout=10)
         log.close()
+
+
+def test_compare_live_reports_keys_revoked_since_the_capture(
+    world: World, online: None, trustcheck_cli: Callable[..., CliRun], tmp_path: Path
+) -> None:
+    """After the capture, the owner replaces the releases signer's key (notary
+    delegation remove + add): the archive's answer stands as of its capture time,
+    and --compare-live names the revoked key from the live data."""
+    gun = "127.0.0.1/archive/rotating"
+    pub = world.publisher
+    pub.init_and_publish(gun)
+    old = make_delegation_key(tmp_path / "keys", "old")
+    pub.delegation_add(gun, "targets/releases", [old.public])
+    pub.key_import(old.private, "targets/releases")
+    pub.addhash(gun, "v1", 4001, _hex("rotating v1"), roles=["targets/releases"])
+    pub.publish(gun)
+    out = tmp_path / "rotating.tar"
+    done = trustcheck_cli(
+        "archive", "create", *[str(a) for a in world.remote()], "--trust-dir",
+        str(tmp_path / "trust"), "--state-dir", str(tmp_path / "state"), "-o", str(out),
+        f"{gun}:v1",
+    )  # fmt: skip
+    assert done.code == 0, done.stderr
+    with tarfile.open(out) as tar:
+        f = tar.extractfile("capture.json")
+        assert f is not None
+        capture = json.loads(f.read())
+    (old_id,) = capture["collections"][gun]["roles"]["targets/releases"]["keyids"]
+    # notary's delegation list and remove name a certificate by its public key's ID
+    listed = pub.run("delegation", "list", gun).stdout
+    (canonical,) = re.findall(r"\b[0-9a-f]{64}\b", listed)
+    new = make_delegation_key(tmp_path / "keys", "new")
+    pub.run("delegation", "remove", gun, "targets/releases", canonical)
+    pub.delegation_add(gun, "targets/releases", [new.public])
+    pub.key_import(new.private, "targets/releases")
+    pub.addhash(gun, "v1", 4001, _hex("rotating v1"), roles=["targets/releases"])
+    pub.publish(gun)
+
+    live = trustcheck_cli(
+        "verify", "--archive", str(out), "--compare-live", *[str(a) for a in world.remote()],
+        "--trust-dir", str(tmp_path / "trust2"), "--json", f"{gun}:v1",
+    )  # fmt: skip
+    assert live.code == 0, live.stdout + live.stderr
+    (result,) = json.loads(live.stdout)["results"]
+    assert result["trusted"] and result["as_of"] == capture["captured_at"]
+    assert result["live_error"] is None
+    assert {"role": "targets/releases", "keyid": old_id} in [
+        {"role": k["role"], "keyid": k["keyid"]} for k in result["revoked_since_capture"]
+    ]
+    assert f"key {old_id[:12]}… trusted for targets/releases" in live.stderr
+    # a live answer is not needed for the verdict: unreachable live data is reported
+    down = trustcheck_cli(
+        "verify", "--archive", str(out), "--compare-live", "--server", "https://127.0.0.1:1",
+        "--tls-ca", str(world.server.ca_cert), "--timeout", "2", "--trust-dir",
+        str(tmp_path / "trust3"), "--json", f"{gun}:v1",
+    )  # fmt: skip
+    assert down.code == 0, down.stderr
+    (result,) = json.loads(down.stdout)["results"]
+    assert result["trusted"] and result["live_error"]["code"] in ("network-error", "no-trust-data")
+    assert "live data unavailable for comparison" in down.stderr
+    offline = trustcheck_cli("verify", "--archive", str(out), "--compare-live", "--offline", gun)
+    assert offline.code == 2 and "[invalid-argument]" in offline.stderr

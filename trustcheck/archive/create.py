@@ -71,6 +71,7 @@ def _collection_record(col: Collection, server: str | None) -> dict[str, object]
                 "version": check.version,
                 "expires": format_time(check.expires),
                 "threshold": check.threshold,
+                "keyids": sorted(check.keyids),
                 "signed_by": sorted(check.signed_by),
             }
             for name, check in sorted(col.checks.items())

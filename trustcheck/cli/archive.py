@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ArchiveOpt",
     "ArchivePinOpt",
+    "CompareLiveOpt",
     "MaxAgeOpt",
     "decide_from_archive",
     "open_for_reading",
@@ -72,6 +73,14 @@ MaxAgeOpt = Annotated[
         "--max-age",
         help="Refuse an archive captured longer ago than this (e.g. 90d, 36h, 30m).",
         show_default=False,
+    ),
+]
+CompareLiveOpt = Annotated[
+    bool,
+    typer.Option(
+        "--compare-live",
+        help="With --archive: also fetch the live data and report keys revoked since the "
+        "capture (the verdict stays the archive's).",
     ),
 ]
 PASSPHRASE_ENV = "TRUSTCHECK_ARCHIVE_KEY_PASSPHRASE"
@@ -125,10 +134,17 @@ def verify_from_archive(
     at: str | None,
     opts: Options,
     as_json: bool,
+    live: tuple[RemoteArgs, Path | None] | None = None,
 ) -> None:
-    """``verify --archive``: the answers as of the archive's capture time."""
+    """``verify --archive``: the answers as of the archive's capture time; with
+    ``live`` (``--compare-live``: the server options and trust dir), keys revoked
+    since the capture are reported beside them."""
     a = open_for_reading(archive, archive_pin, max_age, at)
     results = a.verify_images(images, opts)
+    revoked: dict[str, list[dict[str, str]]] = {}
+    live_errors: dict[str, dict[str, str | None]] = {}
+    if live is not None:
+        revoked, live_errors = _compare_live(a, [r.gun for r in results], opts, *live)
     seen: set[str] = set()
     for r in results:
         for w in r.warnings:
@@ -139,7 +155,21 @@ def verify_from_archive(
         doc = {
             "as_of": a.as_of,
             "archive": a.describe(),
-            "results": [{**r.to_json(), "as_of": a.as_of} for r in results],
+            "results": [
+                {
+                    **r.to_json(),
+                    "as_of": a.as_of,
+                    **(
+                        {
+                            "revoked_since_capture": revoked.get(r.gun, []),
+                            "live_error": live_errors.get(r.gun),
+                        }
+                        if live is not None
+                        else {}
+                    ),
+                }
+                for r in results
+            ],
         }
         typer.echo(json.dumps(doc, indent=2, ensure_ascii=False))
     else:
@@ -150,6 +180,46 @@ def verify_from_archive(
         raise Exit(2)
     if not all(r.trusted for r in results):
         raise Exit(1)
+
+
+def _compare_live(
+    a: Archive, guns: list[str], opts: Options, remote: RemoteArgs, trust_dir: Path | None
+) -> tuple[dict[str, list[dict[str, str]]], dict[str, dict[str, str | None]]]:
+    """Fetch ``guns`` live (now; pins apply, the state is neither read nor written)
+    and list, per GUN, the archive's keys the live data no longer trusts."""
+    from dataclasses import replace
+    from datetime import UTC, datetime
+
+    from trustcheck.api import collections_for
+    from trustcheck.archive.live import revoked_since_capture
+    from trustcheck.errors import TrustcheckError
+    from trustcheck.local.trustdir import TrustDir
+
+    if remote.offline:
+        fail_usage("--compare-live fetches the live data: it cannot run --offline")
+    cfg = remote.config()
+    td = TrustDir(trust_dir_path(trust_dir))
+    unique = list(dict.fromkeys(guns))
+    archived = a.collections_for(unique, opts)
+    live = collections_for(unique, td, datetime.now(UTC), replace(opts, state=None), cfg)
+    revoked: dict[str, list[dict[str, str]]] = {}
+    errors: dict[str, dict[str, str | None]] = {}
+    for gun in unique:
+        then, now = archived[gun], live[gun]
+        if isinstance(now, TrustcheckError):
+            errors[gun] = now.to_json()
+            warn(f"{gun}: live data unavailable for comparison: [{now.code}] {now.message}")
+            continue
+        if isinstance(then, TrustcheckError):
+            continue
+        found = revoked_since_capture(then, now)
+        revoked[gun] = [k.to_json() for k in found]
+        for k in found:
+            warn(
+                f"{gun}: key {k.keyid[:12]}… trusted for {k.role} in the archive (captured "
+                f"{a.as_of}) is revoked in the live data: {k.why}"
+            )
+    return revoked, errors
 
 
 def archive_create(

@@ -23,6 +23,7 @@ from trustcheck.cli.archive import (
 )
 from trustcheck.cli.options import (
     DEFAULT_REMOTE,
+    DIALECTS,
     AtOpt,
     ConcurrencyOpt,
     DceOpt,
@@ -43,6 +44,7 @@ from trustcheck.cli.options import (
     TrustDirOpt,
     UnsafeHttpOpt,
     UserOpt,
+    choice,
     fail_usage,
     make_options,
     parse_at,
@@ -144,8 +146,8 @@ def verify(
         fail_usage("--archive-pin, --max-age and --compare-live apply to --archive")
     when = parse_at(at)
     opts = make_options(pins, state_dir, no_tofu, delegation_cert_expiry)
-    if dialect not in (None, "notary", "tuf"):
-        fail_usage(f"--dialect must be notary or tuf, not {dialect!r}")
+    if dialect is not None:
+        dialect = choice("--dialect", dialect, DIALECTS)
     if repo is not None or dialect == "tuf":
         results = _verify_tuf(
             images, repo, dialect, root, when, opts, remote, unsafe_arbitrary_keyids
