@@ -231,7 +231,7 @@ def verify_images(
     if check_registry:
         from trustcheck.errors import UsageError
         from trustcheck.remote.http import HttpSession, RemoteConfig
-        from trustcheck.remote.notary import check_registry as _check
+        from trustcheck.remote.registry import check_registry as _check
 
         cfg = remote if remote is not None else RemoteConfig()
         if cfg.offline:

@@ -282,7 +282,8 @@ def test_tampered_tag_is_never_pulled(
 ) -> None:
     """The registry's tag is moved to another manifest; the pull copies the signed one."""
     from trustcheck.core.reference import parse_reference
-    from trustcheck.remote.notary import RemoteConfig, registry_digest
+    from trustcheck.remote.config import RemoteConfig
+    from trustcheck.remote.registry import registry_digest
 
     w = world
     tampered, _ = push_test_image(

@@ -51,13 +51,8 @@ from trustcheck.errors import TrustcheckError
 from trustcheck.local.state import StateStore
 from trustcheck.local.trustdir import TrustDir
 from trustcheck.remote.http import HttpSession
-from trustcheck.remote.notary import (
-    RemoteConfig,
-    check_registry,
-    fetch_collection,
-    fetch_many,
-    registry_digest,
-)
+from trustcheck.remote.notary import RemoteConfig, fetch_collection, fetch_many
+from trustcheck.remote.registry import check_registry, registry_digest
 
 pytestmark = pytest.mark.integration
 

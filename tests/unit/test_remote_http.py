@@ -30,7 +30,8 @@ from trustcheck.remote.http import (
     registry_base_url,
     select_server,
 )
-from trustcheck.remote.notary import MANIFEST_MEDIA_TYPES, fetch_collection, registry_digest
+from trustcheck.remote.notary import fetch_collection
+from trustcheck.remote.registry import MANIFEST_MEDIA_TYPES, registry_digest
 
 Handler = Callable[[httpx.Request], httpx.Response]
 

@@ -61,7 +61,7 @@ from trustcheck.remote.auth import (
     resolve_credentials,
 )
 from trustcheck.remote.config import RemoteConfig
-from trustcheck.text import redact_url
+from trustcheck.text import redact_url, visible
 
 if TYPE_CHECKING:
     import httpcore
@@ -80,6 +80,7 @@ __all__ = [
     "HttpSession",
     "RemoteConfig",
     "RemoteError",
+    "error_detail",
     "registry_base_url",
     "select_server",
 ]
@@ -854,6 +855,22 @@ class HttpSession:
             if e.code == "file-too-large":
                 raise NotTrusted("file-too-large", f"{what}: {e.message}", role=role) from None
             raise RemoteError(e.code, f"{what}: {e.message}", role=role) from None
+
+
+def error_detail(body: bytes) -> str:
+    """``: <text>`` from ``errors[0].detail`` or ``message`` of a Docker
+    distribution-style error body (``{"errors": [...]}``), one line, at most 200
+    characters, made visible; ``""`` when there is none."""
+    import json
+
+    try:
+        doc = json.loads(body)
+        err = doc["errors"][0]
+        text = str(err.get("detail") or err.get("message") or "")
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError, RecursionError):
+        return ""
+    text = visible(" ".join(text.split()))[:200]
+    return f": {text}" if text else ""
 
 
 _DIGITS = re.compile(r"[0-9]{1,19}")
