@@ -223,6 +223,17 @@ def test_archive_from_the_real_server_is_deterministic_and_complete(
         GUNS, world.server.url
     )
     assert capture["collections"][TOOL]["roles"]["targets/releases/team"]["version"] >= 1
+    # --all: every collection of the trust dir, fetched fresh, the same bytes again
+    every = trustcheck_cli(
+        "archive", "create", "--all", *[str(a) for a in world.remote()], "--trust-dir",
+        str(tmp_path / "t1"), "--at", world.captured, "-o", str(tmp_path / "all.tar"),
+    )  # fmt: skip
+    assert every.code == 0, every.stderr
+    all_files = _members(tmp_path / "all.tar")
+    assert {n: d for n, d in all_files.items() if n.startswith("trust/")} == {
+        n: d for n, d in files.items() if n.startswith("trust/")
+    }
+    assert json.loads(all_files["capture.json"])["images"] == []
     # the trust files are what a fresh real notary client caches, byte for byte
     for gun in GUNS:
         listing = NotaryClient.for_server(tmp_path / "notary" / gun, world.server).list_targets(gun)
