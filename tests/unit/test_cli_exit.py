@@ -698,3 +698,34 @@ def test_no_home_at_all_is_a_usage_error_with_the_way_out(world_readable_tmp: Pa
     os.chown(state, UNPRIVILEGED, UNPRIVILEGED)
     run = _as_unprivileged(None, "verify", *OFFLINE, IMAGE, TRUSTCHECK_STATE_DIR=str(state))
     assert run.returncode == 0, run.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "option", "allowed"),
+    [
+        (["verify", "--delegation-cert-expiry", "maybe"], "--delegation-cert-expiry",
+         ["ignore", "warn", "reject"]),
+        (["verify", "--dialect", "oci"], "--dialect", ["notary", "tuf"]),
+        (["inspect", "--delegation-cert-expiry", "Warn"], "--delegation-cert-expiry", ["warn"]),
+        (["audit", "--format", "xml"], "--format", ["table", "json", "csv", "markdown", "html"]),
+        (["audit", "--fail-on", "info"], "--fail-on", ["warning", "error"]),
+        (["audit", "--delegation-cert-expiry", ""], "--delegation-cert-expiry", ["reject"]),
+        (["doctor", "--delegation-cert-expiry", "x"], "--delegation-cert-expiry", ["ignore"]),
+        (["pull", "--with", "crane", "--dry-run"], "--with", ["docker", "podman", "skopeo"]),
+        (["pin", "add", "--kind", "sha1"], "--kind", ["cert-sha256", "spki-sha256", "keyid"]),
+    ],
+    ids=lambda v: " ".join(v[:2]) if isinstance(v, list) and v and v[0][0] != "-" else None,
+)
+def test_a_value_outside_an_options_choices_is_one_usage_line(
+    tmp_path: Path, args: list[str], option: str, allowed: list[str]
+) -> None:
+    """Every option with fixed choices (cli.options.choice): exit 2, one line naming the
+    option, every allowed value and what was given; nothing is read or fetched first."""
+    run = run_trustcheck(*args, "--trust-dir", str(COMMITTED_FIXTURES / "trust"),
+                         "localhost/basic:v1")
+    assert run.code == 2, (run.stdout, run.stderr)
+    assert run.stdout == ""
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: [invalid-argument] "), run.stderr
+    assert f"{option} must be " in lines[0] and all(a in lines[0] for a in allowed), lines[0]
+    assert repr(args[args.index(option) + 1]) in lines[0]

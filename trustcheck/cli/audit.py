@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from trustcheck.cli.options import (
+    DCE_MODES,
+    FAIL_ON,
     AtOpt,
     ConcurrencyOpt,
     DceOpt,
@@ -36,6 +38,7 @@ from trustcheck.cli.options import (
     TrustDirOpt,
     UnsafeHttpOpt,
     UserOpt,
+    choice,
     default_pins,
     fail_usage,
     parse_at,
@@ -174,10 +177,9 @@ def audit(
     from trustcheck.core.reference import parse_reference
     from trustcheck.local.trustdir import TrustDir
 
-    if fmt not in FORMATS:
-        fail_usage(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
-    if fail_on is not None and fail_on not in ("warning", "error"):
-        fail_usage(f"--fail-on must be warning or error, not {fail_on!r}")
+    fmt = choice("--format", fmt, FORMATS)
+    if fail_on is not None:
+        fail_on = choice("--fail-on", fail_on, FAIL_ON)
     span = parse_horizon(horizon)
     when = parse_at(at)
     key_filter = normalise_key_query(key) if key is not None else None
@@ -356,8 +358,7 @@ def _options(
     from trustcheck.local.pinfile import load_pins
     from trustcheck.local.state import StateStore
 
-    if dce not in ("ignore", "warn", "reject"):
-        fail_usage(f"--delegation-cert-expiry must be ignore, warn or reject, not {dce!r}")
+    dce = choice("--delegation-cert-expiry", dce, DCE_MODES)
     pins = default_pins(pins)
     pinset = load_pins(pins) if pins is not None else None
     state = StateStore(state_dir) if state_dir is not None else None

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from trustcheck.cli.options import (
+    DCE_MODES,
     DEFAULT_REMOTE,
     AtOpt,
     DceOpt,
@@ -18,7 +19,7 @@ from trustcheck.cli.options import (
     RemoteArgs,
     StateOpt,
     TrustDirOpt,
-    fail_usage,
+    choice,
     parse_at,
     remote_options,
     trust_dir_path,
@@ -81,9 +82,7 @@ def doctor(
     from trustcheck.doctor.context import DoctorConfig
     from trustcheck.doctor.runner import run_doctor
 
-    dce = delegation_cert_expiry
-    if dce not in ("ignore", "warn", "reject"):
-        fail_usage(f"--delegation-cert-expiry must be ignore, warn or reject, not {dce!r}")
+    dce = choice("--delegation-cert-expiry", delegation_cert_expiry, DCE_MODES)
     when = parse_at(at) if at is not None else None
     cfg = remote.config()
     report = run_doctor(

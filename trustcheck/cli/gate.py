@@ -23,6 +23,7 @@ from trustcheck.cli.archive import (
 )
 from trustcheck.cli.options import (
     DEFAULT_REMOTE,
+    PULL_TOOLS,
     AtOpt,
     DceOpt,
     Exit,
@@ -41,6 +42,7 @@ from trustcheck.cli.options import (
     TrustDirOpt,
     UnsafeHttpOpt,
     UserOpt,
+    choice,
     fail_usage,
     make_options,
     parse_at,
@@ -553,8 +555,7 @@ def pull(
     The tag in the registry is never used: a tag moved to another manifest is
     not pulled. Without --policy, every image must be signed.
     """
-    if tool not in ("docker", "podman", "skopeo"):
-        fail_usage(f"--with must be docker, podman or skopeo, not {tool!r}")
+    tool = choice("--with", tool, PULL_TOOLS)
     if dest is not None and tool != "skopeo":
         fail_usage("--dest is for --with skopeo (docker and podman pull into their own store)")
     if cert_dir is not None and tool == "docker":

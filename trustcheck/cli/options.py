@@ -12,7 +12,7 @@ import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn, TypeVar
 
 import typer
 import typer.core
@@ -118,6 +118,33 @@ class Exit(Exception):
 
     def __init__(self, code: int) -> None:
         self.code = code
+
+
+#: ``--delegation-cert-expiry``: what an expired delegation certificate does
+DceMode = Literal["ignore", "warn", "reject"]
+DCE_MODES: tuple[DceMode, ...] = ("ignore", "warn", "reject")
+#: ``verify --dialect``
+Dialect = Literal["notary", "tuf"]
+DIALECTS: tuple[Dialect, ...] = ("notary", "tuf")
+#: ``pull --with``
+PullTool = Literal["docker", "podman", "skopeo"]
+PULL_TOOLS: tuple[PullTool, ...] = ("docker", "podman", "skopeo")
+#: ``audit --fail-on``
+FailOn = Literal["warning", "error"]
+FAIL_ON: tuple[FailOn, ...] = ("warning", "error")
+
+_C = TypeVar("_C", bound=str)
+
+
+def choice(option: str, value: str, allowed: tuple[_C, ...]) -> _C:
+    """``value`` as one of ``allowed`` (a Literal's values), or a usage error naming
+    ``option`` and every allowed value (one line, exit 2: not click's usage block)."""
+    for a in allowed:
+        if value == a:
+            return a
+    *head, last = allowed
+    spelled = f"{', '.join(head)} or {last}" if head else last
+    fail_usage(f"{option} must be {spelled}, not {value[:80]!r}")
 
 
 def fail_usage(message: str) -> NoReturn:
@@ -334,8 +361,7 @@ def make_options(pins: Path | None, state_dir: Path | None, no_tofu: bool, dce: 
     from trustcheck.local.pinfile import load_pins
     from trustcheck.local.state import StateStore, default_state_dir
 
-    if dce not in ("ignore", "warn", "reject"):
-        fail_usage(f"--delegation-cert-expiry must be ignore, warn or reject, not {dce!r}")
+    dce = choice("--delegation-cert-expiry", dce, DCE_MODES)
     env = os.environ
     pins = default_pins(pins)
     if state_dir is None:

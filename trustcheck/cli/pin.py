@@ -17,6 +17,7 @@ from trustcheck.cli.options import (
     RemoteArgs,
     StateOpt,
     TrustDirOpt,
+    choice,
     fail_usage,
     home_dir,
     make_options,
@@ -73,8 +74,7 @@ def pin_add(
     from trustcheck.local.pinfile import PinEntry, PinSet, load_pins
     from trustcheck.local.trustdir import TrustDir
 
-    if kind not in KINDS:
-        fail_usage(f"--kind must be one of {', '.join(KINDS)}, not {kind!r}")
+    kind = choice("--kind", kind, KINDS)
     file = _pin_file(pins)
     current = load_pins(file) if file.is_file() else PinSet(path=file)
     ref = parse_reference(image)
