@@ -276,6 +276,10 @@ def archive_create(
         phrase = os.environ.get(PASSPHRASE_ENV)
         signer = load_signing_key(sign_key, phrase.encode() if phrase is not None else None)
     when = parse_at(at)
+    from datetime import UTC, datetime, timedelta
+
+    if when > datetime.now(UTC) + timedelta(minutes=5):
+        fail_usage(f"--at {at}: a capture time cannot lie in the future")
     opts = make_options(pins, state_dir, no_tofu, delegation_cert_expiry)
     cfg = remote.config()
     td = TrustDir(trust_dir_path(trust_dir, must_exist=remote.offline or capture_all))
