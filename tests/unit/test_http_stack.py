@@ -12,12 +12,23 @@ PACKAGE = Path(__file__).resolve().parents[2] / "trustcheck"
 THE_STACK = PACKAGE / "remote" / "http.py"
 #: client libraries, and the standard library's HTTP clients
 CLIENTS = ("httpx", "httpcore", "h11", "h2", "requests", "urllib3", "aiohttp", "http.client")
-CLIENT_CALLS = ("urllib.request",)
+#: HTTP clients inside other libraries (python-tuf's fetchers make their own requests)
+CLIENT_CALLS = (
+    "urllib.request",
+    "tuf.ngclient.urllib3_fetcher",
+    "tuf.ngclient.Urllib3Fetcher",
+    "tuf.ngclient.requests_fetcher",
+    "tuf.ngclient.RequestsFetcher",
+)
 #: known exceptions, each with its reason; the test fails when one is no longer needed
 NOT_YET = {
     # TUF 1.0 repositories (docs/tuf.md) download through python-tuf's own
     # Urllib3Fetcher: not yet moved onto HttpSession (issue 15, open item)
     "trustcheck/tuf/download.py": {"urllib3.exceptions", "urllib3.exceptions.HTTPError"},
+    "trustcheck/tuf/fetchers.py": {
+        "tuf.ngclient.urllib3_fetcher",
+        "tuf.ngclient.urllib3_fetcher.Urllib3Fetcher",
+    },
 }
 
 
