@@ -15,6 +15,7 @@ from trustcheck.policy.pattern import (
     Pattern,
     PatternMode,
     matches,
+    normalise_prefix,
     prefix_matches,
     prefix_specificity,
     shell_matches,
@@ -127,3 +128,33 @@ def test_prefix_specificity_prefers_exact_then_longer() -> None:
 def test_path_mode_refuses_what_the_policy_docs_refuse() -> None:
     with pytest.raises(ValueError, match="other registries"):
         matches("path", "docker.io*/library/alpine", "docker.io/library/alpine")
+
+
+@pytest.mark.parametrize(
+    ("pattern", "normalised"),
+    [
+        ("EXAMPLE.com:443/team/*", "example.com/team/*"),
+        ("Index.Docker.IO/library/*", "docker.io/library/*"),
+        ("team/*", "docker.io/team/*"),
+        ("alpine", "docker.io/library/alpine"),
+        ("Registry.Exa*", "registry.exa*"),
+        ("*", "*"),
+    ],
+)
+def test_prefix_mode_folds_names_to_their_identity(pattern: str, normalised: str) -> None:
+    assert normalise_prefix(pattern) == normalised
+
+
+@pytest.mark.parametrize(
+    ("pattern", "why"),
+    [
+        ("", "prefix ending in '*'"),
+        ("registry.example.com/*/app", "prefix ending in '*'"),  # '*' only at the end
+        ("registry.example.com/team/**", "prefix ending in '*'"),
+        ("registry.example.com/te am/*", "prefix ending in '*'"),
+        ("registry.example.com/Team/app", "not a repository name"),
+    ],
+)
+def test_prefix_mode_syntax(pattern: str, why: str) -> None:
+    with pytest.raises(ValueError, match=why):
+        normalise_prefix(pattern)

@@ -20,14 +20,16 @@ from typing import Any
 
 from trustcheck.core.identity import Identifier
 from trustcheck.core.reference import (
-    AmbiguousDomain,
-    canonical_domain,
     identity,
-    parse_repository_name,
 )
 from trustcheck.core.roles import validate_role_name
 from trustcheck.errors import UsageError
-from trustcheck.policy.pattern import prefix_matches, prefix_specificity
+from trustcheck.policy.pattern import (
+    check_prefix,
+    normalise_prefix,
+    prefix_matches,
+    prefix_specificity,
+)
 
 __all__ = [
     "PinEntry",
@@ -38,6 +40,7 @@ __all__ = [
     "signer_pin_problem",
     "write_pins",
 ]
+
 
 @dataclass(slots=True)
 class PinEntry:
@@ -108,34 +111,13 @@ def normalise_pattern(pattern: str) -> str:
     prefix names one completely (``Index.Docker.IO/library/*`` is
     ``docker.io/library/*``; a first component without '.', ':' or
     ``localhost`` is a Docker Hub namespace: ``team/*`` is ``docker.io/team/*``);
-    a prefix without '/' is only lower-cased.
+    a prefix without '/' is only lower-cased. The syntax and the folding are
+    the ``prefix`` mode of :mod:`trustcheck.policy.pattern`.
     """
-    body = pattern[:-1] if pattern.endswith("*") else pattern
-    if not pattern or "*" in body or any(c.isspace() or ord(c) < 32 for c in pattern):
-        raise ValueError(
-            "must be a GUN or a prefix ending in '*' (e.g. registry.example.com/team/*)"
-        )
     if is_tuf_repository_key(pattern):
+        check_prefix(pattern)
         return pattern  # a TUF 1.0 repository is named as `--repo` names it (docs/tuf.md)
-    if not pattern.endswith("*"):
-        try:
-            return parse_repository_name(pattern)
-        except UsageError as e:
-            reason = e.message.partition(": ")[2].rpartition(" (expected")[0] or e.message
-            raise ValueError(
-                f"is not a repository name ({reason}); such a pin can never apply"
-            ) from None
-    first, slash, rest = body.partition("/")
-    if not slash:
-        return pattern.lower()
-    if first == "localhost" or "." in first or ":" in first or first.lower() != first:
-        try:
-            host = canonical_domain(first)
-        except AmbiguousDomain as e:
-            raise ValueError(f"registry {first[:60]!r}: {e}") from None
-    else:
-        host, rest = "docker.io", body
-    return f"{host}/{rest}*"
+    return normalise_prefix(pattern)
 
 
 def is_tuf_repository_key(pattern: str) -> bool:

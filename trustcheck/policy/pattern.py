@@ -42,9 +42,11 @@ from trustcheck.errors import UsageError
 __all__ = [
     "Pattern",
     "PatternMode",
+    "check_prefix",
     "match_name",
     "matches",
     "normalise_pattern_text",
+    "normalise_prefix",
     "prefix_matches",
     "prefix_specificity",
     "shell_matches",
@@ -224,6 +226,42 @@ def prefix_matches(pattern: str, name: str) -> bool:
     if pattern.endswith("*"):
         return name.startswith(pattern[:-1])
     return name == pattern
+
+
+def check_prefix(pattern: str) -> None:
+    """A prefix-mode pattern's syntax: a name, or a prefix with one ``*`` at the
+    end; no whitespace or control characters. Raises ValueError with the reason."""
+    body = pattern[:-1] if pattern.endswith("*") else pattern
+    if not pattern or "*" in body or any(c.isspace() or ord(c) < 32 for c in pattern):
+        raise ValueError(
+            "must be a GUN or a prefix ending in '*' (e.g. registry.example.com/team/*)"
+        )
+
+
+def normalise_prefix(pattern: str) -> str:
+    """A prefix-mode pattern in identity form (see
+    :func:`trustcheck.local.pinfile.normalise_pattern`); raises ValueError."""
+    check_prefix(pattern)
+    if not pattern.endswith("*"):
+        try:
+            return parse_repository_name(pattern)
+        except UsageError as e:
+            reason = e.message.partition(": ")[2].rpartition(" (expected")[0] or e.message
+            raise ValueError(
+                f"is not a repository name ({reason}); such a pin can never apply"
+            ) from None
+    body = pattern[:-1]
+    first, slash, rest = body.partition("/")
+    if not slash:
+        return pattern.lower()
+    if first == "localhost" or "." in first or ":" in first or first.lower() != first:
+        try:
+            host = canonical_domain(first)
+        except AmbiguousDomain as e:
+            raise ValueError(f"registry {first[:60]!r}: {e}") from None
+    else:
+        host, rest = "docker.io", body
+    return f"{host}/{rest}*"
 
 
 def prefix_specificity(pattern: str) -> tuple[int, int]:
