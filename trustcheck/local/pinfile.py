@@ -24,12 +24,6 @@ from trustcheck.core.reference import (
 )
 from trustcheck.core.roles import validate_role_name
 from trustcheck.errors import UsageError
-from trustcheck.policy.pattern import (
-    check_prefix,
-    normalise_prefix,
-    prefix_matches,
-    prefix_specificity,
-)
 
 __all__ = [
     "PinEntry",
@@ -56,11 +50,15 @@ class PinEntry:
 
     def matches(self, gun: str) -> bool:
         """notary's pin wildcard: the ``prefix`` mode of :mod:`trustcheck.policy.pattern`."""
+        from trustcheck.policy.pattern import prefix_matches  # not on the no-pins path
+
         return prefix_matches(self.pattern, gun)
 
     def specificity(self) -> tuple[int, int, int]:
         """Sort key, larger wins: an exact GUN, then (notary's order) every
         ``certs``/TOML entry before any ``ca`` entry, then the longer prefix."""
+        from trustcheck.policy.pattern import prefix_specificity
+
         exact, length = prefix_specificity(self.pattern)
         return (exact, -self.priority, length)
 
@@ -114,6 +112,8 @@ def normalise_pattern(pattern: str) -> str:
     a prefix without '/' is only lower-cased. The syntax and the folding are
     the ``prefix`` mode of :mod:`trustcheck.policy.pattern`.
     """
+    from trustcheck.policy.pattern import check_prefix, normalise_prefix
+
     if is_tuf_repository_key(pattern):
         check_prefix(pattern)
         return pattern  # a TUF 1.0 repository is named as `--repo` names it (docs/tuf.md)
