@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
+    import ssl
+
     import trustme
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -183,23 +185,61 @@ def pod_review(images: list[str], uid: str = REVIEW_UID) -> dict[str, Any]:
 # --------------------------------------------------------------------------- TLS test server
 
 
-@dataclass
-class TlsServer:
-    """A loopback HTTPS server (``http.server`` in a thread) with a certificate from a
-    fresh trustme CA; ``ca_file`` holds that CA for the client side."""
+class BackgroundServer:
+    """The one loopback test server: an ``http.server`` handler served by a
+    ``ThreadingHTTPServer`` in a daemon thread, over TLS with ``cert``/``key`` (or a ready
+    ``context``), on ``host`` and ``port`` (0: a free one). ``close`` stops it."""
 
-    server: ThreadingHTTPServer
-    ca: trustme.CA
-    ca_file: Path
-    thread: threading.Thread
+    def __init__(
+        self,
+        handler: type[BaseHTTPRequestHandler],
+        *,
+        cert: Path | None = None,
+        key: Path | None = None,
+        context: ssl.SSLContext | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
+        import ssl
 
-    @property
-    def port(self) -> int:
-        return int(self.server.server_address[1])
+        if context is None and cert is not None:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(str(cert), str(key) if key is not None else None)
+        self.server = ThreadingHTTPServer((host, port), handler)
+        self.server.daemon_threads = True
+        if context is not None:
+            self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+        self.host = host
+        self.port = int(self.server.server_address[1])
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
 
     @property
     def netloc(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        return f"{self.host}:{self.port}"
+
+    def close(self, timeout: float = 10) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=timeout)
+
+
+@dataclass
+class TlsServer:
+    """:class:`BackgroundServer` over TLS with a certificate from a fresh trustme CA;
+    ``ca_file`` holds that CA for the client side."""
+
+    background: BackgroundServer
+    ca: trustme.CA
+    ca_file: Path
+
+    @property
+    def port(self) -> int:
+        return self.background.port
+
+    @property
+    def netloc(self) -> str:
+        return self.background.netloc
 
     @property
     def url(self) -> str:
@@ -232,17 +272,11 @@ def tls_server(
     if client_auth:
         ca.configure_trust(ctx)
         ctx.verify_mode = ssl.CERT_REQUIRED
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    server.socket = ctx.wrap_socket(server.socket, server_side=True)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    background = BackgroundServer(handler, context=ctx)
     try:
-        yield TlsServer(server, ca, ca_file, thread)
+        yield TlsServer(background, ca, ca_file)
     finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
+        background.close()
 
 
 @dataclass

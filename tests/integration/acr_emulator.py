@@ -41,10 +41,12 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from types import TracebackType
 from urllib.parse import parse_qs, unquote, urlsplit
+
+from conftest import BackgroundServer
 
 from fixtures.notary_harness import TLSMaterial, make_tls
 
@@ -97,8 +99,7 @@ class AcrEmulator:
         self.requests: list[Recorded] = []
         self._grants: dict[str, _Grant] = {}
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._server: BackgroundServer | None = None
         self.port = 0
 
     # --- set-up ------------------------------------------------------------------------
@@ -144,24 +145,16 @@ class AcrEmulator:
         class Handler(_Handler):
             acr = emulator
 
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ctx.load_cert_chain(str(self.tls.server_cert), str(self.tls.server_key))
-        server.socket = ctx.wrap_socket(server.socket, server_side=True)
-        server.daemon_threads = True
-        self.port = int(server.server_address[1])
-        self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, daemon=True)
-        self._thread.start()
+        self._server = BackgroundServer(Handler, context=ctx)
+        self.port = self._server.port
         return self
 
     def stop(self) -> None:
         server, self._server = self._server, None
         if server is not None:
-            server.shutdown()
-            server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
+            server.close()
 
     def __enter__(self) -> AcrEmulator:
         return self.start()

@@ -26,15 +26,15 @@ import socket
 import ssl
 import stat
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import BackgroundServer
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -138,8 +138,7 @@ class Forwarder:
     skew: float = 0.0
     upstream_auth: str | None = None
     seen: list[Seen] = field(default_factory=list)
-    _server: ThreadingHTTPServer | None = None
-    _thread: threading.Thread | None = None
+    _server: BackgroundServer | None = None
 
     @property
     def url(self) -> str:
@@ -183,24 +182,16 @@ class Forwarder:
                 self.end_headers()
                 self.wfile.write(body)
 
-        server = ThreadingHTTPServer((self.host, self.port), Handler)
-        server.daemon_threads = True
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.load_cert_chain(str(self.cert), str(self.key))
-        server.socket = ctx.wrap_socket(server.socket, server_side=True)
-        self.port = int(server.server_address[1])
-        self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, daemon=True)
-        self._thread.start()
+        self._server = BackgroundServer(
+            Handler, cert=self.cert, key=self.key, host=self.host, port=self.port
+        )
+        self.port = self._server.port
         return self
 
     def close(self) -> None:
         server, self._server = self._server, None
         if server is not None:
-            server.shutdown()
-            server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+            server.close(timeout=5)
 
     def __enter__(self) -> Forwarder:
         return self.start()

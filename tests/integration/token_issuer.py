@@ -23,15 +23,15 @@ import base64
 import datetime as dt
 import json
 import os
-import ssl
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from conftest import BackgroundServer
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -113,8 +113,7 @@ class TokenIssuer:
     expires_in: int | None = 300
     port: int = 0
     requests: list[TokenRequest] = field(default_factory=list)
-    _server: ThreadingHTTPServer | None = None
-    _thread: threading.Thread | None = None
+    _server: BackgroundServer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -223,24 +222,16 @@ class TokenIssuer:
                 body["issued_at"] = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
                 self._answer(200, body, rec)
 
-        server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        server.daemon_threads = True
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.load_cert_chain(str(self.tls_cert), str(self.tls_key))
-        server.socket = ctx.wrap_socket(server.socket, server_side=True)
-        self.port = int(server.server_address[1])
-        self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, daemon=True)
-        self._thread.start()
+        self._server = BackgroundServer(
+            Handler, cert=self.tls_cert, key=self.tls_key, port=self.port
+        )
+        self.port = self._server.port
         return self
 
     def stop(self) -> None:
         server, self._server = self._server, None
         if server is not None:
-            server.shutdown()
-            server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+            server.close(timeout=5)
 
     def __enter__(self) -> TokenIssuer:
         return self.start()
