@@ -17,7 +17,6 @@ import hashlib
 import http.server
 import json
 import os
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -43,7 +42,13 @@ from tuf.api.metadata import (
 from tuf.api.serialization.json import JSONSerializer
 from tuf.repository import Repository
 
-from tests.conftest import COMMITTED_FIXTURES, CliRun, run_trustcheck, tls_server
+from tests.conftest import (
+    COMMITTED_FIXTURES,
+    BackgroundServer,
+    CliRun,
+    run_trustcheck,
+    tls_server,
+)
 from trustcheck.api import ImageResult, Options
 from trustcheck.errors import TrustcheckError, UsageError
 from trustcheck.local.pinfile import load_pins
@@ -278,6 +283,7 @@ def plain_python_tuf_accepts(folder: Path, tmp_path: Path, target: str = "file.t
     from tuf.ngclient import Updater
 
     from trustcheck.tuf.fetchers import _local_fetcher, _Recorder
+    from trustcheck.tuf.hooks import _set_reference_time
 
     base_url = folder.resolve().as_uri() + "/"
     metadata_dir = tmp_path / "plain-python-tuf"
@@ -288,7 +294,7 @@ def plain_python_tuf_accepts(folder: Path, tmp_path: Path, target: str = "file.t
         fetcher=_local_fetcher(folder.resolve(), base_url, _Recorder(base_url)),
         bootstrap=(folder / "root.json").read_bytes(),
     )
-    updater._trusted_set.reference_time = AT
+    _set_reference_time(updater, AT)  # python-tuf's non-public part, as trustcheck sets it
     return updater.get_targetinfo(target) is not None
 
 
@@ -1278,14 +1284,11 @@ def served(tmp_path: Path) -> Iterator[tuple[str, Repo, Path]]:
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    server = BackgroundServer(Quiet)
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/metadata", repo, folder
+        yield f"http://{server.netloc}/metadata", repo, folder
     finally:
-        server.shutdown()
-        server.server_close()
+        server.close()
 
 
 def test_remote_repository_over_http(served: tuple[str, Repo, Path], tmp_path: Path) -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import http.server
 import json
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import BackgroundServer
 from tests.unit.test_tuf10 import AT, AT_TEXT, Repo, basic, state_options, tc
 from trustcheck.errors import NotTrusted
 from trustcheck.tuf.client import refresh
@@ -97,17 +97,14 @@ def _site(tmp_path: Path) -> Iterator[Site]:
                 return
             super().do_GET()
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    server = BackgroundServer(Handler)
     try:
-        site = Site(f"http://127.0.0.1:{server.server_address[1]}/metadata", root, repo, bad)
+        site = Site(f"http://{server.netloc}/metadata", root, repo, bad)
         site.put_target("file.txt", b"hello, TUF\n")
         site.put_target("bin/app.tgz", PAYLOAD)
         yield site
     finally:
-        server.shutdown()
-        server.server_close()
+        server.close()
 
 
 @pytest.fixture
