@@ -39,7 +39,7 @@ def _updater(folder: Path, metadata_dir: Path, bootstrap: bytes | None = None) -
         fetcher=_local_fetcher(folder.resolve(), base_url, _Recorder(base_url)),
         bootstrap=bootstrap if bootstrap is not None else (folder / "root.json").read_bytes(),
     )
-    updater._trusted_set.reference_time = AT
+    hooks._set_reference_time(updater, AT)
     return updater
 
 
@@ -73,8 +73,8 @@ def test_the_trusted_set_and_its_reference_time_exist(tmp_path: Path) -> None:
     updater = _updater(folder, tmp_path / "md")
     trusted = getattr(updater, hooks._UPDATER_HOOKS[3])
     assert isinstance(trusted.reference_time, datetime)
-    hooks._set_reference_time(updater, PAST)  # the production path, not the test's shortcut
-    assert updater._trusted_set.reference_time == PAST
+    hooks._set_reference_time(updater, PAST)
+    assert trusted.reference_time == PAST
     with pytest.raises(tx.ExpiredMetadataError):  # and python-tuf judges expiry by it
         hooks._set_reference_time(updater, datetime(2100, 1, 1, tzinfo=AT.tzinfo))
         updater.refresh()
