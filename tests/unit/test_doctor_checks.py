@@ -3,14 +3,12 @@ the local checks, offline runs on the committed fixtures, and the CLI contract."
 
 from __future__ import annotations
 
-import io
 import json
 import re
 import socket
 import ssl
 import threading
 import warnings
-from contextlib import redirect_stderr, redirect_stdout
 from datetime import UTC, datetime, timedelta
 from email.utils import formatdate
 from pathlib import Path
@@ -405,13 +403,11 @@ def test_no_target_checks_only_the_local_setup(tmp_path: Path, monkeypatch: Any)
 
 
 def test_human_report_lists_sections_codes_and_fixes(tmp_path: Path) -> None:
-    from trustcheck.cli import main
+    from conftest import run_trustcheck
 
-    out, err = io.StringIO(), io.StringIO()
-    with redirect_stdout(out), redirect_stderr(err):
-        code = main(["doctor", "--offline", "--trust-dir", str(TRUST), "localhost/absent:v1"])
-    text = out.getvalue()
-    assert code == 1 and err.getvalue() == ""
+    run = run_trustcheck("doctor", "--offline", "--trust-dir", str(TRUST), "localhost/absent:v1")
+    text = run.stdout
+    assert run.code == 1 and run.stderr == ""
     for heading in ("\nlocal\n", "\nserver\n", "\ntime\n", "\ntrust\n"):
         assert heading in text
     assert "FAIL  trust-dir" in text and "TRUST_DATA_NOT_CACHED:" in text
@@ -530,26 +526,14 @@ def test_corrupt_state_is_state_invalid(tmp_path: Path) -> None:
 
 
 def test_recorded_state_is_used_and_left_alone(tmp_path: Path) -> None:
-    from trustcheck.cli import main
+    from conftest import run_trustcheck
 
     state = tmp_path / "state"
-    with redirect_stdout(io.StringIO()):
-        assert (
-            main(
-                [
-                    "verify",
-                    "--offline",
-                    "--trust-dir",
-                    str(TRUST),
-                    "--at",
-                    AT,
-                    "--state-dir",
-                    str(state),
-                    "localhost/basic:v1",
-                ]
-            )
-            == 0
-        )
+    verified = run_trustcheck(
+        "verify", "--offline", "--trust-dir", str(TRUST), "--at", AT, "--state-dir", str(state),
+        "localhost/basic:v1",
+    )
+    assert verified.code == 0, verified.stderr
     before = {p: p.read_bytes() for p in state.rglob("*.json")}
     code, doc, _ = cli(
         "--offline",
@@ -679,11 +663,8 @@ def test_bad_arguments_exit_2_on_one_line(args: list[str], needle: str) -> None:
 
 
 def test_help_lists_the_options() -> None:
-    from trustcheck.cli import main
+    from conftest import run_trustcheck
 
-    out = io.StringIO()
-    with redirect_stdout(out), redirect_stderr(io.StringIO()):
-        main(["doctor", "--help"])
-    text = out.getvalue()
+    text = run_trustcheck("doctor", "--help").stdout
     for option in ("--server", "--json", "--offline", "--policy", "--horizon", "--tls-ca"):
         assert option in text
