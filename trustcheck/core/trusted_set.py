@@ -39,7 +39,6 @@ from typing import TYPE_CHECKING
 
 from trustcheck.core import certs
 from trustcheck.core.crypto import TufKey, canonical_key_id, cert_of, verify_signature
-from trustcheck.core.identity import Identifier, chains_to_ca, describe, identifiers_of_key
 from trustcheck.core.model import (
     Delegation,
     FileMeta,
@@ -62,6 +61,8 @@ from trustcheck.errors import NotTrusted, TrustcheckError
 
 if TYPE_CHECKING:
     from cryptography.x509 import Certificate
+
+    from trustcheck.core.identity import Identifier
 
 __all__ = [
     "MAX_ROLES",
@@ -408,6 +409,8 @@ def _apply_signer_pin(
     """Restrict a pinned signer's role to the keys its pin names."""
     if pin is None or not pin.signers:
         return role
+    from trustcheck.core.identity import describe, identifiers_of_key  # only with pins
+
     wanted = pin.signers.get(signer_name(role.name))
     if wanted is None:
         return role
@@ -427,6 +430,12 @@ def _apply_root_pin(
     pin: PinRule, found: certs.RootCerts, gun: str, at: datetime
 ) -> dict[str, TufKey]:
     """Keep the root keys that satisfy the pin (identifiers and/or CA)."""
+    from trustcheck.core.identity import (  # only with pins
+        chains_to_ca,
+        describe,
+        identifiers_of_key,
+    )
+
     bundle: list[Certificate] | None = None
     if pin.ca_bundle is not None:
         bundle = [c for c in pin.ca_bundle if c.not_valid_before_utc <= at <= c.not_valid_after_utc]

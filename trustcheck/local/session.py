@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from trustcheck.core.model import parse_root
@@ -137,18 +137,28 @@ def recorded_policy(gun: str, options: Options) -> TrustPolicy:
     return policy
 
 
-@dataclass(slots=True)
 class TrustSession:
     """The policy for one verification of one GUN, and where its result goes."""
 
-    gun: str
-    policy: TrustPolicy
-    #: the state store's record for the GUN (None: no store, or nothing recorded)
-    state: GunState | None = None
-    #: the root the state store trusted (None: none recorded)
-    state_root: bytes | None = None
-    _store: StateStore | None = field(default=None, repr=False)
-    _recorder: _Recorder | None = field(default=None, repr=False)
+    __slots__ = ("_recorder", "_store", "gun", "policy", "state", "state_root")
+
+    def __init__(
+        self,
+        gun: str,
+        policy: TrustPolicy,
+        state: GunState | None = None,
+        state_root: bytes | None = None,
+        store: StateStore | None = None,
+        recorder: _Recorder | None = None,
+    ) -> None:
+        self.gun = gun
+        self.policy = policy
+        #: the state store's record for the GUN (None: no store, or nothing recorded)
+        self.state = state
+        #: the root the state store trusted (None: none recorded)
+        self.state_root = state_root
+        self._store = store
+        self._recorder = recorder
 
     def with_cached_root(self, cached_root: bytes | None) -> TrustPolicy:
         """The policy of an update that starts from the trust dir's ``cached_root``:
