@@ -599,31 +599,10 @@ def write_policy(path: Path, notary: Notary) -> None:
 
 
 def admission_review(images: Sequence[str]) -> dict[str, Any]:
-    gvk = {"group": "", "version": "v1", "kind": "Pod"}
-    return {
-        "apiVersion": "admission.k8s.io/v1",
-        "kind": "AdmissionReview",
-        "request": {
-            "uid": "6a1c0a4e-1a7b-4d5e-9f00-00000000r" + str(len(images)),
-            "kind": gvk,
-            "resource": {"group": "", "version": "v1", "resource": "pods"},
-            "requestKind": gvk,
-            "requestResource": {"group": "", "version": "v1", "resource": "pods"},
-            "name": "app",
-            "namespace": "team",
-            "operation": "CREATE",
-            "userInfo": {"username": "release-check", "groups": ["system:authenticated"]},
-            "object": {
-                "apiVersion": "v1",
-                "kind": "Pod",
-                "metadata": {"name": "app", "namespace": "team"},
-                "spec": {"containers": [{"name": f"c{n}", "image": image}
-                                        for n, image in enumerate(images)]},
-            },
-            "oldObject": None,
-            "dryRun": False,
-        },
-    }
+    """conftest's Pod review, one uid per image count."""
+    from conftest import pod_review
+
+    return pod_review(list(images), uid=f"6a1c0a4e-1a7b-4d5e-9f00-00000000000{len(images)}")
 
 
 def serve_and_review(rel: Recorder, argv: list[str], *, cwd: Path, env: dict[str, str],
