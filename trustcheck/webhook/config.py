@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from trustcheck.errors import TrustcheckError, UsageError
 from trustcheck.webhook.cache import CacheSettings
@@ -21,6 +21,11 @@ from trustcheck.webhook.shared import DEFAULT_MAX_ENTRY_BYTES
 
 if TYPE_CHECKING:
     from trustcheck.remote.config import RemoteConfig
+
+_C = TypeVar("_C", bound=str)
+#: ``logs.reviews``: which reviews get a log line
+LogReviews = Literal["all", "denied", "none"]
+LOG_REVIEWS: tuple[LogReviews, ...] = ("all", "denied", "none")
 
 #: an AdmissionReview carries the object and the old object (etcd caps each at 1.5 MiB)
 DEFAULT_MAX_BODY = 7 << 19  # 3.5 MiB
@@ -63,7 +68,7 @@ class ServerConfig:
     acr: AcrSettings = field(default_factory=AcrSettings)
     max_body_bytes: int = DEFAULT_MAX_BODY
     #: which reviews get a log line: all, denied (and errors), none (errors only)
-    log_reviews: str = "all"
+    log_reviews: LogReviews = "all"
     log_level: str = "info"
 
 
@@ -113,12 +118,13 @@ class _Reader:
             raise self.fail(key, "must be a non-empty string")
         return value
 
-    def choice(self, key: str, choices: Sequence[str], default: str) -> str:
+    def choice(self, key: str, choices: Sequence[_C], default: _C) -> _C:
+        """The value as one of ``choices`` (a Literal's values)."""
         value = self.string(key, default)
-        assert value is not None
-        if value not in choices:
-            raise self.fail(key, f"must be one of {', '.join(choices)}, got {value!r}")
-        return value
+        for c in choices:
+            if value == c:
+                return c
+        raise self.fail(key, f"must be one of {', '.join(choices)}, got {value!r}")
 
     def boolean(self, key: str, default: bool) -> bool:
         value = self.doc.get(key)
@@ -253,8 +259,8 @@ def parse_config(doc: object, source: str = "<config>", base: Path | None = None
     deadline = top.number("deadline_seconds", 8.0, 0.1, 29.0)
     webhook = WebhookConfig(
         deadline=deadline,
-        mutation=top.choice("mutation", MUTATION_MODES, "tag-digest"),  # type: ignore[arg-type]
-        updates=top.choice("updates", UPDATE_MODES, "all"),  # type: ignore[arg-type]
+        mutation=top.choice("mutation", MUTATION_MODES, "tag-digest"),
+        updates=top.choice("updates", UPDATE_MODES, "all"),
         annotation=top.string("annotation", "trustcheck.io/original-images") or "",
         exempt_namespaces=tuple(namespaces),
         exempt_objects=tuple(objects),
@@ -375,7 +381,7 @@ def parse_config(doc: object, source: str = "<config>", base: Path | None = None
         remote=remote,
         acr=acr_settings,
         max_body_bytes=top.integer("max_body_bytes", DEFAULT_MAX_BODY, 1024, 64 << 20),
-        log_reviews=logs.choice("reviews", ("all", "denied", "none"), "all"),
+        log_reviews=logs.choice("reviews", LOG_REVIEWS, "all"),
         log_level=logs.choice("level", ("debug", "info", "warning", "error"), "info"),
     )
 
