@@ -80,8 +80,8 @@ def serve(
     try:  # the web stack is the `webhook` extra (pyproject.toml): the CLI does not need it
         import uvicorn
 
-        from trustcheck.webhook.app import TlsReloader, build_server, config_summary
-        from trustcheck.webhook.config import load_config, secret_from_env
+        from trustcheck.webhook.app import TlsReloader, build_server
+        from trustcheck.webhook.config import config_summary, load_config, secret_from_env
         from trustcheck.webhook.logs import configure_logging
     except ImportError as e:
         from trustcheck.errors import UsageError

@@ -61,7 +61,6 @@ from trustcheck.webhook.review import (
     plan_review,
     respond,
 )
-from trustcheck.webhook.shared import key_fingerprint
 
 if TYPE_CHECKING:
     from trustcheck.api import Options
@@ -69,7 +68,7 @@ if TYPE_CHECKING:
     from trustcheck.policy.model import Decision, Policy
     from trustcheck.webhook.shared import SharedCache
 
-__all__ = ["WebhookServer", "build_server", "config_summary"]
+__all__ = ["TlsReloader", "WebhookServer", "build_server"]
 
 log = logging.getLogger("trustcheck.webhook.review")
 
@@ -720,25 +719,3 @@ def build_server(
         lock_ttl=min(60.0, remote.total_timeout + 1.0),
     )
     return WebhookServer(policy, config, cache, options=options, metrics=metrics)
-
-
-def config_summary(config: ServerConfig) -> dict[str, object]:
-    """What the start-up log line shows of the config (no secrets)."""
-    w = config.webhook
-    return dict(
-        {
-            "deadline_seconds": w.deadline,
-            "mutation": w.mutation,
-            "updates": w.updates,
-            "exempt_namespaces": list(w.exempt_namespaces),
-            "exempt_objects": [str(o) for o in w.exempt_objects],
-            "cache_ttl_seconds": config.cache.ttl,
-            "shared_cache": config.cache_url is not None,
-            "cache_key_fingerprint": (
-                key_fingerprint(config.cache_secret)
-                if config.cache_url is not None and config.cache_secret is not None
-                else None
-            ),
-            "acr_receiver": config.acr.secret is not None,
-        }
-    )

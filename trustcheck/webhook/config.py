@@ -17,7 +17,7 @@ from trustcheck.webhook.review import (
     ObjectExemption,
     WebhookConfig,
 )
-from trustcheck.webhook.shared import DEFAULT_MAX_ENTRY_BYTES
+from trustcheck.webhook.shared import DEFAULT_MAX_ENTRY_BYTES, key_fingerprint
 
 if TYPE_CHECKING:
     from trustcheck.remote.config import RemoteConfig
@@ -408,3 +408,25 @@ def load_config(path: Path | None) -> ServerConfig:
             raise _bad(str(path), where, f"{e.key!r} appears twice ({e.path})") from e
         raise _bad(str(path), where, f"{e.path}: {e.message}" if e.path else e.message) from e
     return parse_config(doc, str(path), path.parent)
+
+
+def config_summary(config: ServerConfig) -> dict[str, object]:
+    """What the start-up log line shows of the config (no secrets)."""
+    w = config.webhook
+    return dict(
+        {
+            "deadline_seconds": w.deadline,
+            "mutation": w.mutation,
+            "updates": w.updates,
+            "exempt_namespaces": list(w.exempt_namespaces),
+            "exempt_objects": [str(o) for o in w.exempt_objects],
+            "cache_ttl_seconds": config.cache.ttl,
+            "shared_cache": config.cache_url is not None,
+            "cache_key_fingerprint": (
+                key_fingerprint(config.cache_secret)
+                if config.cache_url is not None and config.cache_secret is not None
+                else None
+            ),
+            "acr_receiver": config.acr.secret is not None,
+        }
+    )
