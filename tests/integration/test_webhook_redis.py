@@ -42,7 +42,8 @@ from typing import Any
 import httpx
 import pytest
 from acr_emulator import AcrEmulator
-from test_webhook_server import Redis, Webhook, _metric, admission, workload
+from conftest import pod_spec, workload
+from test_webhook_server import Redis, Webhook, _metric, admission
 
 from fixtures.notary_harness import (
     NotaryClient,
@@ -147,7 +148,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
 
 
 def _pod(*images: str) -> dict[str, Any]:
-    return admission("Pod", workload("Pod", list(images)))
+    return admission("Pod", workload("Pod", pod_spec(list(images))))
 
 
 def _denied_with(resp: dict[str, Any], code: str) -> bool:
