@@ -797,3 +797,32 @@ def test_a_symlink_to_an_archive_is_read(tmp_path: Path) -> None:
     link = tmp_path / "latest.tar"
     link.symlink_to(path.name)
     assert open_archive(link, LATER).as_of == AT_TEXT
+
+
+def test_an_encrypted_signing_key_reads_its_passphrase_from_the_environment(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    path = tmp_path / "enc.key"
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(b"correct horse"),
+        )
+    )
+    args = ["archive", "create", "--offline", "--trust-dir", TRUST, "--at", AT_TEXT,
+            "--sign-key", path, "-o", tmp_path / "s.tar", "localhost/basic:v1"]  # fmt: skip
+    monkeypatch.delenv("TRUSTCHECK_ARCHIVE_KEY_PASSPHRASE", raising=False)
+    code, _, err = run(capsys, *args)
+    assert code == 2 and "[archive-key-invalid]" in err and "PASSPHRASE" in err
+    monkeypatch.setenv("TRUSTCHECK_ARCHIVE_KEY_PASSPHRASE", "wrong")
+    code, _, err = run(capsys, *args)
+    assert code == 2 and "[archive-key-invalid]" in err
+    monkeypatch.setenv("TRUSTCHECK_ARCHIVE_KEY_PASSPHRASE", "correct horse")
+    code, out, err = run(capsys, *args)
+    assert code == 0, err
+    spki = key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    assert f"signed by sha256:{hashlib.sha256(spki).hexdigest()}" in out
