@@ -129,7 +129,8 @@ def load_signing_key(path: Path, passphrase: bytes | None = None) -> Signer:
     except (ValueError, UnsupportedAlgorithm) as e:
         raise UsageError(
             "archive-key-invalid",
-            f"signing key {path} is not a PEM private key ({str(e).splitlines()[0][:120]})",
+            f"signing key {path} is not a PEM private key, or its passphrase is wrong "
+            f"({str(e).splitlines()[0][:120]})",
         ) from e
     if not isinstance(key, PrivateKey) or _algorithm(key.public_key()) is None:
         raise UsageError(
