@@ -569,6 +569,16 @@ def test_cli_create_verify_inspect_extract(
         "localhost/releases:v1",
     )
     assert live[0] == 1 and "[metadata-expired]" in live[2]
+    code, out, err = run(
+        capsys, "audit", "--archive", out_file, "--all", "--format", "json", "--at", LATER_TEXT
+    )
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["at"] == AT_TEXT and f"as of capture time {AT_TEXT}" in err
+    assert len(report["collections"]) == len(TrustDir(TRUST).list_guns())
+    live_audit = run(capsys, "audit", "--trust-dir", TRUST, "--all", "--format", "json",
+                     "--at", LATER_TEXT)  # fmt: skip
+    assert json.loads(live_audit[1])["at"] == LATER_TEXT
     policy = tmp_path / "policy.yaml"
     policy.write_text(POLICY)
     code, out, _ = run(

@@ -33,9 +33,12 @@ from trustcheck.cli.options import (
 )
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from trustcheck.api import ImageResult, Options
     from trustcheck.archive import Archive
     from trustcheck.core.reference import ImageRef
+    from trustcheck.local.trustdir import TrustDir
     from trustcheck.policy.model import Decision, Policy
 
 __all__ = [
@@ -43,6 +46,7 @@ __all__ = [
     "ArchivePinOpt",
     "CompareLiveOpt",
     "MaxAgeOpt",
+    "archive_trust_dir",
     "decide_from_archive",
     "open_for_reading",
     "register",
@@ -420,3 +424,34 @@ def decide_from_archive(
                 seen.add(w)
                 warn(f"{d.name}: {w}")
     return decisions, a
+
+
+def archive_trust_dir(
+    archive: Path, archive_pin: str | None, max_age: str | None, at: str | None
+) -> tuple[TrustDir, datetime]:
+    """``audit --archive``: the checked archive's trust data written into a private
+    temporary trust dir (removed when the process ends) and its capture time, the
+    validation time of the audit."""
+    import atexit
+    import shutil
+    import tempfile
+
+    from trustcheck.archive.format import TRUST_PREFIX, split_role_path
+    from trustcheck.local.trustdir import TrustDir
+
+    a = open_for_reading(archive, archive_pin, max_age, at)
+    root = Path(tempfile.mkdtemp(prefix="trustcheck-archive-"))
+    atexit.register(shutil.rmtree, root, True)
+    td = TrustDir(root)
+    for gun in sorted(a.collections):
+        td.write_roles(
+            gun,
+            sorted(
+                (role, data)
+                for name, data in a.files.items()
+                for owner, role in split_role_path(name[len(TRUST_PREFIX) : -len(".json")])
+                if owner == gun
+            ),
+        )
+    warn(f"audited {archive_text(a)}: every date is judged at the capture time")
+    return td, a.captured_at

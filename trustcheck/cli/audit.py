@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from trustcheck.cli.archive import ArchiveOpt, ArchivePinOpt, MaxAgeOpt, archive_trust_dir
 from trustcheck.cli.options import (
     DCE_MODES,
     FAIL_ON,
@@ -163,6 +164,9 @@ def audit(
             show_default=False,
         ),
     ] = None,
+    archive: ArchiveOpt = None,
+    archive_pin: ArchivePinOpt = None,
+    max_age: MaxAgeOpt = None,
 ) -> None:
     """Audit signer keys: who can sign what, what is weak, what expires, across collections.
 
@@ -186,7 +190,14 @@ def audit(
     if all_guns and images:
         fail_usage("give images or --all, not both")
     offline = server is None and not fetch
-    td = TrustDir(trust_dir_path(trust_dir, must_exist=offline))
+    if archive is not None:  # docs/archive.md: audited as of the archive's capture time
+        if not offline:
+            fail_usage("--archive audits the archive's data: drop --server/--fetch")
+        td, when = archive_trust_dir(archive, archive_pin, max_age, at)
+    else:
+        if archive_pin is not None or max_age is not None:
+            fail_usage("--archive-pin and --max-age apply to --archive")
+        td = TrustDir(trust_dir_path(trust_dir, must_exist=offline))
     problems: list[tuple[str, str, str]] = []
     if all_guns:
         guns = td.list_guns(problems)
