@@ -17,9 +17,11 @@ For one GUN (:func:`fetch_collection`), as notary's client does
    hashes the parent gives; else ``<role>.<sha256>.json`` (plain
    ``<role>.json`` when the parent gives no sha256), capped at the parent's
    length.
-5. The verifier (:func:`trustcheck.core.verify.verify_collection`) checks all of it
-   with the same pins and state as :func:`trustcheck.api.load_collection`.  If
-   it fails, the root is updated once as notary's ``Update()`` does:
+5. The verifier (:func:`trustcheck.core.verify.verify_collection`, driving a
+   :class:`~trustcheck.core.trusted_set.TrustedSet`) checks all of it with the
+   policy :mod:`trustcheck.local.session` assembles, as for
+   :func:`trustcheck.api.load_collection`.  If it fails, and the session's
+   rules allow it, the root is updated once as notary's ``Update()`` does:
    ``root.<sha256>.json`` named by the snapshot (or ``root.json``), verified as
    a rotation from the root trusted so far (walking ``<N>.root.json``), then
    everything is verified again.
@@ -27,9 +29,10 @@ For one GUN (:func:`fetch_collection`), as notary's client does
    (``tuf/<GUN>/metadata/<role>.json``, delegations nested), each atomically.
    Nothing in the trust dir changes when anything fails.
 
-Versions cached in the trust dir that still verify with the cached root (or
-with the parent role) are floors, as notary's "old builder" makes them: the
-server cannot roll the cache back.
+This module decides no trust: it tells the verifier which cached copy the
+served bytes replace (:meth:`RemoteSource.replaced`); the trusted set makes
+its version a floor when it still verifies with the cached root (or the parent
+role), as notary's "old builder" does: the server cannot roll the cache back.
 """
 
 from __future__ import annotations
