@@ -187,8 +187,9 @@ def pod_review(images: list[str], uid: str = REVIEW_UID) -> dict[str, Any]:
 
 class BackgroundServer:
     """The one loopback test server: an ``http.server`` handler served by a
-    ``ThreadingHTTPServer`` in a daemon thread, over TLS with ``cert``/``key`` (or a ready
-    ``context``), on ``host`` and ``port`` (0: a free one). ``close`` stops it."""
+    ``ThreadingHTTPServer`` (or ``server_class``) in a daemon thread, over TLS with
+    ``cert``/``key`` (or a ready ``context``), on ``host`` and ``port`` (0: a free one).
+    ``close`` stops it."""
 
     def __init__(
         self,
@@ -199,13 +200,14 @@ class BackgroundServer:
         context: ssl.SSLContext | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
+        server_class: type[ThreadingHTTPServer] = ThreadingHTTPServer,
     ) -> None:
         import ssl
 
         if context is None and cert is not None:
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             context.load_cert_chain(str(cert), str(key) if key is not None else None)
-        self.server = ThreadingHTTPServer((host, port), handler)
+        self.server = server_class((host, port), handler)
         self.server.daemon_threads = True
         if context is not None:
             self.server.socket = context.wrap_socket(self.server.socket, server_side=True)

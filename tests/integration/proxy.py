@@ -31,6 +31,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from conftest import BackgroundServer
+
 _HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "host"}
 
 
@@ -73,7 +75,7 @@ class FaultProxy:
         self.log: list[Logged] = []
         self.stopped = False
         self._lock = threading.Lock()
-        self._server: _Server | None = None
+        self._server: BackgroundServer | None = None
         self._thread: threading.Thread | None = None
         self.port = 0
 
@@ -242,15 +244,12 @@ class FaultProxy:
             def do_POST(self) -> None:
                 self._handle()
 
-        server = _Server(("127.0.0.1", self.port), Handler)
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.load_cert_chain(str(self.tls_cert), str(self.tls_key))
-        server.socket = ctx.wrap_socket(server.socket, server_side=True)
-        self.port = int(server.server_address[1])
+        self._server = BackgroundServer(
+            Handler, cert=self.tls_cert, key=self.tls_key, port=self.port, server_class=_Server
+        )
+        self.port = self._server.port
         self.stopped = False
-        self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, daemon=True)
-        self._thread.start()
+        self._thread = self._server.thread
         return self
 
     def stop_serving(self) -> None:
@@ -258,12 +257,7 @@ class FaultProxy:
         self.stopped = True
         server, self._server = self._server, None
         if server is not None:
-            threading.Thread(target=self._shutdown, args=(server,), daemon=True).start()
-
-    @staticmethod
-    def _shutdown(server: _Server) -> None:
-        server.shutdown()
-        server.server_close()
+            threading.Thread(target=server.close, args=(5,), daemon=True).start()
 
     def restart(self) -> None:
         """Serve again on the same port (after :meth:`stop_serving`)."""
@@ -275,7 +269,7 @@ class FaultProxy:
         self.stopped = True
         server, self._server = self._server, None
         if server is not None:
-            self._shutdown(server)
+            server.close(timeout=5)
         if self._thread is not None:
             self._thread.join(timeout=5)
 
