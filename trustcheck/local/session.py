@@ -44,6 +44,7 @@ __all__ = [
     "load_ca_bundle",
     "pin_rule",
     "recorded_policy",
+    "retry_policy",
     "root_for_retry",
     "should_update_root",
     "trust_dir_view",
@@ -276,3 +277,24 @@ def root_for_retry(
     if root_ok or (root_from_cache and state_root is None):
         return tried_root
     return state_root
+
+
+def retry_policy(
+    policy: TrustPolicy,
+    error: NotTrusted,
+    *,
+    root_verified: bool,
+    root_from_cache: bool,
+    tried_root: bytes,
+    state_root: bytes | None,
+) -> TrustPolicy:
+    """The policy of notary's root-update retry: ``policy`` with the previously
+    trusted root :func:`root_for_retry` chooses (floors and pins unchanged)."""
+    previous = root_for_retry(
+        error,
+        root_verified=root_verified,
+        root_from_cache=root_from_cache,
+        tried_root=tried_root,
+        state_root=state_root,
+    )
+    return replace(policy, previous_root=previous)

@@ -39,7 +39,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from urllib.parse import quote
@@ -52,7 +51,7 @@ from trustcheck.core.verify import Collection, verify_collection
 from trustcheck.errors import NotTrusted, TrustcheckError, UsageError
 from trustcheck.local.session import (
     TrustSession,
-    root_for_retry,
+    retry_policy,
     should_update_root,
     trust_session,
 )
@@ -369,7 +368,8 @@ def _update(
         new_root = source.new_root()
         if new_root is None:
             raise
-        prev2 = root_for_retry(
+        retry = retry_policy(
+            policy,
             first,
             root_verified=source.root_verified,
             root_from_cache=from_cache,
@@ -377,7 +377,7 @@ def _update(
             state_root=session.state_root,
         )
         source.start(new_root)
-        col = verify_collection(gun, source, at, replace(policy, previous_root=prev2))
+        col = verify_collection(gun, source, at, retry)
     col.warnings[0:0] = warnings
     col.cache_fallback = source.fallbacks[0] if source.fallbacks else None
     return col, source.seen_in_cache

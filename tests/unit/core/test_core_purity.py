@@ -214,3 +214,56 @@ def test_no_import_cycles_in_the_package() -> None:
 def test_the_cycle_finder_finds_a_cycle() -> None:
     assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert _cycle({"a": {"b"}, "b": set()}) is None
+
+
+#: the only modules that may assemble a TrustPolicy (pins, previous root, floors)
+POLICY_OWNERS = frozenset({"trustcheck.core.trusted_set", "trustcheck.local.session"})
+POLICY_FIELDS = frozenset({"min_versions", "previous_root", "cached_root", "pin"})
+
+
+def policy_assembly(source: str, module: str) -> list[str]:
+    """Where ``source`` builds or changes a trust policy by hand."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Call):
+            func = node.func
+            name = func.id if isinstance(func, ast.Name) else getattr(func, "attr", "")
+            if name == "TrustPolicy":
+                found.append(f"{module}:{node.lineno} builds a TrustPolicy")
+            elif name == "replace" and any(k.arg in POLICY_FIELDS for k in node.keywords):
+                found.append(f"{module}:{node.lineno} replaces policy fields")
+        elif isinstance(node, (ast.Assign, ast.AugAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for t in targets:
+                if (
+                    isinstance(t, ast.Attribute)
+                    and t.attr in ("min_versions", "previous_root", "cached_root")
+                    and not (isinstance(t.value, ast.Name) and t.value.id == "self")
+                ):
+                    found.append(f"{module}:{node.lineno} sets .{t.attr}")
+    return found
+
+
+def test_trust_policy_is_assembled_in_one_place() -> None:
+    """Pins, the previous root and rollback floors come from local/session.py only
+    (the network layer, the webhook, archives and the API ask it)."""
+    found = []
+    for path in _modules(PACKAGE):
+        module = _name(path)
+        if module not in POLICY_OWNERS:
+            found += policy_assembly(path.read_text(), module)
+    assert found == []
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "policy = TrustPolicy(pin=None)\n",
+        "p = verify.TrustPolicy()\n",
+        "p2 = replace(policy, previous_root=root)\n",
+        "policy.min_versions = state.versions\n",
+        "policy.previous_root = previous.root\n",
+    ],
+)
+def test_the_policy_scan_catches_each_spelling(source: str) -> None:
+    assert policy_assembly(source, "trustcheck.remote.example") != []
