@@ -91,14 +91,18 @@ class LazyGroup(typer.core.TyperGroup):
     """The root group: a command's module is imported the first time the command is needed."""
 
     def list_commands(self, ctx: Context) -> list[str]:
+        """Every name (help, completion): each module's commands loaded in one pass."""
+        for module_name in dict.fromkeys(COMMANDS.values()):
+            if any(m == module_name and n not in self.commands for n, m in COMMANDS.items()):
+                for name, cmd in load_commands(module_name).items():
+                    self.commands.setdefault(name, cmd)
         return list(COMMANDS)
 
     def get_command(self, ctx: Context, cmd_name: str) -> Command | None:
+        """One name (a run): its module imported, only that command converted."""
         module_name = COMMANDS.get(cmd_name)
         if cmd_name not in self.commands and module_name is not None:
-            # the first command of a module alone (a run); a second one: the rest (help)
-            seen = any(COMMANDS.get(name) == module_name for name in self.commands)
-            for name, cmd in load_commands(module_name, None if seen else cmd_name).items():
+            for name, cmd in load_commands(module_name, cmd_name).items():
                 self.commands.setdefault(name, cmd)
         return self.commands.get(cmd_name)
 
@@ -106,8 +110,7 @@ class LazyGroup(typer.core.TyperGroup):
         self, ctx: Context, args: list[str]
     ) -> tuple[str | None, Command | None, list[str]]:
         if args and args[0] not in COMMANDS:  # the error's "did you mean" needs every name
-            for name in COMMANDS:
-                self.get_command(ctx, name)
+            self.list_commands(ctx)
         return super().resolve_command(ctx, args)
 
 
@@ -132,9 +135,7 @@ def root_command() -> LazyGroup:
     """The root click group with every command loaded (for tests and tools that walk it)."""
     group = typer.main.get_group(app)
     assert isinstance(group, LazyGroup)
-    ctx = group.make_context("trustcheck", ["--help"], resilient_parsing=True)
-    for name in group.list_commands(ctx):
-        group.get_command(ctx, name)
+    group.list_commands(group.make_context("trustcheck", ["--help"], resilient_parsing=True))
     return group
 
 
