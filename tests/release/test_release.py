@@ -928,7 +928,9 @@ def test_image_context_and_layout(image: Image) -> None:
     assert st.env.get("TRUSTCHECK_STATE_DIR", "").startswith("/var/lib/trustcheck/")
     assert st.env.get("TRUSTCHECK_TRUST_DIR", "").startswith("/var/lib/trustcheck/")
     site = list(st.root.glob("usr/local/lib/python3*/site-packages"))
-    assert site and (site[0] / "trustcheck" / "commands" / "__init__.py").is_file()
+    packages = sorted(i.relative_to(REPO) for i in (REPO / "trustcheck").rglob("__init__.py"))
+    assert site and packages
+    assert [p for p in packages if not (site[0] / p).is_file()] == []
     for module in ("uvicorn", "starlette", "prometheus_client", "redis"):
         assert (site[0] / module).is_dir(), f"{module} is not installed in the image"
 
