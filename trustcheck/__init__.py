@@ -12,6 +12,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Collection",
     "Decision",
+    "ErrorCode",
     "ImageRef",
     "ImageResult",
     "NotTrusted",
@@ -43,6 +44,7 @@ _WHERE = {
     "load_collection": "api",
     "verify_image": "api",
     "verify_images": "api",
+    "ErrorCode": "errors",
     "NotTrusted": "errors",
     "TrustcheckError": "errors",
     "UsageError": "errors",
@@ -64,7 +66,7 @@ if TYPE_CHECKING:
     from trustcheck.core.lookup import resolve
     from trustcheck.core.reference import ImageRef, parse_reference
     from trustcheck.core.verify import Collection, verify_collection
-    from trustcheck.errors import NotTrusted, TrustcheckError, UsageError
+    from trustcheck.errors import ErrorCode, NotTrusted, TrustcheckError, UsageError
     from trustcheck.local.pinfile import load_pins
     from trustcheck.local.trustdir import TrustDir
     from trustcheck.policy.decide import decide
