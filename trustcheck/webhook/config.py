@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from trustcheck.errors import TrustcheckError, UsageError
 from trustcheck.webhook.cache import CacheSettings
+from trustcheck.webhook.logs import LOG_LEVELS, LogLevel
 from trustcheck.webhook.review import (
     MUTATION_MODES,
     UPDATE_MODES,
@@ -69,7 +70,7 @@ class ServerConfig:
     max_body_bytes: int = DEFAULT_MAX_BODY
     #: which reviews get a log line: all, denied (and errors), none (errors only)
     log_reviews: LogReviews = "all"
-    log_level: str = "info"
+    log_level: LogLevel = "info"
 
 
 def _bad(source: str, where: str, message: str) -> UsageError:
@@ -382,7 +383,7 @@ def parse_config(doc: object, source: str = "<config>", base: Path | None = None
         acr=acr_settings,
         max_body_bytes=top.integer("max_body_bytes", DEFAULT_MAX_BODY, 1024, 64 << 20),
         log_reviews=logs.choice("reviews", LOG_REVIEWS, "all"),
-        log_level=logs.choice("level", ("debug", "info", "warning", "error"), "info"),
+        log_level=logs.choice("level", LOG_LEVELS, "info"),
     )
 
 

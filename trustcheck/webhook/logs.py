@@ -8,7 +8,7 @@ import threading
 import time
 import traceback
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 
@@ -101,7 +101,12 @@ class ReviewLog:
             pass  # a closed or broken stderr must not take reviews down
 
 
-def configure_logging(level: str = "info", stream: Any = None) -> None:
+#: ``logs.level``
+LogLevel = Literal["debug", "info", "warning", "error"]
+LOG_LEVELS: tuple[LogLevel, ...] = ("debug", "info", "warning", "error")
+
+
+def configure_logging(level: LogLevel = "info", stream: Any = None) -> None:
     """JSON lines on stderr for trustcheck and uvicorn."""
     handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
     handler.setFormatter(JsonFormatter())
