@@ -31,6 +31,7 @@ from trustcheck.cli.options import (
     trust_dir_path,
     warn,
 )
+from trustcheck.errors import ErrorCode
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -393,7 +394,7 @@ def archive_extract(
             from trustcheck.errors import UsageError
 
             raise UsageError(
-                "trust-dir-unwritable", f"cannot write into {output}: {e.strerror or e}"
+                ErrorCode.TRUST_DIR_UNWRITABLE, f"cannot write into {output}: {e.strerror or e}"
             ) from e
         count += len(files)
     typer.echo(

@@ -46,6 +46,7 @@ from trustcheck.cli.options import (
     trust_dir_path,
     warn,
 )
+from trustcheck.errors import ErrorCode
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -466,5 +467,5 @@ def _write(path: Path, text: str, option: str) -> None:
         path.write_text(text, encoding="utf-8")
     except OSError as e:
         raise UsageError(
-            "output-unwritable", f"{option} {path}: cannot write: {e.strerror or e}"
+            ErrorCode.OUTPUT_UNWRITABLE, f"{option} {path}: cannot write: {e.strerror or e}"
         ) from e

@@ -51,6 +51,7 @@ from trustcheck.cli.options import (
     trust_dir_path,
     warn,
 )
+from trustcheck.errors import ErrorCode
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -457,7 +458,7 @@ def _run_tool(argv: list[str]) -> None:
         )
     except FileNotFoundError:
         raise UsageError(
-            "pull-tool-missing",
+            ErrorCode.PULL_TOOL_MISSING,
             f"{argv[0]} is not installed (or not on PATH); install it, choose another "
             "with --with, or print the commands with --dry-run",
         ) from None
@@ -469,7 +470,7 @@ def _run_tool(argv: list[str]) -> None:
         lines = [ln.strip() for ln in (done.stderr or done.stdout).splitlines() if ln.strip()]
         last = lines[-1][:300] if lines else "no error output"
         raise NotTrusted(
-            "pull-failed", f"`{' '.join(argv[:3])} ...` exited {done.returncode}: {last}"
+            ErrorCode.PULL_FAILED, f"`{' '.join(argv[:3])} ...` exited {done.returncode}: {last}"
         )
 
 
@@ -491,7 +492,7 @@ def _pull_into_dir(argv: list[str]) -> None:
         work = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".partial", dir=parent))
     except OSError as e:
         raise NotTrusted(
-            "pull-failed",
+            ErrorCode.PULL_FAILED,
             f"--dest dir:{final}: cannot create a folder in {parent}: {e.strerror or e}",
         ) from e
     old: Path | None = None

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn, TypeVar
 import typer
 import typer.core
 
+from trustcheck.errors import ErrorCode
+
 if TYPE_CHECKING:
     from collections.abc import Callable
 
@@ -150,7 +152,7 @@ def choice(option: str, value: str, allowed: tuple[_C, ...]) -> _C:
 def fail_usage(message: str) -> NoReturn:
     from trustcheck.errors import UsageError
 
-    raise UsageError("invalid-argument", message)
+    raise UsageError(ErrorCode.INVALID_ARGUMENT, message)
 
 
 def _at_or_none(text: str) -> datetime | None:
@@ -202,7 +204,7 @@ def trust_dir_path(value: Path | None, *, must_exist: bool = False) -> Path:
 
             what = "is not a directory" if value.exists() else "does not exist"
             raise UsageError(
-                "trust-dir-missing",
+                ErrorCode.TRUST_DIR_MISSING,
                 f"--trust-dir {value} {what}; give the folder that holds tuf/<GUN>/metadata "
                 "(Docker's is ~/.docker/trust), or run trustcheck fetch to fill a new one",
             )
@@ -333,7 +335,7 @@ def home_dir(needed_for: str, fix: str) -> Path:
 
         uid = os.getuid() if hasattr(os, "getuid") else "?"
         raise UsageError(
-            "home-unknown",
+            ErrorCode.HOME_UNKNOWN,
             f"the home directory is unknown ($HOME is not set and uid {uid} has no passwd "
             f"entry), so there is no default {needed_for}; set HOME, or {fix}",
         ) from None

@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from trustcheck.cli.options import fail_usage
+from trustcheck.errors import ErrorCode
 
 
 def register(app: typer.Typer) -> None:
@@ -87,7 +88,7 @@ def serve(
         from trustcheck.errors import UsageError
 
         raise UsageError(
-            "extra-missing",
+            ErrorCode.EXTRA_MISSING,
             f"trustcheck serve needs the webhook extra (no module {e.name or '?'!r}): "
             "pip install 'trustcheck[webhook]'",
         ) from None

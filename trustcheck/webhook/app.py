@@ -46,7 +46,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from trustcheck.errors import TrustcheckError, UsageError
+from trustcheck.errors import ErrorCode, TrustcheckError, UsageError
 from trustcheck.webhook.cache import TrustCache
 from trustcheck.webhook.config import ServerConfig
 from trustcheck.webhook.logs import ReviewLog
@@ -683,7 +683,7 @@ def build_server(
         trust_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise UsageError(
-            "webhook-config-invalid",
+            ErrorCode.WEBHOOK_CONFIG_INVALID,
             f"cannot create the trust dir {trust_dir}: {e.strerror or e}; set trust.trust_dir "
             "or --trust-dir to a writable folder",
         ) from e
@@ -693,7 +693,7 @@ def build_server(
 
         if config.cache_secret is None:
             raise UsageError(
-                "webhook-config-invalid",
+                ErrorCode.WEBHOOK_CONFIG_INVALID,
                 "a shared cache needs cache.secret_file (or $TRUSTCHECK_CACHE_SECRET): "
                 "entries are authenticated with it, so that a writer to the cache cannot "
                 "replay old trust data",

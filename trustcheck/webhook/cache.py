@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from trustcheck.errors import NotTrusted, TrustcheckError
+from trustcheck.errors import ErrorCode, NotTrusted, TrustcheckError
 from trustcheck.webhook.shared import BadValue, SharedCache, is_lock_token
 
 if TYPE_CHECKING:
@@ -106,7 +106,7 @@ class _BytesSource:
         raw = self.files.get(role)
         if raw is not None and len(raw) > cap:
             raise NotTrusted(
-                "file-too-large",
+                ErrorCode.FILE_TOO_LARGE,
                 f"{role}.json from the shared cache is larger than its cap of {cap} bytes",
                 role=role,
             )

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from trustcheck.errors import TrustcheckError, UsageError
+from trustcheck.errors import ErrorCode, TrustcheckError, UsageError
 from trustcheck.webhook.cache import CacheSettings
 from trustcheck.webhook.logs import LOG_LEVELS, LogLevel
 from trustcheck.webhook.review import (
@@ -74,7 +74,7 @@ class ServerConfig:
 
 
 def _bad(source: str, where: str, message: str) -> UsageError:
-    return UsageError("webhook-config-invalid", f"{source}: {where}: {message}")
+    return UsageError(ErrorCode.WEBHOOK_CONFIG_INVALID, f"{source}: {where}: {message}")
 
 
 class _Reader:
@@ -198,7 +198,7 @@ def secret_from_env(name: str, environ: Mapping[str, str]) -> bytes | None:
     data = clean_secret(value.encode())
     if not data:
         raise UsageError(
-            "webhook-config-invalid", f"${name} is only whitespace; it must hold the secret"
+            ErrorCode.WEBHOOK_CONFIG_INVALID, f"${name} is only whitespace; it must hold the secret"
         )
     return data
 

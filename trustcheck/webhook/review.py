@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import orjson
 
 from trustcheck.core.reference import ImageRef, parse_reference
-from trustcheck.errors import NotTrusted, TrustcheckError
+from trustcheck.errors import ErrorCode, NotTrusted, TrustcheckError
 from trustcheck.policy.decide import decide
 from trustcheck.policy.model import Decision, Policy, Reason, Rule
 from trustcheck.policy.pattern import shell_matches
@@ -411,7 +411,7 @@ def _cut(text: str, limit: int) -> str:
 def deadline_error(seconds: float) -> NotTrusted:
     """The reason for images whose trust data was not verified within the deadline."""
     return NotTrusted(
-        "admission-deadline",
+        ErrorCode.ADMISSION_DEADLINE,
         f"the trust data was not verified within the review's deadline of {seconds:g} s; "
         "denied (fail closed); the fetch goes on in the background, so a retry may pass",
     )
@@ -623,7 +623,7 @@ def respond(
         d = by_image.get(site.image)
         if d is None:
             if site.ref is None:
-                error = site.error or NotTrusted("admission-invalid", "unreadable image")
+                error = site.error or NotTrusted(ErrorCode.ADMISSION_INVALID, "unreadable image")
                 d = _invalid_decision(site, error)
             else:
                 _ref, rule = _classify(site.image, policy, memo)

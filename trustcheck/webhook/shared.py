@@ -41,7 +41,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from trustcheck.errors import UsageError
+from trustcheck.errors import ErrorCode, UsageError
 from trustcheck.text import redact_url
 
 if TYPE_CHECKING:
@@ -175,7 +175,7 @@ class RedisStore:
             import redis
         except ImportError as e:
             raise UsageError(
-                "webhook-config-invalid",
+                ErrorCode.WEBHOOK_CONFIG_INVALID,
                 "--cache redis://... needs the redis client: pip install 'trustcheck[redis]'",
             ) from e
         try:
@@ -298,13 +298,13 @@ class SharedCache:
     ) -> None:
         if len(secret) < 16:
             raise UsageError(
-                "webhook-config-invalid",
+                ErrorCode.WEBHOOK_CONFIG_INVALID,
                 "the shared cache secret must be at least 16 bytes (e.g. 32 random bytes, "
                 "base64): it authenticates what replicas read back from the cache",
             )
         if not secret.strip():
             raise UsageError(
-                "webhook-config-invalid",
+                ErrorCode.WEBHOOK_CONFIG_INVALID,
                 "the shared cache secret is only whitespace; use 32 random bytes (base64)",
             )
         self.store = store
