@@ -639,6 +639,32 @@ def test_unsafe_token_realm_is_a_challenge_error(
     assert px.paths() == ["/v2/"]  # the realm was never contacted
 
 
+def test_the_report_shows_the_token_realm_redacted(
+    plain: Plain, px: FaultProxy, doctor: Any, tmp_path: Path
+) -> None:
+    """A realm carrying an account or a secret in its query string is shown without
+    it, in the messages and in the report's fields (trustcheck.text.redact_url)."""
+    header = f'Bearer realm="{px.url}/token?account=bob&secret=s3cret",service="doctor"'
+    px.add(
+        Fault("/v2/", "status", status=401, times=1, headers={"WWW-Authenticate": header}),
+        Fault("/token", "status", status=503, times=None),
+    )
+    run = doctor(
+        "--server",
+        px.url,
+        "--tls-ca",
+        str(plain.tls.ca_cert),
+        "--retries",
+        "0",
+        "--trust-dir",
+        str(tmp_path),
+        f"{GUN}:v1",
+    )
+    assert run.codes()["token"] == "CONNECTIVITY_TOKEN_SERVICE_ERROR", run.doc
+    assert f"{px.url}/token" in json.dumps(run.doc)
+    assert "s3cret" not in json.dumps(run.doc) and "account=bob" not in json.dumps(run.doc)
+
+
 # --------------------------------------------------------------------------- time
 
 

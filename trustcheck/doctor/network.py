@@ -528,12 +528,12 @@ class ServiceChecks(ConnectionChecks):
                     "the token realm must be an https URL without '..' path segments; this is "
                     "a server configuration error (or an attack): tell the server's operator",
                     http_status=401,
-                    realm=chosen.realm,
+                    realm=redact_url(chosen.realm) if chosen.realm else None,
                 )
                 return "ping"
         self.challenge = chosen
         if chosen.scheme == "bearer":
-            text = f"GET /v2/: 401, Bearer realm {chosen.realm}" + (
+            text = f"GET /v2/: 401, Bearer realm {redact_url(chosen.realm or '')}" + (
                 f", service {chosen.service}" if chosen.service else ""
             )
         else:
@@ -544,7 +544,7 @@ class ServiceChecks(ConnectionChecks):
             text + where,
             http_status=401,
             scheme=chosen.scheme,
-            realm=chosen.realm,
+            realm=redact_url(chosen.realm) if chosen.realm else None,
             service=chosen.service,
         )
         return None
@@ -567,7 +567,7 @@ class ServiceChecks(ConnectionChecks):
         scope = f"repository:{gun}:pull" if gun is not None else ""
         endpoint = self._endpoint()
         who = self.creds.describe() if self.creds is not None else "anonymous (no credentials)"
-        realm = self.challenge.realm
+        realm = redact_url(self.challenge.realm or "")  # for messages and the report
         try:
             endpoint.authorization(self.challenge, scope, Deadline(self.remote.total_timeout))
         except RemoteError as e:
