@@ -21,15 +21,8 @@ CLIENT_CALLS = (
     "tuf.ngclient.RequestsFetcher",
 )
 #: known exceptions, each with its reason; the test fails when one is no longer needed
-NOT_YET = {
-    # TUF 1.0 repositories (docs/tuf.md) download through python-tuf's own
-    # Urllib3Fetcher: not yet moved onto HttpSession (issue 15, open item)
-    "trustcheck/tuf/download.py": {"urllib3.exceptions", "urllib3.exceptions.HTTPError"},
-    "trustcheck/tuf/fetchers.py": {
-        "tuf.ngclient.urllib3_fetcher",
-        "tuf.ngclient.urllib3_fetcher.Urllib3Fetcher",
-    },
-}
+#: (TUF 1.0 repositories moved onto HttpSession: trustcheck/tuf/fetchers.py, issue 15)
+NOT_YET: dict[str, set[str]] = {}
 
 
 def _imports(path: Path) -> list[tuple[int, str]]:

@@ -19,12 +19,13 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import BackgroundServer
+from tests.conftest import BackgroundServer, tls_server
 from tests.unit.test_tuf10 import AT, AT_TEXT, Repo, basic, state_options, tc
 from trustcheck.errors import NotTrusted
 from trustcheck.tuf.client import refresh
 from trustcheck.tuf.conformance import run as conformance
 from trustcheck.tuf.download import download_targets, local_target_name
+from trustcheck.tuf.fetchers import ClientLimits
 
 PAYLOAD = b"the verified artifact\n" * 1000  # 22,000 bytes: several chunks
 
@@ -37,6 +38,8 @@ class Misbehave:
     cut: dict[str, int] = field(default_factory=dict)  # send only N bytes, then close
     no_length: set[str] = field(default_factory=set)  # with cut: no Content-Length either
     hits: list[str] = field(default_factory=list)
+    #: request path -> canned answers (status, headers, body), used up one per request
+    canned: dict[str, list[tuple[int, dict[str, str], bytes]]] = field(default_factory=dict)
 
 
 @dataclass
@@ -63,14 +66,7 @@ class Site:
         return f"{head}{sep}{hashlib.sha256(data).hexdigest()}.{base}"
 
 
-def _site(tmp_path: Path) -> Iterator[Site]:
-    repo = basic()
-    repo.add_target("targets", "bin/app.tgz", PAYLOAD)
-    repo.commit()
-    root = tmp_path / "www"
-    repo.publish(root / "metadata")
-    bad = Misbehave()
-
+def _handler(root: Path, bad: Misbehave) -> type[http.server.BaseHTTPRequestHandler]:
     class Handler(http.server.SimpleHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
@@ -83,6 +79,16 @@ def _site(tmp_path: Path) -> Iterator[Site]:
         def do_GET(self) -> None:
             tail = self.path.removeprefix("/targets/")
             bad.hits.append(self.path)
+            if bad.canned.get(self.path):
+                status, headers, body = bad.canned[self.path].pop(0)
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                if "Content-Length" not in headers:
+                    self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+                return
             if tail in bad.replace or tail in bad.cut:
                 body = bad.replace.get(tail) or (root / "targets" / tail).read_bytes()
                 send = body[: bad.cut[tail]] if tail in bad.cut else body
@@ -97,7 +103,17 @@ def _site(tmp_path: Path) -> Iterator[Site]:
                 return
             super().do_GET()
 
-    server = BackgroundServer(Handler)
+    return Handler
+
+
+def _site(tmp_path: Path) -> Iterator[Site]:
+    repo = basic()
+    repo.add_target("targets", "bin/app.tgz", PAYLOAD)
+    repo.commit()
+    root = tmp_path / "www"
+    repo.publish(root / "metadata")
+    bad = Misbehave()
+    server = BackgroundServer(_handler(root, bad))
     try:
         site = Site(f"http://{server.netloc}/metadata", root, repo, bad)
         site.put_target("file.txt", b"hello, TUF\n")
@@ -139,9 +155,7 @@ def test_download_streams_verifies_and_stores_under_the_target_path(
     assert f"/targets/{site.url_tail('bin/app.tgz', PAYLOAD)}" in site.bad.hits
 
 
-def test_a_verified_local_copy_is_reused_and_a_bad_one_replaced(
-    site: Site, tmp_path: Path
-) -> None:
+def test_a_verified_local_copy_is_reused_and_a_bad_one_replaced(site: Site, tmp_path: Path) -> None:
     (first,) = _download(site, tmp_path, "bin/app.tgz")
     assert first.error is None and not first.reused
     tail = site.url_tail("bin/app.tgz", PAYLOAD)
@@ -183,7 +197,7 @@ def test_a_connection_cut_half_way_stores_nothing(site: Site, tmp_path: Path) ->
     tail = site.url_tail("bin/app.tgz", PAYLOAD)
     site.bad.cut[tail] = len(PAYLOAD) // 2
     (r,) = _download(site, tmp_path, "bin/app.tgz")
-    # Content-Length announced, fewer bytes sent: urllib3 sees the short read
+    # Content-Length announced, fewer bytes sent: the HTTP stack sees the short read
     assert r.error is not None and r.error.code == "network-error", r.error
     assert _leftovers(tmp_path / "out") == []
     site.bad.no_length.add(tail)  # no Content-Length: the file just ends early
@@ -298,3 +312,83 @@ def test_conformance_client_protocol(site: Site, tmp_path: Path) -> None:
     (meta / "timestamp.json").unlink()
     (site.metadata / "timestamp.json").write_bytes(b"{")
     assert conformance([*base, "refresh"]) == 1
+
+
+# --- the one HTTP stack (trustcheck/remote/http.py) for TUF 1.0 repositories -------------
+
+
+def test_an_error_status_is_retried_after_retry_after_and_404_stays_missing(
+    site: Site, tmp_path: Path
+) -> None:
+    """503 and 429 with Retry-After are tried again (HttpSession's retries); 404 of a
+    role file is python-tuf's missing file: ``role-missing``, after one request."""
+    site.bad.canned["/metadata/timestamp.json"] = [
+        (503, {"Retry-After": "0"}, b"busy"),
+        (429, {"Retry-After": "0"}, b"slow down"),
+    ]
+    result = refresh(site.url, AT, state_options(tmp_path), unsafe_http=True)
+    assert [r.name for r in result.roles] == ["root", "timestamp", "snapshot", "targets"]
+    assert site.bad.hits.count("/metadata/timestamp.json") == 3
+    # 2.root.json answered 404: the end of the root walk, not an error
+    assert "/metadata/2.root.json" in site.bad.hits
+    site.bad.hits.clear()
+    site.bad.canned["/metadata/timestamp.json"] = [(404, {}, b"gone")]
+    with pytest.raises(NotTrusted) as e:
+        refresh(site.url, AT, state_options(tmp_path), unsafe_http=True)
+    assert e.value.code == "role-missing", e.value
+    assert "timestamp.json" in e.value.message
+    assert site.bad.hits.count("/metadata/timestamp.json") == 1  # a 404 is not retried
+
+
+def test_metadata_over_the_cap_is_cut_whatever_the_length_or_coding(
+    site: Site, tmp_path: Path
+) -> None:
+    """python-tuf's cap holds on decoded bytes: an announced huge length, an endless body
+    and a gzip bomb all end as ``file-too-large`` (not read past the cap + 1)."""
+    import gzip
+
+    limits = ClientLimits(timestamp_max_length=4096)
+    bomb = gzip.compress(b" " * 50_000_000)
+    site.bad.canned["/metadata/timestamp.json"] = [
+        (200, {"Content-Length": str(10**12)}, b"{" * 8192),
+        (200, {"Content-Encoding": "gzip"}, bomb),
+    ]
+    for _ in range(2):
+        with pytest.raises(NotTrusted) as e:
+            refresh(site.url, AT, state_options(tmp_path), limits=limits, unsafe_http=True)
+        assert e.value.code == "file-too-large", e.value
+        assert "4096" in e.value.message and "timestamp" in e.value.message
+    assert len(bomb) < 100_000  # the bomb is small on the wire, 50 MB decoded
+
+
+def test_https_repository_with_dockers_per_host_tls_folder(
+    site: Site, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """TUF over TLS through HttpSession: the server's CA and the client certificate come
+    from $DOCKER_CONFIG/tls/<host:port>/ (the server demands a client certificate); an
+    unknown CA is ``tls-error``; a redirect from https to http is refused."""
+    config = tmp_path / "docker"
+    monkeypatch.setenv("DOCKER_CONFIG", str(config))
+    with tls_server(_handler(site.root, site.bad), tmp_path, client_auth=True) as srv:
+        url = f"https://{srv.netloc}/metadata"
+        with pytest.raises(NotTrusted) as e:
+            refresh(url, AT, state_options(tmp_path / "a"))
+        assert e.value.code == "tls-error", e.value
+        assert srv.netloc in e.value.message
+        folder = config / "tls" / srv.netloc
+        folder.mkdir(parents=True)
+        (folder / "ca.crt").write_bytes(srv.ca_file.read_bytes())
+        srv.client_cert(folder, "client")
+        result = refresh(url, AT, state_options(tmp_path / "b"))
+        assert [r.name for r in result.roles] == ["root", "timestamp", "snapshot", "targets"]
+        (r,) = download_targets(
+            url, ["bin/app.tgz"], tmp_path / "out", AT, state_options(tmp_path / "c")
+        )
+        assert r.error is None and (tmp_path / "out" / "bin" / "app.tgz").read_bytes() == PAYLOAD
+        site.bad.canned["/metadata/timestamp.json"] = [
+            (302, {"Location": f"http://{srv.netloc}/metadata/timestamp.json"}, b"")
+        ]
+        with pytest.raises(NotTrusted) as e:
+            refresh(url, AT, state_options(tmp_path / "d"))
+        assert e.value.code == "malicious-server", e.value
+        assert "non-https" in e.value.message

@@ -666,6 +666,7 @@ class HttpSession:
         content: bytes | None = None,
         role: str | None = None,
         idempotent: bool | None = None,
+        announced_cap: bool = True,
     ) -> Answer:
         """One HTTP exchange with retries on transient failures: GET and HEAD, and
         any method the caller marks ``idempotent`` (setting a value, as ACR's PATCH).
@@ -673,6 +674,9 @@ class HttpSession:
         A 200 body longer than ``cap`` raises (``malicious-server`` when the
         ``Content-Length`` says so up front, ``file-too-large`` when the body
         runs past it); other statuses are returned with their body cut at 64 KiB.
+        ``announced_cap=False``: a ``Content-Length`` above ``cap`` is not refused up
+        front; the body is read and cut at ``cap + 1`` decoded bytes (``file-too-large``),
+        as python-tuf's fetchers do (TUF 1.0 repositories).
         """
         if idempotent is None:
             idempotent = method in ("GET", "HEAD")
@@ -693,6 +697,7 @@ class HttpSession:
                     form,
                     content,
                     role,
+                    announced_cap,
                 )
             except RemoteError as e:
                 if not e.retryable or attempt >= attempts or not self._backoff(attempt, deadline):
@@ -731,6 +736,7 @@ class HttpSession:
         form: Mapping[str, str] | None,
         content: bytes | None,
         role: str | None,
+        announced_cap: bool = True,
     ) -> Answer:
         import httpx
 
@@ -784,7 +790,9 @@ class HttpSession:
                     if method == "HEAD":
                         body = b""
                     elif status == 200:
-                        body = self._read_capped(resp, cap, what, role, end, per_request, True)
+                        body = self._read_capped(
+                            resp, cap, what, role, end, per_request, True, announced_cap
+                        )
                     else:
                         body = self._read_capped(
                             resp, _ERROR_BODY_CAP, what, role, end, per_request, False
@@ -830,9 +838,10 @@ class HttpSession:
         end: float,
         per_request: float,
         strict: bool,
+        announced_cap: bool = True,
     ) -> bytes:
         announced = resp.headers.get("content-length")
-        if strict and announced is not None:
+        if strict and announced_cap and announced is not None:
             length = parse_length(announced)
             if length is None or length > cap:
                 raise RemoteError(

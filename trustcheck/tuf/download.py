@@ -206,7 +206,7 @@ class _TargetSource:
         all the same).
         """
         if self.url is not None:
-            yield from self._http(name)
+            yield from self._http(name, cap)
             return
         assert self.folder is not None
         if plain != name and self._local_path(name) is None:
@@ -221,17 +221,13 @@ class _TargetSource:
         real = os.path.realpath(os.path.join(self.folder, *parts))
         return real if _is_within(real, str(self.folder)) and os.path.lexists(real) else None
 
-    def _http(self, name: str) -> Iterator[bytes]:
+    def _http(self, name: str, cap: int) -> Iterator[bytes]:
+        """Through the repository's fetcher (trustcheck's one HTTP stack), capped at
+        ``cap + 1`` decoded bytes."""
         assert self.url is not None
-        from tuf.api.exceptions import DownloadError
-        from urllib3.exceptions import HTTPError
-
         url = self.url + quote(name, "/")
-        self.sess.loc.recorder.record(url, 0)
-        try:
-            yield from self.sess.loc.fetcher.fetch(url)
-        except HTTPError as e:  # raised while streaming the body (e.g. a short read)
-            raise DownloadError(f"Failed to download {url}") from e
+        self.sess.loc.recorder.record(url, cap)
+        yield from self.sess.loc.fetcher.fetch(url)
 
     def _local(self, name: str, cap: int) -> Iterator[bytes]:
         assert self.folder is not None
@@ -279,7 +275,7 @@ def _fetch_target(
     sess: _Session, source: _TargetSource, tf: TargetFile, role: str, dest: Path
 ) -> None:
     """Stream target ``tf`` into ``dest``: capped at its length, every hash checked, atomic."""
-    from tuf.api.exceptions import DownloadError, DownloadHTTPError
+    from tuf.api.exceptions import DownloadError, DownloadHTTPError, DownloadLengthMismatchError
 
     path = tf.path
     hashers = _hashers(tf, path, role)
@@ -292,6 +288,12 @@ def _fetch_target(
         raise UsageError(
             "output-unwritable", f"cannot write {dest} ({e.strerror or e}); check -o"
         ) from e
+    too_long = NotTrusted(
+        "length-exceeded",
+        f"target {path} from {where} is longer than the {tf.length} bytes role {role} "
+        "signed (endless data or a replaced file); nothing was written",
+        role=role,
+    )
     done = False
     try:
         total = 0
@@ -300,13 +302,7 @@ def _fetch_target(
                 for chunk in source.chunks(name, path, tf.length):
                     total += len(chunk)
                     if total > tf.length:
-                        raise NotTrusted(
-                            "length-exceeded",
-                            f"target {path} from {where} is longer than the {tf.length} bytes "
-                            f"role {role} signed (endless data or a replaced file); nothing "
-                            "was written",
-                            role=role,
-                        )
+                        raise too_long
                     for h in hashers.values():
                         h.update(chunk)
                     out.write(chunk)
@@ -319,6 +315,8 @@ def _fetch_target(
                 "files too (or give --target-base-url)",
                 role=role,
             ) from e
+        except DownloadLengthMismatchError as e:
+            raise too_long from e
         except DownloadHTTPError as e:
             raise NotTrusted(
                 "target-download-failed",

@@ -1,6 +1,6 @@
 """Where a TUF repository is read from: python-tuf fetchers for a local folder
-(path checks and size caps as in trustdir.py) or HTTPS (python-tuf's own
-``Urllib3Fetcher``), the recorder of what was fetched, and the client limits."""
+(path checks and size caps as in trustdir.py) or HTTPS (trustcheck's one HTTP
+stack, :mod:`trustcheck.remote.http`), the recorder of what was fetched, and the client limits."""
 
 from __future__ import annotations
 
@@ -198,16 +198,76 @@ def _local_fetcher(base: Path, base_url: str, recorder: _Recorder) -> FetcherInt
     return LocalFetcher()
 
 
-def _http_fetcher(recorder: _Recorder, timeout: float) -> FetcherInterface:
-    """python-tuf's own urllib3 fetcher, recording what it is asked for."""
-    from tuf.ngclient.urllib3_fetcher import Urllib3Fetcher
+def _http_fetcher(recorder: _Recorder, timeout: float, unsafe_http: bool) -> FetcherInterface:
+    """python-tuf's ``FetcherInterface`` on trustcheck's one HTTP stack
+    (:class:`~trustcheck.remote.http.HttpSession`): TLS (system CAs, Docker's
+    per-host folder), redirects without a downgrade to http, the cap python-tuf
+    gives (decoded bytes, cut at ``cap + 1``), one deadline per file (``timeout``
+    per attempt, retries on network errors, timeouts, 5xx and 429 with
+    ``Retry-After``).
 
-    class HttpFetcher(Urllib3Fetcher):
+    Errors as python-tuf expects them: an HTTP status other than 200 is
+    ``DownloadHTTPError`` (404 and 403 are "missing file" for its walk over
+    ``N.root.json``), a body past the cap ``DownloadLengthMismatchError``, any
+    other failure a ``DownloadError`` caused by trustcheck's error (kept by
+    :func:`trustcheck.tuf.errors._map_error`: one actionable line, its code).
+    """
+    import weakref
+
+    from tuf.api.exceptions import (
+        DownloadError,
+        DownloadHTTPError,
+        DownloadLengthMismatchError,
+    )
+    from tuf.ngclient.fetcher import FetcherInterface
+
+    from trustcheck.errors import TrustcheckError
+    from trustcheck.remote.config import RemoteConfig
+    from trustcheck.remote.http import Deadline, HttpSession
+
+    remote = RemoteConfig(unsafe_http=unsafe_http, timeout=timeout, total_timeout=3 * timeout)
+
+    class HttpFetcher(FetcherInterface):
+        def __init__(self) -> None:
+            self.http = HttpSession(remote)
+            weakref.finalize(self, self.http.close)
+
         def download_bytes(self, url: str, max_length: int) -> bytes:
             recorder.record(url, max_length)
             return super().download_bytes(url, max_length)
 
-    return HttpFetcher(socket_timeout=max(1, round(timeout)), app_user_agent="trustcheck")
+        def _fetch(self, url: str) -> Iterator[bytes]:
+            # the cap is what python-tuf (download_bytes) or download.py (a target's
+            # signed length) recorded for this URL; one byte more is read, so the
+            # caller sees the excess as python-tuf's own fetchers let it
+            name = recorder.last_name or url
+            allowed = recorder.last_cap or 0
+            cap = allowed + 1
+            too_long = False
+            try:
+                answer = self.http.request(
+                    "GET",
+                    url,
+                    deadline=Deadline(remote.total_timeout),
+                    what=f"{name} from {recorder.base_url.rstrip('/')}",
+                    cap=cap,
+                    announced_cap=False,
+                )
+            except TrustcheckError as e:
+                if e.code != "file-too-large":
+                    raise DownloadError(f"Failed to download {url}") from e
+                too_long = True
+            if too_long:
+                # python-tuf's own error with nothing behind it (raised outside the
+                # handler), so the usual mapping names the client limit or the parent's length
+                raise DownloadLengthMismatchError(
+                    f"{name} is more than the maximum allowed length of {allowed} bytes"
+                )
+            if answer.status != 200:
+                raise DownloadHTTPError(f"{url} answered HTTP {answer.status}", answer.status)
+            return iter([answer.body])
+
+    return HttpFetcher()
 
 
 @dataclass(slots=True)
@@ -239,7 +299,9 @@ def _locate(repo: str, unsafe_http: bool, timeout: float) -> _Location:
             )
         name = repo.rstrip("/")
         recorder = _Recorder(name + "/")
-        return _Location(name, name + "/", None, _http_fetcher(recorder, timeout), recorder)
+        return _Location(
+            name, name + "/", None, _http_fetcher(recorder, timeout, unsafe_http), recorder
+        )
     path = Path(repo)
     if not path.is_dir():
         raise UsageError(
