@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from trustcheck.core.lookup import resolve
 from trustcheck.core.reference import ImageRef, parse_reference
 from trustcheck.core.verify import Collection, verify_collection
-from trustcheck.errors import NotTrusted, TrustcheckError, UsageError
+from trustcheck.errors import ErrorCode, NotTrusted, TrustcheckError, UsageError
 from trustcheck.local.trustdir import TrustDir
 
 if TYPE_CHECKING:
@@ -88,7 +88,7 @@ def internal_error(gun: str, exc: BaseException) -> NotTrusted:
     """
     detail = str(exc).splitlines()[0][:200] if str(exc) else ""
     return NotTrusted(
-        "internal-error",
+        ErrorCode.INTERNAL_ERROR,
         f"unexpected {type(exc).__name__} while verifying {gun}"
         f"{': ' + detail if detail else ''}; nothing was trusted for it. Please report this "
         "as a trustcheck bug (with TRUSTCHECK_DEBUG=1 for the traceback)",

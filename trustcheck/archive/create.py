@@ -19,7 +19,7 @@ from trustcheck.archive.format import (
     write_tar,
 )
 from trustcheck.archive.read import CAPTURE_FORMAT, format_time
-from trustcheck.errors import NotTrusted, TrustcheckError, UsageError
+from trustcheck.errors import ErrorCode, NotTrusted, TrustcheckError, UsageError
 
 if TYPE_CHECKING:
     from trustcheck.api import Options
@@ -111,7 +111,7 @@ def create_archive(
     refs = [parse_reference(i) for i in images]
     wanted = list(dict.fromkeys([identity(g) for g in guns] + [r.gun for r in refs]))
     if not wanted:
-        raise UsageError("invalid-argument", "nothing to archive: give images or --all")
+        raise UsageError(ErrorCode.INVALID_ARGUMENT, "nothing to archive: give images or --all")
     for gun in wanted:
         trust_dir.metadata_dir(gun)  # validates each GUN before anything is fetched
     servers: dict[str, str | None] = dict.fromkeys(wanted)
@@ -203,6 +203,6 @@ def write_archive(data: bytes, output: Path) -> None:
         atomic_write(output, data, mode=0o644)
     except OSError as e:
         raise UsageError(
-            "archive-unreadable",
+            ErrorCode.ARCHIVE_UNREADABLE,
             f"cannot write trust archive {output}: {e.strerror or e}; nothing was written",
         ) from e

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from trustcheck.core.roles import MAX_DOWNLOAD_SIZE, is_versioned_root, validate_role_name
-from trustcheck.errors import NotTrusted, UsageError
+from trustcheck.errors import ErrorCode, NotTrusted, UsageError
 from trustcheck.local.trustdir import validate_gun
 
 __all__ = [
@@ -96,14 +96,14 @@ def write_tar(members: dict[str, bytes]) -> bytes:
 
 def _invalid(path: Path | str, why: str) -> NotTrusted:
     return NotTrusted(
-        "archive-invalid",
+        ErrorCode.ARCHIVE_INVALID,
         f"trust archive {path}: {why}; it is not an archive trustcheck wrote, or it was altered: "
         "nothing in it is used",
     )
 
 
 def _unreadable(path: Path | str, why: str) -> UsageError:
-    return UsageError("archive-unreadable", f"cannot read trust archive {path}: {why}")
+    return UsageError(ErrorCode.ARCHIVE_UNREADABLE, f"cannot read trust archive {path}: {why}")
 
 
 def _check_name(path: Path | str, name: str) -> None:

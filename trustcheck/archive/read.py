@@ -25,7 +25,7 @@ from trustcheck.archive.format import (
     split_role_path,
 )
 from trustcheck.archive.sign import ArchivePin, verify_signature
-from trustcheck.errors import NotTrusted, TrustcheckError, UsageError
+from trustcheck.errors import ErrorCode, NotTrusted, TrustcheckError, UsageError
 
 if TYPE_CHECKING:
     from trustcheck.api import ImageResult, Options
@@ -81,7 +81,7 @@ class _ArchiveSource:
         data = self.files.get(role_path(self.gun, role))
         if data is not None and len(data) > cap:
             raise NotTrusted(
-                "file-too-large",
+                ErrorCode.FILE_TOO_LARGE,
                 f"{role}.json in the archive is {len(data)} bytes, cap {cap} bytes",
                 role=role,
             )
@@ -127,7 +127,7 @@ class Archive:
         if max_age is not None and now - self.captured_at > max_age:
             age = now - self.captured_at
             raise NotTrusted(
-                "archive-too-old",
+                ErrorCode.ARCHIVE_TOO_OLD,
                 f"trust archive {self.path} was captured {self.as_of}, {age.days} days "
                 f"ago, more than the allowed {_days(max_age)}; capture a fresh archive, or "
                 "raise the limit deliberately",
@@ -152,7 +152,7 @@ class Archive:
         key = identity(gun)
         if key not in self.collections:
             raise NotTrusted(
-                "no-trust-data",
+                ErrorCode.NO_TRUST_DATA,
                 f"the trust archive {self.path} (captured {self.as_of}) holds no trust data for "
                 f"{key}; it holds {len(self.collections)} collection(s): "
                 f"{', '.join(sorted(self.collections)[:5])}"
@@ -195,7 +195,7 @@ class Archive:
 
 def _manifest_mismatch(path: Path, why: str) -> NotTrusted:
     return NotTrusted(
-        "archive-manifest-mismatch",
+        ErrorCode.ARCHIVE_MANIFEST_MISMATCH,
         f"trust archive {path}: {why}; the archive was altered or damaged: nothing in it is used",
     )
 
@@ -299,13 +299,13 @@ def open_archive(
     if pin is not None:
         if signer is None:
             raise NotTrusted(
-                "archive-signature-invalid",
+                ErrorCode.ARCHIVE_SIGNATURE_INVALID,
                 f"trust archive {path} is unsigned (no {SIGNATURE}) but --archive-pin "
                 f"{pin.source} requires a signature by that key",
             )
         if signer != pin.sha256:
             raise NotTrusted(
-                "archive-pin-mismatch",
+                ErrorCode.ARCHIVE_PIN_MISMATCH,
                 f"trust archive {path} is signed by key sha256:{signer}, not by the pinned "
                 f"sha256:{pin.sha256} ({pin.source})",
             )
@@ -359,7 +359,7 @@ def parse_max_age(text: str, what: str = "--max-age") -> timedelta:
     m = re.fullmatch(r"\s*(\d{1,6})\s*([dhm])\s*", text)
     if m is None or int(m.group(1)) == 0:
         raise UsageError(
-            "invalid-argument",
+            ErrorCode.INVALID_ARGUMENT,
             f"{what} {text[:50]!r}: give a positive number of days, hours or minutes, "
             "e.g. 90d, 36h, 30m",
         )

@@ -33,7 +33,7 @@ from trustcheck.archive.format import (
     is_version,
     parse_record,
 )
-from trustcheck.errors import NotTrusted, UsageError
+from trustcheck.errors import ErrorCode, NotTrusted, UsageError
 
 __all__ = ["ArchivePin", "Signer", "key_sha256", "load_pin", "load_signing_key", "verify_signature"]
 
@@ -73,10 +73,10 @@ def _read_key_file(path: Path, what: str) -> bytes:
         data = path.read_bytes()[: _MAX_KEY_FILE + 1]
     except OSError as e:
         raise UsageError(
-            "archive-key-invalid", f"cannot read {what} {path}: {e.strerror or e}"
+            ErrorCode.ARCHIVE_KEY_INVALID, f"cannot read {what} {path}: {e.strerror or e}"
         ) from e
     if len(data) > _MAX_KEY_FILE:
-        raise UsageError("archive-key-invalid", f"{what} {path} is larger than 1 MiB")
+        raise UsageError(ErrorCode.ARCHIVE_KEY_INVALID, f"{what} {path} is larger than 1 MiB")
     return data
 
 
@@ -123,18 +123,18 @@ def load_signing_key(path: Path, passphrase: bytes | None = None) -> Signer:
         key = serialization.load_pem_private_key(data, password=passphrase)
     except TypeError as e:  # encrypted without a passphrase, or the reverse
         raise UsageError(
-            "archive-key-invalid",
+            ErrorCode.ARCHIVE_KEY_INVALID,
             f"signing key {path}: {e}; set TRUSTCHECK_ARCHIVE_KEY_PASSPHRASE for an encrypted key",
         ) from e
     except (ValueError, UnsupportedAlgorithm) as e:
         raise UsageError(
-            "archive-key-invalid",
+            ErrorCode.ARCHIVE_KEY_INVALID,
             f"signing key {path} is not a PEM private key, or its passphrase is wrong "
             f"({str(e).splitlines()[0][:120]})",
         ) from e
     if not isinstance(key, PrivateKey) or _algorithm(key.public_key()) is None:
         raise UsageError(
-            "archive-key-invalid", f"signing key {path}: unsupported key ({_UNSUPPORTED})"
+            ErrorCode.ARCHIVE_KEY_INVALID, f"signing key {path}: unsupported key ({_UNSUPPORTED})"
         )
     return Signer(key)
 
@@ -154,7 +154,7 @@ def load_pin(text: str, what: str = "--archive-pin") -> ArchivePin:
         digest = value[7:].lower()
         if re.fullmatch(r"[0-9a-f]{64}", digest) is None:
             raise UsageError(
-                "archive-key-invalid",
+                ErrorCode.ARCHIVE_KEY_INVALID,
                 f"{what} {text[:100]!r}: sha256: needs 64 hex digits",
             )
         return ArchivePin(digest, text)
@@ -170,7 +170,7 @@ def load_pin(text: str, what: str = "--archive-pin") -> ArchivePin:
             key = serialization.load_pem_public_key(data)
     except (ValueError, UnsupportedAlgorithm) as e:
         raise UsageError(
-            "archive-key-invalid",
+            ErrorCode.ARCHIVE_KEY_INVALID,
             f"{what} {path} is not a PEM public key or certificate, nor sha256:<hex>",
         ) from e
     if not isinstance(key, PublicKey) or _algorithm(key) is None:
@@ -184,7 +184,7 @@ def verify_signature(where: Path | str, manifest: bytes, raw_sig: bytes) -> str:
 
     def bad(why: str) -> NotTrusted:
         return NotTrusted(
-            "archive-signature-invalid",
+            ErrorCode.ARCHIVE_SIGNATURE_INVALID,
             f"trust archive {where}: {why}; the archive was altered after it was signed, or "
             "signed wrongly. Use the original copy",
         )

@@ -39,7 +39,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from trustcheck.core.timefmt import iso
-from trustcheck.errors import TrustcheckError, UsageError
+from trustcheck.errors import ErrorCode, TrustcheckError, UsageError
 
 __all__ = [
     "BASE_ROLES",
@@ -543,7 +543,7 @@ def parse_horizon(text: str) -> timedelta:
     m = re.fullmatch(r"\s*(\d{1,5})\s*([dwy]?)\s*", text.lower())
     if m is None:
         raise UsageError(
-            "invalid-argument",
+            ErrorCode.INVALID_ARGUMENT,
             f"--horizon {text!r} is not a duration; use days, weeks or years: 90d, 12w, 1y",
         )
     n = int(m.group(1))
@@ -562,7 +562,7 @@ def normalise_key_query(text: str) -> str:
     value = value.replace(":", "")
     if len(value) < 8 or len(value) > 64 or not set(value) <= _HEX:
         raise UsageError(
-            "invalid-argument",
+            ErrorCode.INVALID_ARGUMENT,
             f"--key {text!r} is not a key identifier: give at least 8 hex digits of a key ID, "
             "canonical ID, certificate SHA-256 or SPKI SHA-256",
         )

@@ -33,7 +33,7 @@ from trustcheck.core.crypto import (
     pem_blocks,
 )
 from trustcheck.core.timefmt import iso as _iso
-from trustcheck.errors import NotTrusted
+from trustcheck.errors import ErrorCode, NotTrusted
 
 __all__ = [
     "RootCerts",
@@ -423,7 +423,7 @@ def root_leaf_keys(
 def _no_root_keys(gun: str, rejections: list[_Rejection], non_cert_types: list[str]) -> NotTrusted:
     if not rejections:
         return NotTrusted(
-            "root-cert-invalid",
+            ErrorCode.ROOT_CERT_INVALID,
             f"the root role of {gun} lists no key present in root.json; "
             "root keys must be x509 certificates whose CN is the repository name",
             role="root",
@@ -432,7 +432,7 @@ def _no_root_keys(gun: str, rejections: list[_Rejection], non_cert_types: list[s
     if not certs:
         types = ", ".join(sorted(set(non_cert_types)))
         return NotTrusted(
-            "root-cert-invalid",
+            ErrorCode.ROOT_CERT_INVALID,
             f"no root key of {gun} is an x509 certificate (key types: {types}); notary "
             "requires root keys of type ecdsa-x509 or rsa-x509 holding a certificate whose CN "
             "is the repository name",
@@ -468,7 +468,7 @@ def validate_delegation_key(key: TufKey, role: str) -> None:
         return
     _, what, todo = problem
     raise NotTrusted(
-        "delegation-cert-invalid",
+        ErrorCode.DELEGATION_CERT_INVALID,
         f"delegation certificate of {role} (key {_short(key.id)}, "
         f"CN {cert_common_name(cert)!r}) {what}; {todo} and the delegation updated",
         role=role,

@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from trustcheck.core.crypto import TufKey, canonical_key_id, cert_of
-from trustcheck.errors import UsageError
+from trustcheck.errors import ErrorCode, UsageError
 
 if TYPE_CHECKING:
     from cryptography.x509 import Certificate
@@ -51,7 +51,7 @@ class Identifier:
         kind = kind.strip().lower()
         if not sep or kind not in KINDS:
             raise UsageError(
-                "pin-file-invalid",
+                ErrorCode.PIN_FILE_INVALID,
                 f"{where}: {str(text)[:80]!r} is not an identifier; write it as "
                 f"<kind>:<hex> with kind one of {', '.join(KINDS)}",
             )
@@ -59,7 +59,7 @@ class Identifier:
         norm = value.strip().replace(":", "").lower()
         if len(norm) != 64 or not set(norm) <= _HEX64:
             raise UsageError(
-                "pin-file-invalid",
+                ErrorCode.PIN_FILE_INVALID,
                 f"{where}: {kind} value must be 64 hex digits (a SHA-256), got {value[:80]!r}",
             )
         return cls(kind, norm)

@@ -23,7 +23,7 @@ from trustcheck.core.model import FileMeta, TargetsMeta, hash_size_problem
 from trustcheck.core.reference import ImageRef
 from trustcheck.core.roles import signer_name
 from trustcheck.core.verify import Collection
-from trustcheck.errors import NotTrusted
+from trustcheck.errors import ErrorCode, NotTrusted
 
 __all__ = [
     "RELEASED_ROLES",
@@ -142,13 +142,13 @@ def resolve(col: Collection, ref: ImageRef) -> Resolution:
     hit = get_target_by_name(col, tag, RELEASED_ROLES)
     if hit is None:
         raise NotTrusted(
-            "tag-not-signed",
+            ErrorCode.TAG_NOT_SIGNED,
             f"{ref.gun}:{tag} is not signed: no valid targets/releases or targets role holds "
             f"the tag (sign it with `docker trust sign {ref.gun}:{tag}`)",
         )
     if hit.role not in RELEASED_ROLES:
         raise NotTrusted(
-            "tag-not-released",
+            ErrorCode.TAG_NOT_RELEASED,
             f"{ref.gun}:{tag} is signed only by {hit.role}, which Docker does not pull from; "
             "the signer must also sign into targets/releases (add them with "
             "`docker trust signer add`)",
@@ -157,14 +157,14 @@ def resolve(col: Collection, ref: ImageRef) -> Resolution:
     sha = hit.sha256
     if sha is None:
         raise NotTrusted(
-            "target-missing-sha256",
+            ErrorCode.TARGET_MISSING_SHA256,
             f"{ref.gun}:{tag} in {hit.role} has no sha256 hash, so no image digest can be trusted",
             role=hit.role,
         )
     _check_digest_sizes(ref.gun, hit)
     if ref.digest is not None and ref.digest != "sha256:" + sha:
         raise NotTrusted(
-            "digest-mismatch",
+            ErrorCode.DIGEST_MISMATCH,
             f"{ref.gun}:{tag} is signed with digest sha256:{sha}, not {ref.digest}; "
             "use the signed digest or re-sign the tag",
             role=hit.role,
@@ -177,7 +177,7 @@ def _check_digest_sizes(gun: str, hit: TargetHit) -> None:
     problem = hash_size_problem(hit.meta)
     if problem is not None:
         raise NotTrusted(
-            "target-digest-invalid",
+            ErrorCode.TARGET_DIGEST_INVALID,
             f"{gun}:{hit.name[:80]} in {hit.role} is signed with a malformed digest ({problem}); "
             "no image can have it. The signer must re-sign the tag",
             role=hit.role,
@@ -194,7 +194,7 @@ def _resolve_digest(col: Collection, ref: ImageRef) -> Resolution:
                 None, ref.digest, hit.meta.length, hit.role, _signers(col, hit.name, want)
             )
     raise NotTrusted(
-        "digest-not-signed",
+        ErrorCode.DIGEST_NOT_SIGNED,
         f"{ref.gun}@{ref.digest} is not the digest of any tag released in targets/releases "
         "or targets; pull a signed tag instead",
     )

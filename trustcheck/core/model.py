@@ -28,7 +28,7 @@ from typing import Any
 
 from trustcheck.core import canonical
 from trustcheck.core.crypto import TufKey
-from trustcheck.errors import NotTrusted
+from trustcheck.errors import ErrorCode, NotTrusted
 
 __all__ = [
     "BASE_ROLES",
@@ -119,7 +119,7 @@ class SignedMeta:
                 self._canonical = canonical.encode(self.signed, from_decode=True)
             except canonical.CanonicalError as e:
                 raise NotTrusted(
-                    "non-canonical-number",
+                    ErrorCode.NON_CANONICAL_NUMBER,
                     f"{self.role}: signed data cannot be canonicalised as notary does ({e}); "
                     "the metadata was not produced by a notary signer",
                     role=self.role,
@@ -349,7 +349,7 @@ def _envelope(role: str, raw: bytes, top: Any = _MISSING) -> tuple[dict[str, Any
             top = canonical.decode(raw)
     except canonical.DecodeError as e:
         raise NotTrusted(
-            "malformed-json",
+            ErrorCode.MALFORMED_JSON,
             f"{role}.json is not valid JSON ({e}); the trust data is corrupt: "
             "remove the collection from the trust dir and fetch it again",
             role=role,
@@ -387,7 +387,7 @@ def _envelope(role: str, raw: bytes, top: Any = _MISSING) -> tuple[dict[str, Any
 
 def _structure(role: str, detail: str) -> NotTrusted:
     return NotTrusted(
-        "invalid-structure",
+        ErrorCode.INVALID_STRUCTURE,
         f"{role}: {detail}; the metadata is not valid notary trust data",
         role=role,
     )
@@ -404,7 +404,7 @@ def _common(
         expires = parse_expires(expires_raw)
     except _Bad as e:
         raise NotTrusted(
-            "invalid-expires",
+            ErrorCode.INVALID_EXPIRES,
             f"{role}: {e}; notary cannot parse it, so the metadata is rejected",
             role=role,
         ) from e
@@ -417,14 +417,14 @@ def _check_type(role: str, type_: str) -> None:
     if type_ != want:
         if type_ == want.lower():  # TUF 1.0 spells _type in lower case
             raise NotTrusted(
-                "wrong-type",
+                ErrorCode.WRONG_TYPE,
                 f"{role}: _type is {type_[:40]!r}: this is TUF 1.0 metadata, not Notary v1 "
                 "(Docker Content Trust); verify a TUF 1.0 repository with `trustcheck tuf "
                 "verify --repo FOLDER` or `trustcheck verify --dialect tuf --repo FOLDER`",
                 role=role,
             )
         raise NotTrusted(
-            "wrong-type",
+            ErrorCode.WRONG_TYPE,
             f"{role}: _type is {type_[:40]!r}, expected {want!r}; a file of another role was "
             "put in its place",
             role=role,
@@ -724,7 +724,7 @@ def check_targets_structure(tm: TargetsMeta, is_delegation_name: Any) -> None:
     for d in tm.delegations:
         if not is_delegation_name(d.name):
             raise NotTrusted(
-                "invalid-delegation",
+                ErrorCode.INVALID_DELEGATION,
                 f"{tm.role} delegates to {d.name[:80]!r}, which is not a valid delegation name "
                 "(targets/<lower-case name>)",
                 role=tm.role,
@@ -732,27 +732,27 @@ def check_targets_structure(tm: TargetsMeta, is_delegation_name: Any) -> None:
         parent = d.name.rsplit("/", 1)[0]
         if parent != tm.role:
             raise NotTrusted(
-                "invalid-delegation",
+                ErrorCode.INVALID_DELEGATION,
                 f"{tm.role} delegates to {d.name!r}, which is not its direct child",
                 role=tm.role,
             )
         if d.name in seen:
             raise NotTrusted(
-                "invalid-delegation",
+                ErrorCode.INVALID_DELEGATION,
                 f"{tm.role} lists delegation {d.name!r} twice",
                 role=tm.role,
             )
         seen.add(d.name)
         if d.threshold < 1:
             raise NotTrusted(
-                "invalid-delegation",
+                ErrorCode.INVALID_DELEGATION,
                 f"delegation {d.name!r} has threshold {d.threshold}; it must be at least 1",
                 role=tm.role,
             )
         for keyid in d.keyids:
             if keyid not in tm.delegation_keys:
                 raise NotTrusted(
-                    "invalid-delegation",
+                    ErrorCode.INVALID_DELEGATION,
                     f"delegation {d.name!r} lists key {keyid[:16]}…, "
                     f"which {tm.role} does not define",
                     role=tm.role,

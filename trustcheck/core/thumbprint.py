@@ -92,7 +92,7 @@ from trustcheck.core.crypto import (
     pem_first_block,
 )
 from trustcheck.core.timefmt import iso as _iso
-from trustcheck.errors import UsageError
+from trustcheck.errors import ErrorCode, UsageError
 
 if TYPE_CHECKING:
     from cryptography import x509
@@ -370,7 +370,7 @@ def _report_of_certificate(der: bytes, source: str, index: int) -> KeyReport:
     cert = _load_cert(der)
     if cert is None:
         raise UsageError(
-            "invalid-argument",
+            ErrorCode.INVALID_ARGUMENT,
             f"{source}: certificate {index} is not a valid X.509 certificate",
         )
     try:
@@ -407,7 +407,7 @@ def _report_of_public_key(der: bytes, source: str, index: int) -> KeyReport:
         pub = load_der_public_key(der)
     except Exception as e:
         raise UsageError(
-            "invalid-argument", f"{source}: public key {index} cannot be decoded"
+            ErrorCode.INVALID_ARGUMENT, f"{source}: public key {index} cannot be decoded"
         ) from e
     report = KeyReport(
         gun=None,
@@ -457,7 +457,7 @@ def keys_of_pem(data: bytes, source: str) -> list[KeyReport]:
         reports.append(_report_of_certificate(data, source, 1))
     if not reports:
         raise UsageError(
-            "invalid-argument",
+            ErrorCode.INVALID_ARGUMENT,
             f"{source}: no certificate or public key found "
             "(expected PEM CERTIFICATE or PUBLIC KEY blocks, or a DER certificate)",
         )

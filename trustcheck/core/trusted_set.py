@@ -57,7 +57,7 @@ from trustcheck.core.model import (
 )
 from trustcheck.core.roles import signer_name, validate_role_name
 from trustcheck.core.timefmt import iso as _iso
-from trustcheck.errors import NotTrusted, TrustcheckError
+from trustcheck.errors import ErrorCode, NotTrusted, TrustcheckError
 
 if TYPE_CHECKING:
     from cryptography.x509 import Certificate
@@ -213,13 +213,13 @@ def verify_signatures(
     role = meta.role
     if not meta.signatures:
         raise NotTrusted(
-            "no-signatures",
+            ErrorCode.NO_SIGNATURES,
             f"{role} carries no signatures; the metadata was tampered with or never signed",
             role=role,
         )
     if threshold < 1:
         raise NotTrusted(
-            "threshold-not-met",
+            ErrorCode.THRESHOLD_NOT_MET,
             f"{role} has threshold {threshold}; it must be at least 1",
             role=role,
         )
@@ -233,7 +233,7 @@ def verify_signatures(
             continue  # unknown key IDs are ignored
         if key.id != sig.keyid:
             raise NotTrusted(
-                "invalid-key-id",
+                ErrorCode.INVALID_KEY_ID,
                 f"{role} is signed with key ID {sig.keyid[:16]}… whose key content has ID "
                 f"{key.id[:16]}…; key IDs must be the hash of the key",
                 role=role,
@@ -249,7 +249,7 @@ def verify_signatures(
     if distinct < threshold:
         listed = ", ".join(k[:12] + "…" for k in keyids) or "none"
         raise NotTrusted(
-            "threshold-not-met",
+            ErrorCode.THRESHOLD_NOT_MET,
             f"{role} has {distinct} valid signature(s) from distinct keys, needs {threshold} "
             f"(role keys: {listed}); it was signed with the wrong key or altered after signing",
             role=role,
@@ -268,7 +268,7 @@ def check_hashes(raw: bytes, expected: FileMeta, role: str, parent: str) -> None
         got = hashlib.new(algo, raw).digest()
         if not hmac.compare_digest(got, want):
             raise NotTrusted(
-                "hash-mismatch",
+                ErrorCode.HASH_MISMATCH,
                 f"{role}.json does not match the {algo} recorded in {parent} "
                 f"(expected {want.hex()[:16]}…, file has {got.hex()[:16]}…); the cached file was "
                 "modified or mixed with another version: fetch the trust data again",
@@ -276,7 +276,7 @@ def check_hashes(raw: bytes, expected: FileMeta, role: str, parent: str) -> None
             )
     if known == 0:
         raise NotTrusted(
-            "invalid-structure",
+            ErrorCode.INVALID_STRUCTURE,
             f"{parent} gives no sha256 or sha512 hash for {role}; it cannot be checked",
             role=role,
         )
@@ -336,7 +336,7 @@ def cached_version(
 def _expiry(meta: SignedMeta, at: datetime, fix: str) -> NotTrusted | None:
     if meta.expires < at:
         return NotTrusted(
-            "metadata-expired",
+            ErrorCode.METADATA_EXPIRED,
             f"{meta.role} metadata expired at {_iso(meta.expires)} "
             f"(validation time {_iso(at)}); {fix}",
             role=meta.role,
@@ -346,7 +346,7 @@ def _expiry(meta: SignedMeta, at: datetime, fix: str) -> NotTrusted | None:
 
 def _rotation_error(gun: str, detail: str) -> NotTrusted:
     return NotTrusted(
-        "root-rotation-invalid",
+        ErrorCode.ROOT_ROTATION_INVALID,
         f"root.json of {gun} changed but {detail}; a legitimate rotation is signed by the "
         "previously trusted root keys. If the owner really replaced the root without that, "
         "verify the new root out of band and pin it (trustcheck pin add)",
@@ -396,7 +396,7 @@ def _delegation_cert_window(key: TufKey, role: str, at: datetime) -> NotTrusted 
     else:
         return None
     return NotTrusted(
-        "delegation-cert-expired",
+        ErrorCode.DELEGATION_CERT_EXPIRED,
         f"the certificate of {role}'s key {key.id[:12]}… {when}; the signer should get a new "
         "certificate (notary accepts it anyway; see --delegation-cert-expiry)",
         role=role,
@@ -417,7 +417,7 @@ def _apply_signer_pin(
     allowed = [k for k in role.keyids if k in keys and identifiers_of_key(keys[k]) & set(wanted)]
     if not allowed:
         raise NotTrusted(
-            "signer-pin-mismatch",
+            ErrorCode.SIGNER_PIN_MISMATCH,
             f"no key of {role.name} in {gun} matches the pinned signer "
             f"{signer_name(role.name)!r} ({describe(wanted)}); the signer's key was replaced "
             "in the parent role. Check with the signer, then update the pin",
@@ -441,7 +441,7 @@ def _apply_root_pin(
         bundle = [c for c in pin.ca_bundle if c.not_valid_before_utc <= at <= c.not_valid_after_utc]
         if not bundle:
             raise NotTrusted(
-                "pin-mismatch",
+                ErrorCode.PIN_MISMATCH,
                 f"every certificate in the pinned CA bundle {pin.ca_name} is expired or not yet "
                 "valid at the validation time; renew the CA bundle",
                 role="root",
@@ -466,7 +466,7 @@ def _apply_root_pin(
             what.append(f"CA {pin.ca_name}")
         has = describe(i for i in seen if i.kind in ("cert-sha256", "keyid"))
         raise NotTrusted(
-            "pin-mismatch",
+            ErrorCode.PIN_MISMATCH,
             f"no root certificate of {gun} satisfies {pin.source} ({' and '.join(what)}; "
             f"the root has {has}); the root was replaced. If the owner rotated it on purpose, "
             "check the new certificate out of band and update the pin",
@@ -546,7 +546,7 @@ class TrustedSet:
             basis = "pinned"
         elif policy.no_tofu:
             raise NotTrusted(
-                "no-pin",
+                ErrorCode.NO_PIN,
                 f"{gun} has no root pin and trust on first use is disabled (--no-tofu); add one "
                 "with `trustcheck pin add` after checking the root certificate out of band",
                 role="root",
@@ -564,7 +564,7 @@ class TrustedSet:
             if e.code != "threshold-not-met":
                 raise
             raise NotTrusted(
-                "root-integrity",
+                ErrorCode.ROOT_INTEGRITY,
                 f"root.json is not signed by {rk.threshold} of its own "
                 f"{'pinned ' if basis == 'pinned' else ''}root certificate key(s) "
                 f"({e.message.split('; ')[0]}); the root was altered, or its certificate PEM "
@@ -589,7 +589,7 @@ class TrustedSet:
         prev = parse_root(prev_raw)
         if new.version < prev.version:
             raise NotTrusted(
-                "version-rollback",
+                ErrorCode.VERSION_ROLLBACK,
                 f"root.json of {gun} is version {new.version}, lower than version "
                 f"{prev.version} trusted before: an old root is being replayed",
                 role="root",
@@ -725,7 +725,7 @@ class TrustedSet:
             fm = snap.meta.get(role)
             if fm is None or (not fm.hashes and fm.length == 0):
                 raise NotTrusted(
-                    "role-removed",
+                    ErrorCode.ROLE_REMOVED,
                     f"snapshot version {snap.version} no longer lists {role}, which was trusted "
                     f"before (version {self.floors[role]}); removing a trusted role is a "
                     "downgrade attack. If the owner really deleted the delegation, remove this "
@@ -750,7 +750,7 @@ class TrustedSet:
         while self._todo:
             if len(self.targets) + len(self.skipped) >= MAX_ROLES:
                 raise NotTrusted(
-                    "invalid-delegation",
+                    ErrorCode.INVALID_DELEGATION,
                     f"{self.gun} has more than {MAX_ROLES} delegated roles; refusing to walk "
                     "further",
                 )
@@ -860,7 +860,7 @@ class TrustedSet:
         floor = self.floors.get(meta.role)
         if floor is not None and meta.version < floor:
             raise NotTrusted(
-                "version-rollback",
+                ErrorCode.VERSION_ROLLBACK,
                 f"{meta.role} is version {meta.version}, lower than version {floor} trusted "
                 "before: old metadata is being replayed (rollback). Fetch current trust data",
                 role=meta.role,

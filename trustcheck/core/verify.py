@@ -26,7 +26,7 @@ from trustcheck.core.trusted_set import (
     TrustedSet,
     TrustPolicy,
 )
-from trustcheck.errors import NotTrusted
+from trustcheck.errors import ErrorCode, NotTrusted
 
 __all__ = [
     "Collection",
@@ -50,7 +50,7 @@ class Source(Protocol):
 def _read(source: Source, role: str, cap: int, parent: str | None, length: int | None) -> bytes:
     if length is not None and length < 0:
         raise NotTrusted(
-            "length-exceeded",
+            ErrorCode.LENGTH_EXCEEDED,
             f"{parent} gives {role} a negative length ({length}); the metadata is malicious",
             role=role,
         )
@@ -59,7 +59,7 @@ def _read(source: Source, role: str, cap: int, parent: str | None, length: int |
     except NotTrusted as e:
         if e.code == "file-too-large" and length is not None and length <= cap:
             raise NotTrusted(
-                "length-exceeded",
+                ErrorCode.LENGTH_EXCEEDED,
                 f"{role}.json is longer than the {length} bytes {parent} allows; the cached "
                 "file was replaced or padded: fetch the trust data again",
                 role=role,
@@ -67,7 +67,7 @@ def _read(source: Source, role: str, cap: int, parent: str | None, length: int |
         raise
     if raw is None:
         raise NotTrusted(
-            "role-missing",
+            ErrorCode.ROLE_MISSING,
             f"{role}.json is missing from the trust data; fetch it again (e.g. `docker trust "
             "inspect` or `trustcheck fetch`)",
             role=role,
@@ -119,7 +119,7 @@ def verify_collection(
         describe = getattr(source, "describe", None)
         where = describe() if describe is not None else "the trust dir"
         raise NotTrusted(
-            "no-trust-data",
+            ErrorCode.NO_TRUST_DATA,
             f"no trust data for {gun} in {where}; pull or inspect it once with "
             "content trust (docker trust inspect) or run trustcheck fetch",
         )

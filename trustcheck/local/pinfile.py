@@ -23,7 +23,7 @@ from trustcheck.core.reference import (
     identity,
 )
 from trustcheck.core.roles import validate_role_name
-from trustcheck.errors import UsageError
+from trustcheck.errors import ErrorCode, UsageError
 
 __all__ = [
     "PinEntry",
@@ -95,7 +95,7 @@ def default_pin_file(env: Mapping[str, str], home: Path) -> Path:
 
 
 def _bad(path: Path, message: str) -> UsageError:
-    return UsageError("pin-file-invalid", f"{path}: {message}")
+    return UsageError(ErrorCode.PIN_FILE_INVALID, f"{path}: {message}")
 
 
 def normalise_pattern(pattern: str) -> str:
@@ -193,7 +193,7 @@ def load_pins(path: Path) -> PinSet:
         data = path.read_bytes()
     except OSError as e:
         raise UsageError(
-            "pin-file-invalid", f"cannot read pin file {path}: {e.strerror or e}"
+            ErrorCode.PIN_FILE_INVALID, f"cannot read pin file {path}: {e.strerror or e}"
         ) from e
     if len(data) > 1 << 20:
         raise _bad(path, "larger than 1 MiB; this is not a pin file")
@@ -325,7 +325,7 @@ def write_pins(pins: PinSet, path: Path) -> None:
     except OSError as e:
         where = f"{e.filename}: " if e.filename and str(e.filename) != str(path) else ""
         raise UsageError(
-            "pin-file-unwritable",
+            ErrorCode.PIN_FILE_UNWRITABLE,
             f"pin file {path} cannot be written ({where}{e.strerror or e}); it was not "
             "changed. Choose a writable path with --pins, or fix the folder's permissions",
         ) from e

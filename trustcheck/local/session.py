@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 from trustcheck.core.model import parse_root
 from trustcheck.core.roles import MAX_DOWNLOAD_SIZE
 from trustcheck.core.trusted_set import PinRule, TrustPolicy, cached_version, merge_floors
-from trustcheck.errors import NotTrusted, TrustcheckError, UsageError
+from trustcheck.errors import ErrorCode, NotTrusted, TrustcheckError, UsageError
 
 if TYPE_CHECKING:
     from cryptography.x509 import Certificate
@@ -62,13 +62,13 @@ def load_ca_bundle(entry: PinEntry) -> tuple[Certificate, ...]:
         data = entry.ca.read_bytes()
     except OSError as e:
         raise UsageError(
-            "pin-file-invalid",
+            ErrorCode.PIN_FILE_INVALID,
             f"{entry.source}: cannot read CA bundle {entry.ca}: {e.strerror or e}",
         ) from e
     certs = load_cert_bundle(data)
     if not certs:
         raise UsageError(
-            "pin-file-invalid",
+            ErrorCode.PIN_FILE_INVALID,
             f"{entry.source}: {entry.ca} holds no PEM certificates",
         )
     return tuple(certs)

@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from trustcheck.core.reference import identity
-from trustcheck.errors import UsageError
+from trustcheck.errors import ErrorCode, UsageError
 from trustcheck.local.fsutil import atomic_write, locked
 
 __all__ = ["GunState", "StateStore", "default_state_dir"]
@@ -68,7 +68,7 @@ class StateStore:
 
     def _corrupt(self, file: Path, why: str) -> UsageError:
         return UsageError(
-            "state-invalid",
+            ErrorCode.STATE_INVALID,
             f"state file {file} for this GUN is unusable ({why}); inspect it, then remove it "
             "to trust the collection again on first use",
         )
@@ -98,7 +98,7 @@ class StateStore:
     def _unwritable(self, e: OSError) -> UsageError:
         where = f"{e.filename}: " if e.filename and str(e.filename) != str(self.path) else ""
         return UsageError(
-            "state-dir-unwritable",
+            ErrorCode.STATE_DIR_UNWRITABLE,
             f"state dir {self.path} cannot be written ({where}{e.strerror or e}); nothing was "
             "trusted. Point --state-dir or $TRUSTCHECK_STATE_DIR at a writable directory "
             "(in a read-only container: a writable volume such as an emptyDir)",

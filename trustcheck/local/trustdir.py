@@ -34,7 +34,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from trustcheck.core.roles import is_versioned_root, validate_role_name
-from trustcheck.errors import NotTrusted, UsageError
+from trustcheck.errors import ErrorCode, NotTrusted, UsageError
 from trustcheck.local.fsutil import SymlinkInPath, open_dir_beneath, replace_at
 
 __all__ = [
@@ -73,7 +73,7 @@ def _show(text: str, limit: int = 80) -> str:
 
 
 def _unsafe_gun(gun: str, reason: str) -> UsageError:
-    return UsageError("unsafe-path", f"unsafe GUN {_show(gun)}: {reason}")
+    return UsageError(ErrorCode.UNSAFE_PATH, f"unsafe GUN {_show(gun)}: {reason}")
 
 
 def _has_control(text: str) -> bool:
@@ -188,7 +188,7 @@ class TrustDir:
     def _role_path(self, gun: str, role: str) -> Path:
         metadata = self.metadata_dir(gun)
         if not (validate_role_name(role) or is_versioned_root(role)):
-            raise UsageError("unsafe-path", f"invalid role name {_show(role)}", role=None)
+            raise UsageError(ErrorCode.UNSAFE_PATH, f"invalid role name {_show(role)}", role=None)
         return metadata / (role + ".json")
 
     def _root_real(self) -> str:
@@ -200,13 +200,13 @@ class TrustDir:
             real = os.path.realpath(path)
         except OSError as exc:  # a component changed (symlink <-> folder) while resolved
             raise UsageError(
-                "unsafe-path",
+                ErrorCode.UNSAFE_PATH,
                 f"{_show(str(path), 200)} changed while it was resolved ({_os_reason(exc)})",
                 role=role,
             ) from exc
         if not _is_within(real, self._root_real()):
             raise UsageError(
-                "unsafe-path",
+                ErrorCode.UNSAFE_PATH,
                 f"{_show(str(path), 200)} resolves to {_show(real, 200)}, outside the trust dir "
                 f"{_show(str(self.root), 200)}",
                 role=role,
@@ -261,7 +261,7 @@ class TrustDir:
             raise _unreadable(path, "not a regular file")
         if st.st_size > cap:
             raise NotTrusted(
-                "file-too-large",
+                ErrorCode.FILE_TOO_LARGE,
                 f"{role}.json is {st.st_size} bytes, cap {cap} bytes ({_show(str(path), 200)})",
                 role=role,
             )
@@ -278,7 +278,7 @@ class TrustDir:
             raise _unreadable(path, _os_reason(exc)) from exc
         if total > cap:
             raise NotTrusted(
-                "file-too-large",
+                ErrorCode.FILE_TOO_LARGE,
                 f"{role}.json grew past its cap while being read: more than {cap} bytes, "
                 f"cap {cap} bytes ({_show(str(path), 200)})",
                 role=role,
@@ -438,7 +438,7 @@ class TrustDir:
             return open_dir_beneath(root_fd, inside)
         except SymlinkInPath as e:
             raise UsageError(
-                "unsafe-path",
+                ErrorCode.UNSAFE_PATH,
                 f"{_show(str(metadata), 200)}: a folder turned into a symlink while trust data "
                 "was written; not writing",
                 role=role,

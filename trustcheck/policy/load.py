@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from trustcheck.core.identity import KINDS, Identifier
-from trustcheck.errors import UsageError
+from trustcheck.errors import ErrorCode, UsageError
 from trustcheck.local.pinfile import PinEntry, PinSet
 from trustcheck.policy.model import (
     ACTIONS,
@@ -36,7 +36,7 @@ MAX_POLICY_SIZE = 1 << 20
 
 
 def _bad(where: str, message: str) -> UsageError:
-    return UsageError("policy-invalid", f"{where}: {message}")
+    return UsageError(ErrorCode.POLICY_INVALID, f"{where}: {message}")
 
 
 class _Loader:

@@ -42,7 +42,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Literal
 from urllib.parse import quote, urlencode, urlsplit
 
-from trustcheck.errors import NotTrusted
+from trustcheck.errors import ErrorCode, NotTrusted
 from trustcheck.remote.auth import (
     Challenge,
     Credentials,
@@ -218,7 +218,7 @@ class AcrClient:
         manifest = doc.get("manifest") if isinstance(doc, dict) else None
         if not isinstance(doc, dict) or not isinstance(manifest, dict):
             raise NotTrusted(
-                "server-error",
+                ErrorCode.SERVER_ERROR,
                 f"{self._what('GET', repository, digest)}: the answer is not ACR's manifest "
                 "attributes (a JSON object with 'manifest')",
             )
@@ -272,7 +272,7 @@ class AcrClient:
             )
         except NotTrusted as e:
             if e.code == "file-too-large":  # an ACR answer is small: a hostile server
-                raise NotTrusted("malicious-server", e.message) from None
+                raise NotTrusted(ErrorCode.MALICIOUS_SERVER, e.message) from None
             raise
 
     def _credentials(self) -> Credentials | None:
@@ -289,7 +289,7 @@ class AcrClient:
 
     def _no_creds(self) -> NotTrusted:
         return NotTrusted(
-            "auth-failed",
+            ErrorCode.AUTH_FAILED,
             f"the registry {self.base} asks for credentials and there are none for "
             f"{self.domain}: `docker login {self.domain}` (or `az acr login`), or --username "
             f"with the password on stdin (a refresh token: --username {NULL_GUID})",
@@ -313,11 +313,11 @@ class AcrClient:
         what = f"the token service {redact_url(realm)} of {self.base}"
         if parts.scheme not in ("https", "http") or not parts.hostname:
             raise NotTrusted(
-                "auth-failed", f"{self.base} names an unusable token realm {realm[:100]!r}"
+                ErrorCode.AUTH_FAILED, f"{self.base} names an unusable token realm {realm[:100]!r}"
             )
         if (parts.hostname or "").lower() != self.host or (port or None) != (own.port or None):
             raise NotTrusted(
-                "auth-failed",
+                ErrorCode.AUTH_FAILED,
                 f"{self.base} sends clients to the token service {parts.netloc}, which is not "
                 "the login server; ACR's token service is <login server>/oauth2/token, so "
                 "credentials are not sent there",
@@ -350,13 +350,13 @@ class AcrClient:
             who = creds.describe()
         if ans.status in (401, 403):
             raise NotTrusted(
-                "auth-failed",
+                ErrorCode.AUTH_FAILED,
                 f"{what} refused {who} for scope {scope} (HTTP {ans.status})"
                 + _acr_detail(ans.body),
             )
         if ans.status != 200:
             raise NotTrusted(
-                "server-error" if ans.status >= 500 else "auth-failed",
+                ErrorCode.SERVER_ERROR if ans.status >= 500 else "auth-failed",
                 f"{what} answered HTTP {ans.status} for scope {scope}" + _acr_detail(ans.body),
             )
         token, _lifetime = parse_token_response(ans.body, redact_url(realm))
@@ -402,7 +402,7 @@ class AcrClient:
             role = "AcrQuarantineWriter" if method == "PATCH" else "AcrQuarantineReader"
             who = self._credentials()
             raise NotTrusted(
-                "auth-failed",
+                ErrorCode.AUTH_FAILED,
                 f"{what}: the registry refused access (HTTP {ans.status})"
                 + _acr_detail(ans.body)
                 + (f" for {who.describe()}" if who is not None else " without credentials")
@@ -410,13 +410,13 @@ class AcrClient:
             )
         if ans.status == 404:
             raise NotTrusted(
-                "manifest-not-found",
+                ErrorCode.MANIFEST_NOT_FOUND,
                 f"{what}: the registry has no manifest {digest} in {repository} (HTTP 404)"
                 + _acr_detail(ans.body),
             )
         if ans.status not in (200, 204):
             raise NotTrusted(
-                "server-error",
+                ErrorCode.SERVER_ERROR,
                 f"{what}: HTTP {ans.status}" + _acr_detail(ans.body),
             )
         return ans

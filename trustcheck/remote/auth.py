@@ -37,7 +37,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from trustcheck.errors import NotTrusted, UsageError
+from trustcheck.errors import ErrorCode, NotTrusted, UsageError
 
 __all__ = [
     "DOCKER_HUB_AUTH_KEY",
@@ -118,7 +118,7 @@ def docker_config_dir(explicit: Path | None = None, env: Mapping[str, str] | Non
 
 
 def _config_error(path: Path, why: str) -> UsageError:
-    return UsageError("docker-config-invalid", f"docker config {path} is unusable: {why}")
+    return UsageError(ErrorCode.DOCKER_CONFIG_INVALID, f"docker config {path} is unusable: {why}")
 
 
 def load_docker_config(config_dir: Path) -> dict[str, object] | None:
@@ -212,7 +212,7 @@ def run_credential_helper(
     """
     if not _HELPER_NAME.fullmatch(name):
         raise UsageError(
-            "credential-helper-failed",
+            ErrorCode.CREDENTIAL_HELPER_FAILED,
             f"credential helper name {name!r} in the docker config is not a plain program name",
         )
     program = f"docker-credential-{name}"
@@ -220,7 +220,7 @@ def run_credential_helper(
     binary = shutil.which(program, path=environ.get("PATH"))
     if binary is None:
         raise UsageError(
-            "credential-helper-failed",
+            ErrorCode.CREDENTIAL_HELPER_FAILED,
             f"{program} (configured in the docker config for {server}) is not on PATH",
         )
     try:
@@ -236,7 +236,7 @@ def run_credential_helper(
         )
     except OSError as e:
         raise UsageError(
-            "credential-helper-failed", f"cannot run {program}: {e.strerror or e}"
+            ErrorCode.CREDENTIAL_HELPER_FAILED, f"cannot run {program}: {e.strerror or e}"
         ) from e
     try:
         stdout, stderr = proc.communicate(server.encode(), timeout=timeout)
@@ -245,7 +245,7 @@ def run_credential_helper(
             os.killpg(proc.pid, signal.SIGKILL)
         proc.communicate()
         raise UsageError(
-            "credential-helper-failed", f"{program} get did not answer within {timeout:g} s"
+            ErrorCode.CREDENTIAL_HELPER_FAILED, f"{program} get did not answer within {timeout:g} s"
         ) from None
     out = stdout[:_MAX_HELPER_OUTPUT].decode("utf-8", "replace")
     if proc.returncode != 0:
@@ -258,7 +258,7 @@ def run_credential_helper(
         doc = json.loads(out)
     except (ValueError, RecursionError):
         raise UsageError(
-            "credential-helper-failed", f"{program} get printed something that is not JSON"
+            ErrorCode.CREDENTIAL_HELPER_FAILED, f"{program} get printed something that is not JSON"
         ) from None
     if not isinstance(doc, dict):
         raise UsageError("credential-helper-failed", f"{program} get did not print a JSON object")
@@ -288,11 +288,11 @@ def resolve_credentials(
     if username is not None or password is not None:
         if not username:
             raise UsageError(
-                "invalid-argument", "a password was given without a user name (--username)"
+                ErrorCode.INVALID_ARGUMENT, "a password was given without a user name (--username)"
             )
         if password is None:
             raise UsageError(
-                "invalid-argument",
+                ErrorCode.INVALID_ARGUMENT,
                 f"--username {username!r} needs a password (from stdin or an environment "
                 "variable; never on the command line)",
             )
@@ -439,7 +439,7 @@ def parse_token_response(body: bytes, realm: str) -> tuple[str, int]:
         doc = json.loads(body, parse_constant=_no_constant)
     except (ValueError, UnicodeDecodeError, RecursionError):
         raise NotTrusted(
-            "auth-failed", f"the token service {realm} did not answer with JSON"
+            ErrorCode.AUTH_FAILED, f"the token service {realm} did not answer with JSON"
         ) from None
     if not isinstance(doc, dict):
         raise NotTrusted("auth-failed", f"the token service {realm} did not answer a JSON object")
@@ -470,7 +470,7 @@ def parse_token_response(body: bytes, realm: str) -> tuple[str, int]:
             else type(lifetime).__name__
         )
         raise NotTrusted(
-            "auth-failed",
+            ErrorCode.AUTH_FAILED,
             f"the token service {realm} answered expires_in {shown}, not an integer number "
             "of seconds (Docker refuses such a token answer)",
         )

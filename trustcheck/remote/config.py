@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from trustcheck.errors import UsageError
+from trustcheck.errors import ErrorCode, UsageError
 
 __all__ = ["RemoteConfig"]
 
@@ -63,4 +63,4 @@ class RemoteConfig:
         ]
         for ok, message in checks:
             if not ok:
-                raise UsageError("invalid-argument", message)
+                raise UsageError(ErrorCode.INVALID_ARGUMENT, message)

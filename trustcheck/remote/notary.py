@@ -48,7 +48,7 @@ from trustcheck.core.model import FileMeta, parse_snapshot, parse_timestamp
 from trustcheck.core.roles import MAX_DOWNLOAD_SIZE, is_versioned_root
 from trustcheck.core.trusted_set import TrustPolicy, hashes_match
 from trustcheck.core.verify import Collection, verify_collection
-from trustcheck.errors import NotTrusted, TrustcheckError, UsageError
+from trustcheck.errors import ErrorCode, NotTrusted, TrustcheckError, UsageError
 from trustcheck.local.session import (
     TrustSession,
     retry_policy,
@@ -172,7 +172,7 @@ class RemoteSource:
             return None
         if ans.status != 200:
             raise RemoteError(
-                "server-error",
+                ErrorCode.SERVER_ERROR,
                 f"{self.endpoint.base} answered HTTP {ans.status} for {self._what(name)}"
                 + error_detail(ans.body),
                 status=ans.status,
@@ -222,7 +222,7 @@ class RemoteSource:
             failure: RemoteError | None = None
             if raw is None:
                 failure = RemoteError(
-                    "server-error",
+                    ErrorCode.SERVER_ERROR,
                     f"{self.endpoint.base} has no timestamp.json for {self.gun} (HTTP 404)",
                     status=404,
                     role="timestamp",
@@ -239,7 +239,7 @@ class RemoteSource:
         if cached is None:
             if failure.status == 404:
                 raise NotTrusted(
-                    "role-missing",
+                    ErrorCode.ROLE_MISSING,
                     f"the notary server {self.endpoint.base} has no timestamp.json for "
                     f"{self.gun} and none is cached",
                     role="timestamp",
@@ -271,7 +271,7 @@ class RemoteSource:
         raw = self.download(name, cap, role)
         if raw is None:
             raise NotTrusted(
-                "role-missing",
+                ErrorCode.ROLE_MISSING,
                 f"the notary server {self.endpoint.base} has no {name}.json for {self.gun} "
                 "(HTTP 404)",
                 role=role,
@@ -299,7 +299,7 @@ class RemoteSource:
         raw = self.download(name, cap, "root")
         if raw is None:
             raise NotTrusted(
-                "role-missing",
+                ErrorCode.ROLE_MISSING,
                 f"the notary server {self.endpoint.base} has no {name}.json for {self.gun}",
                 role="root",
             )
@@ -347,7 +347,7 @@ def _update(
         got = source.download("root", MAX_DOWNLOAD_SIZE, "root")
         if got is None:
             raise NotTrusted(
-                "no-trust-data",
+                ErrorCode.NO_TRUST_DATA,
                 f"the notary server {endpoint.base} has no trust data for {gun} "
                 "(root.json: HTTP 404); is the repository signed?",
             )
@@ -421,7 +421,7 @@ def _write_back(
     except OSError as e:
         where = e.filename if isinstance(e.filename, str) else str(metadata)
         raise UsageError(
-            "trust-dir-unwritable",
+            ErrorCode.TRUST_DIR_UNWRITABLE,
             f"cannot write {where}: {e.strerror or type(e).__name__}; the trust data was "
             "verified but not (completely) cached; the next fetch repairs it",
         ) from e
@@ -473,7 +473,7 @@ def _internal_error(gun: str, exc: Exception) -> NotTrusted:
     text = str(exc).strip().splitlines()
     detail = text[0][:200] if text else ""
     return NotTrusted(
-        "internal-error",
+        ErrorCode.INTERNAL_ERROR,
         f"unexpected {type(exc).__name__} while fetching {gun}"
         + (f": {detail}" if detail else "")
         + "; nothing was trusted for it (a bug: please report it)",

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
-from trustcheck.errors import NotTrusted, UsageError
+from trustcheck.errors import ErrorCode, NotTrusted, UsageError
 from trustcheck.remote.auth import credentials_key
 from trustcheck.remote.config import RemoteConfig
 from trustcheck.remote.http import (
@@ -70,7 +70,7 @@ def registry_digest(
         deadline = Deadline(sess.remote.total_timeout)
         reference = ref.tag if ref.tag is not None else ref.digest
         if reference is None:
-            raise UsageError("invalid-reference", f"{ref} has neither a tag nor a digest")
+            raise UsageError(ErrorCode.INVALID_REFERENCE, f"{ref} has neither a tag nor a digest")
         path = f"/v2/{quote(ref.path, safe='/')}/manifests/{quote(reference, safe=':')}"
         what = f"the manifest of {ref.name}:{reference} from {base}"
         headers = {"Accept": ", ".join(MANIFEST_MEDIA_TYPES)}
@@ -92,12 +92,12 @@ def registry_digest(
             )
             if ans.status == 404:
                 raise NotTrusted(
-                    "registry-tag-missing",
+                    ErrorCode.REGISTRY_TAG_MISSING,
                     f"the registry {base} has no manifest for {ref.name}:{reference} (HTTP 404)",
                 )
             if ans.status != 200:
                 raise RemoteError(
-                    "server-error",
+                    ErrorCode.SERVER_ERROR,
                     f"the registry {base} answered HTTP {ans.status} for {ref.name}:{reference}"
                     + error_detail(ans.body),
                     status=ans.status,
@@ -106,7 +106,7 @@ def registry_digest(
             if digest:
                 if not _is_digest(digest):
                     raise RemoteError(
-                        "server-error",
+                        ErrorCode.SERVER_ERROR,
                         f"the registry {base} answered an invalid Docker-Content-Digest "
                         f"{digest[:80]!r} for {ref.name}:{reference}",
                     )
@@ -133,7 +133,7 @@ def check_registry(
     served = registry_digest(ref, remote, env, session=session)
     if served != signed_digest:
         raise NotTrusted(
-            "registry-digest-mismatch",
+            ErrorCode.REGISTRY_DIGEST_MISMATCH,
             f"the registry serves {served} for {ref.name}:{ref.tag}, but the signed digest is "
             f"{signed_digest}: the tag was moved or pushed without signing",
         )

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 from urllib.parse import quote
 
-from trustcheck.errors import NotTrusted, UsageError
+from trustcheck.errors import ErrorCode, NotTrusted, UsageError
 from trustcheck.tuf.dialect import _role_of_file
 from trustcheck.tuf.errors import _Ctx
 from trustcheck.tuf.fetchers import ClientLimits, _locate
@@ -59,7 +59,7 @@ class SessionBase:
     ) -> None:
         limits.validate()
         if at.tzinfo is None:
-            raise UsageError("invalid-argument", "the validation time needs a time zone")
+            raise UsageError(ErrorCode.INVALID_ARGUMENT, "the validation time needs a time zone")
         self.at = at.astimezone(UTC)
         self.options = options
         self.root_arg = root
@@ -94,7 +94,7 @@ class SessionBase:
         where = entry.source or f'pins."{entry.pattern}"'
         if entry.ca is not None:
             raise UsageError(
-                "pin-file-invalid",
+                ErrorCode.PIN_FILE_INVALID,
                 f"{where}: a ca pin applies to Notary root certificates; TUF 1.0 keys have no "
                 "certificates, pin them with spki-sha256: or keyid:",
             )
@@ -102,7 +102,7 @@ class SessionBase:
             for ident in ids:
                 if ident.kind not in ("keyid", "spki-sha256"):
                     raise UsageError(
-                        "pin-file-invalid",
+                        ErrorCode.PIN_FILE_INVALID,
                         f"{where}: {ident.kind}: identifiers name Notary certificates or "
                         "canonical IDs; TUF 1.0 keys are pinned with spki-sha256: or keyid: "
                         "(trustcheck tuf thumbprint --repo ... prints them)",
@@ -135,7 +135,7 @@ class SessionBase:
             return path.read_bytes()
         except OSError as e:
             raise NotTrusted(
-                "role-missing",
+                ErrorCode.ROLE_MISSING,
                 f"python-tuf trusted {rel} of {self.name} but it is not in its metadata folder "
                 f"{self.ws.dir} ({e.strerror or e}); run again",
                 role=_role_of_file(rel),

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from trustcheck.errors import NotTrusted
+from trustcheck.errors import ErrorCode, NotTrusted
 from trustcheck.tuf.base import SessionBase, _Refused
 from trustcheck.tuf.dialect import _parse
 from trustcheck.tuf.errors import _map_error
@@ -214,7 +214,7 @@ class KeyChecks(SessionBase):
             if unloadable:
                 # a genuine root can fail only because its key material cannot be read
                 raise NotTrusted(
-                    "root-rotation-invalid" if code == "root-rotation-invalid" else code,
+                    ErrorCode.ROOT_ROTATION_INVALID if code == "root-rotation-invalid" else code,
                     f"{prefix}{role} of {self.name} ({_label(delegator)}) is signed by "
                     f"{len(result.signed)} of the {threshold} keys required, and "
                     f"{len(unloadable)} of its {role} keys (e.g. {unloadable[0][:16]}…, "

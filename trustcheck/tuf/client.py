@@ -62,7 +62,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from trustcheck.errors import NotTrusted
+from trustcheck.errors import ErrorCode, NotTrusted
 from trustcheck.tuf.fetchers import ClientLimits
 from trustcheck.tuf.keys import _describe_key, _sha256_hex, _spki_der, keyid_is_bound
 from trustcheck.tuf.report import RefreshResult, RepoReport, TargetEntry, _digest
@@ -142,7 +142,7 @@ def verify_targets(
             digest = _digest(found.hashes)
             if digest is None:
                 res.error = NotTrusted(
-                    "target-missing-sha256",
+                    ErrorCode.TARGET_MISSING_SHA256,
                     f"{path} in {sess.name} carries no sha256 or sha512 hash, so it cannot be "
                     "named by a digest",
                     role=chain[-1],

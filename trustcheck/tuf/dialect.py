@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from trustcheck.errors import NotTrusted, UsageError
+from trustcheck.errors import ErrorCode, NotTrusted, UsageError
 
 if TYPE_CHECKING:
     from tuf.api.metadata import (
@@ -43,7 +43,7 @@ def _dialect_of_document(doc: Any, where: str) -> Dialect:
     signed = doc.get("signed") if isinstance(doc, dict) else None
     if not isinstance(signed, dict):
         raise UsageError(
-            "invalid-argument",
+            ErrorCode.INVALID_ARGUMENT,
             f"cannot tell the dialect of {where}: it is not signed metadata "
             '(no "signed" object); give a root.json, timestamp.json or the folder holding them',
         )
@@ -65,7 +65,7 @@ def _dialect_of_document(doc: Any, where: str) -> Dialect:
             ):
                 return "notary"
     raise UsageError(
-        "invalid-argument",
+        ErrorCode.INVALID_ARGUMENT,
         f"cannot tell the dialect of {where}: _type {str(kind)[:40]!r} is neither Notary v1 "
         "('Root', 'Targets', ...) nor TUF 1.0 ('root', ... with spec_version); "
         "use --dialect to choose",
@@ -79,7 +79,7 @@ def _read_small(path: Path) -> bytes:
     except OSError as e:
         raise UsageError("invalid-argument", f"cannot read {path}: {e.strerror or e}") from e
     if len(data) > _DETECT_CAP:
-        raise UsageError("invalid-argument", f"{path} is larger than 100 MiB; not metadata")
+        raise UsageError(ErrorCode.INVALID_ARGUMENT, f"{path} is larger than 100 MiB; not metadata")
     return data
 
 
@@ -118,7 +118,7 @@ def detect_dialect(source: bytes | str | os.PathLike[str]) -> Dialect:
                     break
             if found is None:
                 raise UsageError(
-                    "invalid-argument",
+                    ErrorCode.INVALID_ARGUMENT,
                     f"cannot tell the dialect of {path}: no root.json, 1.root.json or "
                     "timestamp.json in it or in its metadata/ folder",
                 )
@@ -128,7 +128,7 @@ def detect_dialect(source: bytes | str | os.PathLike[str]) -> Dialect:
         doc = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as e:
         raise UsageError(
-            "invalid-argument", f"cannot tell the dialect of {where}: not valid JSON ({e})"
+            ErrorCode.INVALID_ARGUMENT, f"cannot tell the dialect of {where}: not valid JSON ({e})"
         ) from e
     return _dialect_of_document(doc, where)
 
@@ -161,14 +161,14 @@ def _parse(data: bytes, file: str, repo: str) -> Metadata[Any]:
         )
     except _DuplicateField as e:
         raise NotTrusted(
-            "invalid-structure",
+            ErrorCode.INVALID_STRUCTURE,
             f"{file} from {repo} writes the field {str(e)[:60]!r} twice; parsers disagree on "
             "which one counts, so trustcheck refuses it (no TUF signer writes this)",
             role=role,
         ) from e
     except (UnicodeDecodeError, ValueError, RecursionError) as e:
         raise NotTrusted(
-            "malformed-json",
+            ErrorCode.MALFORMED_JSON,
             f"{file} from {repo} is not valid JSON ({e}); fetch or mirror the repository again",
             role=role,
         ) from e
@@ -178,7 +178,7 @@ def _parse(data: bytes, file: str, repo: str) -> Metadata[Any]:
         md: Metadata[Any] = Metadata.from_dict(doc)
     except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise NotTrusted(
-            "invalid-structure",
+            ErrorCode.INVALID_STRUCTURE,
             f"{file} from {repo} is not TUF 1.0 metadata ({type(e).__name__}: {e})",
             role=role,
         ) from e

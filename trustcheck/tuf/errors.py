@@ -18,7 +18,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from trustcheck.errors import NotTrusted, TrustcheckError, UsageError
+from trustcheck.errors import ErrorCode, NotTrusted, TrustcheckError, UsageError
 from trustcheck.tuf.dialect import _role_of_file
 from trustcheck.tuf.fetchers import ClientLimits, _Recorder
 
@@ -132,14 +132,14 @@ def _map_error(exc: BaseException, ctx: _Ctx) -> TrustcheckError:
         cap = ctx.recorder.last_cap
         if role in ("root", "timestamp") or cap == ctx.limits.default_cap(role or ""):
             return NotTrusted(
-                "file-too-large",
+                ErrorCode.FILE_TOO_LARGE,
                 f"{src} is larger than the client limit of {cap} bytes "
                 f"(endless-data attack or a huge file); raise --{role or 'targets'}-max-length "
                 "only if the repository really publishes such files",
                 role=role,
             )
         return NotTrusted(
-            "length-exceeded",
+            ErrorCode.LENGTH_EXCEEDED,
             f"{src} is longer than the {cap} bytes its parent metadata allows "
             "(endless-data attack or a modified file); fetch or mirror the repository again",
             role=role,
@@ -147,7 +147,7 @@ def _map_error(exc: BaseException, ctx: _Ctx) -> TrustcheckError:
     if isinstance(exc, tx.DownloadHTTPError):
         if exc.status_code == 404:
             return NotTrusted(
-                "role-missing",
+                ErrorCode.ROLE_MISSING,
                 f"{file} is missing from {repo}; mirror the complete repository "
                 "(timestamp.json, N.root.json and the snapshot, targets and delegated role "
                 "files its metadata names)",
@@ -155,31 +155,31 @@ def _map_error(exc: BaseException, ctx: _Ctx) -> TrustcheckError:
             )
         if exc.status_code in (401, 403):
             return NotTrusted(
-                "auth-failed",
+                ErrorCode.AUTH_FAILED,
                 f"{repo} refused {file} (HTTP {exc.status_code}); check access to the repository",
                 role=role,
             )
         return NotTrusted(
-            "server-error",
+            ErrorCode.SERVER_ERROR,
             f"{repo} answered HTTP {exc.status_code} for {file}; try again later",
             role=role,
         )
     if isinstance(exc, tx.SlowRetrievalError) and not _caused_by(exc, _NET_ERRORS):
         return NotTrusted(
-            "server-timeout",
+            ErrorCode.SERVER_TIMEOUT,
             f"{repo} did not send {file} in time; raise --timeout for slow links",
             role=role,
         )
     if isinstance(exc, tx.DownloadError):
         if _has_ssl_cause(exc):
             return NotTrusted(
-                "tls-error",
+                ErrorCode.TLS_ERROR,
                 f"the TLS certificate of {repo} could not be verified while fetching {file} "
                 f"({_net_detail(exc)}); check the URL and the system CA store",
                 role=role,
             )
         return NotTrusted(
-            "network-error",
+            ErrorCode.NETWORK_ERROR,
             f"could not fetch {file} from {repo} ({_net_detail(exc)}); check the URL and the "
             "network",
             role=role,
@@ -188,12 +188,12 @@ def _map_error(exc: BaseException, ctx: _Ctx) -> TrustcheckError:
         cause = exc.__cause__
         if isinstance(cause, UnicodeDecodeError | json.JSONDecodeError | RecursionError):
             return NotTrusted(
-                "malformed-json",
+                ErrorCode.MALFORMED_JSON,
                 f"{src} is not valid JSON ({cause}); fetch or mirror the repository again",
                 role=role or "root",
             )
         return NotTrusted(
-            "invalid-structure",
+            ErrorCode.INVALID_STRUCTURE,
             f"{src} is not TUF 1.0 metadata python-tuf accepts "
             f"({type(cause).__name__ if cause else 'error'}: {cause or msg}); "
             "it was not written by a TUF 1.0 signer",
@@ -202,7 +202,7 @@ def _map_error(exc: BaseException, ctx: _Ctx) -> TrustcheckError:
     if isinstance(exc, FormatError | SerializationError):
         detail = str(exc.__cause__ or exc).rsplit(": ", 1)[-1]
         return NotTrusted(
-            "non-canonical-number",
+            ErrorCode.NON_CANONICAL_NUMBER,
             f"{src} holds data canonical JSON cannot encode ({detail}), so its "
             "signatures cannot be checked; no TUF signer writes this",
             role=role,
@@ -213,7 +213,7 @@ def _map_error(exc: BaseException, ctx: _Ctx) -> TrustcheckError:
         counts = f"{m.group('n')} of {m.group('t')}" if m else "too few"
         if who == "root" and ctx.phase == "refresh":
             return NotTrusted(
-                "root-rotation-invalid",
+                ErrorCode.ROOT_ROTATION_INVALID,
                 f"{src} is signed by {counts} required root keys (of the root "
                 "trusted before, or of its own); it may be forged. Verify it out of band, "
                 "then pass it with --root or pin its keys",
@@ -221,13 +221,13 @@ def _map_error(exc: BaseException, ctx: _Ctx) -> TrustcheckError:
             )
         if who == "root":
             return NotTrusted(
-                "threshold-not-met",
+                ErrorCode.THRESHOLD_NOT_MET,
                 f"{ctx.root_origin} is signed by {counts} of its own root keys: it was altered "
                 "after signing. Get a genuine root.json out of band",
                 role="root",
             )
         return NotTrusted(
-            "threshold-not-met",
+            ErrorCode.THRESHOLD_NOT_MET,
             f"{who}.json from {repo} carries valid signatures from {counts} keys its delegating "
             "role requires; it was altered after signing or signed with keys that role does "
             "not list",
@@ -245,7 +245,7 @@ def _map_error(exc: BaseException, ctx: _Ctx) -> TrustcheckError:
             else "the repository owner must re-sign it; use --at to audit an old copy"
         )
         return NotTrusted(
-            "metadata-expired",
+            ErrorCode.METADATA_EXPIRED,
             f"{who}.json from {repo} has expired at the validation time: {action}",
             role=who,
         )
@@ -253,13 +253,13 @@ def _map_error(exc: BaseException, ctx: _Ctx) -> TrustcheckError:
         m = _RE_OBSERVED_LENGTH.match(msg)
         if m is not None and int(m.group(1)) > int(m.group(2)):
             return NotTrusted(
-                "length-exceeded",
+                ErrorCode.LENGTH_EXCEEDED,
                 f"{src} is {m.group(1)} bytes, longer than the {m.group(2)} its "
                 "parent metadata records (endless data or a modified file); fetch again",
                 role=role,
             )
         return NotTrusted(
-            "hash-mismatch",
+            ErrorCode.HASH_MISMATCH,
             f"{src} does not match the length/hashes its parent metadata records "
             f"({msg}): mix-and-match or a modified file; fetch or mirror again",
             role=role,
@@ -268,7 +268,7 @@ def _map_error(exc: BaseException, ctx: _Ctx) -> TrustcheckError:
         m = _RE_WRONG_TYPE.match(msg)
         if m is not None:
             return NotTrusted(
-                "wrong-type",
+                ErrorCode.WRONG_TYPE,
                 f"{src} is {m.group(2)!r} metadata where {m.group(1)!r} belongs: "
                 "a file of another role was put in its place",
                 role=role,
@@ -276,7 +276,7 @@ def _map_error(exc: BaseException, ctx: _Ctx) -> TrustcheckError:
         m = _RE_NOT_IN_SNAPSHOT[0].match(msg) or _RE_NOT_IN_SNAPSHOT[1].match(msg)
         if m is not None:
             return NotTrusted(
-                "role-missing",
+                ErrorCode.ROLE_MISSING,
                 f"role {m.group(1)} is delegated but snapshot.json of {repo} does not list it; "
                 "the repository is inconsistent, ask its owner to publish a new snapshot",
                 role=m.group(1),
@@ -284,25 +284,25 @@ def _map_error(exc: BaseException, ctx: _Ctx) -> TrustcheckError:
         m = _RE_SNAPSHOT_DROPS.match(msg)
         if m is not None:
             return NotTrusted(
-                "version-rollback",
+                ErrorCode.VERSION_ROLLBACK,
                 f"the new snapshot.json of {repo} drops {m.group(1)}, which the snapshot "
                 "trusted before lists: old or forged metadata is being replayed",
                 role="snapshot",
             )
         return NotTrusted(
-            "invalid-structure",
+            ErrorCode.INVALID_STRUCTURE,
             f"{src}: {msg}",
             role=role,
         )
     if isinstance(exc, ValueError):
         return NotTrusted(
-            "invalid-delegation",
+            ErrorCode.INVALID_DELEGATION,
             f"a delegation of {repo} is inconsistent ({msg}); the repository is malformed",
             role=role,
         )
     if isinstance(exc, OSError):
         return UsageError(
-            "state-invalid",
+            ErrorCode.STATE_INVALID,
             f"cannot write the trusted metadata of {repo} to the state dir "
             f"({exc.strerror or exc}); check --state-dir",
         )
@@ -313,7 +313,7 @@ def _map_version(msg: str, ctx: _Ctx, file: str | None, role: str | None) -> Tru
     repo = ctx.repo
     if _RE_ROOT_VERSION.match(msg):
         return NotTrusted(
-            "root-rotation-invalid",
+            ErrorCode.ROOT_ROTATION_INVALID,
             f"{file} from {repo} does not hold the root version its name promises ({msg}); "
             "it may be an old root replayed. Verify the current root out of band",
             role="root",
@@ -321,7 +321,7 @@ def _map_version(msg: str, ctx: _Ctx, file: str | None, role: str | None) -> Tru
     m = _RE_TIMESTAMP_ROLLBACK.match(msg)
     if m is not None:
         return NotTrusted(
-            "version-rollback",
+            ErrorCode.VERSION_ROLLBACK,
             f"timestamp.json from {repo} is v{m.group(1)}, older than v{m.group(2)} trusted "
             "before: old metadata is being replayed (rollback or freeze attack)",
             role="timestamp",
@@ -329,7 +329,7 @@ def _map_version(msg: str, ctx: _Ctx, file: str | None, role: str | None) -> Tru
     m = _RE_SNAPSHOT_ROLLBACK.match(msg)
     if m is not None:
         return NotTrusted(
-            "version-rollback",
+            ErrorCode.VERSION_ROLLBACK,
             f"timestamp.json from {repo} names snapshot v{m.group(2)}, older than "
             f"v{m.group(1)} trusted before: old metadata is being replayed",
             role="snapshot",
@@ -337,7 +337,7 @@ def _map_version(msg: str, ctx: _Ctx, file: str | None, role: str | None) -> Tru
     m = _RE_META_ROLLBACK.match(msg)
     if m is not None:
         return NotTrusted(
-            "version-rollback",
+            ErrorCode.VERSION_ROLLBACK,
             f"snapshot.json from {repo} names {m.group('file')} v{m.group('new')}, older than "
             f"v{m.group('old')} trusted before: old metadata is being replayed",
             role="snapshot",
@@ -352,13 +352,13 @@ def _map_version(msg: str, ctx: _Ctx, file: str | None, role: str | None) -> Tru
         parent = "timestamp.json" if who == "snapshot" else "snapshot.json"
         if int(got) < int(want):
             return NotTrusted(
-                "version-rollback",
+                ErrorCode.VERSION_ROLLBACK,
                 f"{who}.json from {repo} is v{got} but {parent} names v{want}: an old file "
                 "is being replayed (mix-and-match); fetch or mirror the repository again",
                 role=who,
             )
         return NotTrusted(
-            "version-mismatch",
+            ErrorCode.VERSION_MISMATCH,
             f"{who}.json from {repo} is v{got} but {parent} names v{want}: the files do not "
             "belong together (mix-and-match or a half-published update); fetch again",
             role=who,

@@ -20,7 +20,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from trustcheck.errors import UsageError
+from trustcheck.errors import ErrorCode, UsageError
 
 if TYPE_CHECKING:
     from tuf.api.metadata import (  # type: ignore[attr-defined]
@@ -50,7 +50,7 @@ def _checked_updater(sess: _Session, bootstrap: bytes) -> Updater:
     missing = [n for n in _UPDATER_HOOKS[:3] if not callable(getattr(Updater, n, None))]
     if missing:
         raise UsageError(
-            "invalid-argument",
+            ErrorCode.INVALID_ARGUMENT,
             f"this python-tuf release lacks {', '.join(missing)}, which trustcheck hooks to check "
             "each role before it is persisted; install tuf>=7.0.1,<8",
         )
@@ -99,7 +99,7 @@ def _set_reference_time(updater: Updater, at: datetime) -> None:
     trusted = getattr(updater, "_trusted_set", None)
     if trusted is None or not isinstance(getattr(trusted, "reference_time", None), datetime):
         raise UsageError(
-            "invalid-argument",
+            ErrorCode.INVALID_ARGUMENT,
             "this python-tuf release does not let trustcheck set the validation time; "
             "install tuf>=7.0.1,<8",
         )

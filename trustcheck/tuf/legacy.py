@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from trustcheck.errors import NotTrusted, TrustcheckError
+from trustcheck.errors import ErrorCode, NotTrusted, TrustcheckError
 from trustcheck.tuf.checks import KeyChecks
 from trustcheck.tuf.dialect import _DuplicateField, _no_constants, _no_duplicates, _parse
 from trustcheck.tuf.errors import _map_error
@@ -74,7 +74,7 @@ class LegacyRoots(KeyChecks):
             return err
         kid, key = bad[0]
         return NotTrusted(
-            "threshold-not-met",
+            ErrorCode.THRESHOLD_NOT_MET,
             f"{self.ctx.root_origin}: {len(bad)} of its {len(kids)} root keys (e.g. "
             f"{kid[:16]}…, {key.keytype}) hold a public key trustcheck cannot read (neither PEM "
             "nor a hex point), so their signatures cannot be checked; the root may be genuine "
@@ -113,7 +113,7 @@ class LegacyRoots(KeyChecks):
             except DownloadHTTPError as e:
                 if e.status_code in (403, 404):
                     raise NotTrusted(
-                        "invalid-expires",
+                        ErrorCode.INVALID_EXPIRES,
                         f"root v{current.signed.version} of {self.name} is the newest root and "
                         f"its expires ({current.expires_text!r}) has a format python-tuf "
                         "cannot parse (fractional seconds or a UTC offset); a TUF 1.0 client "
@@ -127,7 +127,7 @@ class LegacyRoots(KeyChecks):
             new = self._legacy_root(data, where)
             if new.signed.version != version:
                 raise NotTrusted(
-                    "root-rotation-invalid",
+                    ErrorCode.ROOT_ROTATION_INVALID,
                     f"{where} holds root v{new.signed.version}, not v{version}: it may be an "
                     "old root replayed. Verify the current root out of band",
                     role="root",
@@ -182,7 +182,7 @@ class LegacyRoots(KeyChecks):
             }
         except Exception as e:  # any malformed root: data, not a crash
             raise NotTrusted(
-                "invalid-structure",
+                ErrorCode.INVALID_STRUCTURE,
                 f"{where} is not a TUF 1.0 root ({type(e).__name__}: {str(e)[:120]})",
                 role="root",
             ) from e

@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
-from trustcheck.errors import NotTrusted, TrustcheckError, UsageError
+from trustcheck.errors import ErrorCode, NotTrusted, TrustcheckError, UsageError
 from trustcheck.tuf.dialect import _dialect_of_document
 from trustcheck.tuf.errors import _map_error
 from trustcheck.tuf.fetchers import ClientLimits
@@ -33,7 +33,7 @@ class _Session(LegacyRoots, TargetsWalk):
         pinned = self.pin is not None and bool(self.pin.root)
         if self._no_tofu() and not pinned:
             raise NotTrusted(
-                "no-pin",
+                ErrorCode.NO_PIN,
                 f"{self.name} has no root pin and trust on first use is off: pass its "
                 "root.json with --root, or pin its root keys (trustcheck tuf thumbprint "
                 "--repo ... prints them) after checking them out of band",
@@ -46,7 +46,7 @@ class _Session(LegacyRoots, TargetsWalk):
                 return cached.read_bytes()
             except OSError as e:
                 raise UsageError(
-                    "state-invalid",
+                    ErrorCode.STATE_INVALID,
                     f"cannot read the trusted root of {self.name} from {cached} "
                     f"({e.strerror or e}); remove that folder to trust on first use again",
                 ) from e
@@ -73,7 +73,7 @@ class _Session(LegacyRoots, TargetsWalk):
                 )
             return data
         raise NotTrusted(
-            "no-trust-data",
+            ErrorCode.NO_TRUST_DATA,
             f"{self.name} holds no root.json or 1.root.json: is --repo the metadata folder "
             "of a TUF repository (e.g. .../metadata or https://host/metadata)?",
             role="root",
@@ -94,7 +94,7 @@ class _Session(LegacyRoots, TargetsWalk):
                 else f"the root of {self.name} ({origin}) is"
             )
             raise UsageError(
-                "invalid-argument",
+                ErrorCode.INVALID_ARGUMENT,
                 f"{what} Notary v1 (Docker Content Trust) metadata, not a TUF 1.0 root; "
                 "verify Notary data with `trustcheck verify` (or --dialect notary), or give "
                 "the TUF repository's own root.json",

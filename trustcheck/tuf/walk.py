@@ -7,7 +7,7 @@ import itertools
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from trustcheck.errors import NotTrusted, TrustcheckError
+from trustcheck.errors import ErrorCode, NotTrusted, TrustcheckError
 from trustcheck.tuf.base import _Loaded, _Refused
 from trustcheck.tuf.checks import KeyChecks
 from trustcheck.tuf.dialect import _parse
@@ -68,7 +68,7 @@ class TargetsWalk(KeyChecks):
 
         ts = _parse(self._read_ws("timestamp.json"), "timestamp.json", repo)
         if not isinstance(ts.signed, Timestamp):
-            raise NotTrusted("wrong-type", f"timestamp.json of {repo} is not a timestamp")
+            raise NotTrusted(ErrorCode.WRONG_TYPE, f"timestamp.json of {repo} is not a timestamp")
         signed_ts = self._distinct(root, "timestamp", ts)
         self.timestamp_md = ts
         self.top_infos.append(
@@ -76,7 +76,7 @@ class TargetsWalk(KeyChecks):
         )
         snap = _parse(self._read_ws("snapshot.json"), "snapshot.json", repo)
         if not isinstance(snap.signed, Snapshot):
-            raise NotTrusted("wrong-type", f"snapshot.json of {repo} is not a snapshot")
+            raise NotTrusted(ErrorCode.WRONG_TYPE, f"snapshot.json of {repo} is not a snapshot")
         if snap.signed.version != ts.signed.snapshot_meta.version:
             want = ts.signed.snapshot_meta.version
             raise _map_error(_bad_version("snapshot", want, snap.signed.version), self.ctx)
@@ -110,14 +110,14 @@ class TargetsWalk(KeyChecks):
         where = self.pin.source or self.pin.pattern
         if matching:
             raise NotTrusted(
-                "pin-mismatch",
+                ErrorCode.PIN_MISMATCH,
                 f"root v{root.version} of {self.name} carries {len(matching)} signature(s) by keys "
                 f"pinned in {where}, and {threshold} are needed: pin at least {threshold} of its "
                 "root keys (trustcheck tuf thumbprint lists them), after checking them out of band",
                 role="root",
             )
         raise NotTrusted(
-            "pin-mismatch",
+            ErrorCode.PIN_MISMATCH,
             f"no root key of {self.name} satisfies {where} (pinned {describe(pinned)}; "
             f"root v{root.version} has {describe(have) or 'none'}): the root was replaced. If the "
             "owner rotated it on purpose, check the new keys out of band (trustcheck tuf "
@@ -213,7 +213,7 @@ class TargetsWalk(KeyChecks):
             delegated = delegator.get_delegated_role(role)
         except ValueError as e:
             raise NotTrusted(
-                "invalid-delegation",
+                ErrorCode.INVALID_DELEGATION,
                 f"{parent} of {repo} does not delegate to {role} ({e})",
                 role=role,
             ) from e
@@ -271,14 +271,14 @@ class TargetsWalk(KeyChecks):
         mine = self.find(path)
         if info is None and mine is None:
             raise NotTrusted(
-                "target-not-found",
+                ErrorCode.TARGET_NOT_FOUND,
                 f"{path} is not signed by any trusted role of {self.name} that is delegated "
                 "that path; check the path (case, no leading '/'), or ask the repository "
                 "owner to sign it",
             )
         if info is None or mine is None or mine[0] != info:
             raise NotTrusted(
-                "invalid-structure",
+                ErrorCode.INVALID_STRUCTURE,
                 f"python-tuf and trustcheck resolve {path} of {self.name} differently; "
                 "nothing was trusted. Please report this as a trustcheck bug",
             )

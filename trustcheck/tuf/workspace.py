@@ -10,7 +10,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from trustcheck.errors import UsageError
+from trustcheck.errors import ErrorCode, UsageError
 from trustcheck.tuf.keys import _sha256_hex
 
 if TYPE_CHECKING:
@@ -76,7 +76,7 @@ class _Workspace:
             self.__exit__(None, None, None)
             where = self.metadata_dir or self.state_root
             raise UsageError(
-                "state-invalid",
+                ErrorCode.STATE_INVALID,
                 f"cannot use {where} for the trusted metadata of {self.repo} "
                 f"({e.strerror or e}); check --state-dir / --metadata-dir",
             ) from e
@@ -96,7 +96,7 @@ class _Workspace:
             recorded = name_file.read_text("utf-8").strip()
             if recorded != self.repo:
                 raise UsageError(
-                    "state-invalid",
+                    ErrorCode.STATE_INVALID,
                     f"state folder {folder} belongs to {recorded[:200]!r}, not {self.repo!r}; "
                     "remove it to trust this repository on first use again",
                 )
