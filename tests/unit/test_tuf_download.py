@@ -21,7 +21,7 @@ import pytest
 
 from tests.conftest import BackgroundServer, tls_server
 from tests.unit.test_tuf10 import AT, AT_TEXT, Repo, basic, state_options, tc
-from trustcheck.errors import NotTrusted
+from trustcheck.errors import NotTrusted, UsageError
 from trustcheck.tuf.client import refresh
 from trustcheck.tuf.conformance import run as conformance
 from trustcheck.tuf.download import download_targets, local_target_name
@@ -200,6 +200,8 @@ def test_a_connection_cut_half_way_stores_nothing(site: Site, tmp_path: Path) ->
     # Content-Length announced, fewer bytes sent: the HTTP stack sees the short read
     assert r.error is not None and r.error.code == "network-error", r.error
     assert _leftovers(tmp_path / "out") == []
+    # the body was streamed into the file when it broke: not tried again
+    assert site.bad.hits.count(f"/targets/{tail}") == 1
     site.bad.no_length.add(tail)  # no Content-Length: the file just ends early
     (r,) = _download(site, tmp_path, "bin/app.tgz")
     assert r.error is not None and r.error.code == "target-download-failed"
@@ -392,3 +394,32 @@ def test_https_repository_with_dockers_per_host_tls_folder(
             refresh(url, AT, state_options(tmp_path / "d"))
         assert e.value.code == "malicious-server", e.value
         assert "non-https" in e.value.message
+
+
+def test_local_metadata_with_targets_over_http_and_a_retried_target(
+    site: Site, tmp_path: Path
+) -> None:
+    """Metadata from a folder, target files from an http --target-base-url (a session of
+    its own); a 503 with Retry-After before any byte of a target is tried again."""
+    tail = site.url_tail("bin/app.tgz", PAYLOAD)
+    site.bad.canned[f"/targets/{tail}"] = [(503, {"Retry-After": "0"}, b"busy")]
+    base = site.url.rsplit("/", 1)[0] + "/targets"
+    out = tmp_path / "out"
+    (r,) = download_targets(
+        str(site.metadata),
+        ["bin/app.tgz"],
+        out,
+        AT,
+        state_options(tmp_path),
+        target_base_url=base,
+        unsafe_http=True,
+    )
+    assert r.error is None, r.error
+    assert (out / "bin" / "app.tgz").read_bytes() == PAYLOAD
+    assert site.bad.hits == [f"/targets/{tail}"] * 2
+    with pytest.raises(UsageError) as e:  # plain http needs the flag, before any request
+        download_targets(
+            str(site.metadata), ["file.txt"], out, AT, state_options(tmp_path), target_base_url=base
+        )
+    assert e.value.code == "insecure-server"
+    assert site.bad.hits == [f"/targets/{tail}"] * 2

@@ -44,7 +44,7 @@ import ssl
 import threading
 import time
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -428,19 +428,32 @@ class _Decoder:
             raise BodyError("server-error", f"the {self.coding} body ends before its stream does")
 
 
-def read_body(resp: httpx.Response, cap: int, *, strict: bool, end: float | None = None) -> bytes:
+def read_body(
+    resp: httpx.Response,
+    cap: int,
+    *,
+    strict: bool,
+    end: float | None = None,
+    sink: Callable[[bytes], None] | None = None,
+) -> bytes:
     """The decoded body of ``resp``: at most ``cap`` bytes.
 
     ``strict``: more than ``cap`` decoded bytes (or raw bytes, whatever the
     coding) raise :class:`BodyError` ``file-too-large``; otherwise the body is
     cut at ``cap`` (error bodies).  Content codings as described above; memory
     stays within twice ``cap`` plus 1 MiB (the buffer and the returned copy).  ``end``: a
-    monotonic time the body must have arrived by (``server-timeout``).
+    monotonic time the body must have arrived by (``server-timeout``).  ``sink``:
+    the decoded pieces are handed to it as they arrive (at most ``cap`` bytes in all)
+    instead of being kept, and ``b""`` is returned (a stream of any size in
+    constant memory).
     """
     if resp.is_stream_consumed:  # an in-memory response (httpx.MockTransport): already read
         held = resp.content
         if strict and len(held) > cap:
             raise BodyError("file-too-large", f"the body runs past the {cap}-byte cap")
+        if sink is not None:
+            sink(held[:cap])
+            return b""
         return held[:cap]
     codings = content_codings(resp.headers.get_list("content-encoding"))
     if len(codings) > 1:
@@ -456,13 +469,18 @@ def read_body(resp: httpx.Response, cap: int, *, strict: bool, end: float | None
         )
     decoder = _Decoder(codings[0] if codings else None)
     buf = bytearray()
+    total = 0
     raw_total = 0
     raw_cap = cap + (64 << 10)  # compressed data may be slightly larger than plain
     for raw in resp.iter_raw():
         raw_total += len(raw)
-        for piece in decoder.feed(raw, cap - len(buf)):
-            buf += piece
-        if len(buf) > cap or raw_total > raw_cap:
+        for piece in decoder.feed(raw, cap - total):
+            if sink is None:
+                buf += piece
+            elif total < cap:
+                sink(piece[: cap - total])
+            total += len(piece)
+        if total > cap or raw_total > raw_cap:
             if not strict:
                 return bytes(buf[:cap])
             raise BodyError(
@@ -667,6 +685,7 @@ class HttpSession:
         role: str | None = None,
         idempotent: bool | None = None,
         announced_cap: bool = True,
+        sink: Callable[[bytes], None] | None = None,
     ) -> Answer:
         """One HTTP exchange with retries on transient failures: GET and HEAD, and
         any method the caller marks ``idempotent`` (setting a value, as ACR's PATCH).
@@ -676,12 +695,25 @@ class HttpSession:
         runs past it); other statuses are returned with their body cut at 64 KiB.
         ``announced_cap=False``: a ``Content-Length`` above ``cap`` is not refused up
         front; the body is read and cut at ``cap + 1`` decoded bytes (``file-too-large``),
-        as python-tuf's fetchers do (TUF 1.0 repositories).
+        as python-tuf's fetchers do (TUF 1.0 repositories).  ``sink``: a 200 body
+        is streamed into it (see :func:`read_body`) and the answer's body is empty;
+        once a piece was handed over, a failure is not retried (the sink holds part
+        of a body).
         """
         if idempotent is None:
             idempotent = method in ("GET", "HEAD")
         attempts = 1 + (self.remote.retries if idempotent else 0)
         attempt = 0
+        started = False
+        counted: Callable[[bytes], None] | None = None
+        if sink is not None:
+            handed = sink
+
+            def counted(piece: bytes) -> None:
+                nonlocal started
+                started = True
+                handed(piece)
+
         while True:
             attempt += 1
             try:
@@ -698,9 +730,15 @@ class HttpSession:
                     content,
                     role,
                     announced_cap,
+                    counted,
                 )
             except RemoteError as e:
-                if not e.retryable or attempt >= attempts or not self._backoff(attempt, deadline):
+                if (
+                    not e.retryable
+                    or started
+                    or attempt >= attempts
+                    or not self._backoff(attempt, deadline)
+                ):
                     raise
                 continue
             if (
@@ -737,6 +775,7 @@ class HttpSession:
         content: bytes | None,
         role: str | None,
         announced_cap: bool = True,
+        sink: Callable[[bytes], None] | None = None,
     ) -> Answer:
         import httpx
 
@@ -791,7 +830,7 @@ class HttpSession:
                         body = b""
                     elif status == 200:
                         body = self._read_capped(
-                            resp, cap, what, role, end, per_request, True, announced_cap
+                            resp, cap, what, role, end, per_request, True, announced_cap, sink
                         )
                     else:
                         body = self._read_capped(
@@ -839,6 +878,7 @@ class HttpSession:
         per_request: float,
         strict: bool,
         announced_cap: bool = True,
+        sink: Callable[[bytes], None] | None = None,
     ) -> bytes:
         announced = resp.headers.get("content-length")
         if strict and announced_cap and announced is not None:
@@ -852,7 +892,7 @@ class HttpSession:
                     role=role,
                 )
         try:
-            return read_body(resp, cap, strict=strict, end=end)
+            return read_body(resp, cap, strict=strict, end=end, sink=sink)
         except BodyError as e:
             if e.code == "server-timeout":
                 raise RemoteError(

@@ -9,7 +9,7 @@ import os
 import re
 import stat
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -151,8 +151,9 @@ def _hex_equal(a: str, b: str) -> bool:
 class _TargetSource:
     """Where target files come from: a folder (read in chunks) or an http(s) base URL."""
 
-    def __init__(self, sess: _Session, target_base: str | None) -> None:
+    def __init__(self, sess: _Session, target_base: str | None, timeout: float) -> None:
         self.sess = sess
+        self.timeout = timeout
         self.folder: Path | None = None
         self.url: str | None = None
         loc = sess.loc
@@ -197,8 +198,10 @@ class _TargetSource:
     def describe(self) -> str:
         return str(self.folder) if self.folder is not None else str(self.url)
 
-    def chunks(self, name: str, plain: str, cap: int) -> Iterator[bytes]:
-        """The bytes of target file ``name`` (URL-relative), at most ``cap + 1`` of them.
+    def push(self, name: str, plain: str, cap: int, sink: Callable[[bytes], None]) -> None:
+        """Hand the bytes of target file ``name`` (URL-relative) to ``sink`` as they
+        come: over HTTP at most ``cap`` of them (more is python-tuf's
+        ``DownloadLengthMismatchError``), from a folder at most ``cap + 1``.
 
         In a local folder a file missing under its consistent-snapshot name
         (``dir/HASH.name``) is also looked for under its ``plain`` path, as a
@@ -206,12 +209,13 @@ class _TargetSource:
         all the same).
         """
         if self.url is not None:
-            yield from self._http(name, cap)
+            self._http(name, cap, sink)
             return
         assert self.folder is not None
         if plain != name and self._local_path(name) is None:
             name = plain
-        yield from self._local(name, cap)
+        for chunk in self._local(name, cap):
+            sink(chunk)
 
     def _local_path(self, name: str) -> str | None:
         assert self.folder is not None
@@ -221,13 +225,53 @@ class _TargetSource:
         real = os.path.realpath(os.path.join(self.folder, *parts))
         return real if _is_within(real, str(self.folder)) and os.path.lexists(real) else None
 
-    def _http(self, name: str, cap: int) -> Iterator[bytes]:
-        """Through the repository's fetcher (trustcheck's one HTTP stack), capped at
-        ``cap + 1`` decoded bytes."""
+    def _http(self, name: str, cap: int, sink: Callable[[bytes], None]) -> None:
+        """Streamed through trustcheck's one HTTP stack (the repository's session, or
+        one for this download when the metadata is local); errors as python-tuf's
+        fetchers raise them."""
         assert self.url is not None
+        from tuf.api.exceptions import (
+            DownloadError,
+            DownloadHTTPError,
+            DownloadLengthMismatchError,
+        )
+
+        from trustcheck.remote.config import RemoteConfig
+        from trustcheck.remote.http import Deadline, HttpSession
+
         url = self.url + quote(name, "/")
         self.sess.loc.recorder.record(url, cap)
-        yield from self.sess.loc.fetcher.fetch(url)
+        http = self.sess.loc.http
+        own: HttpSession | None = None
+        if http is None:
+            remote = RemoteConfig(
+                unsafe_http=self.sess.unsafe_http,
+                timeout=self.timeout,
+                total_timeout=3 * self.timeout,
+            )
+            http = own = HttpSession(remote)
+        too_long = False
+        try:
+            answer = http.request(
+                "GET",
+                url,
+                deadline=Deadline(3 * http.remote.timeout),
+                what=f"target {_show(name)} from {self.url.rstrip('/')}",
+                cap=cap,
+                announced_cap=False,
+                sink=sink,
+            )
+        except TrustcheckError as e:
+            if e.code != "file-too-large":
+                raise DownloadError(f"Failed to download {url}") from e
+            too_long = True
+        finally:
+            if own is not None:
+                own.close()
+        if too_long:
+            raise DownloadLengthMismatchError(f"{name} is longer than {cap} bytes")
+        if answer.status != 200:
+            raise DownloadHTTPError(f"{url} answered HTTP {answer.status}", answer.status)
 
     def _local(self, name: str, cap: int) -> Iterator[bytes]:
         assert self.folder is not None
@@ -299,13 +343,17 @@ def _fetch_target(
         total = 0
         try:
             with os.fdopen(fd, "wb") as out:
-                for chunk in source.chunks(name, path, tf.length):
+
+                def consume(chunk: bytes) -> None:
+                    nonlocal total
                     total += len(chunk)
                     if total > tf.length:
                         raise too_long
                     for h in hashers.values():
                         h.update(chunk)
                     out.write(chunk)
+
+                source.push(name, path, tf.length, consume)
                 out.flush()
                 os.fsync(out.fileno())
         except _TargetMissing as e:
@@ -416,7 +464,7 @@ def download_targets(
     results: list[DownloadResult] = []
     with sess:
         sess.refresh()
-        source = _TargetSource(sess, target_base_url)
+        source = _TargetSource(sess, target_base_url, timeout)
         for path in targets:
             res = DownloadResult(path)
             results.append(res)

@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     from tuf.ngclient.config import UpdaterConfig
     from tuf.ngclient.fetcher import FetcherInterface
 
+    from trustcheck.remote.http import HttpSession
+
 
 __all__ = ["ClientLimits"]
 
@@ -277,6 +279,15 @@ class _Location:
     local: Path | None
     fetcher: FetcherInterface
     recorder: _Recorder
+
+    @property
+    def http(self) -> HttpSession | None:
+        """The fetcher's HTTP session (target files are streamed through it), or None
+        for a local folder."""
+        from trustcheck.remote.http import HttpSession
+
+        found = getattr(self.fetcher, "http", None)
+        return found if isinstance(found, HttpSession) else None
 
 
 def _locate(repo: str, unsafe_http: bool, timeout: float) -> _Location:
