@@ -20,7 +20,8 @@ How a TUF 1.0 repository is verified (docs/tuf.md)
    metadata trusted before, consistent snapshots, length caps) over a
    :class:`~tuf.ngclient.FetcherInterface` reading a local repository folder
    (:mod:`trustcheck.tuf.fetchers`: path checks and size caps as in trustdir.py) or
-   over HTTPS (python-tuf's own ``Urllib3Fetcher``). Its ``metadata_dir`` is a
+   over HTTPS (trustcheck's one HTTP stack, :mod:`trustcheck.remote.http`). Its
+   ``metadata_dir`` is a
    per-repository folder of the trustcheck state dir (or the caller's
    ``metadata_dir``), so rollback protection holds across runs; each role is
    persisted there as soon as it verifies, as the specification's workflow
