@@ -20,9 +20,8 @@ CLIENT_CALLS = (
     "tuf.ngclient.requests_fetcher",
     "tuf.ngclient.RequestsFetcher",
 )
-#: known exceptions, each with its reason; the test fails when one is no longer needed
-#: (TUF 1.0 repositories moved onto HttpSession: trustcheck/tuf/fetchers.py, issue 15)
-NOT_YET: dict[str, set[str]] = {}
+# No exceptions: TUF 1.0 repositories (trustcheck/tuf/fetchers.py, download.py) moved
+# onto HttpSession behind python-tuf's FetcherInterface (issue 15).
 
 
 def _imports(path: Path) -> list[tuple[int, str]]:
@@ -54,15 +53,29 @@ def _clients_outside_the_stack() -> dict[str, set[str]]:
 
 
 def test_only_remote_http_imports_an_http_client() -> None:
-    found = _clients_outside_the_stack()
-    unexpected = {p: m for p, m in found.items() if not m <= NOT_YET.get(p, set())}
-    assert unexpected == {}
+    assert _clients_outside_the_stack() == {}
 
 
-def test_known_exceptions_are_still_real() -> None:
-    """An exception that is gone must leave NOT_YET (the list never hides anything)."""
-    found = _clients_outside_the_stack()
-    assert {p: found.get(p, set()) for p in NOT_YET} == NOT_YET
+def test_the_scan_sees_a_client_import_outside_the_stack(tmp_path: Path) -> None:
+    """The scan catches each spelling: a plain import, from-imports of a client and of
+    python-tuf's fetchers, an import inside a function."""
+    mod = tmp_path / "m.py"
+    mod.write_text(
+        "import urllib3\n"
+        "from httpx import Client\n"
+        "def f():\n"
+        "    from tuf.ngclient import Urllib3Fetcher\n"
+        "    import urllib.request\n",
+        encoding="utf-8",
+    )
+    found = sorted(m for _line, m in _imports(mod) if _is_client(m))
+    assert found == [
+        "httpx",
+        "httpx.Client",
+        "tuf.ngclient.Urllib3Fetcher",
+        "urllib.request",
+        "urllib3",
+    ]
 
 
 def test_the_scan_sees_the_stack_itself() -> None:
