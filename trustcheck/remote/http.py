@@ -50,7 +50,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote, urlencode, urljoin, urlsplit
 
-from trustcheck.errors import NotTrusted, UsageError
+from trustcheck.errors import ErrorCode, NotTrusted, UsageError
 from trustcheck.remote.auth import (
     Challenge,
     Credentials,
@@ -134,21 +134,21 @@ def _clean_base(url: str, what: str, unsafe_http: bool) -> str:
         raise UsageError("invalid-argument", f"{what} {url!r} is not a valid URL ({e})") from e
     if parts.scheme not in ("https", "http") or not parts.hostname:
         raise UsageError(
-            "invalid-argument", f"{what} {url!r} must be an https:// URL with a host name"
+            ErrorCode.INVALID_ARGUMENT, f"{what} {url!r} must be an https:// URL with a host name"
         )
     if parts.username is not None or parts.password is not None:
         raise UsageError(
-            "invalid-argument",
+            ErrorCode.INVALID_ARGUMENT,
             f"{what} must not carry credentials in the URL; use docker login or --username",
         )
     if parts.path not in ("", "/") or parts.query or parts.fragment:
         raise UsageError(
-            "invalid-argument",
+            ErrorCode.INVALID_ARGUMENT,
             f"{what} {url!r} must be scheme://host[:port] (notary ignores any path)",
         )
     if parts.scheme == "http" and not unsafe_http:
         raise UsageError(
-            "insecure-server",
+            ErrorCode.INSECURE_SERVER,
             f"{what} {url!r} is plain http: trust data and credentials would travel "
             "unprotected. Use https, or --unsafe-http for a test server",
         )
@@ -187,7 +187,7 @@ def _port(url: str) -> tuple[str, str, int | None]:
         parts = urlsplit(url)
         return parts.scheme, (parts.hostname or "").lower(), parts.port
     except ValueError as e:
-        raise RemoteError("server-error", f"invalid URL {url[:100]!r} from a server") from e
+        raise RemoteError(ErrorCode.SERVER_ERROR, f"invalid URL {url[:100]!r} from a server") from e
 
 
 def _origin(url: str) -> str:
@@ -579,7 +579,7 @@ class HttpSession:
     # --- TLS -------------------------------------------------------------------------
 
     def _tls_error(self, path: Path, why: str) -> UsageError:
-        return UsageError("tls-config-invalid", f"cannot load TLS file {path}: {why}")
+        return UsageError(ErrorCode.TLS_CONFIG_INVALID, f"cannot load TLS file {path}: {why}")
 
     def _ssl_context(self, hosts: tuple[str, ...], client_cert: bool) -> ssl.SSLContext:
         key = (hosts, client_cert)
@@ -663,11 +663,11 @@ class HttpSession:
     def _check_scheme(self, url: str, what: str) -> None:
         if urlsplit(url).scheme == "http" and not self.remote.unsafe_http:
             raise UsageError(
-                "insecure-server",
+                ErrorCode.INSECURE_SERVER,
                 f"{what}: {redact_url(url)} is plain http; refusing without --unsafe-http",
             )
         if urlsplit(url).scheme not in ("http", "https"):
-            raise RemoteError("server-error", f"{what}: unsupported URL {redact_url(url)}")
+            raise RemoteError(ErrorCode.SERVER_ERROR, f"{what}: unsupported URL {redact_url(url)}")
 
     def request(
         self,
@@ -787,7 +787,7 @@ class HttpSession:
             per_request = min(self.remote.timeout, deadline.remaining())
             if per_request <= 0:
                 raise RemoteError(
-                    "server-timeout",
+                    ErrorCode.SERVER_TIMEOUT,
                     f"{what}: the overall timeout of {deadline.seconds:g} s ran out before "
                     f"{redact_url(current)} could be requested",
                     role=role,
@@ -817,7 +817,7 @@ class HttpSession:
                         downgrade = urlsplit(target).scheme != "https"
                         if urlsplit(current).scheme == "https" and downgrade:
                             raise RemoteError(
-                                "malicious-server",
+                                ErrorCode.MALICIOUS_SERVER,
                                 f"{what}: {redact_url(current)} redirects to a non-https URL "
                                 f"({redact_url(target)}); refused",
                                 role=role,
@@ -839,7 +839,7 @@ class HttpSession:
                     return Answer(status, resp.headers, body, current)
             except httpx.TimeoutException as e:
                 raise RemoteError(
-                    "server-timeout",
+                    ErrorCode.SERVER_TIMEOUT,
                     f"{what}: {redact_url(current)} did not answer within {per_request:.3g} s",
                     role=role,
                     retryable=True,
@@ -849,20 +849,20 @@ class HttpSession:
                 closed = isinstance(tls, ssl.SSLEOFError | ssl.SSLZeroReturnError)
                 if tls is not None and not closed:
                     raise RemoteError(
-                        "tls-error",
+                        ErrorCode.TLS_ERROR,
                         f"{what}: TLS with {host} failed ({_short(tls)}); give the server's CA "
                         f"with --tls-ca or {self.docker_config}/tls/{host}/ca.crt",
                         role=role,
                     ) from e
                 raise RemoteError(
-                    "network-error",
+                    ErrorCode.NETWORK_ERROR,
                     f"{what}: {redact_url(current)}: {_short(e)}",
                     role=role,
                     retryable=True,
                 ) from e
             except (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError) as e:
                 raise RemoteError(
-                    "server-error", f"{what}: {redact_url(current)}: {_short(e)}", role=role
+                    ErrorCode.SERVER_ERROR, f"{what}: {redact_url(current)}: {_short(e)}", role=role
                 ) from e
         raise RemoteError(
             "server-error", f"{what}: more than {_MAX_REDIRECTS} redirects from {redact_url(url)}"
@@ -885,7 +885,7 @@ class HttpSession:
             length = parse_length(announced)
             if length is None or length > cap:
                 raise RemoteError(
-                    "malicious-server",
+                    ErrorCode.MALICIOUS_SERVER,
                     f"{what}: the server announced {announced.strip()[:20]!r} bytes "
                     f"(Content-Length), more than the {cap}-byte cap or not a length; notary "
                     "refuses such an answer as a malicious server (endless-data attack)",
@@ -896,7 +896,7 @@ class HttpSession:
         except BodyError as e:
             if e.code == "server-timeout":
                 raise RemoteError(
-                    "server-timeout",
+                    ErrorCode.SERVER_TIMEOUT,
                     f"{what}: the body did not arrive within {per_request:.3g} s",
                     role=role,
                     retryable=True,
@@ -996,13 +996,13 @@ class Endpoint:
                 return _Ping(offline=e)
             raise
         except NotTrusted as e:  # a huge ping answer: not a usable server
-            return _Ping(offline=RemoteError("server-error", e.message))
+            return _Ping(offline=RemoteError(ErrorCode.SERVER_ERROR, e.message))
         if ans.status == 401:
             return _Ping(challenge=self._pick(ans))
         if ans.status >= 500:
             return _Ping(
                 offline=RemoteError(
-                    "server-error",
+                    ErrorCode.SERVER_ERROR,
                     f"{self.what} {self.base} answered HTTP {ans.status} to /v2/",
                     status=ans.status,
                 )
@@ -1051,7 +1051,7 @@ class Endpoint:
             creds = self.credentials()
             if creds is None or not creds.username:
                 raise RemoteError(
-                    "auth-failed",
+                    ErrorCode.AUTH_FAILED,
                     f"{self.what} {self.base} asks for a user name and password and there are "
                     f"none for {self.auth_key} (docker login, or --username)",
                     status=401,
@@ -1078,13 +1078,13 @@ class Endpoint:
             parts = urlsplit("")
         if parts.scheme not in ("https", "http") or not parts.hostname:
             raise RemoteError(
-                "auth-failed",
+                ErrorCode.AUTH_FAILED,
                 f"{self.what} {self.base} names an unusable token realm {realm[:100]!r}",
                 status=401,
             )
         if parts.scheme == "http" and not self.session.remote.unsafe_http:
             raise UsageError(
-                "insecure-server",
+                ErrorCode.INSECURE_SERVER,
                 f"{self.what} {self.base} sends clients to the plain-http token realm "
                 f"{redact_url(realm)}; credentials and tokens would travel unprotected "
                 "(--unsafe-http for a test server)",
@@ -1128,13 +1128,13 @@ class Endpoint:
         )
         if ans.status in (401, 403):
             raise RemoteError(
-                "auth-failed",
+                ErrorCode.AUTH_FAILED,
                 f"{what} refused {self._who()} for scope {scope} (HTTP {ans.status})",
                 status=ans.status,
             )
         if ans.status != 200:
             raise RemoteError(
-                "server-error" if ans.status >= 500 else "auth-failed",
+                ErrorCode.SERVER_ERROR if ans.status >= 500 else "auth-failed",
                 f"{what} answered HTTP {ans.status} for scope {scope}",
                 status=ans.status,
             )
@@ -1189,7 +1189,7 @@ class Endpoint:
                 continue
             sent_what = "without credentials" if challenge is None else f"as {self._who()}"
             raise RemoteError(
-                "auth-failed",
+                ErrorCode.AUTH_FAILED,
                 f"{what}: {self.what} {self.base} refused access {sent_what} for {scope} "
                 f"(HTTP {ans.status})",
                 status=ans.status,

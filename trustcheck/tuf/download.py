@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote, urlsplit
 
-from trustcheck.errors import NotTrusted, TrustcheckError, UsageError
+from trustcheck.errors import ErrorCode, NotTrusted, TrustcheckError, UsageError
 from trustcheck.tuf.dialect import _CHUNK
 from trustcheck.tuf.errors import _map_error
 from trustcheck.tuf.fetchers import ClientLimits, _is_within, _show
@@ -94,7 +94,7 @@ def _hashers(tf: TargetFile, path: str, role: str) -> dict[str, Any]:
                 out[algo] = hashlib.new(algo)
         except (ValueError, TypeError) as e:
             raise NotTrusted(
-                "hash-mismatch",
+                ErrorCode.HASH_MISMATCH,
                 f"target {path} is listed with the hash algorithm {algo[:40]!r}, which "
                 "trustcheck cannot compute, so the file cannot be checked (python-tuf refuses "
                 "it too); ask the repository owner to list a sha256 or sha512 hash",
@@ -102,7 +102,7 @@ def _hashers(tf: TargetFile, path: str, role: str) -> dict[str, Any]:
             ) from e
     if not out:
         raise NotTrusted(
-            "target-missing-sha256",
+            ErrorCode.TARGET_MISSING_SHA256,
             f"target {path} is listed with no hash, so a downloaded file cannot be checked",
             role=role,
         )
@@ -162,12 +162,12 @@ class _TargetSource:
                 scheme = urlsplit(target_base).scheme.lower()
                 if scheme not in ("http", "https"):
                     raise UsageError(
-                        "invalid-argument",
+                        ErrorCode.INVALID_ARGUMENT,
                         f"--target-base-url {target_base!r} is neither a folder nor an http(s) URL",
                     )
                 if scheme == "http" and not sess.unsafe_http:
                     raise UsageError(
-                        "insecure-server",
+                        ErrorCode.INSECURE_SERVER,
                         f"--target-base-url {target_base} is plain http; use https "
                         "(--unsafe-http is for test servers only)",
                     )
@@ -183,14 +183,14 @@ class _TargetSource:
             head, _, last = base.rpartition("/")
             if last != "metadata":
                 raise UsageError(
-                    "invalid-argument",
+                    ErrorCode.INVALID_ARGUMENT,
                     f"cannot tell where the target files of {sess.name} are (its metadata URL "
                     "does not end in /metadata); give --target-base-url",
                 )
             self.url = head + "/targets/"
         if self.folder is not None and not self.folder.is_dir():
             raise UsageError(
-                "invalid-argument",
+                ErrorCode.INVALID_ARGUMENT,
                 f"target folder {self.folder} of {sess.name} does not exist; give "
                 "--target-base-url (a folder or URL holding the target files)",
             )
@@ -330,10 +330,10 @@ def _fetch_target(
         fd, tmp = tempfile.mkstemp(prefix=f".{dest.name[:200]}.", suffix=".part", dir=dest.parent)
     except OSError as e:
         raise UsageError(
-            "output-unwritable", f"cannot write {dest} ({e.strerror or e}); check -o"
+            ErrorCode.OUTPUT_UNWRITABLE, f"cannot write {dest} ({e.strerror or e}); check -o"
         ) from e
     too_long = NotTrusted(
-        "length-exceeded",
+        ErrorCode.LENGTH_EXCEEDED,
         f"target {path} from {where} is longer than the {tf.length} bytes role {role} "
         "signed (endless data or a replaced file); nothing was written",
         role=role,
@@ -358,7 +358,7 @@ def _fetch_target(
                 os.fsync(out.fileno())
         except _TargetMissing as e:
             raise NotTrusted(
-                "target-download-failed",
+                ErrorCode.TARGET_DOWNLOAD_FAILED,
                 f"target {path} of {sess.name} could not be read: {e}; mirror the target "
                 "files too (or give --target-base-url)",
                 role=role,
@@ -367,7 +367,7 @@ def _fetch_target(
             raise too_long from e
         except DownloadHTTPError as e:
             raise NotTrusted(
-                "target-download-failed",
+                ErrorCode.TARGET_DOWNLOAD_FAILED,
                 f"{where} answered HTTP {e.status_code} for target {path} ({name}); check "
                 "--target-base-url, or try again later",
                 role=role,
@@ -382,11 +382,11 @@ def _fetch_target(
             ) from e
         except OSError as e:
             raise UsageError(
-                "output-unwritable", f"cannot write {dest} ({e.strerror or e}); check -o"
+                ErrorCode.OUTPUT_UNWRITABLE, f"cannot write {dest} ({e.strerror or e}); check -o"
             ) from e
         if total < tf.length:
             raise NotTrusted(
-                "target-download-failed",
+                ErrorCode.TARGET_DOWNLOAD_FAILED,
                 f"target {path} from {where} ended after {total} of the {tf.length} bytes role "
                 f"{role} signed (connection cut or a truncated file); nothing was written, "
                 "try again",
@@ -396,7 +396,7 @@ def _fetch_target(
             want = str(tf.hashes[algo]).lower()
             if not _hex_equal(h.hexdigest(), want):
                 raise NotTrusted(
-                    "hash-mismatch",
+                    ErrorCode.HASH_MISMATCH,
                     f"target {path} from {where} does not match its {algo} signed by role "
                     f"{role} (got {h.hexdigest()[:16]}…, signed {want[:16]}…): the file was "
                     "replaced or corrupted; nothing was written",
@@ -411,7 +411,7 @@ def _fetch_target(
                 os.close(dir_fd)
         except OSError as e:
             raise UsageError(
-                "output-unwritable", f"cannot write {dest} ({e.strerror or e}); check -o"
+                ErrorCode.OUTPUT_UNWRITABLE, f"cannot write {dest} ({e.strerror or e}); check -o"
             ) from e
         done = True
     finally:

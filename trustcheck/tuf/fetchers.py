@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
-from trustcheck.errors import UsageError
+from trustcheck.errors import ErrorCode, UsageError
 from trustcheck.tuf.dialect import _CHUNK, _DETECT_NAMES
 
 if TYPE_CHECKING:
@@ -43,7 +43,7 @@ class ClientLimits:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise UsageError(
-                    "invalid-argument",
+                    ErrorCode.INVALID_ARGUMENT,
                     f"--{name.replace('_', '-')} must be a positive integer, got {value!r}",
                 )
 
@@ -144,7 +144,7 @@ def _local_fetcher(base: Path, base_url: str, recorder: _Recorder) -> FetcherInt
             real = os.path.realpath(os.path.join(base, *parts))
             if not _is_within(real, root_real):
                 raise UsageError(
-                    "unsafe-path",
+                    ErrorCode.UNSAFE_PATH,
                     f"{_show(str(base / name))} resolves to {_show(real)}, outside the "
                     f"repository folder {base}",
                 )
@@ -166,9 +166,9 @@ def _local_fetcher(base: Path, base_url: str, recorder: _Recorder) -> FetcherInt
                 fd = os.open(real, flags)
             except OSError as e:
                 if e.errno == errno.ELOOP:
-                    raise UsageError("unsafe-path", f"{name} changed into a symlink") from e
+                    raise UsageError(ErrorCode.UNSAFE_PATH, f"{name} changed into a symlink") from e
                 raise UsageError(
-                    "trust-dir-unreadable", f"cannot read {base / name}: {e.strerror or e}"
+                    ErrorCode.TRUST_DIR_UNREADABLE, f"cannot read {base / name}: {e.strerror or e}"
                 ) from e
             try:
                 st = os.fstat(fd)
@@ -192,7 +192,7 @@ def _local_fetcher(base: Path, base_url: str, recorder: _Recorder) -> FetcherInt
                 return b"".join(chunks)
             except OSError as e:
                 raise UsageError(
-                    "trust-dir-unreadable", f"cannot read {base / name}: {e.strerror or e}"
+                    ErrorCode.TRUST_DIR_UNREADABLE, f"cannot read {base / name}: {e.strerror or e}"
                 ) from e
             finally:
                 os.close(fd)
@@ -299,13 +299,13 @@ def _locate(repo: str, unsafe_http: bool, timeout: float) -> _Location:
             return _locate(unquote(parts.path), unsafe_http, timeout)
         if scheme == "http" and not unsafe_http:
             raise UsageError(
-                "insecure-server",
+                ErrorCode.INSECURE_SERVER,
                 f"--repo {repo} is plain http: metadata and its sizes would travel unprotected; "
                 "use https (--unsafe-http is for test servers only)",
             )
         if scheme not in ("http", "https") or not parts.netloc:
             raise UsageError(
-                "invalid-argument",
+                ErrorCode.INVALID_ARGUMENT,
                 f"--repo {repo!r} is neither a folder nor an https URL of a TUF metadata folder",
             )
         name = repo.rstrip("/")
@@ -316,7 +316,7 @@ def _locate(repo: str, unsafe_http: bool, timeout: float) -> _Location:
     path = Path(repo)
     if not path.is_dir():
         raise UsageError(
-            "invalid-argument",
+            ErrorCode.INVALID_ARGUMENT,
             f"--repo {repo}: no such folder (give a TUF repository folder or an https URL)",
         )
     meta = path
