@@ -105,6 +105,14 @@ class ErrorCode(StrEnum):
     ARCHIVE_SIGNATURE_INVALID = "archive-signature-invalid"
     ARCHIVE_PIN_MISMATCH = "archive-pin-mismatch"
     ARCHIVE_TOO_OLD = "archive-too-old"
+    COSIGN_CONFIG_INVALID = "cosign-config-invalid"
+    COSIGN_NO_SIGNATURES = "cosign-no-signatures"
+    COSIGN_SIGNATURE_INVALID = "cosign-signature-invalid"
+    COSIGN_DIGEST_MISMATCH = "cosign-digest-mismatch"
+    COSIGN_IDENTITY_MISMATCH = "cosign-identity-mismatch"
+    COSIGN_CERT_INVALID = "cosign-cert-invalid"
+    COSIGN_TLOG_INVALID = "cosign-tlog-invalid"
+    COSIGN_BUNDLE_INVALID = "cosign-bundle-invalid"
 
 
 #: code -> (exit code, one-line summary).  docs/errors.md documents each code;
@@ -268,6 +276,36 @@ CODES: dict[ErrorCode, tuple[int, str]] = {
         "a trust archive is signed by a key other than the pinned one",
     ),
     ErrorCode.ARCHIVE_TOO_OLD: (1, "a trust archive was captured longer ago than the allowed age"),
+    # --- Sigstore / cosign (docs/sigstore.md) ---
+    ErrorCode.COSIGN_CONFIG_INVALID: (
+        2,
+        "a cosign public key, trusted root or identity option cannot be used",
+    ),
+    ErrorCode.COSIGN_NO_SIGNATURES: (1, "no cosign signature is attached to the image digest"),
+    ErrorCode.COSIGN_SIGNATURE_INVALID: (
+        1,
+        "a cosign signature does not verify with any trusted key or its certificate",
+    ),
+    ErrorCode.COSIGN_DIGEST_MISMATCH: (
+        1,
+        "a cosign signature or bundle is for another digest than the image's",
+    ),
+    ErrorCode.COSIGN_IDENTITY_MISMATCH: (
+        1,
+        "a keyless signature's identity (SAN) or OIDC issuer is not the required one",
+    ),
+    ErrorCode.COSIGN_CERT_INVALID: (
+        1,
+        "a signing certificate does not chain to Fulcio or was not valid when it signed",
+    ),
+    ErrorCode.COSIGN_TLOG_INVALID: (
+        1,
+        "a Rekor inclusion proof, checkpoint or signed entry timestamp is missing or invalid",
+    ),
+    ErrorCode.COSIGN_BUNDLE_INVALID: (
+        1,
+        "a cosign signature manifest, payload or Sigstore bundle is malformed or too large",
+    ),
 }
 
 
