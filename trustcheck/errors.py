@@ -105,6 +105,27 @@ class ErrorCode(StrEnum):
     ARCHIVE_SIGNATURE_INVALID = "archive-signature-invalid"
     ARCHIVE_PIN_MISMATCH = "archive-pin-mismatch"
     ARCHIVE_TOO_OLD = "archive-too-old"
+    # OCI discovery and Notation (issue 19)
+    NOTATION_CONFIG_INVALID = "notation-config-invalid"
+    OCI_INVALID = "oci-invalid"
+    CONTENT_DIGEST_MISMATCH = "content-digest-mismatch"
+    BLOB_NOT_FOUND = "blob-not-found"
+    REFERRERS_LIMIT_EXCEEDED = "referrers-limit-exceeded"
+    NOTATION_NO_POLICY = "notation-no-policy"
+    NOTATION_NO_SIGNATURE = "notation-no-signature"
+    NOTATION_VERIFICATION_SKIPPED = "notation-verification-skipped"
+    NOTATION_ENVELOPE_INVALID = "notation-envelope-invalid"
+    UNSUPPORTED_ENVELOPE = "unsupported-envelope"
+    NOTATION_CRITICAL_HEADER = "notation-critical-header"
+    NOTATION_SIGNATURE_INVALID = "notation-signature-invalid"
+    NOTATION_SUBJECT_MISMATCH = "notation-subject-mismatch"
+    NOTATION_UNTRUSTED_CHAIN = "notation-untrusted-chain"
+    NOTATION_CERT_INVALID = "notation-cert-invalid"
+    NOTATION_CERT_EXPIRED = "notation-cert-expired"
+    NOTATION_IDENTITY_MISMATCH = "notation-identity-mismatch"
+    NOTATION_SIGNATURE_EXPIRED = "notation-signature-expired"
+    NOTATION_REVOCATION_UNCHECKED = "notation-revocation-unchecked"
+    TIMESTAMP_UNSUPPORTED = "timestamp-unsupported"
     COSIGN_CONFIG_INVALID = "cosign-config-invalid"
     COSIGN_NO_SIGNATURES = "cosign-no-signatures"
     COSIGN_SIGNATURE_INVALID = "cosign-signature-invalid"
@@ -276,6 +297,57 @@ CODES: dict[ErrorCode, tuple[int, str]] = {
         "a trust archive is signed by a key other than the pinned one",
     ),
     ErrorCode.ARCHIVE_TOO_OLD: (1, "a trust archive was captured longer ago than the allowed age"),
+    # --- OCI discovery and Notation (issue 19) ---
+    ErrorCode.NOTATION_CONFIG_INVALID: (
+        2,
+        "the Notation trust policy or trust store cannot be read or is invalid",
+    ),
+    ErrorCode.OCI_INVALID: (1, "a manifest, index or descriptor from the registry is malformed"),
+    ErrorCode.CONTENT_DIGEST_MISMATCH: (
+        1,
+        "the registry served content that does not match its digest",
+    ),
+    ErrorCode.BLOB_NOT_FOUND: (1, "the registry has no blob with that digest in the repository"),
+    ErrorCode.REFERRERS_LIMIT_EXCEEDED: (1, "more referrers or signatures than the limit allows"),
+    ErrorCode.NOTATION_NO_POLICY: (1, "no Notation trust policy applies to the repository"),
+    ErrorCode.NOTATION_NO_SIGNATURE: (1, "the image has no Notation signature in the registry"),
+    ErrorCode.NOTATION_VERIFICATION_SKIPPED: (
+        1,
+        "the Notation trust policy says skip: nothing was verified",
+    ),
+    ErrorCode.NOTATION_ENVELOPE_INVALID: (
+        1,
+        "a Notation signature envelope or payload is malformed",
+    ),
+    ErrorCode.UNSUPPORTED_ENVELOPE: (
+        1,
+        "the signature envelope type or signing scheme is not supported",
+    ),
+    ErrorCode.NOTATION_CRITICAL_HEADER: (
+        1,
+        "a critical header is missing, unknown or not marked critical",
+    ),
+    ErrorCode.NOTATION_SIGNATURE_INVALID: (1, "the envelope's signature does not verify"),
+    ErrorCode.NOTATION_SUBJECT_MISMATCH: (
+        1,
+        "the signed payload names another artifact than the image",
+    ),
+    ErrorCode.NOTATION_UNTRUSTED_CHAIN: (
+        1,
+        "the certificate chain does not lead to the trust store",
+    ),
+    ErrorCode.NOTATION_CERT_INVALID: (
+        1,
+        "a certificate of the chain breaks the Notary Project rules",
+    ),
+    ErrorCode.NOTATION_CERT_EXPIRED: (1, "a certificate of the chain is expired or not yet valid"),
+    ErrorCode.NOTATION_IDENTITY_MISMATCH: (1, "the signing certificate is not a trusted identity"),
+    ErrorCode.NOTATION_SIGNATURE_EXPIRED: (1, "the signature's expiry time has passed"),
+    ErrorCode.NOTATION_REVOCATION_UNCHECKED: (
+        1,
+        "a certificate names OCSP/CRL revocation information trustcheck cannot check",
+    ),
+    ErrorCode.TIMESTAMP_UNSUPPORTED: (1, "the trust policy requires an RFC 3161 timestamp check"),
     # --- Sigstore / cosign (docs/sigstore.md) ---
     ErrorCode.COSIGN_CONFIG_INVALID: (
         2,
