@@ -11,7 +11,7 @@ DEMO_AT  = $(shell cat fixtures/generated/VALIDATION_TIME 2>/dev/null)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev,webhook,redis]'
+	$(BIN)/pip install -q -e '.[dev,webhook,redis,sigstore]'
 	touch $(STAMP)
 
 demo: $(STAMP)
