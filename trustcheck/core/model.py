@@ -16,13 +16,14 @@ re-encoding, :mod:`trustcheck.core.canonical`).
 from __future__ import annotations
 
 import binascii
+import hashlib
 import re
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from functools import partial
-from itertools import chain
+from itertools import chain, islice
 from operator import itemgetter
 from typing import Any
 
@@ -116,7 +117,7 @@ class SignedMeta:
         """The bytes notary verifies signatures over (spec §1.2)."""
         if self._canonical is None:
             try:
-                self._canonical = canonical.encode(self.signed, from_decode=True)
+                self._canonical = self._encode_signed()
             except canonical.CanonicalError as e:
                 raise NotTrusted(
                     ErrorCode.NON_CANONICAL_NUMBER,
@@ -128,6 +129,9 @@ class SignedMeta:
 
     def release_canonical(self) -> None:
         self._canonical = None
+
+    def _encode_signed(self) -> bytes:
+        return canonical.encode(self.signed, from_decode=True)
 
 
 @dataclass(slots=True)
@@ -150,19 +154,40 @@ class SnapshotMeta(SignedMeta):
 class TargetsMeta(SignedMeta):
     #: target name -> its validated JSON object (``length``/``hashes``); use
     #: :meth:`target` / :meth:`items` for typed access (built on demand: a role
-    #: can hold 50,000 targets and a lookup needs one)
-    targets: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: can hold 50,000 targets and a lookup needs one). A canonical map of the
+    #: usual shape stays in :attr:`raw` (:class:`LeanTargets`, no object per target).
+    targets: Mapping[str, Any] = field(default_factory=dict)
     delegation_keys: dict[str, TufKey] = field(default_factory=dict)
     delegations: list[Delegation] = field(default_factory=list)
 
     def target(self, name: str) -> FileMeta | None:
-        raw = self.targets.get(name, _MISSING)
+        targets = self.targets
+        if type(targets) is LeanTargets:
+            return targets.file_meta(name)
+        raw = targets.get(name, _MISSING)
         # a ``null`` entry is present (Go's zero FileMeta): found, with no hashes
         return None if raw is _MISSING else _file_meta(raw, "target")
 
     def items(self) -> Iterator[tuple[str, FileMeta]]:
-        for name, raw in self.targets.items():
+        targets = self.targets
+        if type(targets) is LeanTargets:
+            yield from targets.file_metas()
+            return
+        for name, raw in targets.items():
             yield name, _file_meta(raw, "target")
+
+    def _encode_signed(self) -> bytes:
+        out = canonical.encode(self.signed, from_decode=True)
+        targets = self.targets
+        if type(targets) is LeanTargets:
+            # ``signed["targets"]`` holds the placeholder; the map itself is
+            # canonical already (checked by _LEAN_MAP and the key order)
+            token = b'"' + targets.placeholder.encode("ascii") + b'"'
+            i = out.find(token)
+            if i < 0 or out.find(token, i + 1) >= 0:  # pragma: no cover - see LeanTargets
+                raise ValueError("the targets placeholder is not in the canonical form once")
+            out = b"".join((out[:i], targets.view(), out[i + len(token) :]))
+        return out
 
 
 # --------------------------------------------------------------------------- Go decode helpers
@@ -504,9 +529,9 @@ def _validate_targets_each(targets: dict[str, Any]) -> bool:
         if type(meta) is dict and meta.keys() <= _TARGET_FIELDS:
             length = meta.get("length", 0)
             hashes = meta.get("hashes")
-            if (
-                (type(length) is int and -_INT_LIMIT < length < _INT_LIMIT) or length is None
-            ) and (hashes is None or type(hashes) is dict):
+            if ((type(length) is int and -_INT_LIMIT < length < _INT_LIMIT) or length is None) and (
+                hashes is None or type(hashes) is dict
+            ):
                 try:
                     if hashes:
                         for digest in hashes.values():
@@ -521,6 +546,171 @@ def _validate_targets_each(targets: dict[str, Any]) -> bool:
         if exact:
             exact = canonical.go_exact(meta)
     return exact
+
+
+# --------------------------------------------------------------------------- lean targets map
+#
+# A 50,000-target role decoded into Python objects costs ~45 MiB and ~80 ms
+# (orjson plus the checks above). When the map is written the way notary
+# writes it -- canonical JSON of the usual shape -- a regular expression
+# proves it valid in one pass without building an object per target, and the
+# map stays in the file's bytes (issue 18). The shape, every entry exactly:
+#
+#     "NAME":{"hashes":{"sha256":"B64"[,"sha512":"B64"]},"length":INT}
+#
+# NAME printable ASCII without ``"`` or ``\`` (nothing to escape, so the bytes
+# are the name's canonical form), B64 padded standard base64 (what the typed
+# check above accepts), INT an integer in canonical form below 10**15; entries
+# in strictly increasing name order (canonical order, no duplicate keys).
+# Such a map decodes (Go or orjson) to exactly what the checks above accept,
+# and its canonical re-encoding is the bytes themselves. Anything else -- a
+# ``custom`` field, another hash, escapes, a float -- takes the general path.
+
+_NAME_CHAR = rb"[ !#-\[\]-~]"
+_B64_ANY = rb"(?:[A-Za-z0-9+/]{4})*+(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?"
+_B64_STR = rb'"(?:[A-Za-z0-9+/]{43}="|' + _B64_ANY + rb'")'  # a sha256 first: the usual case
+_LEAN_ENTRY_SHAPE = (
+    rb'"'
+    + _NAME_CHAR
+    + rb'*+":\{"hashes":\{"sha256":'
+    + _B64_STR
+    + rb'(?:,"sha512":'
+    + _B64_STR
+    + rb')?\},"length":(?:0|-?[1-9][0-9]{0,14})\}'
+)
+_LEAN_MAP = re.compile(rb"\{(?:" + _LEAN_ENTRY_SHAPE + rb"(?:," + _LEAN_ENTRY_SHAPE + rb")*+)?\}")
+#: the names of a map _LEAN_MAP accepted: the first, then each after an entry's end
+_LEAN_FIRST_NAME = re.compile(rb'\{"(' + _NAME_CHAR + rb'*+)":')
+_LEAN_NEXT_NAMES = re.compile(rb'\},"(' + _NAME_CHAR + rb'*+)":\{"h')
+_LEAN_NAME = re.compile(_NAME_CHAR + rb"*+")
+#: one entry of an accepted map (the shape is proven; this only cuts it up)
+_LEAN_ENTRY = re.compile(
+    rb'"(' + _NAME_CHAR + rb'*+)":\{"hashes":\{"sha256":"([A-Za-z0-9+/=]*+)"'
+    rb'(?:,"sha512":"([A-Za-z0-9+/=]*+)")?\},"length":(-?[0-9]++)\}'
+)
+_LEAN_TARGETS_KEY = b'"targets":{'
+
+
+class LeanTargets(Mapping[str, Any]):
+    """A validated canonical targets map kept as the bytes ``raw[start:end]``.
+
+    Lookups search the bytes: in a map of the proven shape every ``"`` is a
+    string delimiter, so ``"NAME":{"hashes":`` can only be the entry of NAME.
+    """
+
+    __slots__ = ("_count", "_end", "_raw", "_start", "placeholder")
+
+    def __init__(self, raw: bytes, start: int, end: int, count: int, placeholder: str) -> None:
+        self._raw = raw
+        self._start = start
+        self._end = end
+        self._count = count
+        #: the string that stands for the map in the decoded ``signed`` object
+        self.placeholder = placeholder
+
+    def view(self) -> memoryview:
+        return memoryview(self._raw)[self._start : self._end]
+
+    def _find(self, name: str) -> re.Match[bytes] | None:
+        if not name.isascii():
+            return None  # every name in the map is ASCII
+        key = name.encode("ascii")
+        if _LEAN_NAME.fullmatch(key) is None:
+            return None  # a name the map cannot hold (a quote, a backslash, a control)
+        pos = self._raw.find(b'"' + key + b'":{"hashes":', self._start, self._end)
+        return None if pos < 0 else _LEAN_ENTRY.match(self._raw, pos, self._end)
+
+    @staticmethod
+    def _meta(m: re.Match[bytes]) -> FileMeta:
+        hashes = {"sha256": binascii.a2b_base64(m.group(2), strict_mode=True)}
+        if m.group(3) is not None:
+            hashes["sha512"] = binascii.a2b_base64(m.group(3), strict_mode=True)
+        return FileMeta(length=int(m.group(4)), hashes=hashes)
+
+    def file_meta(self, name: str) -> FileMeta | None:
+        m = self._find(name)
+        return None if m is None else self._meta(m)
+
+    def file_metas(self) -> Iterator[tuple[str, FileMeta]]:
+        for m in _LEAN_ENTRY.finditer(self._raw, self._start, self._end):
+            yield m.group(1).decode("ascii"), self._meta(m)
+
+    # Mapping: the JSON objects, as the general path keeps them
+    def __getitem__(self, name: str) -> dict[str, Any]:
+        m = self._find(name)
+        if m is None:
+            raise KeyError(name)
+        return self._json(m)
+
+    @staticmethod
+    def _json(m: re.Match[bytes]) -> dict[str, Any]:
+        hashes = {"sha256": m.group(2).decode("ascii")}
+        if m.group(3) is not None:
+            hashes["sha512"] = m.group(3).decode("ascii")
+        return {"hashes": hashes, "length": int(m.group(4))}
+
+    def __iter__(self) -> Iterator[str]:
+        for m in _LEAN_ENTRY.finditer(self._raw, self._start, self._end):
+            yield m.group(1).decode("ascii")
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and self._find(name) is not None
+
+
+def _lean_targets_span(raw: bytes) -> tuple[int, int, int] | None:
+    """(start, end, entries) of a targets map of the lean shape, or None.
+
+    The first ``"targets":{`` is taken; whether it is ``signed.targets`` is
+    decided by the caller (the placeholder must land there).
+    """
+    start = raw.find(_LEAN_TARGETS_KEY)
+    if start < 0:
+        return None
+    start += len(_LEAN_TARGETS_KEY) - 1
+    m = _LEAN_MAP.match(raw, start)
+    if m is None:
+        return None
+    end = m.end()
+    first = _LEAN_FIRST_NAME.match(raw, start, end)
+    if first is None:
+        return (start, end, 0) if end - start == 2 else None
+    names = [first.group(1), *_LEAN_NEXT_NAMES.findall(raw, start, end)]
+    # canonical order and no duplicate key: strictly increasing bytes
+    if not all(map(bytes.__lt__, names, islice(names, 1, None))):
+        return None
+    return start, end, len(names)
+
+
+def _parse_targets_lean(role: str, raw: bytes) -> TargetsMeta | None:
+    """The lean path of :func:`parse_targets`; None when it does not apply.
+
+    The map's bytes are replaced by a placeholder string, the rest (small) is
+    decoded and checked as usual; the placeholder must come back as
+    ``signed.targets``. It is derived from the rest's hash, so the file cannot
+    carry it itself (a duplicate ``targets`` key holding it would need a hash
+    fixed point).
+    """
+    span = _lean_targets_span(raw)
+    if span is None:
+        return None
+    start, end, count = span
+    digest = hashlib.sha256()
+    digest.update(memoryview(raw)[:start])
+    digest.update(memoryview(raw)[end:])
+    placeholder = "trustcheck-lean-targets-" + digest.hexdigest()
+    rest = b"".join(
+        (memoryview(raw)[:start], b'"', placeholder.encode(), b'"', memoryview(raw)[end:])
+    )
+    top = canonical.loads_fast(rest)
+    del rest
+    if top is None or not canonical.go_exact(top):
+        return None
+    lean = LeanTargets(raw, start, end, count, placeholder)
+    meta, _ = _parse_targets(role, raw, top, lean)
+    return meta
 
 
 def base64_std(data: bytes) -> str:
@@ -664,23 +854,38 @@ def parse_targets(role: str, raw: bytes) -> TargetsMeta:
     """Parse a targets role. Large roles take orjson's fast path: the targets
     map is checked for Go-exact numbers by the same loop that validates it,
     everything else by :func:`trustcheck.core.canonical.go_exact`."""
+    try:
+        lean = _parse_targets_lean(role, raw)
+    except NotTrusted:
+        lean = None  # the general path below gives the same verdict, and its message
+    if lean is not None:
+        return lean
     top = canonical.loads_fast(raw)
     if top is not None and not canonical.go_exact(top, skip=_targets_map(top)):
         top = None
     meta, exact = _parse_targets(role, raw, _MISSING if top is None else top)
     if not exact:  # a number Go would round or refuse: decode exactly, check again
         meta, _ = _parse_targets(role, raw, _MISSING)
+    assert meta is not None  # None only for a lean map
     return meta
 
 
-def _parse_targets(role: str, raw: bytes, top: Any) -> tuple[TargetsMeta, bool]:
+def _parse_targets(
+    role: str, raw: bytes, top: Any, lean: LeanTargets | None = None
+) -> tuple[TargetsMeta | None, bool]:
     signed, sigs = _envelope(role, raw, top)
     try:
         type_, version, expires, (targets_raw, deleg_raw) = _common(
             role, signed, ("targets", "delegations")
         )
-        targets = _go_map(targets_raw, "targets")
-        exact = _validate_targets(targets)
+        targets: Mapping[str, Any]
+        if lean is not None:
+            if type(targets_raw) is not str or targets_raw != lean.placeholder:
+                return None, False  # the map found was not signed.targets
+            targets, exact = lean, True
+        else:
+            targets = _go_map(targets_raw, "targets")
+            exact = _validate_targets(targets)
         dkeys: dict[str, TufKey] = {}
         delegations: list[Delegation] = []
         if deleg_raw is not _MISSING and deleg_raw is not None:
