@@ -100,6 +100,7 @@ class ErrorCode(StrEnum):
     MANIFEST_NOT_FOUND = "manifest-not-found"
     ADMISSION_INVALID = "admission-invalid"
     ADMISSION_DEADLINE = "admission-deadline"
+    ADMISSION_REVOKED = "admission-revoked"
     ARCHIVE_INVALID = "archive-invalid"
     ARCHIVE_MANIFEST_MISMATCH = "archive-manifest-mismatch"
     ARCHIVE_SIGNATURE_INVALID = "archive-signature-invalid"
@@ -282,6 +283,10 @@ CODES: dict[ErrorCode, tuple[int, str]] = {
     ErrorCode.ADMISSION_DEADLINE: (
         1,
         "the trust data was not verified within the review's deadline",
+    ),
+    ErrorCode.ADMISSION_REVOKED: (
+        1,
+        "the image's digest is on the webhook's revocation list",
     ),
     ErrorCode.ARCHIVE_INVALID: (1, "a trust archive is not in the format trustcheck writes"),
     ErrorCode.ARCHIVE_MANIFEST_MISMATCH: (

@@ -295,7 +295,11 @@ def test_deny_messages_name_image_rule_and_code(policy: Policy, lookup: Fixtures
     resp = handle(review("Pod", obj), policy, WebhookConfig(), lookup, mutate=True)["response"]
     assert resp["allowed"] is False
     msg = resp["status"]["message"]
-    assert msg.startswith("trustcheck denied Pod team/app: 6 of 6 image(s) not allowed: ")
+    # the reason codes come first, before any string of the object (which may be long)
+    assert msg.startswith(
+        "trustcheck denied Pod team/app: 6 of 6 image(s) not allowed [signer-threshold-not-met, "
+        "policy-denied, policy-no-match, digest-mismatch, no-trust-data, invalid-reference]: "
+    )
     parts = msg.split(": ", 1)[1].split('; image "')
     assert len(parts) == 6
     expected = [
@@ -658,3 +662,354 @@ def test_memo_is_bounded() -> None:
         handle(review("Pod", obj), policy, WebhookConfig(), _no_lookup, memo=memo)
     assert len(memo.refs) == 3 and len(memo.decisions) == 3
     assert "localhost/app9:v1" in memo.refs and "localhost/app0:v1" not in memo.refs
+
+
+# --------------------------------------------------------------------------- issue 17: lifecycle
+
+CONNAISSEUR_28 = (
+    Path(__file__).resolve().parents[2]
+    / "fixtures"
+    / "k8s"
+    / "connaisseur"
+    / "28_deleted_deployment_updated.json"
+)
+
+
+def _connaisseur_28() -> dict[str, Any]:
+    doc: dict[str, Any] = json.loads(CONNAISSEUR_28.read_text())
+    return doc
+
+
+def test_connaisseur_deleted_deployment_finalizer_removal_is_admitted(policy: Policy) -> None:
+    """Connaisseur's payload 28: the finalizer of a Deployment being deleted is
+    removed. Its image (docker.io busybox) is denied by a rule; blocking the update
+    would leave it Terminating forever."""
+    doc = _connaisseur_28()
+    out = respond(
+        plan_review(parse_review(doc), policy, WebhookConfig()), policy, WebhookConfig(), {},
+        mutate=True,
+    )
+    assert out.allowed is True and out.note.startswith("the update finishes a deletion")
+    assert out.response == {
+        "apiVersion": "admission.k8s.io/v1beta1",
+        "kind": "AdmissionReview",
+        "response": {"uid": "3a3a7b38-5512-4a85-94bb-3562269e0a6a", "allowed": True},
+    }
+    # the same update without the deletion: the deny rule still denies (updates: all)
+    alive = copy.deepcopy(doc)
+    for key in ("object", "oldObject"):
+        del alive["request"][key]["metadata"]["deletionTimestamp"]
+    resp = handle(alive, policy, WebhookConfig(), _no_lookup)["response"]
+    assert resp["allowed"] is False and "[policy-denied]" in resp["status"]["message"]
+    # an image changed while the object is being deleted is checked
+    changed = copy.deepcopy(doc)
+    spec = changed["request"]["object"]["spec"]["template"]["spec"]
+    spec["containers"][0]["image"] = "alpine:3.20"
+    resp = handle(changed, policy, WebhookConfig(), _no_lookup)["response"]
+    assert resp["allowed"] is False and 'image "alpine:3.20"' in resp["status"]["message"]
+    assert "busybox" not in resp["status"]["message"]
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 1_900_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _store(window: float = 3600.0) -> tuple[Any, _Clock]:
+    from trustcheck.webhook.admitted import ReleasedStore
+
+    clock = _Clock()
+    return ReleasedStore(window, wall=clock), clock
+
+
+def _fp(policy: Policy, name: str) -> str:
+    from trustcheck.webhook.admitted import rule_fingerprint
+
+    rule = policy.match(parse_reference(name))
+    assert rule is not None
+    return rule_fingerprint(rule)
+
+
+def test_continuity_admits_a_moved_digest_verified_before(
+    policy: Policy, lookup: Fixtures
+) -> None:
+    """`localhost/basic:v1@OTHER`: v1 now signs BASIC_V1. Denied unless trustcheck
+    verified OTHER as a release of the repository under the same rule within the window."""
+    store, clock = _store(window=3600)
+    image = f"localhost/basic:v1@{OTHER}"
+    doc = review("ReplicaSet", workload("ReplicaSet", pod_spec([image])))
+    cfg = WebhookConfig(continuity_window=3600)
+    resp = handle(doc, policy, cfg, lookup, mutate=True, known=store)["response"]
+    assert resp["allowed"] is False and "[digest-mismatch]" in resp["status"]["message"]
+    store.record(_fp(policy, "localhost/basic"), "localhost/basic", OTHER, "v1")
+    resp = handle(doc, policy, cfg, lookup, mutate=True, known=store)["response"]
+    assert resp["allowed"] is True and "patch" not in resp  # pinned as it is: no rewrite
+    assert any("continuity" in w and "v1" in w for w in resp["warnings"])
+    # the record is for this rule: under another rule's demands it does not count
+    other_rule = WebhookConfig(continuity_window=3600)
+    store2, _ = _store()
+    store2.record("0" * 32, "localhost/basic", OTHER, "v1")
+    resp = handle(doc, policy, other_rule, lookup, known=store2)["response"]
+    assert resp["allowed"] is False
+    # past the window: denied again
+    clock.now += 3601
+    resp = handle(doc, policy, cfg, lookup, known=store)["response"]
+    assert resp["allowed"] is False and "[digest-mismatch]" in resp["status"]["message"]
+    # continuity off
+    clock.now -= 3601
+    off = WebhookConfig(continuity_window=0)
+    assert handle(doc, policy, off, lookup, known=store)["response"]["allowed"] is False
+
+
+def test_continuity_never_admits_a_revoked_digest_a_deny_rule_or_an_unsigned_one(
+    policy: Policy, lookup: Fixtures
+) -> None:
+    from trustcheck.webhook.admitted import Revocations
+
+    store, _clock = _store()
+    store.record(_fp(policy, "localhost/basic"), "localhost/basic", OTHER, "v1")
+    image = f"localhost/basic:v1@{OTHER}"
+    doc = review("Pod", workload("Pod", pod_spec([image])))
+    for revoked in (OTHER, f"localhost/basic@{OTHER}"):
+        cfg = WebhookConfig(continuity_window=3600, revoked=Revocations.parse([revoked]))
+        resp = handle(doc, policy, cfg, lookup, known=store)["response"]
+        assert resp["allowed"] is False, revoked
+        assert "[admission-revoked]" in resp["status"]["message"]
+    # revocation beats a current signature too
+    cfg = WebhookConfig(revoked=Revocations.parse([f"localhost/basic@{BASIC_V1}"]))
+    current = review("Pod", workload("Pod", pod_spec(["localhost/basic:v1"])))
+    resp = handle(current, policy, cfg, lookup, known=store)["response"]
+    assert resp["allowed"] is False and "[admission-revoked]" in resp["status"]["message"]
+    # another repository's record of the digest: not this repository's release
+    cfg = WebhookConfig(continuity_window=3600)
+    other_repo = review("Pod", workload("Pod", pod_spec([f"localhost/signers:v2@{OTHER}"])))
+    assert handle(other_repo, policy, cfg, lookup, known=store)["response"]["allowed"] is False
+    # a deny rule denies whatever was recorded
+    store.record("1" * 32, "docker.io/library/alpine", OTHER, "3.20")
+    hub = review("Pod", workload("Pod", pod_spec([f"alpine:3.20@{OTHER}"])))
+    resp = handle(hub, policy, cfg, lookup, known=store)["response"]
+    assert resp["allowed"] is False and "[policy-denied]" in resp["status"]["message"]
+    # a tag (no digest) whose tag is not signed has nothing to continue
+    unsigned = review("Pod", workload("Pod", pod_spec(["localhost/basic:unsigned"])))
+    assert handle(unsigned, policy, cfg, lookup, known=store)["response"]["allowed"] is False
+
+
+def test_tag_at_digest_released_now_by_another_tag_is_admitted(
+    policy: Policy, lookup: Fixtures
+) -> None:
+    """`basic:v1@<digest of latest>`: v1 does not carry it, but `latest` releases it now."""
+    image = f"localhost/basic:v1@{BASIC_LATEST}"
+    doc = review("Pod", workload("Pod", pod_spec([image])))
+    resp = handle(doc, policy, WebhookConfig(), lookup, mutate=True)["response"]
+    assert resp["allowed"] is True, resp
+    assert any("released now as latest" in w for w in resp["warnings"])
+    off = WebhookConfig(continuity_window=0)
+    resp = handle(doc, policy, off, lookup)["response"]
+    assert resp["allowed"] is False and "[digest-mismatch]" in resp["status"]["message"]
+
+
+def test_allowed_reviews_report_the_releases_to_remember(
+    policy: Policy, lookup: Fixtures
+) -> None:
+    doc = review("Deployment", workload("Deployment", pod_spec(["localhost/basic:v1"])))
+    cfg = WebhookConfig()
+    out = respond(plan_review(parse_review(doc), policy, cfg), policy, cfg,
+                  {k: lookup(*k) for k in plan_review(parse_review(doc), policy, cfg).needs},
+                  mutate=True)
+    assert out.allowed and out.releases == [
+        (_fp(policy, "localhost/basic"), "localhost/basic", BASIC_V1, "v1")
+    ]
+    # an allow rule verifies nothing: nothing to remember
+    doc = review("Pod", workload("Pod", pod_spec(["mirror.example.com/x:1"])))
+    out = respond(plan_review(parse_review(doc), policy, cfg), policy, cfg, {}, mutate=True)
+    assert out.allowed and out.releases == []
+
+
+def test_ephemeral_container_update_checks_only_the_new_image(
+    policy: Policy, lookup: Fixtures
+) -> None:
+    """kubectl debug: the running containers are as admitted; only the debug image counts."""
+    old = workload("Pod", pod_spec(["localhost/basic:unsigned"]))
+    new = workload("Pod", pod_spec(["localhost/basic:unsigned"], ephemeral=["localhost/basic:v1"]))
+    doc = review("Pod", new, operation="UPDATE", old=old, sub="ephemeralcontainers")
+    resp = handle(doc, policy, WebhookConfig(), lookup, mutate=True)["response"]
+    assert resp["allowed"] is True
+    patched = apply_patch(new, resp)
+    assert patched["spec"]["ephemeralContainers"][0]["image"] == f"localhost/basic:v1@{BASIC_V1}"
+    assert patched["spec"]["containers"][0]["image"] == "localhost/basic:unsigned"
+    # a plain UPDATE of the same Pod (updates: all) re-checks every image
+    plain = review("Pod", new, operation="UPDATE", old=old)
+    assert handle(plain, policy, WebhookConfig(), lookup)["response"]["allowed"] is False
+
+
+@pytest.mark.parametrize("kind", sorted(K8S_KINDS))
+def test_image_volumes_are_checked_and_pinned(
+    kind: str, policy: Policy, lookup: Fixtures
+) -> None:
+    spec = pod_spec(["localhost/signers:v2"])
+    spec["volumes"] = [
+        {"name": "cfg", "configMap": {"name": "x"}},
+        {"name": "models", "image": {"reference": "localhost/basic:v1", "pullPolicy": "Always"}},
+    ]
+    obj = workload(kind, spec)
+    resp = handle(review(kind, obj), policy, WebhookConfig(), lookup, mutate=True)["response"]
+    assert resp["allowed"] is True
+    patched = apply_patch(obj, resp)
+    volume = spec_of(kind, patched)["volumes"][1]["image"]
+    assert volume == {"reference": f"localhost/basic:v1@{BASIC_V1}", "pullPolicy": "Always"}
+    assert originals(patched) == {
+        "containers/c0": "localhost/signers:v2",
+        "volumes/models": "localhost/basic:v1",
+    }
+    bad = copy.deepcopy(obj)
+    spec_of(kind, bad)["volumes"][1]["image"]["reference"] = "localhost/basic:unsigned"
+    resp = handle(review(kind, bad), policy, WebhookConfig(), lookup)["response"]
+    assert resp["allowed"] is False
+    assert 'image "localhost/basic:unsigned" (volumes/models)' in resp["status"]["message"]
+    assert "[tag-not-signed]" in resp["status"]["message"]
+
+
+@pytest.mark.parametrize(
+    ("volumes", "needle"),
+    [
+        ({"a": 1}, "volumes is not a list"),
+        (["x"], "volumes[0] is not an object"),
+        ([{"name": "v", "image": "localhost/basic:v1"}], "image source of volumes/v"),
+        ([{"name": "v", "image": {"reference": 7}}], "image reference of volumes/v"),
+    ],
+)
+def test_malformed_image_volumes_are_denied(volumes: Any, needle: str, policy: Policy) -> None:
+    spec = pod_spec(["localhost/signers:v2"])
+    spec["volumes"] = volumes
+    resp = handle(review("Pod", workload("Pod", spec)), policy, WebhookConfig(), _no_lookup)
+    msg = resp["response"]["status"]["message"]
+    assert "[admission-invalid]" in msg and needle in msg
+
+
+@pytest.mark.parametrize("kind", sorted(K8S_KINDS))
+@pytest.mark.parametrize(
+    ("meta", "request_name", "shown"),
+    [
+        ({"name": "web-1"}, "", "web-1"),
+        ({"generateName": "web-7d9f-"}, "", "web-7d9f-*"),
+        ({"name": "web-1", "generateName": "web-"}, "", "web-1"),
+        ({}, "", "(unnamed)"),
+        ({"name": "ignored"}, "from-request", "from-request"),
+    ],
+)
+def test_deny_messages_name_the_object(
+    kind: str, meta: dict[str, str], request_name: str, shown: str, policy: Policy
+) -> None:
+    obj = workload(kind, pod_spec(["alpine:3.20"]))
+    obj["metadata"] = {"namespace": "team", **meta}
+    doc = review(kind, obj)
+    doc["request"]["name"] = request_name
+    resp = handle(doc, policy, WebhookConfig(), _no_lookup)["response"]
+    assert resp["status"]["message"].startswith(f"trustcheck denied {kind} team/{shown}: ")
+    assert parse_review(doc).display_name == ("" if shown == "(unnamed)" else shown)
+
+
+def test_the_reason_code_comes_first_whatever_the_image_length(
+    policy: Policy, lookup: Fixtures
+) -> None:
+    long_image = "quay.io/team/" + "a" * 4990 + ":1"  # 5,000+ characters (no valid name)
+    unsigned = "localhost/basic:unsigned"
+    obj = workload("Pod", pod_spec([long_image, unsigned]))
+    resp = handle(review("Pod", obj), policy, WebhookConfig(), lookup)["response"]
+    msg = resp["status"]["message"]
+    assert len(msg) <= 4000
+    head = msg[:200]
+    assert "[invalid-reference, tag-not-signed]" in head, head
+    # each line still gives its code, and the second image is named in full
+    assert f'image "{unsigned}" (containers/c1): rule "localhost-signed": [tag-not-signed]' in msg
+    # a long name does not push the codes out either
+    named = workload("Pod", pod_spec([long_image]), name="n" * 5000)
+    msg = handle(review("Pod", named), policy, WebhookConfig(), lookup)["response"]["status"][
+        "message"
+    ]
+    assert "[invalid-reference]" in msg[:400]
+
+
+def test_released_store_persists_is_bounded_and_expires(tmp_path: Path) -> None:
+    from trustcheck.webhook.admitted import ReleasedStore
+
+    clock = _Clock()
+    path = tmp_path / "state" / "webhook-released.json"
+    store = ReleasedStore(100.0, max_entries=3, path=path, wall=clock)
+    for i in range(5):
+        store.record("f" * 32, f"example.com/r{i}", OTHER, "v1")
+        clock.now += 10
+    assert len(store) == 3  # the least recently verified went first
+    assert store.known("f" * 32, "example.com/r0", OTHER) is None
+    assert store.flush() is True and path.stat().st_mode & 0o777 == 0o600
+    again = ReleasedStore(100.0, path=path, wall=clock)
+    assert again.load() == 3
+    rec = again.known("f" * 32, "example.com/r4", OTHER)
+    assert rec is not None and rec.tags == ("v1",)
+    # records older than the window are not read back
+    clock.now += 85
+    later = ReleasedStore(100.0, path=path, wall=clock)
+    assert later.load() == 1
+    # an unusable file is ignored (fail closed: the memory starts empty)
+    for junk in (b"{", b"[]", b'{"version": 1, "released": [{"rule": "x"}]}', b"\xff" * 10):
+        path.write_bytes(junk)
+        assert ReleasedStore(100.0, path=path, wall=clock).load() == 0
+
+
+def test_shared_released_entries_are_authenticated() -> None:
+    from trustcheck.webhook.admitted import ReleasedStore, SharedReleased
+    from trustcheck.webhook.shared import MemoryStore
+
+    mem = MemoryStore()
+    clock = _Clock()
+    secret = b"s" * 32
+    one = ReleasedStore(600.0, shared=SharedReleased(mem, secret), wall=clock)
+    one.record("a" * 32, "example.com/app", OTHER, "v1")
+    assert one.publish() == 1
+    two = ReleasedStore(600.0, shared=SharedReleased(mem, secret), wall=clock)
+    assert two.fetch_shared([("a" * 32, "example.com/app", OTHER)]) == 1
+    assert two.known("a" * 32, "example.com/app", OTHER) is not None
+    # without the secret: a planted entry is refused
+    thief = ReleasedStore(600.0, shared=SharedReleased(mem, b"t" * 32), wall=clock)
+    thief.record("b" * 32, "example.com/app", OTHER, "v1")
+    thief.publish()
+    three = ReleasedStore(600.0, shared=SharedReleased(mem, secret), wall=clock)
+    assert three.fetch_shared([("b" * 32, "example.com/app", OTHER)]) == 0
+    # an authentic entry copied under another key is refused
+    shared = SharedReleased(mem, secret)
+    value = mem.get(shared.key("a" * 32, "example.com/app", OTHER), 4096)
+    assert value is not None
+    mem.set(shared.key("a" * 32, "example.com/evil", OTHER), value, 60)
+    assert three.fetch_shared([("a" * 32, "example.com/evil", OTHER)]) == 0
+    # past its window
+    clock.now += 601
+    four = ReleasedStore(600.0, shared=SharedReleased(mem, secret), wall=clock)
+    mem.set(shared.key("a" * 32, "example.com/app", OTHER), value, 60)
+    assert four.fetch_shared([("a" * 32, "example.com/app", OTHER)]) == 0
+
+
+@pytest.mark.parametrize(
+    "entry",
+    ["sha256:abc", "localhost/basic:v1@" + OTHER, "Not A Name@" + OTHER, "md5:" + "a" * 64, ""],
+)
+def test_bad_revocations_are_refused(entry: str) -> None:
+    from trustcheck.errors import UsageError
+    from trustcheck.webhook.config import parse_config
+
+    with pytest.raises(UsageError) as e:
+        parse_config({"continuity": {"revoked": [entry]}}, "config.yaml")
+    assert e.value.code == "webhook-config-invalid" and "continuity.revoked" in e.value.message
+
+
+def test_continuity_config() -> None:
+    from trustcheck.webhook.config import parse_config
+
+    cfg = parse_config(
+        {"continuity": {"window_seconds": 600, "max_entries": 10, "revoked": [OTHER]}}
+    )
+    assert cfg.webhook.continuity_window == 600 and cfg.continuity_max_entries == 10
+    assert cfg.webhook.revoked.revoked("docker.io/library/x", OTHER)
+    assert parse_config({}).webhook.continuity_window == 7 * 86400

@@ -47,6 +47,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from trustcheck.errors import ErrorCode, TrustcheckError, UsageError
+from trustcheck.webhook.admitted import ReleasedStore
 from trustcheck.webhook.cache import TrustCache
 from trustcheck.webhook.config import ServerConfig
 from trustcheck.webhook.logs import ReviewLog
@@ -126,6 +127,7 @@ class WebhookServer:
         options: Options,
         metrics: Metrics | None = None,
         review_log: ReviewLog | None = None,
+        released: ReleasedStore | None = None,
     ) -> None:
         self.policy = policy
         self.config = config
@@ -134,6 +136,12 @@ class WebhookServer:
         self.metrics = metrics if metrics is not None else Metrics()
         self.metrics.entries.set_function(lambda: float(len(self.cache)))
         self.memo = Memo()
+        #: the releases verified before (continuity, webhook/admitted.py)
+        self.released = (
+            released
+            if released is not None
+            else ReleasedStore(config.webhook.continuity_window)
+        )
         self.review_log = review_log if review_log is not None else ReviewLog()
         self.ready = False
         self.tls_reloader: Callable[[], object] | None = None
@@ -172,13 +180,24 @@ class WebhookServer:
                 reload_task.cancel()
             flush_task.cancel()
             self.review_log.flush()
+            self._save_released(force=True)
             self.cache.close()
             log.info("stopped")
 
     async def _flush_loop(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(self.review_log.interval)
             self.review_log.flush()
+            await loop.run_in_executor(None, self._save_released)
+
+    def _save_released(self, force: bool = False) -> None:
+        """The continuity memory to its file and the shared store (worker thread)."""
+        try:
+            self.released.flush(force=force)
+            self.released.publish()
+        except Exception:
+            log.exception("saving the released-digest memory failed")
 
     async def _reload_tls_loop(self, reload: Callable[[], object]) -> None:
         while True:
@@ -316,7 +335,20 @@ class WebhookServer:
             got: dict[tuple[int, str], Collection | TrustcheckError] = {}
             if plan.needs:
                 got, late = await self._collections(plan.needs, started, cfg.deadline)
-            outcome = respond(plan, self.policy, cfg, got, mutate=mutate, memo=self.memo)
+            known = self.released
+            outcome = respond(
+                plan, self.policy, cfg, got, mutate=mutate, memo=self.memo, known=known
+            )
+            if outcome.misses and known.shared is not None and not outcome.allowed:
+                # another replica may have verified the release: ask the shared store
+                loop = asyncio.get_running_loop()
+                if await loop.run_in_executor(None, known.fetch_shared, outcome.misses[:32]):
+                    outcome = respond(
+                        plan, self.policy, cfg, got, mutate=mutate, memo=self.memo, known=known
+                    )
+            if outcome.allowed and not review.dry_run:
+                for rule_fp, name, digest, tag in outcome.releases:
+                    known.record(rule_fp, name, digest, tag)
             answer = outcome.response
             result = "allowed" if outcome.allowed else "denied"
             if plan.immediate is not None and outcome.allowed:
@@ -363,7 +395,7 @@ class WebhookServer:
             "operation": review.operation,
             "kind": review.kind,
             "namespace": review.namespace,
-            "name": review.name,
+            "name": review.display_name,
             "user": review.user,
             "dry_run": review.dry_run,
             "result": result,
@@ -388,6 +420,9 @@ class WebhookServer:
                         "reason": first.message if first is not None else None,
                     }
                 )
+                how = outcome.continued.get(site.image)
+                if how is not None:
+                    images[-1]["continuity"] = how
             if images:
                 fields["images"] = images
             if outcome.patch:
@@ -705,6 +740,25 @@ def build_server(
             prefix=config.cache_prefix,
             max_bytes=config.cache_max_entry_bytes,
         )
+    from trustcheck.webhook.admitted import SharedReleased
+
+    folder = config.state_dir if config.state_dir is not None else trust_dir
+    released = ReleasedStore(
+        config.webhook.continuity_window,
+        max_entries=config.continuity_max_entries,
+        path=folder / "webhook-released.json",
+        shared=(
+            SharedReleased(shared.store, shared.secret, prefix=shared.prefix)
+            if shared is not None
+            else None
+        ),
+    )
+    kept = released.load()
+    if kept:
+        log.info(
+            "continuity: verified releases read back",
+            extra={"fields": {"released": kept, "file": str(released.path)}},
+        )
     metrics = Metrics()
     cache = TrustCache(
         policy,
@@ -718,4 +772,6 @@ def build_server(
         shared_wait=min(1.0, config.webhook.deadline / 8),
         lock_ttl=min(60.0, remote.total_timeout + 1.0),
     )
-    return WebhookServer(policy, config, cache, options=options, metrics=metrics)
+    return WebhookServer(
+        policy, config, cache, options=options, metrics=metrics, released=released
+    )

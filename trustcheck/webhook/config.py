@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from trustcheck.errors import ErrorCode, TrustcheckError, UsageError
+from trustcheck.webhook.admitted import DEFAULT_MAX_ENTRIES, DEFAULT_WINDOW, Revocations
 from trustcheck.webhook.cache import CacheSettings
 from trustcheck.webhook.logs import LOG_LEVELS, LogLevel
 from trustcheck.webhook.review import (
@@ -71,6 +72,8 @@ class ServerConfig:
     #: which reviews get a log line: all, denied (and errors), none (errors only)
     log_reviews: LogReviews = "all"
     log_level: LogLevel = "info"
+    #: how many verified releases the continuity memory keeps (webhook/admitted.py)
+    continuity_max_entries: int = DEFAULT_MAX_ENTRIES
 
 
 def _bad(source: str, where: str, message: str) -> UsageError:
@@ -218,6 +221,7 @@ _TOP = (
     "acr",
     "logging",
     "tls_reload_seconds",
+    "continuity",
 )
 
 
@@ -258,6 +262,11 @@ def parse_config(doc: object, source: str = "<config>", base: Path | None = None
     if any(n.strip("*?") == "" for n in namespaces):
         raise exempt.fail("namespaces", "a pattern of only wildcards exempts every namespace")
     deadline = top.number("deadline_seconds", 8.0, 0.1, 29.0)
+    cont = top.section("continuity", ("window_seconds", "max_entries", "revoked"))
+    try:
+        revoked = Revocations.parse(cont.strings("revoked"))
+    except ValueError as e:
+        raise cont.fail("revoked", str(e)) from e
     webhook = WebhookConfig(
         deadline=deadline,
         mutation=top.choice("mutation", MUTATION_MODES, "tag-digest"),
@@ -266,6 +275,8 @@ def parse_config(doc: object, source: str = "<config>", base: Path | None = None
         exempt_namespaces=tuple(namespaces),
         exempt_objects=tuple(objects),
         max_warnings=top.integer("max_warnings", 20, 0, 100),
+        continuity_window=cont.number("window_seconds", DEFAULT_WINDOW, 0.0, 366 * 86400.0),
+        revoked=revoked,
     )
     cache = top.section(
         "cache",
@@ -384,6 +395,7 @@ def parse_config(doc: object, source: str = "<config>", base: Path | None = None
         max_body_bytes=top.integer("max_body_bytes", DEFAULT_MAX_BODY, 1024, 64 << 20),
         log_reviews=logs.choice("reviews", LOG_REVIEWS, "all"),
         log_level=logs.choice("level", LOG_LEVELS, "info"),
+        continuity_max_entries=cont.integer("max_entries", DEFAULT_MAX_ENTRIES, 1, 1_000_000),
     )
 
 
@@ -429,5 +441,7 @@ def config_summary(config: ServerConfig) -> dict[str, object]:
                 else None
             ),
             "acr_receiver": config.acr.secret is not None,
+            "continuity_window_seconds": w.continuity_window,
+            "revoked": list(w.revoked.texts),
         }
     )

@@ -9,15 +9,22 @@ functions here; none of them does I/O or reads the clock:
 2. :func:`plan_review` finds every image of the object (Pods, Deployments,
    ReplicaSets, StatefulSets, DaemonSets, Jobs, CronJobs,
    ReplicationControllers and PodTemplates; ``containers``,
-   ``initContainers`` and ``ephemeralContainers``), applies the operation rules
-   (CREATE and UPDATE are checked, DELETE and CONNECT allowed), the namespace
-   and object exemptions, and says which verified collections the decision
-   needs: ``(rule index, GUN)`` for each image a ``verify`` rule decides.
+   ``initContainers``, ``ephemeralContainers`` and image volumes,
+   ``volumes[].image.reference``), applies the operation rules (CREATE and
+   UPDATE are checked, DELETE and CONNECT allowed; an UPDATE that finishes a
+   deletion without changing an image, and the images a ``kubectl debug``
+   leaves as they were, are not), the namespace and object exemptions, and
+   says which verified collections the decision needs: ``(rule index, GUN)``
+   for each image a ``verify`` rule decides.
 3. :func:`respond` calls :func:`trustcheck.policy.decide.decide` for each image with
    the collections obtained (or the error obtaining them, or
-   :func:`deadline_error` when the review's deadline passed first) and builds
-   the answer: allowed, or denied with a message naming the image, the rule
-   and the reason code; ``warnings`` for warn-mode rules; for the mutating
+   :func:`deadline_error` when the review's deadline passed first), applies
+   the revocation list and the continuity rule (a pinned digest whose tag has
+   moved on stays admissible while it was verified as a release within the
+   window, :mod:`trustcheck.webhook.admitted`), and builds the answer:
+   allowed, or denied with a message giving the reason codes first, then
+   naming each image, the rule and the reason; ``warnings`` for warn-mode
+   rules and continuity admissions; for the mutating
    endpoint an RFC 6902 JSON Patch pinning each allowed image to its signed
    digest, with the original references in an annotation.
 
@@ -32,8 +39,8 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import orjson
 
@@ -42,12 +49,14 @@ from trustcheck.errors import ErrorCode, NotTrusted, TrustcheckError
 from trustcheck.policy.decide import decide
 from trustcheck.policy.model import Decision, Policy, Reason, Rule
 from trustcheck.policy.pattern import shell_matches
+from trustcheck.webhook.admitted import DEFAULT_WINDOW, Released, Revocations, rule_fingerprint
 
 if TYPE_CHECKING:
     from trustcheck.core.verify import Collection
 
 __all__ = [
     "API_VERSIONS",
+    "MOVED_CODES",
     "MUTATION_MODES",
     "ImageSite",
     "Memo",
@@ -72,8 +81,12 @@ MUTATION_MODES: tuple[MutationMode, ...] = ("tag-digest", "digest", "off")
 UpdateMode = Literal["all", "changed"]
 UPDATE_MODES: tuple[UpdateMode, ...] = ("all", "changed")
 
-#: the container lists of a pod spec, in the order images are reported
+#: the container lists of a pod spec, in the order images are reported (image
+#: volumes, ``volumes[].image.reference``, come after them)
 CONTAINER_FIELDS = ("initContainers", "containers", "ephemeralContainers")
+#: deny reasons that mean only "the signed tag no longer carries this digest": the
+#: collection verified, the rule is satisfiable; continuity may admit the digest
+MOVED_CODES = frozenset({"digest-mismatch", "digest-not-signed", "tag-not-signed"})
 
 #: (API group, kind) -> the path of the pod spec inside the object
 POD_SPEC_PATHS: dict[tuple[str, str], tuple[str, ...]] = {
@@ -97,6 +110,9 @@ _CHECKED_SUBRESOURCES = frozenset({"", "ephemeralcontainers"})
 MAX_WARNING_LENGTH = 256
 #: the deny message is cut here (it is shown to the user by kubectl)
 MAX_MESSAGE_LENGTH = 4000
+#: an image, a container label, a rule name or the object's name is shown at most
+#: this long in a deny message (the reason codes come before any of them)
+MAX_SHOWN = 200
 
 
 class ReviewError(Exception):
@@ -144,6 +160,10 @@ class WebhookConfig:
     exempt_namespaces: tuple[str, ...] = ()
     exempt_objects: tuple[ObjectExemption, ...] = ()
     max_warnings: int = 20
+    #: seconds a verified release stays admissible after its tag moved (0: off)
+    continuity_window: float = DEFAULT_WINDOW
+    #: digests denied whatever signs or admitted them
+    revoked: Revocations = field(default_factory=Revocations)
 
 
 @dataclass(slots=True)
@@ -162,11 +182,14 @@ class Review:
     object: Any
     old_object: Any
     user: str
+    #: the object's name for messages and logs: ``request.name``, else
+    #: ``metadata.name``, else ``metadata.generateName`` + ``*``, else ""
+    display_name: str = ""
 
     @property
     def what(self) -> str:
         where = f"{self.namespace}/" if self.namespace else ""
-        return f"{self.kind} {where}{self.name or '(unnamed)'}"
+        return f"{self.kind} {where}{_cut(self.display_name, MAX_SHOWN) or '(unnamed)'}"
 
 
 @dataclass(slots=True)
@@ -206,6 +229,20 @@ class Outcome:
     decisions: list[tuple[ImageSite, Decision]] = field(default_factory=list)
     patch: list[dict[str, Any]] = field(default_factory=list)
     note: str = ""
+    #: image -> how continuity admitted it ("released as v2", "verified 2026-... (v1)")
+    continued: dict[str, str] = field(default_factory=dict)
+    #: (rule fingerprint, name, digest) continuity looked for and did not know: a
+    #: caller with a shared store may look them up and answer again
+    misses: list[tuple[str, str, str]] = field(default_factory=list)
+    #: (rule fingerprint, name, digest, tag) verified now as current releases
+    releases: list[tuple[str, str, str, str | None]] = field(default_factory=list)
+
+
+class Known(Protocol):
+    """What :func:`respond` asks about earlier verified releases
+    (:class:`trustcheck.webhook.admitted.ReleasedStore`)."""
+
+    def known(self, rule: str, name: str, digest: str) -> Released | None: ...
 
 
 class Memo:
@@ -275,6 +312,8 @@ def parse_review(doc: object) -> Review:
     dry_run = req.get("dryRun", False)
     if dry_run is not None and not isinstance(dry_run, bool):
         raise ReviewError("request.dryRun must be true or false")
+    obj, old = req.get("object"), req.get("oldObject")
+    name = _str(req.get("name"), "request.name")
     return Review(
         api_version=str(api_version),
         uid=uid,
@@ -283,12 +322,25 @@ def parse_review(doc: object) -> Review:
         kind=_str(kind.get("kind"), "request.kind.kind", required=True),
         sub_resource=_str(req.get("subResource"), "request.subResource"),
         namespace=_str(req.get("namespace"), "request.namespace"),
-        name=_str(req.get("name"), "request.name"),
+        name=name,
         dry_run=bool(dry_run),
-        object=req.get("object"),
-        old_object=req.get("oldObject"),
+        object=obj,
+        old_object=old,
         user=str(user.get("username", "")) if isinstance(user, dict) else "",
+        display_name=name or object_name(obj) or object_name(old),
     )
+
+
+def object_name(obj: object) -> str:
+    """``metadata.name``, else ``metadata.generateName`` + ``*`` (the API server has
+    not picked the suffix yet), else ""."""
+    meta = _metadata(obj)
+    name, generate = meta.get("name"), meta.get("generateName")
+    if isinstance(name, str) and name:
+        return name
+    if isinstance(generate, str) and generate:
+        return generate + "*"
+    return ""
 
 
 class _Invalid(Exception):
@@ -340,6 +392,27 @@ def image_sites(obj: object, spec_path: Sequence[str]) -> list[ImageSite]:
             if not isinstance(image, str):
                 raise _Invalid(f"the image of {label} is not a string")
             sites.append(ImageSite(f"{base}/{list_name}/{i}/image", label, image))
+    volumes = node.get("volumes")
+    if volumes is None:
+        return sites
+    if not isinstance(volumes, list):
+        raise _Invalid(f"{'.'.join(spec_path)}.volumes is not a list")
+    for i, v in enumerate(volumes):
+        if not isinstance(v, dict):
+            raise _Invalid(f"{'.'.join(spec_path)}.volumes[{i}] is not an object")
+        source = v.get("image")
+        if source is None:
+            continue
+        vname = v.get("name")
+        label = f"volumes/{vname if isinstance(vname, str) and vname else i}"
+        if not isinstance(source, dict):
+            raise _Invalid(f"the image source of {label} is not an object")
+        image = source.get("reference")
+        if image is None or image == "":
+            continue  # like a container without an image: left to a later mutation
+        if not isinstance(image, str):
+            raise _Invalid(f"the image reference of {label} is not a string")
+        sites.append(ImageSite(f"{base}/volumes/{i}/image/reference", label, image))
     return sites
 
 
@@ -348,6 +421,18 @@ def _all_images(obj: object, spec_path: Sequence[str]) -> set[str]:
         return {s.image for s in image_sites(obj, spec_path)}
     except _Invalid:
         return set()
+
+
+def _image_fields(obj: object, spec_path: Sequence[str]) -> list[tuple[str, str]] | None:
+    """Every image field of ``obj`` as (pointer, image); None when unreadable."""
+    try:
+        return sorted((s.pointer, s.image) for s in image_sites(obj, spec_path))
+    except _Invalid:
+        return None
+
+
+def _deleting(obj: object) -> bool:
+    return bool(_metadata(obj).get("deletionTimestamp"))
 
 
 def _metadata(obj: object) -> dict[str, Any]:
@@ -497,9 +582,21 @@ def plan_review(
             f"trustcheck: [admission-invalid] {review.what}: {e}; denied",
         )
         return plan
-    if review.operation == "UPDATE" and config.updates == "changed":
+    if review.operation == "UPDATE":
         before = _all_images(review.old_object, spec_path)
-        sites = [s for s in sites if s.image not in before]
+        if _deleting(review.old_object) or _deleting(review.object):
+            # finishing a deletion (a finalizer removed) starts nothing: only an
+            # image changed while the object is being deleted is checked
+            if _image_fields(review.object, spec_path) == _image_fields(
+                review.old_object, spec_path
+            ):
+                plan.note = "the update finishes a deletion and changes no image"
+                plan.immediate = _response(review, review.uid, True)
+                return plan
+            sites = [s for s in sites if s.image not in before]
+        elif review.sub_resource == "ephemeralcontainers" or config.updates == "changed":
+            # kubectl debug can only add ephemeral containers: the others are as admitted
+            sites = [s for s in sites if s.image not in before]
     if not sites:
         plan.note = "no images to check"
         plan.immediate = _response(review, review.uid, True)
@@ -557,12 +654,134 @@ def rewrite_image(image: str, ref: ImageRef, digest: str, mode: MutationMode) ->
 
 
 def _rule_text(d: Decision) -> str:
-    return f'rule "{d.rule.name}"' if d.rule is not None else "no rule"
+    return f'rule "{_cut(d.rule.name, MAX_SHOWN)}"' if d.rule is not None else "no rule"
+
+
+def _first_code(d: Decision) -> str:
+    return d.reasons[0].code if d.reasons else "policy-denied"
 
 
 def _deny_line(site: ImageSite, d: Decision) -> str:
     first = d.reasons[0] if d.reasons else Reason("policy-denied", "denied")
-    return f'image "{site.image}" ({site.label}): {_rule_text(d)}: [{first.code}] {first.message}'
+    return (
+        f'image "{_cut(site.image, MAX_SHOWN)}" ({_cut(site.label, MAX_SHOWN)}): '
+        f"{_rule_text(d)}: [{first.code}] {first.message}"
+    )
+
+
+def _deny_message(review: Review, denied: Sequence[tuple[ImageSite, Decision]], total: int) -> str:
+    """The codes first (before any string of the object, which may be long), then
+    one line per denied image."""
+    codes = list(dict.fromkeys(_first_code(d) for _s, d in denied))
+    shown = ", ".join(codes[:8]) + (", …" if len(codes) > 8 else "")
+    head = (
+        f"trustcheck denied {review.what}: {len(denied)} of {total} image(s) not allowed "
+        f"[{shown}]"
+    )
+    return head + ": " + "; ".join(_deny_line(s, d) for s, d in denied)
+
+
+def _revoked_decision(d: Decision, name: str, digest: str) -> Decision:
+    return replace(
+        d,
+        allowed=False,
+        verdict="deny",
+        mode="enforce",
+        digest=digest,
+        reasons=[
+            Reason(
+                ErrorCode.ADMISSION_REVOKED,
+                f"{name}@{digest} is revoked by the webhook's continuity.revoked list; it is "
+                "denied whatever signs it (remove it from the list to admit it again)",
+            )
+        ],
+        warnings=[],
+    )
+
+
+def _continued(
+    site: ImageSite,
+    d: Decision,
+    rule: Rule,
+    policy: Policy,
+    found: Collection | TrustcheckError | None,
+    known: Known | None,
+    misses: list[tuple[str, str, str]],
+) -> tuple[Decision, str, bool] | None:
+    """The continuity rule (docs/webhook.md, "Re-signed tags and controllers"): a
+    reference pinning digest D that a verify rule denies only because the tag no
+    longer carries D is admitted when D is released now by another tag (with the
+    rule's signers), or was verified as a release under this rule within the
+    window. Returns the decision, how it was admitted and whether D is a current
+    release; None: it stays denied."""
+    ref = site.ref
+    if (
+        ref is None
+        or ref.digest is None
+        or d.verdict != "deny"
+        or rule.action != "verify"
+        or _first_code(d) not in MOVED_CODES
+        or found is None
+        or isinstance(found, TrustcheckError)
+    ):
+        return None
+    digest = ref.digest
+    moved = f"{ref.name}:{ref.tag} no longer carries {digest}" if ref.tag else (
+        f"no tag of {ref.name} carries {digest} now"
+    )
+    if ref.tag is not None:
+        bare = ImageRef(ref.name, None, digest)
+        now = decide(bare, policy, found, image=site.image)
+        if now.verdict == "allow" and now.rule is not None and now.rule.index == rule.index:
+            tags = sorted({h.name for h in _released_hits(found, digest)} - {ref.tag})[:4]
+            how = f"released now as {', '.join(tags) or 'another tag'}"
+            out = replace(
+                now,
+                image=site.image,
+                tag=ref.tag,
+                warnings=[
+                    *now.warnings,
+                    f"continuity: {how}; {moved}",
+                ],
+            )
+            return out, how, True
+    if known is None:
+        return None
+    fp = rule_fingerprint(rule)
+    rec = known.known(fp, ref.name, digest)
+    if rec is None:
+        misses.append((fp, ref.name, digest))
+        return None
+    from datetime import UTC, datetime
+
+    when = datetime.fromtimestamp(rec.last, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    as_tags = f" as {', '.join(rec.tags)}" if rec.tags else ""
+    how = f"verified as a release{as_tags} at {when}"
+    out = replace(
+        d,
+        allowed=True,
+        verdict="allow",
+        digest=digest,
+        reasons=[],
+        warnings=[
+            *d.warnings,
+            f"continuity: trustcheck {how}, within the window; {moved} "
+            f"({_first_code(d)}); a re-signed tag is not a revocation (continuity.revoked "
+            "stops a digest)",
+        ],
+    )
+    return out, how, False
+
+
+def _released_hits(col: Collection, digest: str) -> list[Any]:
+    from trustcheck.core.lookup import RELEASED_ROLES, list_targets
+
+    sha = digest.removeprefix("sha256:")
+    return [
+        h
+        for h in list_targets(col, RELEASED_ROLES).values()
+        if h.role in RELEASED_ROLES and h.sha256 == sha
+    ]
 
 
 def _json_text(doc: Mapping[str, str]) -> str:
@@ -602,6 +821,7 @@ def respond(
     *,
     mutate: bool,
     memo: Memo | None = None,
+    known: Known | None = None,
 ) -> Outcome:
     """Decide every image of ``plan`` and build the answer.
 
@@ -610,6 +830,8 @@ def respond(
     missing key is a deny (``no-trust-data``). ``mutate``: add the JSON Patch
     pinning allowed images (the mutating endpoint). ``memo``: reuse decisions made
     from the same objects (see :class:`Memo`; pass the one given to :func:`plan_review`).
+    ``known``: the releases verified before (continuity; None: only what the trust
+    data says now counts). Revoked digests (``config.revoked``) are denied first.
     """
     review = plan.review
     if memo is not None:
@@ -619,6 +841,10 @@ def respond(
         return Outcome(plan.immediate, allowed, note=plan.note)
     by_image: dict[str, Decision] = {}
     results: list[tuple[ImageSite, Decision]] = []
+    continued: dict[str, str] = {}
+    misses: list[tuple[str, str, str]] = []
+    releases: list[tuple[str, str, str, str | None]] = []
+    window_on = config.continuity_window > 0
     for site in plan.sites:
         d = by_image.get(site.image)
         if d is None:
@@ -628,13 +854,33 @@ def respond(
             else:
                 _ref, rule = _classify(site.image, policy, memo)
                 found = got.get((rule.index, site.ref.gun)) if rule is not None else None
-                known = memo.decisions.get(site.image) if memo is not None else None
-                if known is not None and known[0] is found:
-                    d = known[1]
+                cached = memo.decisions.get(site.image) if memo is not None else None
+                if cached is not None and cached[0] is found:
+                    d = cached[1]
                 else:
                     d = decide(site.ref, policy, found, image=site.image)
                     if memo is not None:
                         memo._put(memo.decisions, site.image, (found, d))
+                classic = rule is not None and getattr(rule, "require", None) is None
+                if rule is not None and classic and d.verdict == "allow" and (
+                    rule.action == "verify" and d.digest is not None and window_on
+                ):
+                    releases.append(
+                        (rule_fingerprint(rule), site.ref.name, d.digest, site.ref.tag)
+                    )
+                elif rule is not None and classic and window_on:
+                    kept = _continued(site, d, rule, policy, found, known, misses)
+                    if kept is not None:
+                        d, continued[site.image], current = kept
+                        if current and d.digest is not None:
+                            releases.append(
+                                (rule_fingerprint(rule), site.ref.name, d.digest, None)
+                            )
+                digest = d.digest or site.ref.digest
+                if config.revoked and digest and config.revoked.revoked(site.ref.name, digest):
+                    d = _revoked_decision(d, site.ref.name, digest)
+                    continued.pop(site.image, None)
+                    releases = [r for r in releases if r[2] != digest]
             by_image[site.image] = d
         results.append((site, d))
     denied = [(s, d) for s, d in results if not d.allowed]
@@ -653,11 +899,14 @@ def respond(
         for w in d.warnings:
             warn(f'trustcheck image "{site.image}": {w}')
     if denied:
-        lines = [_deny_line(s, d) for s, d in denied]
-        total = len(results)
-        head = f"trustcheck denied {review.what}: {len(denied)} of {total} image(s) not allowed"
-        message = head + ": " + "; ".join(lines)
-        return Outcome(_response(review, review.uid, False, message, warnings), False, results)
+        message = _deny_message(review, denied, len(results))
+        return Outcome(
+            _response(review, review.uid, False, message, warnings),
+            False,
+            results,
+            continued=continued,
+            misses=misses,
+        )
     patch: list[dict[str, Any]] = []
     if mutate and config.mutation != "off":
         originals: dict[str, str] = {}
@@ -671,7 +920,12 @@ def respond(
         if originals:
             patch += _annotation_ops(review.object, config.annotation, originals)
     return Outcome(
-        _response(review, review.uid, True, None, warnings, patch), True, results, patch
+        _response(review, review.uid, True, None, warnings, patch),
+        True,
+        results,
+        patch,
+        continued=continued,
+        releases=releases,
     )
 
 
@@ -683,6 +937,7 @@ def handle(
     *,
     mutate: bool = False,
     memo: Memo | None = None,
+    known: Known | None = None,
 ) -> dict[str, Any]:
     """AdmissionReview dict in, AdmissionReview dict out.
 
@@ -696,4 +951,4 @@ def handle(
         found = lookup(*key)
         if found is not None:
             got[key] = found
-    return respond(plan, policy, config, got, mutate=mutate, memo=memo).response
+    return respond(plan, policy, config, got, mutate=mutate, memo=memo, known=known).response
