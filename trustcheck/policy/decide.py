@@ -8,7 +8,7 @@ out. No I/O, no clock.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from trustcheck.core.identity import Identifier
@@ -17,7 +17,10 @@ from trustcheck.errors import NotTrusted, TrustcheckError
 from trustcheck.policy.model import Decision, Policy, Reason, Rule, SignerResult, SignerSpec
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from trustcheck.core.verify import Collection
+    from trustcheck.signatures.evidence import Evidence
 
 __all__ = ["check_signers", "decide"]
 
@@ -124,6 +127,9 @@ def decide(
     got: Collection | TrustcheckError | None,
     *,
     image: str | None = None,
+    evidence: Mapping[str, Sequence[Evidence]] | None = None,
+    at: datetime | None = None,
+    digest: str | None = None,
 ) -> Decision:
     """The policy decision for ``ref`` (pure: no I/O, no clock).
 
@@ -132,6 +138,13 @@ def decide(
     None when the caller fetched nothing (enough for allow/deny rules; a verify
     rule then denies). Fails closed: no matching rule, any verification error,
     or too few required signers is a deny.
+
+    Rules with ``require:`` (docs/policy.md, :mod:`trustcheck.policy.judge`) also
+    read ``evidence`` (signature kind -> what the Notation and cosign verifiers found
+    for the image's digest; none is no signature), ``at`` (the validation time, for
+    the alternatives' ``from``/``until``; None: a dated alternative never counts) and
+    ``digest`` (the registry's digest for a tag, used when no DCT alternative in
+    force resolves it).
     """
     decision = Decision(
         image=image if image is not None else str(ref),
@@ -169,6 +182,10 @@ def decide(
         decision.warnings.append(
             f"rule {rule.label} allows {ref.name} without verifying any signature"
         )
+    elif rule.require is not None:
+        from trustcheck.policy.judge import judge_require
+
+        judge_require(decision, rule, ref, got, evidence or {}, at, digest)
     else:
         _verify(decision, rule, ref, got)
     # warn mode: report (verdict deny, the reasons) but do not block

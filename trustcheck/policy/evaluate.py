@@ -21,8 +21,9 @@ if TYPE_CHECKING:
     from trustcheck.core.verify import Collection
     from trustcheck.local.trustdir import TrustDir
     from trustcheck.remote.config import RemoteConfig
+    from trustcheck.signatures.evidence import Evidence
 
-__all__ = ["evaluate", "rule_options", "rule_remote"]
+__all__ = ["evaluate", "needs_dct", "rule_options", "rule_remote"]
 
 
 def rule_options(rule: Rule, options: Options) -> Options:
@@ -68,7 +69,7 @@ def evaluate(
     by_rule: dict[int, list[ImageRef]] = {}
     for ref in refs:
         rule = policy.match(ref)
-        if rule is not None and rule.action == "verify":
+        if rule is not None and rule.action == "verify" and needs_dct(rule, at):
             by_rule.setdefault(rule.index, []).append(ref)
     got: dict[tuple[int, str], Collection | TrustcheckError] = {}
     opened: dict[ArchiveSpec, Archive | TrustcheckError] = {}  # each archive read once
@@ -94,8 +95,35 @@ def evaluate(
         for gun, col in cols.items():
             got[(index, gun)] = col
     out: list[Decision] = []
-    for ref, text in zip(refs, texts, strict=True):
-        rule = policy.match(ref)
-        found = got.get((rule.index, ref.gun)) if rule is not None else None
-        out.append(decide(ref, policy, found, image=text))
+    from trustcheck.policy.gather import EvidenceGatherer, signature_kinds
+
+    with EvidenceGatherer(remote, at, opts) as gatherer:
+        for ref, text in zip(refs, texts, strict=True):
+            rule = policy.match(ref)
+            found = got.get((rule.index, ref.gun)) if rule is not None else None
+            evidence: dict[str, list[Evidence]] = {}
+            registry_digest = None
+            if rule is not None and signature_kinds(rule, at):  # require: notation/cosign
+                evidence, registry_digest = gatherer.gather(rule, ref, found)
+            out.append(
+                decide(
+                    ref,
+                    policy,
+                    found,
+                    image=text,
+                    evidence=evidence,
+                    at=at,
+                    digest=registry_digest,
+                )
+            )
     return out
+
+
+def needs_dct(rule: Rule, at: datetime) -> bool:
+    """Whether ``rule`` needs DCT trust data at ``at`` (a classic verify rule, or a
+    ``require:`` with a DCT alternative in force)."""
+    if rule.require is None:
+        return True
+    from trustcheck.policy.require import active_kinds
+
+    return "dct" in active_kinds(rule.require, at)

@@ -131,7 +131,11 @@ class _Loader:
     # --- sections ---------------------------------------------------------------------
 
     def trust(self, node: yaml.Node, where: str) -> Trust:
-        keys = self.mapping(node, where, ("pins", "server", "offline", "no_tofu", "archive"))
+        keys = self.mapping(
+            node,
+            where,
+            ("pins", "server", "offline", "no_tofu", "archive", "notation", "cosign"),
+        )
         out = Trust()
         if "archive" in keys:
             out.archive = self.archive(keys["archive"][1], f"{where}.archive")
@@ -144,6 +148,9 @@ class _Loader:
             out.no_tofu = self.boolean(keys["no_tofu"][1], f"{where}.no_tofu")
         if "pins" in keys:
             out.pins, out.pins_source = self.pins(keys["pins"][1], f"{where}.pins")
+        from trustcheck.policy.require import trust_material  # notation:, cosign:
+
+        trust_material(self, keys, where, out)
         return out
 
     def archive(self, node: yaml.Node, where: str) -> ArchiveSpec:
@@ -354,7 +361,7 @@ def _rule(
     keys = ld.mapping(
         node,
         where,
-        ("name", "pattern", "action", "mode", "signers", "threshold", "trust", "reason"),
+        ("name", "pattern", "action", "mode", "signers", "threshold", "trust", "reason", "require"),
     )
     if "pattern" not in keys:
         raise ld.fail(node, f"{where}.pattern", "missing; every rule needs an image pattern")
@@ -428,6 +435,9 @@ def _rule(
     reason = None
     if "reason" in keys:
         reason = ld.string(keys["reason"][1], f"{where}.reason").strip() or None
+    from trustcheck.policy.require import rule_require  # require: (docs/policy.md)
+
+    require = rule_require(ld, node, keys, where, action, bool(signers))
     rule = Rule(
         index=i,
         name=name,
@@ -439,6 +449,7 @@ def _rule(
         trust=trust.merged_over(default_trust) if action == "verify" else Trust(),
         reason=reason,
         line=node.start_mark.line + 1,
+        require=require,
     )
     patterns[pattern.text] = rule
     return rule

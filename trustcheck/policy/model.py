@@ -15,6 +15,7 @@ from trustcheck.policy.pattern import Pattern, match_name
 
 if TYPE_CHECKING:
     from trustcheck.archive.decide import ArchiveSpec
+    from trustcheck.policy.require import CosignTrust, LeafResult, NotationTrust, Requirement
 
 __all__ = [
     "ACTIONS",
@@ -62,6 +63,9 @@ class Trust:
     no_tofu: bool | None = None
     #: decide from this trust archive, as of its capture time (docs/archive.md)
     archive: ArchiveSpec | None = None
+    #: Notation's trust policy and trust store; Sigstore's trusted root (docs/policy.md)
+    notation: NotationTrust | None = None
+    cosign: CosignTrust | None = None
 
     def merged_over(self, base: Trust) -> Trust:
         """This rule's settings, field by field over the policy's ``defaults``."""
@@ -72,6 +76,8 @@ class Trust:
             offline=self.offline if self.offline is not None else base.offline,
             no_tofu=self.no_tofu if self.no_tofu is not None else base.no_tofu,
             archive=self.archive if self.archive is not None else base.archive,
+            notation=self.notation if self.notation is not None else base.notation,
+            cosign=self.cosign if self.cosign is not None else base.cosign,
         )
 
 
@@ -87,6 +93,9 @@ class Rule:
     trust: Trust = field(default_factory=Trust)
     reason: str | None = None
     line: int = 0
+    #: ``require:`` (docs/policy.md): DCT, Notation and cosign alternatives; None = the
+    #: classic rule (a DCT release, with ``signers``/``threshold`` when given)
+    require: Requirement | None = None
 
     @property
     def label(self) -> str:
@@ -214,6 +223,12 @@ class Decision:
     #: why the root was trusted and the version of each verified role
     trust_basis: str | None = None
     verified: dict[str, int] = field(default_factory=dict)
+    #: rules with ``require:``: the alternatives that satisfied the rule, each with the
+    #: signatures that counted, and how every alternative fared (``policy explain``)
+    satisfied_by: list[LeafResult] = field(default_factory=list)
+    alternatives: list[LeafResult] = field(default_factory=list)
+    #: where the digest came from: ``reference``, ``dct`` or ``registry``
+    digest_source: str | None = None
 
     @property
     def pinned(self) -> str | None:
@@ -251,4 +266,7 @@ class Decision:
             "candidates": [c.to_json() for c in self.candidates],
             "trust_basis": self.trust_basis,
             "verified": self.verified,
+            "satisfied_by": [r.to_json() for r in self.satisfied_by],
+            "alternatives": [r.to_json() for r in self.alternatives],
+            "digest_source": self.digest_source,
         }

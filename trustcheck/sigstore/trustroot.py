@@ -144,6 +144,13 @@ def load_trust_root(
                 ErrorCode.COSIGN_CONFIG_INVALID,
                 f"--tuf-root {tuf_root}: cannot read it ({e.strerror or type(e).__name__})",
             ) from None
+    # sigstore's repositories (tuf-repo-cdn.sigstore.dev) serve the metadata at the
+    # root of the URL and the target files under targets/
+    target_base: str | None = None
+    if "://" in repo and not repo.lower().startswith("file://"):
+        base = repo.rstrip("/")
+        if not base.endswith("/metadata"):
+            target_base = base + "/targets"
     with tempfile.TemporaryDirectory(prefix="trustcheck-sigstore-") as tmp:
         results = download_targets(
             repo,
@@ -151,6 +158,7 @@ def load_trust_root(
             tmp,
             at,
             options,
+            target_base_url=target_base,
             root=boot,
             unsafe_http=unsafe_http,
             metadata_dir=metadata_dir,
