@@ -345,22 +345,21 @@ def default_pins(pins: Path | None) -> Path | None:
     """``--pins``, else the default pin file when it exists (none without a home)."""
     if pins is not None:
         return pins
-    from trustcheck.local.pinfile import default_pin_file
-
     env = os.environ
-    try:
-        home = Path.home()
-    except RuntimeError:
-        if not env.get("XDG_CONFIG_HOME"):
+    base = env.get("XDG_CONFIG_HOME")
+    if not base:
+        try:
+            base = str(Path.home() / ".config")
+        except RuntimeError:
             return None  # no home: no default pin file either
-        home = Path("/")  # unused: $XDG_CONFIG_HOME wins over the home
-    candidate = default_pin_file(env, home)
+    # pinfile.default_pin_file, without importing the pin parser when there is no file
+    # (tests/unit/test_import_discipline.py checks the two agree)
+    candidate = Path(base) / "trustcheck" / "pins.toml"
     return candidate if candidate.is_file() else None
 
 
 def make_options(pins: Path | None, state_dir: Path | None, no_tofu: bool, dce: str) -> Options:
     from trustcheck.api import Options
-    from trustcheck.local.pinfile import load_pins
     from trustcheck.local.state import StateStore, default_state_dir
 
     dce = choice("--delegation-cert-expiry", dce, DCE_MODES)
@@ -372,8 +371,13 @@ def make_options(pins: Path | None, state_dir: Path | None, no_tofu: bool, dce: 
         else:
             home = home_dir("state dir", "give --state-dir or $TRUSTCHECK_STATE_DIR")
             state_dir = default_state_dir(env, home)
+    pin_set = None
+    if pins is not None:  # the pin parser (tomllib, identities) only when there is a file
+        from trustcheck.local.pinfile import load_pins
+
+        pin_set = load_pins(pins)
     return Options(
-        pins=load_pins(pins) if pins is not None else None,
+        pins=pin_set,
         state=StateStore(state_dir),
         no_tofu=no_tofu,
         delegation_cert_expiry=dce,

@@ -41,6 +41,7 @@ import os
 import random
 import re
 import ssl
+import sys
 import threading
 import time
 import zlib
@@ -93,6 +94,27 @@ _ERROR_BODY_CAP = 64 << 10
 _RETRY_BASE = 0.2
 _RETRY_MAX = 4.0
 _USER_AGENT = "trustcheck/0.1 (notary-v1 client)"
+
+
+def _import_httpx() -> None:
+    """Import httpx without its own command-line client (call before ``import httpx``).
+
+    httpx's ``__init__`` imports ``httpx._main`` (its CLI) whenever click and rich are
+    installed, as they are next to typer: click, rich and pygments, about a third of
+    the HTTP stack's import time, for a CLI trustcheck never runs. A ``None`` in
+    ``sys.modules`` makes that import fail and httpx falls back to its stub, as when
+    click is missing; the entry is removed again, so nothing else sees a change.
+    """
+    if "httpx" in sys.modules:
+        return
+    blocked = "httpx._main" not in sys.modules
+    if blocked:
+        sys.modules["httpx._main"] = None  # type: ignore[assignment]
+    try:
+        import httpx  # noqa: F401
+    finally:
+        if blocked and sys.modules.get("httpx._main", sys) is None:
+            del sys.modules["httpx._main"]
 
 
 class RemoteError(NotTrusted):
@@ -631,6 +653,7 @@ class HttpSession:
             raise self._tls_error(cert, f"with key {key}: {_short(e)}") from e
 
     def _client(self, hosts: tuple[str, ...], client_cert: bool) -> httpx.Client:
+        _import_httpx()
         import httpx
 
         key = (hosts, client_cert)
@@ -777,6 +800,7 @@ class HttpSession:
         announced_cap: bool = True,
         sink: Callable[[bytes], None] | None = None,
     ) -> Answer:
+        _import_httpx()
         import httpx
 
         current = url
