@@ -548,7 +548,7 @@ def test_decision_json_shape(signers_col: Collection) -> None:
     assert set(doc) == {
         "image", "name", "tag", "allowed", "verdict", "mode", "digest", "pinned", "rule",
         "reasons", "warnings", "role", "length", "signers", "required_signers", "candidates",
-        "trust_basis", "verified",
+        "trust_basis", "verified", "satisfied_by", "alternatives", "digest_source",
     }  # fmt: skip
     assert doc["reasons"] == [
         {"code": "signer-threshold-not-met", "message": doc["reasons"][0]["message"], "role": None}

@@ -178,14 +178,8 @@ class EvidenceGatherer:
                 out[kind] = [error_record(kind, digest, config, "trust material")]
                 continue
             try:
-                if kind == "notation":
-                    from trustcheck.notation import notation_evidence
-
-                    found = notation_evidence(ref, digest, cast(Any, config), self.at, reg)
-                else:
-                    from trustcheck.sigstore import cosign_evidence
-
-                    found = cosign_evidence(ref, digest, cast(Any, config), self.at, reg)
+                verify = _provider(kind)
+                found = verify(ref, digest, config, self.at, reg)
             except TrustcheckError as e:
                 found = [error_record(kind, digest, e, "registry")]
             out[kind] = list(found)
@@ -202,10 +196,21 @@ def _offline(ref: ImageRef) -> TrustcheckError:
     )
 
 
+def _provider(kind: str) -> Any:
+    """``notation_evidence`` / ``cosign_evidence`` (imported only when a rule needs it)."""
+    import importlib
+
+    if kind == "notation":
+        return importlib.import_module("trustcheck.notation").notation_evidence
+    return importlib.import_module("trustcheck.sigstore").cosign_evidence
+
+
 def _load_notation(trust: NotationTrust | None) -> object:
     """Notation's trust policy and trust store as the rule's ``trust.notation`` names
     them (default: Notation's own folder)."""
-    from trustcheck.notation import load_notation_config
+    import importlib
+
+    load_notation_config = importlib.import_module("trustcheck.notation").load_notation_config
 
     if trust is None:
         return load_notation_config()
