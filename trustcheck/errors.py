@@ -96,6 +96,10 @@ class ErrorCode(StrEnum):
     POLICY_NO_MATCH = "policy-no-match"
     POLICY_DENIED = "policy-denied"
     SIGNER_THRESHOLD_NOT_MET = "signer-threshold-not-met"
+    REQUIREMENT_NOT_MET = "requirement-not-met"
+    SIGNATURE_NOT_FOUND = "signature-not-found"
+    SIGNATURE_IDENTITY_MISMATCH = "signature-identity-mismatch"
+    SIGNATURES_OFFLINE = "signatures-offline"
     PULL_FAILED = "pull-failed"
     MANIFEST_NOT_FOUND = "manifest-not-found"
     ADMISSION_INVALID = "admission-invalid"
@@ -269,6 +273,19 @@ CODES: dict[ErrorCode, tuple[int, str]] = {
     ErrorCode.SIGNER_THRESHOLD_NOT_MET: (
         1,
         "too few of the required signers signed the released digest",
+    ),
+    ErrorCode.REQUIREMENT_NOT_MET: (
+        1,
+        "no alternative of the rule's require: is satisfied for the image's digest",
+    ),
+    ErrorCode.SIGNATURE_NOT_FOUND: (1, "no signature of the kind a rule requires covers the digest"),
+    ErrorCode.SIGNATURE_IDENTITY_MISMATCH: (
+        1,
+        "valid signatures cover the digest, but none by an identity or key the rule names",
+    ),
+    ErrorCode.SIGNATURES_OFFLINE: (
+        1,
+        "the rule needs Notation or cosign signatures from the registry, and it was not asked",
     ),
     ErrorCode.PULL_FAILED: (1, "the pull-by-digest command failed"),
     ErrorCode.MANIFEST_NOT_FOUND: (
