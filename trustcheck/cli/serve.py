@@ -120,8 +120,19 @@ def serve(
         fail_usage(f"cannot load --tls-cert/--tls-key: {e}")
 
     configure_logging(cfg.log_level)
+    from trustcheck.webhook.limits import (
+        ConnectionTable,
+        LimitedServer,
+        limit_requests,
+        uvicorn_settings,
+    )
+
+    # docs/webhook.md#connection-limits: every connection and request is bounded
+    limits = cfg.limits
+    table = ConnectionTable(limits)
     uv = uvicorn.Config(
-        server.app,
+        limit_requests(server.app, limits.max_concurrent_requests, table),
+        **uvicorn_settings(limits),
         host=host,
         port=port,
         ssl_certfile=str(tls_cert),
@@ -145,4 +156,4 @@ def serve(
         "starting",
         extra={"fields": {"host": host, "port": port, "config": config_summary(cfg)}},
     )
-    uvicorn.Server(uv).run()
+    LimitedServer(uv, table).run()

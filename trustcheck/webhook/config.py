@@ -34,6 +34,27 @@ DEFAULT_MAX_BODY = 7 << 19  # 3.5 MiB
 _CONFIG_MAX = 1 << 20
 
 
+@dataclass(frozen=True, slots=True)
+class ServerLimits:
+    """The ``server:`` section: what one connection and one request may hold
+    (docs/webhook.md#connection-limits). The defaults keep a replica well under
+    the Deployment's 512Mi limit whatever its clients do."""
+
+    #: connections open at once, TLS handshakes included; more are closed at once
+    max_connections: int = 256
+    #: requests being served at once; more are answered 503 unread
+    max_concurrent_requests: int = 32
+    #: a kept-alive connection with no request for this long is closed
+    idle_timeout: float = 30.0
+    #: a request's head and body must arrive within this (from the connection
+    #: being ready, or from the first byte of a later request)
+    request_timeout: float = 10.0
+    #: the TLS handshake must finish within this
+    tls_handshake_timeout: float = 5.0
+    #: the largest request head (request line and headers)
+    max_header_bytes: int = 32 << 10
+
+
 @dataclass(slots=True)
 class AcrSettings:
     """``POST /acr/quarantine``: off unless a secret is configured."""
@@ -69,6 +90,7 @@ class ServerConfig:
     remote: RemoteConfig | None = None
     acr: AcrSettings = field(default_factory=AcrSettings)
     max_body_bytes: int = DEFAULT_MAX_BODY
+    limits: ServerLimits = field(default_factory=ServerLimits)
     #: which reviews get a log line: all, denied (and errors), none (errors only)
     log_reviews: LogReviews = "all"
     log_level: LogLevel = "info"
@@ -222,6 +244,7 @@ _TOP = (
     "logging",
     "tls_reload_seconds",
     "continuity",
+    "server",
 )
 
 
@@ -373,6 +396,33 @@ def parse_config(doc: object, source: str = "<config>", base: Path | None = None
         except TrustcheckError as e:
             raise acr.fail("registry", e.message) from e
     logs = top.section("logging", ("reviews", "level"))
+    server = top.section(
+        "server",
+        (
+            "max_connections",
+            "max_concurrent_requests",
+            "idle_timeout_seconds",
+            "request_timeout_seconds",
+            "tls_handshake_timeout_seconds",
+            "max_header_bytes",
+            "max_body_bytes",
+        ),
+    )
+    if "max_body_bytes" in top.doc and "max_body_bytes" in server.doc:
+        raise server.fail(
+            "max_body_bytes", "is also set at the top level: keep one (server.max_body_bytes)"
+        )
+    body_cap = (server if "max_body_bytes" in server.doc else top).integer(
+        "max_body_bytes", DEFAULT_MAX_BODY, 1024, 64 << 20
+    )
+    limits = ServerLimits(
+        max_connections=server.integer("max_connections", 256, 1, 100_000),
+        max_concurrent_requests=server.integer("max_concurrent_requests", 32, 1, 10_000),
+        idle_timeout=server.number("idle_timeout_seconds", 30.0, 1.0, 3600.0),
+        request_timeout=server.number("request_timeout_seconds", 10.0, 0.1, 300.0),
+        tls_handshake_timeout=server.number("tls_handshake_timeout_seconds", 5.0, 0.1, 120.0),
+        max_header_bytes=server.integer("max_header_bytes", 32 << 10, 1024, 1 << 20),
+    )
     return ServerConfig(
         webhook=webhook,
         cache=settings,
@@ -392,7 +442,8 @@ def parse_config(doc: object, source: str = "<config>", base: Path | None = None
         ),
         remote=remote,
         acr=acr_settings,
-        max_body_bytes=top.integer("max_body_bytes", DEFAULT_MAX_BODY, 1024, 64 << 20),
+        max_body_bytes=body_cap,
+        limits=limits,
         log_reviews=logs.choice("reviews", LOG_REVIEWS, "all"),
         log_level=logs.choice("level", LOG_LEVELS, "info"),
         continuity_max_entries=cont.integer("max_entries", DEFAULT_MAX_ENTRIES, 1, 1_000_000),
@@ -443,5 +494,8 @@ def config_summary(config: ServerConfig) -> dict[str, object]:
             "acr_receiver": config.acr.secret is not None,
             "continuity_window_seconds": w.continuity_window,
             "revoked": list(w.revoked.texts),
+            "max_connections": config.limits.max_connections,
+            "max_concurrent_requests": config.limits.max_concurrent_requests,
+            "max_body_bytes": config.max_body_bytes,
         }
     )
