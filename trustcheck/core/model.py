@@ -22,10 +22,10 @@ from collections import deque
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
-from functools import partial
+from functools import cache, partial
 from itertools import chain, islice
 from operator import itemgetter
-from typing import Any
+from typing import Any, NamedTuple
 
 from trustcheck.core import canonical
 from trustcheck.core.crypto import TufKey
@@ -181,7 +181,7 @@ class TargetsMeta(SignedMeta):
         targets = self.targets
         if type(targets) is LeanTargets:
             # ``signed["targets"]`` holds the placeholder; the map itself is
-            # canonical already (checked by _LEAN_MAP and the key order)
+            # canonical already (checked by the lean patterns and the key order)
             token = b'"' + targets.placeholder.encode("ascii") + b'"'
             i = out.find(token)
             if i < 0 or out.find(token, i + 1) >= 0:  # pragma: no cover - see LeanTargets
@@ -578,16 +578,39 @@ _LEAN_ENTRY_SHAPE = (
     + _B64_STR
     + rb')?\},"length":(?:0|-?[1-9][0-9]{0,14})\}'
 )
-_LEAN_MAP = re.compile(rb"\{(?:" + _LEAN_ENTRY_SHAPE + rb"(?:," + _LEAN_ENTRY_SHAPE + rb")*+)?\}")
-#: the names of a map _LEAN_MAP accepted: the first, then each after an entry's end
-_LEAN_FIRST_NAME = re.compile(rb'\{"(' + _NAME_CHAR + rb'*+)":')
-_LEAN_NEXT_NAMES = re.compile(rb'\},"(' + _NAME_CHAR + rb'*+)":\{"h')
-_LEAN_NAME = re.compile(_NAME_CHAR + rb"*+")
+#: the names of an accepted map: the first, then each after an entry's end (``},"``)
+_LEAN_FIRST_NAME = rb'\{"(' + _NAME_CHAR + rb'*+)":'
+_LEAN_NEXT_NAMES = rb'\},"(' + _NAME_CHAR + rb'*+)":\{"h'
 #: one entry of an accepted map (the shape is proven; this only cuts it up)
-_LEAN_ENTRY = re.compile(
+_LEAN_ENTRY = (
     rb'"(' + _NAME_CHAR + rb'*+)":\{"hashes":\{"sha256":"([A-Za-z0-9+/=]*+)"'
     rb'(?:,"sha512":"([A-Za-z0-9+/=]*+)")?\},"length":(-?[0-9]++)\}'
 )
+#: smaller targets files take the general path (as fast; no patterns to compile)
+LEAN_MIN_BYTES = 16 << 10
+
+
+class _LeanPatterns(NamedTuple):
+    map: re.Pattern[bytes]
+    first_name: re.Pattern[bytes]
+    next_names: re.Pattern[bytes]
+    name: re.Pattern[bytes]
+    entry: re.Pattern[bytes]
+
+
+@cache
+def _lean_re() -> _LeanPatterns:
+    """The patterns, compiled on first use (a small repository never needs them)."""
+    shape = _LEAN_ENTRY_SHAPE
+    return _LeanPatterns(
+        re.compile(rb"\{(?:" + shape + rb"(?:," + shape + rb")*+)?\}"),
+        re.compile(_LEAN_FIRST_NAME),
+        re.compile(_LEAN_NEXT_NAMES),
+        re.compile(_NAME_CHAR + rb"*+"),
+        re.compile(_LEAN_ENTRY),
+    )
+
+
 _LEAN_TARGETS_KEY = b'"targets":{'
 
 
@@ -615,10 +638,10 @@ class LeanTargets(Mapping[str, Any]):
         if not name.isascii():
             return None  # every name in the map is ASCII
         key = name.encode("ascii")
-        if _LEAN_NAME.fullmatch(key) is None:
+        if _lean_re().name.fullmatch(key) is None:
             return None  # a name the map cannot hold (a quote, a backslash, a control)
         pos = self._raw.find(b'"' + key + b'":{"hashes":', self._start, self._end)
-        return None if pos < 0 else _LEAN_ENTRY.match(self._raw, pos, self._end)
+        return None if pos < 0 else _lean_re().entry.match(self._raw, pos, self._end)
 
     @staticmethod
     def _meta(m: re.Match[bytes]) -> FileMeta:
@@ -632,7 +655,7 @@ class LeanTargets(Mapping[str, Any]):
         return None if m is None else self._meta(m)
 
     def file_metas(self) -> Iterator[tuple[str, FileMeta]]:
-        for m in _LEAN_ENTRY.finditer(self._raw, self._start, self._end):
+        for m in _lean_re().entry.finditer(self._raw, self._start, self._end):
             yield m.group(1).decode("ascii"), self._meta(m)
 
     # Mapping: the JSON objects, as the general path keeps them
@@ -650,7 +673,7 @@ class LeanTargets(Mapping[str, Any]):
         return {"hashes": hashes, "length": int(m.group(4))}
 
     def __iter__(self) -> Iterator[str]:
-        for m in _LEAN_ENTRY.finditer(self._raw, self._start, self._end):
+        for m in _lean_re().entry.finditer(self._raw, self._start, self._end):
             yield m.group(1).decode("ascii")
 
     def __len__(self) -> int:
@@ -666,18 +689,21 @@ def _lean_targets_span(raw: bytes) -> tuple[int, int, int] | None:
     The first ``"targets":{`` is taken; whether it is ``signed.targets`` is
     decided by the caller (the placeholder must land there).
     """
+    if len(raw) < LEAN_MIN_BYTES:
+        return None
     start = raw.find(_LEAN_TARGETS_KEY)
     if start < 0:
         return None
     start += len(_LEAN_TARGETS_KEY) - 1
-    m = _LEAN_MAP.match(raw, start)
+    patterns = _lean_re()
+    m = patterns.map.match(raw, start)
     if m is None:
         return None
     end = m.end()
-    first = _LEAN_FIRST_NAME.match(raw, start, end)
+    first = patterns.first_name.match(raw, start, end)
     if first is None:
         return (start, end, 0) if end - start == 2 else None
-    names = [first.group(1), *_LEAN_NEXT_NAMES.findall(raw, start, end)]
+    names = [first.group(1), *patterns.next_names.findall(raw, start, end)]
     # canonical order and no duplicate key: strictly increasing bytes
     if not all(map(bytes.__lt__, names, islice(names, 1, None))):
         return None

@@ -267,9 +267,13 @@ class TrustDir:
             )
         chunks: list[bytes] = []
         total = 0
+        # the size fstat gave (and one byte more, to see a file that grew) in one read:
+        # a single chunk is returned as it is, not copied by join
+        want = max(_READ_CHUNK, min(st.st_size, cap) + 1)
         try:
             while total <= cap:
-                chunk = os.read(fd, min(_READ_CHUNK, cap + 1 - total))
+                chunk = os.read(fd, min(want, cap + 1 - total))
+                want = _READ_CHUNK
                 if not chunk:
                     break
                 chunks.append(chunk)

@@ -17,12 +17,19 @@ from typing import Any
 
 import pytest
 
+from trustcheck.core import model
 from trustcheck.core.canonical import encode_reference
 from trustcheck.core.model import FileMeta, LeanTargets, parse_targets
 from trustcheck.errors import NotTrusted
 
 REPO = Path(__file__).resolve().parents[3]
 TRUST = REPO / "fixtures" / "generated" / "trust" / "tuf"
+
+
+@pytest.fixture(autouse=True)
+def _lean_for_every_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Small files normally take the general path; here the lean path is tried on all."""
+    monkeypatch.setattr(model, "LEAN_MIN_BYTES", 0)
 
 
 def _targets_roles() -> list[tuple[str, Path]]:
@@ -82,6 +89,15 @@ def test_the_bulk_repository_takes_the_lean_path() -> None:
     assert lean[first] == expected[first] and first in lean and "nope" not in lean
     with pytest.raises(KeyError):
         lean["nope"]
+
+
+def test_small_files_take_the_general_path_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.undo()
+    assert model.LEAN_MIN_BYTES > 0
+    for role, path in GENUINE:
+        raw = path.read_bytes()
+        lean = type(parse_targets(role, raw).targets) is LeanTargets
+        assert lean is (len(raw) >= model.LEAN_MIN_BYTES and path.parent.parent.name == "bulk")
 
 
 # --------------------------------------------------------------------------- built by hand
