@@ -151,7 +151,7 @@ def _config(
     unsafe_http: bool,
 ) -> CosignConfig:
     from trustcheck.errors import ErrorCode, UsageError
-    from trustcheck.sigstore.config import load_cosign_config
+    from trustcheck.sigstore.config import check_identity_options, load_cosign_config
     from trustcheck.sigstore.trustroot import require_sigstore
 
     keyless = any(
@@ -170,6 +170,12 @@ def _config(
             "(or -regexp) and --certificate-oidc-issuer for keyless ones",
         )
     if keyless:
+        check_identity_options(
+            certificate_identity,
+            certificate_identity_regexp,
+            certificate_oidc_issuer,
+            certificate_oidc_issuer_regexp,
+        )
         require_sigstore("trustcheck cosign verify with a keyless identity")
         if trusted_root is None:
             raise UsageError(

@@ -196,6 +196,41 @@ def _check_regexp(option: str, value: str) -> None:
         ) from None
 
 
+def check_identity_options(
+    certificate_identity: str | None,
+    certificate_identity_regexp: str | None,
+    certificate_oidc_issuer: str | None,
+    certificate_oidc_issuer_regexp: str | None,
+) -> bool:
+    """cosign's rules for the keyless identity flags; True when an identity is given."""
+    if certificate_identity is not None and certificate_identity_regexp is not None:
+        raise UsageError(
+            ErrorCode.COSIGN_CONFIG_INVALID,
+            "give --certificate-identity or --certificate-identity-regexp, not both",
+        )
+    if certificate_oidc_issuer is not None and certificate_oidc_issuer_regexp is not None:
+        raise UsageError(
+            ErrorCode.COSIGN_CONFIG_INVALID,
+            "give --certificate-oidc-issuer or --certificate-oidc-issuer-regexp, not both",
+        )
+    for option, value in (
+        ("--certificate-identity-regexp", certificate_identity_regexp),
+        ("--certificate-oidc-issuer-regexp", certificate_oidc_issuer_regexp),
+    ):
+        if value is not None:
+            _check_regexp(option, value)
+    has_san = certificate_identity is not None or certificate_identity_regexp is not None
+    has_iss = certificate_oidc_issuer is not None or certificate_oidc_issuer_regexp is not None
+    if has_san != has_iss:
+        raise UsageError(
+            ErrorCode.COSIGN_CONFIG_INVALID,
+            "a keyless identity needs both the signer (--certificate-identity or "
+            "--certificate-identity-regexp) and its issuer (--certificate-oidc-issuer), "
+            "as cosign requires",
+        )
+    return has_san
+
+
 def load_cosign_config(
     *,
     keys: Sequence[Path | str] = (),
@@ -224,31 +259,12 @@ def load_cosign_config(
 
     loaded = tuple(_read_key(k) for k in keys)
     rules = list(identities)
-    if certificate_identity is not None and certificate_identity_regexp is not None:
-        raise UsageError(
-            ErrorCode.COSIGN_CONFIG_INVALID,
-            "give --certificate-identity or --certificate-identity-regexp, not both",
-        )
-    if certificate_oidc_issuer is not None and certificate_oidc_issuer_regexp is not None:
-        raise UsageError(
-            ErrorCode.COSIGN_CONFIG_INVALID,
-            "give --certificate-oidc-issuer or --certificate-oidc-issuer-regexp, not both",
-        )
-    for option, value in (
-        ("--certificate-identity-regexp", certificate_identity_regexp),
-        ("--certificate-oidc-issuer-regexp", certificate_oidc_issuer_regexp),
-    ):
-        if value is not None:
-            _check_regexp(option, value)
-    has_san = certificate_identity is not None or certificate_identity_regexp is not None
-    has_iss = certificate_oidc_issuer is not None or certificate_oidc_issuer_regexp is not None
-    if has_san != has_iss:
-        raise UsageError(
-            ErrorCode.COSIGN_CONFIG_INVALID,
-            "a keyless identity needs both the signer (--certificate-identity or "
-            "--certificate-identity-regexp) and its issuer (--certificate-oidc-issuer), "
-            "as cosign requires",
-        )
+    has_san = check_identity_options(
+        certificate_identity,
+        certificate_identity_regexp,
+        certificate_oidc_issuer,
+        certificate_oidc_issuer_regexp,
+    )
     if has_san:
         rules.append(
             IdentityRule(
