@@ -140,11 +140,21 @@ def _rule_text(d: Decision) -> str:
     return f'rule "{d.rule.name}"' if d.rule is not None else "no rule"
 
 
+def _require_text(r: Rule) -> str | None:
+    from trustcheck.policy.judge import describe
+
+    return describe(r.require) if r.require is not None else None
+
+
 def _line(d: Decision) -> str:
     """One line per image for people."""
     if d.verdict == "allow":
         who = ""
-        if d.required:
+        if d.satisfied_by:  # require: (docs/policy.md)
+            from trustcheck.policy.judge import satisfied_text
+
+            who = "; satisfied by " + satisfied_text(d)
+        elif d.required:
             who = "; signed by " + ", ".join(s.signer for s in d.required if s.satisfied)
         elif d.role is not None:
             who = f"; released by {d.role}"
@@ -279,6 +289,7 @@ def policy_check(
                     **r.ref().to_json(),
                     "signers": [s.text for s in r.signers],
                     "threshold": r.threshold,
+                    "require": _require_text(r),
                     "server": r.trust.server,
                     "offline": r.trust.offline,
                     "pins": r.trust.pins_source,
@@ -296,6 +307,8 @@ def policy_check(
         extra = ""
         if r.signers:
             extra = f"; {r.threshold} of [{', '.join(s.text for s in r.signers)}]"
+        if r.require is not None:
+            extra = f"; requires {_require_text(r)}"
         typer.echo(f"  {r.name}: {r.pattern.text} -> {r.action} ({r.mode}{extra})")
 
 
@@ -360,6 +373,10 @@ def _explain_text(d: Decision, pol: Policy, ref: ImageRef, run: _Run) -> list[st
                     f"signed by  {', '.join(d.signers) if d.signers else '-'}  "
                     "(roles holding it with this digest)"
                 )
+            if rule.require is not None:  # require: (docs/policy.md)
+                from trustcheck.policy.judge import explain_lines
+
+                lines.extend(explain_lines(d, rule))
             if rule.signers:
                 lines.append(
                     f"signers    {rule.threshold} of {len(rule.signers)} required, each "

@@ -207,21 +207,18 @@ def _provider(kind: str) -> Any:
 
 def _load_notation(trust: NotationTrust | None) -> object:
     """Notation's trust policy and trust store as the rule's ``trust.notation`` names
-    them (default: Notation's own folder)."""
+    them (default: Notation's own folder, ``$NOTATION_CONFIG`` or
+    ``$XDG_CONFIG_HOME/notation`` or ``~/.config/notation``)."""
     import importlib
+    import os
 
     load_notation_config = importlib.import_module("trustcheck.notation").load_notation_config
-
     if trust is None:
         return load_notation_config()
-    kwargs: dict[str, Any] = {}
-    if trust.config_dir is not None:
-        kwargs["config_dir"] = trust.config_dir
-    if trust.trust_policy is not None:
-        kwargs["trust_policy"] = trust.trust_policy
-    if trust.trust_store is not None:
-        kwargs["trust_store"] = trust.trust_store
-    return load_notation_config(**kwargs)
+    env = None
+    if trust.config_dir is not None:  # the folder stands for $NOTATION_CONFIG
+        env = {**os.environ, "NOTATION_CONFIG": str(trust.config_dir)}
+    return load_notation_config(trust.trust_policy, trust.trust_store, env=env)
 
 
 def _load_cosign(rule: Rule, at: datetime, options: Options | None) -> object:

@@ -310,3 +310,68 @@ def _ok(req: Requirement, ctx: _Ctx) -> bool:
     if isinstance(req, AllOf):
         return all(_ok(c, ctx) for c in req.children)
     return ctx.results[req.path].satisfied
+
+
+# ----------------------------------------------------------------------------- for people
+
+
+def _signature_text(sig: Mapping[str, object]) -> str:
+    """One signature that counted, in a few words."""
+    kind = sig.get("kind")
+    if kind == "dct":
+        if sig.get("signer") is not None:
+            key = str(sig.get("key") or "")
+            return f"DCT signer {sig['signer']} ({sig.get('role')}, key {key[:22]}…)"
+        return f"DCT release in {sig.get('role')}"
+    who = str(sig.get("identity") or "?")
+    issuer = sig.get("issuer")
+    src = sig.get("source")
+    out = f"{kind} {who}" + (f" ({issuer})" if issuer else "")
+    return out + (f" from {src}" if src else "")
+
+
+def satisfied_text(decision: Decision) -> str:
+    """``dct:releases + notation:CN=...`` style summary for the one-line gate output."""
+    parts = []
+    for r in decision.satisfied_by:
+        first = r.by[0] if r.by else {}
+        if r.kind == "dct":
+            signers = [str(s.get("signer")) for s in r.by if s.get("signer") is not None]
+            parts.append("dct " + (", ".join(signers) if signers else str(first.get("role"))))
+        else:
+            parts.append(f"{r.kind} {first.get('identity', '?')}")
+    return " + ".join(parts)
+
+
+def explain_lines(decision: Decision, rule: Rule) -> list[str]:
+    """The ``require:`` part of ``policy explain``: the requirement, where the digest
+    came from, every alternative with its window and outcome, what satisfied it."""
+    req = rule.require
+    if req is None:
+        return []
+    lines = [f"requires   {describe(req)}"]
+    where = {
+        "reference": "the image reference",
+        "dct": "DCT trust data (the signed tag)",
+        "registry": "the registry (the tag's current digest; signatures bind the digest)",
+    }
+    if decision.digest_source is not None and decision.digest_source in where:
+        lines.append(f"digest     from {where[decision.digest_source]}")
+    chosen = {r.path for r in decision.satisfied_by}
+    for r in decision.alternatives:
+        if r.satisfied and r.path in chosen:
+            state = "SATISFIED"
+        elif r.satisfied:
+            state = "satisfied"
+        elif not r.active:
+            state = "not in force"
+        else:
+            state = "not met"
+        window = f" [{r.window.text()}]" if r.window is not None else ""
+        lines.append(f"  {state:<12} {r.path}: {r.describe}{window}")
+        code = f"[{r.code}] " if r.code is not None else ""
+        lines.append(f"               {code}{r.why}")
+    for r in decision.satisfied_by:
+        for sig in r.by:
+            lines.append(f"satisfied  by {_signature_text(sig)}  ({r.path})")
+    return lines
