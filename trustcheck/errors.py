@@ -96,6 +96,7 @@ class ErrorCode(StrEnum):
     POLICY_NO_MATCH = "policy-no-match"
     POLICY_DENIED = "policy-denied"
     SIGNER_THRESHOLD_NOT_MET = "signer-threshold-not-met"
+    SIGNER_UNKNOWN = "signer-unknown"
     REQUIREMENT_NOT_MET = "requirement-not-met"
     SIGNATURE_NOT_FOUND = "signature-not-found"
     SIGNATURE_IDENTITY_MISMATCH = "signature-identity-mismatch"
@@ -286,6 +287,10 @@ CODES: dict[ErrorCode, tuple[int, str]] = {
     ErrorCode.SIGNATURES_OFFLINE: (
         1,
         "the rule needs Notation or cosign signatures from the registry, and it was not asked",
+    ),
+    ErrorCode.SIGNER_UNKNOWN: (
+        1,
+        "a signer the rule requires has no delegation in the repository",
     ),
     ErrorCode.PULL_FAILED: (1, "the pull-by-digest command failed"),
     ErrorCode.MANIFEST_NOT_FOUND: (

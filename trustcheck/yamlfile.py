@@ -6,7 +6,13 @@ trustcheck sees, so both readers refuse the same constructs (docs/policy.md):
 * **anchors and aliases** (``&name``, ``*name``): a value defined in one place
   and used in another (and the "billion laughs" expansion);
 * **merge keys** (``<<``): keys taken from another mapping;
-* **duplicate keys**: YAML keeps the last one silently.
+* **duplicate keys**: YAML keeps the last one silently;
+* **explicit tags** (``!!str 1``, ``!!binary``, ``!custom``): a value whose type is
+  not what it looks like;
+* **directives** (``%YAML``, ``%TAG``) and more than one document.
+
+Every anchor is refused where it is defined, used or not; every alias where it
+is written (even one naming no anchor).
 
 Only PyYAML's safe loader runs (no Python objects), libyaml's C parser when
 PyYAML has it (linear time; it refuses nesting deeper than 1,000 levels, where
@@ -23,9 +29,11 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import yaml
 
-__all__ = ["ALIAS_PROBLEM", "YamlProblem", "compose", "load"]
+__all__ = ["ALIAS_PROBLEM", "DIRECTIVE_PROBLEM", "TAG_PROBLEM", "YamlProblem", "compose", "load"]
 
-ALIAS_PROBLEM = "anchors and aliases ('*name') are not supported"
+ALIAS_PROBLEM = "anchors ('&name') and aliases ('*name') are not supported"
+TAG_PROBLEM = "explicit tags ('!!str', '!name') are not supported"
+DIRECTIVE_PROBLEM = "directives ('%YAML', '%TAG') are not supported"
 
 
 class YamlProblem(Exception):
@@ -67,7 +75,21 @@ def compose(text: str | bytes) -> yaml.Node | None:
         for event in yaml.parse(text, Loader=loader):
             anchor = getattr(event, "anchor", None)
             if isinstance(event, yaml.AliasEvent) or anchor is not None:
-                raise YamlProblem(_line(event.start_mark), "", ALIAS_PROBLEM, alias=True)
+                sigil = "*" if isinstance(event, yaml.AliasEvent) else "&"
+                what = f" ({sigil}{str(anchor or '')[:40]})"
+                raise YamlProblem(_line(event.start_mark), "", ALIAS_PROBLEM + what, alias=True)
+            if getattr(event, "tag", None) is not None:
+                tag = str(event.tag).replace("tag:yaml.org,2002:", "!!")[:40]
+                raise YamlProblem(
+                    _line(event.start_mark),
+                    "",
+                    f"{TAG_PROBLEM} ({tag}); write the value plainly (quote it to make it "
+                    "a string)",
+                )
+            if isinstance(event, yaml.DocumentStartEvent) and (
+                event.version is not None or event.tags
+            ):
+                raise YamlProblem(_line(event.start_mark), "", DIRECTIVE_PROBLEM)
         root = yaml.compose(text, Loader=loader)
         if root is not None:
             _check(root, "")

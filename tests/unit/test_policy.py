@@ -135,9 +135,9 @@ PRECEDENCE = [
     (["r.example.com/*/app", "r.example.com/team/*"], "r.example.com/team/app", 1),
     # same prefix and wildcards: more literal characters win
     (["r.example.com/t*/app", "r.example.com/t?am/app"], "r.example.com/team/app", 1),
-    # a true tie: the earlier rule in the file
-    (["r.example.com/x*y*", "r.example.com/x*z*"], "r.example.com/xyz", 0),
-    (["r.example.com/x*z*", "r.example.com/x*y*"], "r.example.com/xyz", 0),
+    # equally specific but disjoint: each decides its own names
+    (["r.example.com/a*/x", "r.example.com/b*/x"], "r.example.com/bc/x", 1),
+    (["r.example.com/a/*", "r.example.com/b/*"], "r.example.com/a/x", 0),
     # an exact name beats everything
     (["**", "*/**", "r.example.com/**", "r.example.com/a"], "r.example.com/a", 3),
 ]
@@ -151,6 +151,176 @@ def test_most_specific_rule_wins(patterns: list[str], image: str, winner: int) -
         rule,
         policy.candidates(parse_reference(image)),
     )
+
+
+# pairs of equally specific patterns: (a, b, a name both match or None)
+TIES = [
+    ("r.example.com/x*y*", "r.example.com/x*z*", "r.example.com/xyz"),
+    ("r.example.com/*/app", "r.example.com/*/ap?", None),  # not equally specific
+    ("*/library/alpine", "*/library/alpina", None),  # equally specific, disjoint
+    ("r.example.com/a*/x", "r.example.com/b*/x", None),
+    ("*.example.com/**", "*.example.org/**", None),
+    ("r.example.com/**/prod", "r.example.com/**/prod", None),  # the repeat check's
+    ("r.example.com/t?*m", "r.example.com/t*?m", "r.example.com/team"),
+    ("**/x", "r.example.com/**", None),  # not equally specific
+    ("*/team/app", "*/team/ap?", None),
+    ("*/a/**", "*/b/**", None),
+    ("*/*-prod", "*/app-*", None),  # a longer literal prefix: not equally specific
+    ("q.io/*-prod/*", "q.io/app-*/*", None),
+    ("q.io/*/x/**", "q.io/*/**/y", "q.io/a/x/y"),
+    ("q.io/*x/*", "q.io/x*/*", None),  # 'q.io/x' is a longer literal prefix
+]
+
+
+@pytest.mark.parametrize(("a", "b", "common"), TIES)
+def test_equally_specific_overlapping_rules_are_refused(a: str, b: str, common: str | None) -> None:
+    """Two rules that only their order in the file would settle: refused, naming
+    both with file and line; otherwise each decides its own names."""
+    pa, pb = Pattern.parse(a), Pattern.parse(b)
+    tie = pa.specificity() == pb.specificity() and pa.overlaps(pb)
+    if a == b:
+        return  # the same pattern twice has its own message (test below)
+    assert tie == (common is not None), (pa.specificity(), pb.specificity())
+    text = f'rules:\n  - name: first\n    pattern: "{a}"\n  - name: second\n    pattern: "{b}"\n'
+    if common is None:
+        policy = parse_policy(text, "p.yaml")
+        assert len(policy.rules) == 2
+        return
+    assert pa.matches(common) and pb.matches(common)
+    with pytest.raises(UsageError) as info:
+        parse_policy(text, "p.yaml")
+    msg = info.value.message
+    assert info.value.code == "policy-invalid" and info.value.exit_code == 2
+    assert msg.startswith(f'p.yaml:4: rule "second" ({b}) and rule "first" ({a}, p.yaml:2)')
+    assert "equally specific" in msg and "only their order in the file" in msg
+
+
+def test_a_repeated_pattern_is_refused_unless_the_namespaces_differ() -> None:
+    with pytest.raises(UsageError) as info:
+        parse_policy("rules:\n  - pattern: a.io/x\n  - pattern: a.io/x\n    action: deny\n")
+    assert "repeats the pattern of rule" in info.value.message
+    scoped = (
+        "rules:\n  - pattern: a.io/x\n    namespaces: [team-a]\n"
+        "  - pattern: a.io/x\n    namespaces: [team-a]\n    action: deny\n"
+    )
+    with pytest.raises(UsageError) as info:
+        parse_policy(scoped, "p.yaml")
+    assert "in the same namespaces" in info.value.message
+    ok = parse_policy(
+        "rules:\n  - pattern: a.io/x\n    namespaces: [team-a]\n"
+        "  - pattern: a.io/x\n    namespaces: [team-b]\n    action: deny\n"
+        "  - pattern: a.io/x\n    action: allow\n",
+        "p.yaml",
+    )
+    assert [r.namespaces for r in ok.rules] == [("team-a",), ("team-b",), ()]
+
+
+NAMESPACED = """\
+rules:
+  - name: everyone
+    pattern: r.example.com/**
+  - name: team-a-strict
+    pattern: r.example.com/**
+    namespaces: [team-a-*, "shared"]
+    signers: [alice]
+  - name: prod-app
+    pattern: r.example.com/app
+    action: deny
+  - name: sandbox-anything
+    pattern: "**"
+    namespaces: ["sandbox-?"]
+    action: allow
+"""
+
+
+@pytest.mark.parametrize(
+    ("image", "namespace", "winner"),
+    [
+        ("r.example.com/lib", None, "everyone"),  # no namespace: scoped rules never apply
+        ("r.example.com/lib", "team-b", "everyone"),
+        ("r.example.com/lib", "team-a-prod", "team-a-strict"),  # equal pattern: scoped wins
+        ("r.example.com/lib", "shared", "team-a-strict"),
+        ("r.example.com/lib", "team-a", "everyone"),  # 'team-a-*' needs the dash
+        ("r.example.com/app", "team-a-prod", "prod-app"),  # a more specific pattern wins
+        ("quay.io/x/y", "sandbox-1", "sandbox-anything"),
+        ("quay.io/x/y", "sandbox-12", None),
+        ("quay.io/x/y", None, None),
+    ],
+)
+def test_namespaced_rules(image: str, namespace: str | None, winner: str | None) -> None:
+    policy = parse_policy(NAMESPACED, "p.yaml")
+    rule = policy.match(parse_reference(image), namespace=namespace)
+    assert (rule.name if rule is not None else None) == winner
+    d = decide(parse_reference(image), policy, None, namespace=namespace)
+    assert (d.rule.name if d.rule is not None else None) == winner
+    if winner is None:
+        assert _codes(d) == ["policy-no-match"]
+
+
+def test_no_match_says_which_scoped_rule_would_apply() -> None:
+    policy = parse_policy(NAMESPACED, "p.yaml")
+    d = decide(parse_reference("quay.io/x/y"), policy, None)
+    assert 'rule "sandbox-anything" (line 11) matches it only in namespaces sandbox-?' in (
+        d.reasons[0].message
+    )
+    assert "give the namespace with --namespace" in d.reasons[0].message
+    d = decide(parse_reference("quay.io/x/y"), policy, None, namespace="prod")
+    assert "matches quay.io/x/y in namespace prod" in d.reasons[0].message
+    assert d.rule is None and d.candidates == []
+
+
+@pytest.mark.parametrize(
+    ("namespaces", "expected"),
+    [
+        ("[]", "rules[0].namespaces: is empty"),
+        ("team-a", "rules[0].namespaces: must be a list"),
+        ("[Team-A]", "rules[0].namespaces[0]: 'Team-A' contains 'AT'"),
+        ("['team_a']", "rules[0].namespaces[0]: 'team_a' contains '_'"),
+        ("['a/b']", "contains '/'"),
+        ("['[ab]*']", "contains '[]'"),
+        ("['team-**']", "contains '**'"),
+        ("[x, x]", "rules[0].namespaces[1]: 'x' is listed twice"),
+        ("[1]", "rules[0].namespaces[0]: must be a string"),
+        (f"[{'a' * 64}]", "longer than 63 characters"),
+    ],
+)
+def test_bad_namespaces_are_refused(namespaces: str, expected: str) -> None:
+    with pytest.raises(UsageError) as info:
+        parse_policy(f"rules:\n  - pattern: a.io/x\n    namespaces: {namespaces}\n", "p.yaml")
+    assert info.value.code == "policy-invalid" and expected in info.value.message
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "refused"),
+    [
+        ("[team-a-*]", "[team-*-prod]", True),  # team-a-prod is in both
+        ("[team-a-*]", "[team-b-*]", False),
+        ("[team-a]", "[team-a-*]", False),  # 'team-a' is not 'team-a-...'
+        ("[x, team-?]", "[team-a, y]", True),
+        ("['*']", "[anything]", True),
+    ],
+)
+def test_namespaced_ties_refused_when_the_namespaces_meet(
+    first: str, second: str, refused: bool
+) -> None:
+    """Equally specific, overlapping patterns (a.io/x*y* and a.io/x*z* both match
+    a.io/xyz), both scoped: refused only when some namespace is in both scopes; an
+    unscoped rule of the same specificity never ties with a scoped one."""
+    text = (
+        f"rules:\n  - pattern: a.io/x*y*\n    namespaces: {first}\n"
+        f"  - pattern: a.io/x*z*\n    namespaces: {second}\n    action: deny\n"
+        "  - pattern: a.io/x*w*\n    action: deny\n"
+    )
+    if refused:
+        with pytest.raises(UsageError) as info:
+            parse_policy(text, "p.yaml")
+        assert "both match some images in some namespaces" in info.value.message
+    else:
+        assert len(parse_policy(text, "p.yaml").rules) == 3
+    # disjoint patterns never tie, whatever the namespaces
+    disjoint = text.replace("a.io/x*y*", "a.io/x*y").replace("a.io/x*z*", "a.io/x*z")
+    disjoint = disjoint.replace("a.io/x*w*", "a.io/x*w")
+    assert len(parse_policy(disjoint, "p.yaml").rules) == 3
 
 
 def test_no_match_is_none_and_registry_case_does_not_bypass_a_rule() -> None:
@@ -274,11 +444,11 @@ def _invalid(text: str, expected: str) -> str:
         ),
         (  # the anchor is refused where it is defined, before any alias uses it
             "rules:\n  - &r {pattern: a.io/x}\n  - *r\n",
-            "p.yaml:2: anchors and aliases ('*name') are not supported",
+            "p.yaml:2: anchors ('&name') and aliases ('*name') are not supported (&r)",
         ),
         (  # an anchor nothing refers to is refused as well (docs/policy.md)
             "rules:\n  - pattern: a.io/x\n    reason: &why unused\n",
-            "p.yaml:3: anchors and aliases ('*name') are not supported",
+            "p.yaml:3: anchors ('&name') and aliases ('*name') are not supported (&why)",
         ),
         (  # an unquoted pattern starting with '*' is YAML alias syntax
             "rules:\n  - pattern: *.example.com/**\n",
@@ -286,7 +456,7 @@ def _invalid(text: str, expected: str) -> str:
         ),
         (  # an alias to an anchor never defined
             "rules:\n  - pattern: *undefined\n",
-            "p.yaml:2: anchors and aliases ('*name') are not supported",
+            "p.yaml:2: anchors ('&name') and aliases ('*name') are not supported (*undefined)",
         ),
         (  # a merge key with an inline mapping (no alias needed)
             "rules:\n  - pattern: a.io/x\n    <<: {action: allow}\n",
@@ -435,7 +605,28 @@ def test_threshold_one_and_single_signers(signers_col: Collection) -> None:
     assert _decide(signers_col, f"{GUN}:alice-only", only_alice).allowed
     carol = "- pattern: localhost/signers\n  signers: [carol]\n"
     d = _decide(signers_col, f"{GUN}:v2", carol)
-    assert _codes(d) == ["signer-threshold-not-met"] and not d.required[0].satisfied
+    assert _codes(d) == ["signer-unknown"] and not d.required[0].satisfied
+
+
+def test_a_signer_without_a_delegation_is_named_as_such(signers_col: Collection) -> None:
+    """A required name with no ``targets/<name>`` anywhere cannot sign at all: the
+    advice is to add the delegation, not to sign; a known signer who did not sign
+    keeps the sign advice; key identifiers are never "unknown"."""
+    both = "- pattern: localhost/signers\n  signers: [bob, carol, team/ci]\n  threshold: 3\n"
+    d = _decide(signers_col, f"{GUN}:alice-only", both)
+    assert _codes(d) == ["signer-unknown"], d.reasons
+    msg = d.reasons[0].message
+    assert 'no delegation "targets/carol", "targets/team/ci" exists in localhost/signers' in msg
+    assert "docker trust signer add --key carol.pub carol localhost/signers" in msg
+    assert "notary delegation add localhost/signers targets/carol carol.crt" in msg
+    assert "also missing: bob" in msg and "docker trust sign " not in msg
+    known = "- pattern: localhost/signers\n  signers: [alice, bob]\n"
+    d = _decide(signers_col, f"{GUN}:alice-only", known)
+    assert _codes(d) == ["signer-threshold-not-met"]
+    assert "docker trust sign localhost/signers:alice-only" in d.reasons[0].message
+    # the threshold is met without the unknown one: allowed, no reason at all
+    one = "- pattern: localhost/signers\n  signers: [alice, carol]\n  threshold: 1\n"
+    assert _decide(signers_col, f"{GUN}:alice-only", one).allowed
 
 
 def test_signers_must_sign_the_released_digest(
@@ -561,6 +752,7 @@ def test_decision_json_shape(signers_col: Collection) -> None:
         "action": "verify",
         "mode": "enforce",
         "line": 2,
+        "namespaces": None,
     }
     json.dumps(doc)  # serialisable as it is
 
@@ -649,7 +841,8 @@ def test_gate_exit_codes_and_lines(trustcheck_cli: Cli, fx: list[str], policy_fi
     assert "[signer-threshold-not-met]" in lines[1] and "[policy-denied]" in lines[2]
     warned = trustcheck_cli("gate", "--policy", str(policy_file), *fx, "localhost/releases:v1")
     assert warned.code == 0 and warned.stdout.startswith("WARN"), warned.stdout
-    assert "(warn mode: not blocked): [signer-threshold-not-met]" in warned.stdout
+    assert "(warn mode: not blocked): [signer-unknown]" in warned.stdout
+    assert 'no delegation "targets/nobody" exists in localhost/releases' in warned.stdout
     assert "Traceback" not in bad.stderr + ok.stderr + warned.stderr
 
 
@@ -804,3 +997,104 @@ def test_an_unquoted_star_pattern_gets_the_quoting_hint() -> None:
     assert info.value.message.endswith(
         "; quote patterns that start with '*', e.g. \"*.example.com/**\""
     )
+
+
+# ----------------------------------------------------------------------------- --json errors
+
+
+def _one_json_error(run: Any, code: str, exit_code: int) -> dict[str, Any]:
+    """stdout is exactly one JSON document carrying the error; stderr keeps the one line."""
+    assert run.code == exit_code, (run.stdout, run.stderr)
+    doc = json.loads(run.stdout)  # exactly one document: json.loads refuses trailing text
+    assert isinstance(doc, dict)
+    assert doc["error"]["code"] == code and doc["error"]["exit_code"] == exit_code
+    assert doc["error"]["message"] and "Traceback" not in run.stderr
+    return doc
+
+
+def test_every_early_exit_of_a_json_command_prints_one_json_document(
+    trustcheck_cli: Cli, fx: list[str], policy_file: Path, tmp_path: Path
+) -> None:
+    anchored = tmp_path / "anchored.yaml"
+    anchored.write_text("x: &unused 1\nrules:\n  - pattern: a.io/x\n")
+    gate = ("gate", "--json")
+    cases: list[tuple[tuple[str, ...], str, int]] = [
+        ((*gate, "--policy", str(anchored), *fx, f"{GUN}:v2"), "policy-invalid", 2),
+        ((*gate, "--policy", str(tmp_path / "missing.yaml"), *fx, GUN), "policy-invalid", 2),
+        ((*gate, "--policy", str(policy_file), *fx, f"{GUN}:v2", "UPPER/x"),
+         "invalid-reference", 2),
+        ((*gate, "--print-refs", "--policy", str(policy_file), *fx, GUN), "invalid-argument", 2),
+        ((*gate, "--policy", str(policy_file), "--at", "yesterday", GUN), "invalid-argument", 2),
+        ((*gate, "--policy", str(policy_file), *fx, "--namespace", "Team_A", GUN),
+         "invalid-argument", 2),
+        ((*gate, "--policy", str(policy_file), "--trust-dir", str(tmp_path / "none"),
+          "--offline", GUN), "trust-dir-missing", 2),
+        ((*gate, *fx, GUN), "invalid-argument", 2),  # click: --policy missing
+        ((*gate, "--policy", str(policy_file), "--timeout", "abc", GUN), "invalid-argument", 2),
+        (("policy", "check", "--json", str(anchored)), "policy-invalid", 2),
+        (("policy", "explain", "--json", "--policy", str(anchored), *fx, GUN),
+         "policy-invalid", 2),
+        (("policy", "explain", "--json", "--policy", str(policy_file), *fx, "a b"),
+         "invalid-reference", 2),
+        (("quarantine", "release", "--json", "--policy", str(policy_file), GUN),
+         "invalid-argument", 2),
+        (("quarantine", "status", "--json", GUN), "invalid-argument", 2),
+    ]  # fmt: skip
+    for argv, code, exit_code in cases:
+        run = trustcheck_cli(*argv)
+        doc = _one_json_error(run, code, exit_code)
+        if argv[0] == "gate":
+            assert doc["decisions"] == [] and "policy" in doc
+        if code != "invalid-argument" or "--namespace" in argv:
+            assert run.stderr.startswith(f"error: [{code}] "), run.stderr
+    run = trustcheck_cli("policy", "check", "--json", str(anchored))
+    doc = json.loads(run.stdout)
+    assert doc["valid"] is False and doc["policy"] == str(anchored)
+    assert doc["error"]["message"].startswith(f"{anchored}:1: anchors ('&name')")
+    # without --json nothing goes to stdout
+    run = trustcheck_cli("gate", "--policy", str(anchored), *fx, GUN)
+    assert run.code == 2 and run.stdout == ""
+    # an image that is denied is not an error: the decisions, no "error" key
+    run = trustcheck_cli("gate", "--json", "--policy", str(policy_file), *fx, "quay.io/a/b")
+    doc = json.loads(run.stdout)
+    assert run.code == 1 and "error" not in doc and len(doc["decisions"]) == 1
+
+
+def test_gate_and_explain_with_namespaces(
+    trustcheck_cli: Cli, fx: list[str], tmp_path: Path, listed: dict[str, str]
+) -> None:
+    policy = tmp_path / "ns.yaml"
+    policy.write_text(
+        "rules:\n"
+        "  - name: signed\n    pattern: localhost/*\n"
+        "  - name: team-a-two\n    pattern: localhost/*\n    namespaces: [team-a-*]\n"
+        "    signers: [alice, bob]\n"
+        "  - name: sandbox\n    pattern: quay.io/**\n    namespaces: [sandbox]\n"
+        "    action: allow\n"
+    )
+    v1 = f"{GUN}:v1"  # signed by alice only
+    run = trustcheck_cli("gate", "--policy", str(policy), *fx, v1)
+    assert run.code == 0 and 'rule "signed"' in run.stdout, run.stdout
+    run = trustcheck_cli("gate", "--policy", str(policy), *fx, "--namespace", "team-a-prod", v1)
+    assert run.code == 1 and 'rule "team-a-two"' in run.stdout and "missing: bob" in run.stdout
+    run = trustcheck_cli("gate", "--policy", str(policy), *fx, "--namespace", "team-b", v1)
+    assert run.code == 0 and 'rule "signed"' in run.stdout
+    explain = ("policy", "explain", "--policy", str(policy), *fx)
+    run = trustcheck_cli(*explain, v1)
+    assert (
+        "scoped out team-a-two (team-a-*)  (no --namespace given: rules with namespaces "
+        "never apply)" in run.stdout
+    ), run.stdout
+    run = trustcheck_cli(*explain, "--namespace", "team-a-x", v1)
+    assert "namespace  team-a-x" in run.stdout and "scoped out" not in run.stdout
+    assert "* team-a-two  localhost/*  (line 4, verify, enforce, namespaces team-a-*)" in (
+        run.stdout
+    )
+    assert run.code == 1
+    run = trustcheck_cli(*explain, "quay.io/x/y")
+    assert run.code == 1 and "give the namespace with --namespace" in run.stdout
+    doc = json.loads(
+        trustcheck_cli(*explain, "--json", "--namespace", "sandbox", "quay.io/x").stdout
+    )
+    assert doc["namespace"] == "sandbox" and doc["rule"]["namespaces"] == ["sandbox"]
+    assert doc["allowed"] is True

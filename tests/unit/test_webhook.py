@@ -330,7 +330,7 @@ def test_warn_mode_admits_with_warnings(policy: Policy, lookup: Fixtures) -> Non
     assert len(warn) == 1
     assert warn[0].startswith(
         'trustcheck (warn mode) image "localhost/releases:v1": rule "releases-rollout" would '
-        "deny: [signer-threshold-not-met]"
+        "deny: [signer-unknown]"
     )
     assert all(len(w) <= 256 for w in resp["warnings"])
     patched = apply_patch(obj, resp)

@@ -7,7 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from trustcheck.yamlfile import ALIAS_PROBLEM, YamlProblem, compose, load
+from trustcheck.yamlfile import (
+    ALIAS_PROBLEM,
+    DIRECTIVE_PROBLEM,
+    TAG_PROBLEM,
+    YamlProblem,
+    compose,
+    load,
+)
 
 # (document, line, path, message start)
 REFUSED = [
@@ -20,8 +27,45 @@ REFUSED = [
     ('x:\n  "k": 1\n  k: 2\n', 3, "x.k", "appears twice (first at line 2)"),
     ("a: [1\n", 2, "", "not valid YAML"),
     ("a: 1\n---\nb: 2\n", 2, "", "not valid YAML"),  # one document only
-    ("a: !!python/object:os.system x\n", 1, "", "not valid YAML"),  # safe loader only
+    # explicit tags: a value whose type is not what it looks like (and never a
+    # Python object: the safe loader would refuse it anyway)
+    ("a: !!python/object:os.system x\n", 1, "", TAG_PROBLEM),
+    ("a: !!str 1\n", 1, "", TAG_PROBLEM),
+    ("a: !!int '2'\n", 1, "", TAG_PROBLEM),
+    ("a: !!binary aGk=\n", 1, "", TAG_PROBLEM),
+    ("a:\n  b: !custom x\n", 2, "", TAG_PROBLEM),
+    ("a: ! x\n", 1, "", TAG_PROBLEM),  # the non-specific tag
+    ("--- !!map\na: 1\n", 1, "", TAG_PROBLEM),
+    ("a: !!set {x, y}\n", 1, "", TAG_PROBLEM),
+    ("a:\n  - !!seq [1]\n", 2, "", TAG_PROBLEM),
+    # directives
+    ("%YAML 1.1\n---\na: 1\n", 1, "", DIRECTIVE_PROBLEM),
+    ("%TAG !e! tag:example.com,2000:\n---\na: 1\n", 1, "", DIRECTIVE_PROBLEM),
+    # anchors anywhere, used or not, on any kind of node
+    ("a:\n  - &s [1]\n", 2, "", ALIAS_PROBLEM),
+    ("a: &m {b: 1}\n", 1, "", ALIAS_PROBLEM),
+    ("&top\na: 1\n", 1, "", ALIAS_PROBLEM),
+    ("a: &empty\nb: 1\n", 1, "", ALIAS_PROBLEM),
 ]
+
+
+def test_the_message_names_the_anchor_and_the_tag() -> None:
+    with pytest.raises(YamlProblem) as info:
+        load("a: 1\nb: &unused 2\n")
+    assert info.value.message == ALIAS_PROBLEM + " (&unused)" and info.value.alias
+    with pytest.raises(YamlProblem) as info:
+        load("a: !!str 1\n")
+    assert "(!!str)" in info.value.message and "quote it" in info.value.message
+
+
+def test_quoted_values_that_look_like_yaml_syntax_are_plain_strings() -> None:
+    assert load("a: '&x'\nb: \"*y\"\nc: '!!str'\nd: '%YAML'\ne: 'x <<'\n") == {
+        "a": "&x",
+        "b": "*y",
+        "c": "!!str",
+        "d": "%YAML",
+        "e": "x <<",
+    }
 
 
 @pytest.mark.parametrize(("text", "line", "path", "message"), REFUSED)
@@ -85,6 +129,21 @@ BOTH = [
         "cache:\n  ttl_seconds: 5\n  <<: {ttl_seconds: 1}\n",
         3,
     ),
+    (  # an anchor nothing uses
+        "rules:\n  - pattern: a.io/x\n    reason: &why unused\n    action: deny\n",
+        "cache:\n  ttl_seconds: 5\n  prefix: &p trustcheck\n",
+        3,
+    ),
+    (  # an explicit tag
+        "rules:\n  - pattern: a.io/x\n    action: !!str deny\n",
+        "cache:\n  ttl_seconds: !!float 5\n",
+        None,
+    ),
+    (  # a directive
+        "%YAML 1.1\n---\nrules:\n  - pattern: a.io/x\n",
+        "%YAML 1.1\n---\ncache: {}\n",
+        1,
+    ),
     (  # a duplicate key, nested, quoted once
         "rules:\n  - pattern: a.io/x\n    action: deny\n    'action': allow\n",
         "cache:\n  ttl_seconds: 5\n  'ttl_seconds': 1\n",
@@ -113,5 +172,6 @@ def test_policy_and_webhook_config_refuse_the_same_constructs(
         assert p_info.value.message.startswith(f"p.yaml:{line}: ")
         assert f"{path}: line {line}: " in c_info.value.message
     else:
-        assert "appears twice" in p_info.value.message
-        assert "appears twice" in c_info.value.message
+        word = "tags" if "!!" in policy else "appears twice"
+        assert word in p_info.value.message
+        assert word in c_info.value.message

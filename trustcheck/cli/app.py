@@ -246,6 +246,12 @@ def _run(args: list[str], was_pipe: bool) -> int:
         typer.echo("interrupted; nothing was trusted", err=True)
         return 130
     except typer.TyperException as e:  # usage errors from the (vendored) click parser
+        ctx = getattr(e, "ctx", None)
+        if ctx is not None and "--json" in args:  # one JSON document, an error too
+            from trustcheck.cli.gate import json_usage_error
+
+            text = e.format_message() if hasattr(e, "format_message") else str(e)
+            json_usage_error(ctx.command_path, args, text, int(getattr(e, "exit_code", 2) or 2))
         show = getattr(e, "show", None)
         if callable(show):
             show()

@@ -7,7 +7,10 @@ the admission webhook apply one policy the same way. See docs/policy.md.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -72,6 +75,16 @@ OptionalPolicyOpt = Annotated[
         show_default=False,
     ),
 ]
+NamespaceOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--namespace",
+        help="Decide as for a Kubernetes review in this namespace: rules with "
+        "`namespaces:` apply only when one of their patterns matches it (without "
+        "--namespace they never apply).",
+        show_default=False,
+    ),
+]
 RegistryOpt = Annotated[
     str | None,
     typer.Option(
@@ -100,7 +113,13 @@ class _Run:
         self.remote = remote.config()
         self.trust_dir = trust_dir_path(trust_dir, must_exist=remote.offline)
 
-    def decide(self, policy: Policy, images: list[str], refs: list[ImageRef]) -> list[Decision]:
+    def decide(
+        self,
+        policy: Policy,
+        images: list[str],
+        refs: list[ImageRef],
+        namespace: str | None = None,
+    ) -> list[Decision]:
         from trustcheck.local.trustdir import TrustDir
         from trustcheck.policy.evaluate import evaluate
 
@@ -113,6 +132,7 @@ class _Run:
             self.remote,
             images=images,
             progress=progress_reporter(len(refs)),
+            namespace=namespace,
         )
         seen: set[str] = set()
         for d in decisions:
@@ -128,6 +148,20 @@ def _load(policy: Path | None) -> Policy:
     from trustcheck.policy.model import Policy
 
     return load_policy(policy) if policy is not None else Policy.docker_content_trust()
+
+
+def _namespace(namespace: str | None) -> str | None:
+    """``--namespace``: a Kubernetes namespace name (an RFC 1123 label)."""
+    import re
+
+    if namespace is None:
+        return None
+    if not re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", namespace):
+        fail_usage(
+            f"--namespace {namespace[:80]!r} is not a namespace name (lower-case letters, "
+            "digits and '-', at most 63, starting and ending with a letter or digit)"
+        )
+    return namespace
 
 
 def _refs(images: list[str]) -> list[ImageRef]:
@@ -166,6 +200,69 @@ def _line(d: Decision) -> str:
     if d.allowed:
         return f"WARN   {d.image}  {_rule_text(d)} (warn mode: not blocked): {why}"
     return f"DENY   {d.image}  {_rule_text(d)}: {why}"
+
+
+#: the commands of this module with ``--json`` (click's ``command_path``), and the
+#: keys of their document that an error document carries empty
+JSON_COMMANDS: dict[str, dict[str, object]] = {
+    "trustcheck gate": {"policy": None, "decisions": []},
+    "trustcheck policy check": {"policy": None, "valid": False, "rules": []},
+    "trustcheck policy explain": {"policy": None},
+    "trustcheck quarantine release": {"policy": None, "decision": None},
+    "trustcheck quarantine status": {"registry": None},
+}
+
+
+def error_document(
+    code: str,
+    message: str,
+    exit_code: int,
+    role: str | None = None,
+    context: dict[str, object] | None = None,
+) -> str:
+    """The one JSON document a ``--json`` command prints when it fails before (or
+    instead of) its result: what it knew (``policy``, ``decisions``...) and the error
+    with its exit code (docs/policy.md, "Machine-readable output")."""
+    doc = {
+        **(context or {}),
+        "error": {"code": code, "message": message, "role": role, "exit_code": exit_code},
+    }
+    return json.dumps(doc, indent=2, ensure_ascii=False)
+
+
+@contextlib.contextmanager
+def _json_errors(as_json: bool, context: dict[str, object]) -> Iterator[None]:
+    """With ``--json``: a failure inside the block still prints exactly one JSON
+    document on stdout (``context`` plus the error), then propagates, so the
+    one-line diagnostic on stderr and the exit code (2 usage, 1 not trusted or
+    a bug) stay those of every other command. The command prints its own
+    document last, after everything that can fail."""
+    from trustcheck.errors import TrustcheckError
+
+    try:
+        yield
+    except TrustcheckError as e:
+        if as_json:
+            typer.echo(error_document(e.code, e.message, e.exit_code, e.role, context))
+        raise
+    except (Exit, typer.Exit, KeyboardInterrupt):
+        raise
+    except Exception as e:
+        gone = isinstance(e, OSError) and e.errno == errno.EPIPE
+        if as_json and not gone:
+            message = f"unexpected {type(e).__name__}: {e}; nothing was trusted"
+            typer.echo(error_document("internal-error", message[:500], 1, None, context))
+        raise
+
+
+def json_usage_error(command_path: str, args: list[str], message: str, exit_code: int) -> None:
+    """Called by the CLI's error funnel for click's own usage errors (a missing
+    ``--policy``, a malformed ``--timeout``): when ``args`` asked one of
+    :data:`JSON_COMMANDS` for ``--json``, print the error document."""
+    head = args[: args.index("--")] if "--" in args else args
+    if command_path in JSON_COMMANDS and "--json" in head:
+        empty = dict(JSON_COMMANDS[command_path])
+        typer.echo(error_document("invalid-argument", message, exit_code, None, empty))
 
 
 def _exit_for(decisions: list[Decision]) -> None:
@@ -217,38 +314,20 @@ def gate(
     archive: ArchiveOpt = None,
     archive_pin: ArchivePinOpt = None,
     max_age: MaxAgeOpt = None,
+    namespace: NamespaceOpt = None,
 ) -> None:
     """Decide each image with a policy (docs/policy.md).
 
     Exit 0 when every image is allowed, 1 when any is denied (a warn-mode rule
-    never denies), 2 on bad input or a bad policy.
+    never denies), 2 on bad input or a bad policy. With --json, one JSON
+    document on stdout in every case (an error too).
     """
-    if as_json and print_refs:
-        fail_usage("--json and --print-refs are alternatives; choose one")
-    pol = _load(policy)
-    refs = _refs(images)
-    as_of: dict[str, object] = {}
-    if archive is not None:  # docs/archive.md: decided as of the archive's capture time
-        opts = make_options(pins, state_dir, no_tofu, delegation_cert_expiry)
-        decisions, arc = decide_from_archive(
-            pol, images, refs, archive, archive_pin, max_age, at, opts
-        )
-        as_of = {"as_of": arc.as_of, "archive": arc.describe()}
-        if not as_json:
-            typer.echo(f"# {archive_text(arc)}", err=print_refs)
-    else:
-        if archive_pin is not None or max_age is not None:
-            fail_usage("--archive-pin and --max-age apply to --archive")
-        run = _Run(
-            trust_dir,
-            at,
-            pins,
-            state_dir,
-            no_tofu,
-            delegation_cert_expiry,
-            remote,
-        )
-        decisions = run.decide(pol, images, refs)
+    context: dict[str, object] = {"policy": str(policy), "decisions": []}
+    with _json_errors(as_json, context):
+        decisions, pol, as_of = _gate(
+            images, policy, as_json, print_refs, trust_dir, at, pins, state_dir, no_tofu,
+            delegation_cert_expiry, remote, archive, archive_pin, max_age, namespace, context,
+        )  # fmt: skip
     if as_json:
         doc = {"policy": pol.source, **as_of, "decisions": [d.to_json() for d in decisions]}
         typer.echo(json.dumps(doc, indent=2, ensure_ascii=False))
@@ -268,6 +347,59 @@ def gate(
     _exit_for(decisions)
 
 
+def _gate(
+    images: list[str],
+    policy: Path,
+    as_json: bool,
+    print_refs: bool,
+    trust_dir: Path | None,
+    at: str | None,
+    pins: Path | None,
+    state_dir: Path | None,
+    no_tofu: bool,
+    delegation_cert_expiry: str,
+    remote: RemoteArgs,
+    archive: Path | None,
+    archive_pin: str | None,
+    max_age: str | None,
+    namespace: str | None,
+    context: dict[str, object],
+) -> tuple[list[Decision], Policy, dict[str, object]]:
+    """Everything of ``gate`` that can fail: the decisions, the policy, the archive's
+    ``as_of`` (``context`` learns the policy as soon as it is read)."""
+    if as_json and print_refs:
+        fail_usage("--json and --print-refs are alternatives; choose one")
+    ns = _namespace(namespace)
+    pol = _load(policy)
+    context["policy"] = pol.source
+    refs = _refs(images)
+    as_of: dict[str, object] = {}
+    if archive is not None:  # docs/archive.md: decided as of the archive's capture time
+        if ns is not None:
+            fail_usage("--namespace does not apply with --archive")
+        opts = make_options(pins, state_dir, no_tofu, delegation_cert_expiry)
+        decisions, arc = decide_from_archive(
+            pol, images, refs, archive, archive_pin, max_age, at, opts
+        )
+        as_of = {"as_of": arc.as_of, "archive": arc.describe()}
+        if not as_json:
+            typer.echo(f"# {archive_text(arc)}", err=print_refs)
+    else:
+        if archive_pin is not None or max_age is not None:
+            fail_usage("--archive-pin and --max-age apply to --archive")
+        run = _Run(
+            trust_dir,
+            at,
+            pins,
+            state_dir,
+            no_tofu,
+            delegation_cert_expiry,
+            remote,
+        )
+        decisions = run.decide(pol, images, refs, ns)
+    return decisions, pol, as_of
+
+
 # ----------------------------------------------------------------------------- policy
 
 
@@ -277,9 +409,11 @@ def policy_check(
 ) -> None:
     """Validate a policy file and list its rules.
 
-    Exit 0 when it is valid (warnings on stderr), 2 when not.
+    Exit 0 when it is valid (warnings on stderr), 2 when not (with --json, the
+    document says ``"valid": false`` and carries the error).
     """
-    pol = _load(file)
+    with _json_errors(as_json, {"policy": str(file), "valid": False, "rules": []}):
+        pol = _load(file)
     if as_json:
         doc = {
             "policy": pol.source,
@@ -338,10 +472,25 @@ def _trust_text(run: _Run, rule: Rule, ref: ImageRef) -> str:
     return f"{where}; {pins}{tofu}"
 
 
-def _explain_text(d: Decision, pol: Policy, ref: ImageRef, run: _Run) -> list[str]:
+def _explain_text(
+    d: Decision, pol: Policy, ref: ImageRef, run: _Run, namespace: str | None = None
+) -> list[str]:
     from trustcheck.policy.pattern import match_name
 
     lines = [f"image      {d.image}", f"matched as {match_name(ref)}  (anchored; '*' stops at '/')"]
+    scoped = [r for r in pol.rules if r.namespaces and r.pattern.matches(match_name(ref))]
+    if namespace is not None:
+        lines.append(f"namespace  {namespace}")
+    if scoped:
+        out = [r for r in scoped if not r.applies_in(namespace)]
+        if out:
+            why = (
+                "no --namespace given: rules with namespaces never apply"
+                if namespace is None
+                else f"not for namespace {namespace}"
+            )
+            names = ", ".join(f"{r.name} ({', '.join(r.namespaces)})" for r in out)
+            lines.append(f"scoped out {names}  ({why})")
     if not d.candidates:
         lines.append(f"rules      none of the {len(pol.rules)} rule(s) of {pol.source} match")
     else:
@@ -350,8 +499,10 @@ def _explain_text(d: Decision, pol: Policy, ref: ImageRef, run: _Run) -> list[st
         )
         for i, c in enumerate(d.candidates):
             mark = "*" if i == 0 else " "
+            scope = f", namespaces {', '.join(c.namespaces)}" if c.namespaces else ""
             lines.append(
-                f"         {mark} {c.name}  {c.pattern}  (line {c.line}, {c.action}, {c.mode})"
+                f"         {mark} {c.name}  {c.pattern}  (line {c.line}, {c.action}, "
+                f"{c.mode}{scope})"
             )
     if d.rule is not None:
         rule = pol.rules[d.rule.index]
@@ -419,28 +570,34 @@ def policy_explain(
     no_tofu: NoTofuOpt = False,
     delegation_cert_expiry: DceOpt = "warn",
     remote: RemoteArgs = DEFAULT_REMOTE,
+    namespace: NamespaceOpt = None,
 ) -> None:
     """Show which rule decides IMAGE, and why.
 
     The matching rules in precedence order, the trust settings used, what was
     verified, the signers found and counted, the decision. Exit codes as `gate`.
     """
-    pol = _load(policy)
-    refs = _refs([image])
-    run = _Run(
-        trust_dir,
-        at,
-        pins,
-        state_dir,
-        no_tofu,
-        delegation_cert_expiry,
-        remote,
-    )
-    (d,) = run.decide(pol, [image], refs)
+    context: dict[str, object] = {"policy": str(policy), "image": image, "namespace": namespace}
+    with _json_errors(as_json, context):
+        ns = _namespace(namespace)
+        pol = _load(policy)
+        context["policy"] = pol.source
+        refs = _refs([image])
+        run = _Run(
+            trust_dir,
+            at,
+            pins,
+            state_dir,
+            no_tofu,
+            delegation_cert_expiry,
+            remote,
+        )
+        (d,) = run.decide(pol, [image], refs, ns)
     if as_json:
-        typer.echo(json.dumps({"policy": pol.source, **d.to_json()}, indent=2, ensure_ascii=False))
+        doc = {"policy": pol.source, "namespace": ns, **d.to_json()}
+        typer.echo(json.dumps(doc, indent=2, ensure_ascii=False))
     else:
-        typer.echo("\n".join(_explain_text(d, pol, refs[0], run)))
+        typer.echo("\n".join(_explain_text(d, pol, refs[0], run, ns)))
     _exit_for([d])
 
 
@@ -567,6 +724,7 @@ def pull(
     no_tofu: NoTofuOpt = False,
     delegation_cert_expiry: DceOpt = "warn",
     remote: RemoteArgs = DEFAULT_REMOTE,
+    namespace: NamespaceOpt = None,
 ) -> None:
     """Gate IMAGE, then pull it by its signed digest and tag it, as DCT pulls did.
 
@@ -578,6 +736,7 @@ def pull(
         fail_usage("--dest is for --with skopeo (docker and podman pull into their own store)")
     if cert_dir is not None and tool == "docker":
         fail_usage("--cert-dir is for podman and skopeo; docker reads /etc/docker/certs.d")
+    ns = _namespace(namespace)
     pol = _load(policy)
     refs = _refs([image])
     run = _Run(
@@ -589,7 +748,7 @@ def pull(
         delegation_cert_expiry,
         remote,
     )
-    (d,) = run.decide(pol, [image], refs)
+    (d,) = run.decide(pol, [image], refs, ns)
     typer.echo(_line(d), err=True)
     if not d.allowed:
         _exit_for([d])
@@ -656,33 +815,41 @@ def quarantine_release(
     from trustcheck.remote.acr import AcrClient, QuarantineState, quarantine_details
     from trustcheck.remote.http import registry_base_url
 
-    ref = _digest_ref(image)
-    pol = _load(policy)
-    run = _Run(
-        trust_dir,
-        at,
-        pins,
-        state_dir,
-        no_tofu,
-        delegation_cert_expiry,
-        replace(remote, registry=registry),
-    )
-    (d,) = run.decide(pol, [image], [ref])
-    now = datetime.now(UTC).replace(microsecond=0)
-    base = registry_base_url(ref.domain, run.remote)
-    assert ref.digest is not None
-    result = None
-    action = "left in quarantine"
-    if d.exit_code != 2 and (d.allowed or mark_failed):
-        state: QuarantineState = "Passed" if d.allowed else "Failed"
-        with AcrClient(base, ref.domain, run.remote) as client:
-            result = client.set_quarantine(
-                ref.path,
-                ref.digest,
-                state,
-                quarantine_details(d, pol.source, now, state, ref.digest),
-            )
-        action = "released (quarantineState Passed)" if d.allowed else "marked Failed"
+    context: dict[str, object] = {
+        "policy": str(policy),
+        "decision": None,
+        "action": "not changed",
+    }
+    with _json_errors(as_json, context):
+        ref = _digest_ref(image)
+        pol = _load(policy)
+        context["policy"] = pol.source
+        run = _Run(
+            trust_dir,
+            at,
+            pins,
+            state_dir,
+            no_tofu,
+            delegation_cert_expiry,
+            replace(remote, registry=registry),
+        )
+        (d,) = run.decide(pol, [image], [ref])
+        context["decision"] = d.to_json()
+        now = datetime.now(UTC).replace(microsecond=0)
+        base = registry_base_url(ref.domain, run.remote)
+        assert ref.digest is not None
+        result = None
+        action = "left in quarantine"
+        if d.exit_code != 2 and (d.allowed or mark_failed):
+            state: QuarantineState = "Passed" if d.allowed else "Failed"
+            with AcrClient(base, ref.domain, run.remote) as client:
+                result = client.set_quarantine(
+                    ref.path,
+                    ref.digest,
+                    state,
+                    quarantine_details(d, pol.source, now, state, ref.digest),
+                )
+            action = "released (quarantineState Passed)" if d.allowed else "marked Failed"
     if as_json:
         doc = {
             "policy": pol.source,
@@ -716,25 +883,26 @@ def quarantine_status(
     from trustcheck.remote.acr import AcrClient
     from trustcheck.remote.http import registry_base_url
 
-    ref = _digest_ref(image)
-    remote = RemoteArgs(
-        False,
-        None,
-        unsafe_http,
-        tls_ca,
-        tls_cert,
-        tls_key,
-        username,
-        password_stdin,
-        timeout,
-        retries,
-        1,
-        registry,
-    ).config()
-    base = registry_base_url(ref.domain, remote)
-    assert ref.digest is not None
-    with AcrClient(base, ref.domain, remote) as client:
-        state = client.get_manifest(ref.path, ref.digest)
+    with _json_errors(as_json, {"registry": registry}):
+        ref = _digest_ref(image)
+        remote = RemoteArgs(
+            False,
+            None,
+            unsafe_http,
+            tls_ca,
+            tls_cert,
+            tls_key,
+            username,
+            password_stdin,
+            timeout,
+            retries,
+            1,
+            registry,
+        ).config()
+        base = registry_base_url(ref.domain, remote)
+        assert ref.digest is not None
+        with AcrClient(base, ref.domain, remote) as client:
+            state = client.get_manifest(ref.path, ref.digest)
     if as_json:
         typer.echo(json.dumps({"registry": base, **state.to_json()}, indent=2, ensure_ascii=False))
         return

@@ -127,6 +127,7 @@ def decide(
     got: Collection | TrustcheckError | None,
     *,
     image: str | None = None,
+    namespace: str | None = None,
     evidence: Mapping[str, Sequence[Evidence]] | None = None,
     at: datetime | None = None,
     digest: str | None = None,
@@ -154,14 +155,28 @@ def decide(
         verdict="deny",
         mode="enforce",
     )
-    found = policy.candidates(ref)
+    found = policy.candidates(ref, namespace=namespace)
     decision.candidates = [r.ref() for r in found]
     if not found:
+        from trustcheck.policy.pattern import match_name
+
+        scoped = [
+            r for r in policy.rules if r.namespaces and r.pattern.matches(match_name(ref))
+        ]
+        where = f" in namespace {namespace}" if namespace else ""
+        hint = "add a rule whose pattern matches it, see docs/policy.md"
+        if scoped:
+            r = scoped[0]
+            hint = (
+                f"rule {r.label} (line {r.line}) matches it only in namespaces "
+                f"{', '.join(r.namespaces)}"
+                + ("" if namespace else "; give the namespace with --namespace")
+            )
         decision.reasons.append(
             Reason(
                 "policy-no-match",
-                f"no rule of {policy.source} matches {ref.name}; an image no rule names is "
-                "denied (add a rule whose pattern matches it, see docs/policy.md)",
+                f"no rule of {policy.source} matches {ref.name}{where}; an image no rule "
+                f"names is denied ({hint})",
             )
         )
         return decision
@@ -234,6 +249,12 @@ def _verify(
             signed = ", ".join(s.signer for s in have) or "none of them"
             tags = _released_names(got, ref, res.digest.removeprefix("sha256:"))
             what = f"{ref.name}:{tags[0]}" if tags else ref.name
+            unknown = _unknown_signers(got, [s for s in rule.signers if s.text in missing])
+            if unknown:
+                decision.reasons.append(
+                    _signer_unknown(rule, ref, unknown, signed, missing, res.digest, what)
+                )
+                return
             decision.reasons.append(
                 Reason(
                     "signer-threshold-not-met",
@@ -245,3 +266,44 @@ def _verify(
             )
             return
     decision.verdict = "allow"
+
+
+def _unknown_signers(col: Collection, specs: Sequence[SignerSpec]) -> list[str]:
+    """The signer names among ``specs`` that no delegation of ``col`` carries: no
+    role ``targets/<name>`` is declared by any loaded targets role, loaded, or
+    skipped (key identifiers are never "unknown": any role may hold them)."""
+    from trustcheck.core.roles import signer_name
+
+    roles = set(col.targets) | set(col.skipped)
+    for tm in col.targets.values():
+        roles.update(d.name for d in tm.delegations)
+    names = {signer_name(r) for r in roles}
+    return [s.name for s in specs if s.name is not None and s.name not in names]
+
+
+def _signer_unknown(
+    rule: Rule,
+    ref: ImageRef,
+    unknown: list[str],
+    signed: str,
+    missing: list[str],
+    digest: str,
+    what: str,
+) -> Reason:
+    from trustcheck.errors import ErrorCode
+
+    first = unknown[0]
+    roles = ", ".join(f'"targets/{n}"' for n in unknown)
+    others = [m for m in missing if m not in unknown]
+    also = f"; also missing: {', '.join(others)}" if others else ""
+    return Reason(
+        ErrorCode.SIGNER_UNKNOWN.value,
+        f"rule {rule.label} needs {rule.threshold} of "
+        f"[{', '.join(s.text for s in rule.signers)}] to have signed {digest} for {what}; "
+        f"signed: {signed}; no delegation "
+        f"{roles} exists in {ref.gun}{also}: nobody can sign as "
+        f"{'them' if len(unknown) > 1 else first} yet. Add it with `docker trust signer add "
+        f"--key {first}.pub {first} {ref.name}` (notary: `notary delegation add {ref.gun} "
+        f"targets/{first} {first}.crt --all-paths` and `notary publish`), or correct the "
+        "signer name in the policy",
+    )

@@ -58,6 +58,7 @@ def evaluate(
     *,
     images: Sequence[str] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    namespace: str | None = None,
 ) -> list[Decision]:
     """Decide every image: obtain the trust data each matched verify rule asks for
     (fetched unless ``remote`` is None or offline, as
@@ -68,7 +69,7 @@ def evaluate(
     texts = list(images) if images is not None else [str(r) for r in refs]
     by_rule: dict[int, list[ImageRef]] = {}
     for ref in refs:
-        rule = policy.match(ref)
+        rule = policy.match(ref, namespace=namespace)
         if rule is not None and rule.action == "verify" and needs_dct(rule, at):
             by_rule.setdefault(rule.index, []).append(ref)
     got: dict[tuple[int, str], Collection | TrustcheckError] = {}
@@ -99,7 +100,7 @@ def evaluate(
 
     with EvidenceGatherer(remote, at, opts) as gatherer:
         for ref, text in zip(refs, texts, strict=True):
-            rule = policy.match(ref)
+            rule = policy.match(ref, namespace=namespace)
             found = got.get((rule.index, ref.gun)) if rule is not None else None
             evidence: dict[str, list[Evidence]] = {}
             registry_digest = None
@@ -111,6 +112,7 @@ def evaluate(
                     policy,
                     found,
                     image=text,
+                    namespace=namespace,
                     evidence=evidence,
                     at=at,
                     digest=registry_digest,

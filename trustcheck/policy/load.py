@@ -22,7 +22,12 @@ from trustcheck.policy.model import (
     SignerSpec,
     Trust,
 )
-from trustcheck.policy.pattern import Pattern, normalise_pattern_text
+from trustcheck.policy.pattern import (
+    Pattern,
+    check_namespace_pattern,
+    globs_overlap,
+    normalise_pattern_text,
+)
 
 if TYPE_CHECKING:
     import yaml
@@ -336,6 +341,7 @@ def parse_policy(text: str, source: str = "<policy>", base_dir: Path | None = No
     for i, item in enumerate(items):
         rules.append(_rule(ld, item, i, default_mode, default_trust, names, patterns))
     policy = Policy(rules=rules, source=source)
+    _ties(policy)
     policy.warnings = _lint(policy)
     return policy
 
@@ -361,7 +367,18 @@ def _rule(
     keys = ld.mapping(
         node,
         where,
-        ("name", "pattern", "action", "mode", "signers", "threshold", "trust", "reason", "require"),
+        (
+            "name",
+            "pattern",
+            "namespaces",
+            "action",
+            "mode",
+            "signers",
+            "threshold",
+            "trust",
+            "reason",
+            "require",
+        ),
     )
     if "pattern" not in keys:
         raise ld.fail(node, f"{where}.pattern", "missing; every rule needs an image pattern")
@@ -372,13 +389,34 @@ def _rule(
         pattern = Pattern.parse(ptext)
     except ValueError as e:
         raise ld.fail(pnode, f"{where}.pattern", f"{ptext[:100]!r} {e}") from e
-    if pattern.text in patterns:
-        first = patterns[pattern.text]
+    namespaces: tuple[str, ...] = ()
+    if "namespaces" in keys:
+        nsnode = keys["namespaces"][1]
+        entries = ld.sequence(nsnode, f"{where}.namespaces")
+        if not entries:
+            raise ld.fail(
+                nsnode, f"{where}.namespaces", "is empty; leave it out for every namespace"
+            )
+        seen: list[str] = []
+        for j, entry in enumerate(entries):
+            text = ld.string(entry, f"{where}.namespaces[{j}]").strip()
+            try:
+                check_namespace_pattern(text)
+            except ValueError as e:
+                raise ld.fail(entry, f"{where}.namespaces[{j}]", f"{text[:80]!r} {e}") from e
+            if text in seen:
+                raise ld.fail(entry, f"{where}.namespaces[{j}]", f"{text!r} is listed twice")
+            seen.append(text)
+        namespaces = tuple(seen)
+    same = f"{pattern.text}\0{','.join(sorted(namespaces))}"
+    if same in patterns:
+        first = patterns[same]
+        scope = " in the same namespaces" if namespaces else ""
         raise ld.fail(
             pnode,
             f"{where}.pattern",
-            f"{pattern.text!r} repeats the pattern of rule {first.label} (line {first.line}); "
-            "the second rule could never decide anything",
+            f"{pattern.text!r} repeats the pattern of rule {first.label} (line {first.line})"
+            f"{scope}; the second rule could never decide anything",
         )
     name = f"rules[{i}]"
     if "name" in keys:
@@ -449,10 +487,43 @@ def _rule(
         trust=trust.merged_over(default_trust) if action == "verify" else Trust(),
         reason=reason,
         line=node.start_mark.line + 1,
+        namespaces=namespaces,
         require=require,
     )
-    patterns[pattern.text] = rule
+    patterns[same] = rule
     return rule
+
+
+def _namespaces_meet(a: Rule, b: Rule) -> bool:
+    """Whether some review can be in the scope of both rules (both unscoped, or a
+    namespace matching a pattern of each)."""
+    if not a.namespaces or not b.namespaces:
+        return not a.namespaces and not b.namespaces
+    return any(globs_overlap(x, y) for x in a.namespaces for y in b.namespaces)
+
+
+def _ties(policy: Policy) -> None:
+    """Refuse two rules that would be settled by their order in the file: the same
+    pattern specificity, both scoped or both unscoped, and at least one image name
+    (and namespace) that both match (docs/policy.md, "Precedence")."""
+    groups: dict[tuple[object, ...], list[Rule]] = {}
+    for r in policy.rules:
+        groups.setdefault((r.pattern.specificity(), bool(r.namespaces)), []).append(r)
+    for rules in groups.values():
+        for i, a in enumerate(rules):
+            for b in rules[i + 1 :]:
+                if not a.pattern.overlaps(b.pattern) or not _namespaces_meet(a, b):
+                    continue
+                raise _bad(
+                    f"{policy.source}:{b.line}",
+                    f"rule {b.label} ({b.pattern.text}) and rule {a.label} "
+                    f"({a.pattern.text}, {policy.source}:{a.line}) are equally specific and "
+                    "both match some images"
+                    + (" in some namespaces" if a.namespaces else "")
+                    + "; only their order in the file would decide between them. Make one "
+                    "more specific (a longer literal prefix, or a name without wildcards), "
+                    "make their patterns disjoint, or merge them into one rule",
+                )
 
 
 def _lint(policy: Policy) -> list[str]:

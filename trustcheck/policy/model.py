@@ -93,6 +93,8 @@ class Rule:
     trust: Trust = field(default_factory=Trust)
     reason: str | None = None
     line: int = 0
+    #: ``namespaces:`` name patterns (docs/policy.md); empty: every review and command
+    namespaces: tuple[str, ...] = ()
     #: ``require:`` (docs/policy.md): DCT, Notation and cosign alternatives; None = the
     #: classic rule (a DCT release, with ``signers``/``threshold`` when given)
     require: Requirement | None = None
@@ -101,8 +103,27 @@ class Rule:
     def label(self) -> str:
         return f'"{self.name}"'
 
+    def applies_in(self, namespace: str | None) -> bool:
+        """Whether this rule may decide for ``namespace`` (None or "": no namespace,
+        where a rule with ``namespaces`` never applies)."""
+        if not self.namespaces:
+            return True
+        if not namespace:
+            return False
+        from trustcheck.policy.pattern import shell_matches
+
+        return any(shell_matches(p, namespace) for p in self.namespaces)
+
     def ref(self) -> RuleRef:
-        return RuleRef(self.name, self.index, self.pattern.text, self.action, self.mode, self.line)
+        return RuleRef(
+            self.name,
+            self.index,
+            self.pattern.text,
+            self.action,
+            self.mode,
+            self.line,
+            self.namespaces,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +136,7 @@ class RuleRef:
     action: str
     mode: str
     line: int
+    namespaces: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -124,6 +146,7 @@ class RuleRef:
             "action": self.action,
             "mode": self.mode,
             "line": self.line,
+            "namespaces": list(self.namespaces) or None,
         }
 
 
@@ -135,16 +158,29 @@ class Policy:
     #: lint findings (`policy check` prints them); never change a decision
     warnings: list[str] = field(default_factory=list)
 
-    def candidates(self, ref: ImageRef) -> list[Rule]:
-        """Every rule whose pattern matches ``ref``, most specific first."""
+    def candidates(self, ref: ImageRef, *, namespace: str | None = None) -> list[Rule]:
+        """Every rule whose pattern matches ``ref`` and that applies in ``namespace``
+        (:meth:`Rule.applies_in`), most specific first; at equal pattern
+        specificity a rule with ``namespaces`` comes first."""
         name = match_name(ref)
-        found = [r for r in self.rules if r.pattern.matches(name)]
-        return sorted(found, key=lambda r: (r.pattern.specificity(), -r.index), reverse=True)
+        found = [
+            r for r in self.rules if r.pattern.matches(name) and r.applies_in(namespace)
+        ]
+        return sorted(
+            found,
+            key=lambda r: (r.pattern.specificity(), bool(r.namespaces), -r.index),
+            reverse=True,
+        )
 
-    def match(self, ref: ImageRef) -> Rule | None:
+    def match(self, ref: ImageRef, *, namespace: str | None = None) -> Rule | None:
         """The rule that decides ``ref``; None means deny."""
-        found = self.candidates(ref)
+        found = self.candidates(ref, namespace=namespace)
         return found[0] if found else None
+
+    @property
+    def namespaced(self) -> bool:
+        """Whether any rule is scoped with ``namespaces``."""
+        return any(r.namespaces for r in self.rules)
 
     @classmethod
     def docker_content_trust(cls) -> Policy:

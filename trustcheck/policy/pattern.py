@@ -42,7 +42,9 @@ from trustcheck.errors import UsageError
 __all__ = [
     "Pattern",
     "PatternMode",
+    "check_namespace_pattern",
     "check_prefix",
+    "globs_overlap",
     "match_name",
     "matches",
     "normalise_pattern_text",
@@ -157,6 +159,11 @@ class Pattern:
         """Whether the whole of ``name`` (``domain/path``) matches."""
         return self.regex.fullmatch(name) is not None
 
+    def overlaps(self, other: Pattern) -> bool:
+        """Whether some repository name matches both patterns (exact, no sampling:
+        :func:`globs_overlap`)."""
+        return globs_overlap(self.text, other.text)
+
     @property
     def exact(self) -> bool:
         return not any(c in _WILD for c in self.text)
@@ -180,6 +187,54 @@ class Pattern:
         singles = sum(1 for t in toks if t in ("*", "?"))
         literal = sum(1 for t in toks if t not in ("**", "*", "?"))
         return (1 if self.exact else 0, prefix, -doubles, -singles, literal)
+
+
+def globs_overlap(a: str, b: str) -> bool:
+    """Whether one string matches both ``a`` and ``b``, read as ``path``-mode globs
+    (``**`` any run, ``*`` a run without ``/``, ``?`` one character but ``/``).
+
+    Decided exactly over the pair of positions (at most ``len(a) * len(b)``
+    states): from positions ``(i, j)`` a wildcard run may end (skip it), or both
+    sides consume one character they can both accept.
+    """
+    ta, tb = list(_tokens(a)), list(_tokens(b))
+    seen: set[tuple[int, int]] = set()
+    todo = [(0, 0)]
+    while todo:
+        i, j = todo.pop()
+        if (i, j) in seen:
+            continue
+        seen.add((i, j))
+        if i == len(ta) and j == len(tb):
+            return True
+        x = ta[i] if i < len(ta) else None
+        y = tb[j] if j < len(tb) else None
+        if x in ("*", "**"):
+            todo.append((i + 1, j))
+        if y in ("*", "**"):
+            todo.append((i, j + 1))
+        if x is None or y is None or not _one_char_in_common(x, y):
+            continue
+        ni = i if x in ("*", "**") else i + 1
+        nj = j if y in ("*", "**") else j + 1
+        if (ni, nj) != (i, j):
+            todo.append((ni, nj))
+    return False
+
+
+def _one_char_in_common(x: str, y: str) -> bool:
+    """Whether one character is accepted by both tokens (a literal character, ``?``,
+    ``*``: any but ``/``; ``**``: any)."""
+    if x == "**" or y == "**":
+        return True  # '**' accepts whatever character the other side does
+    wild_x, wild_y = x in ("?", "*"), y in ("?", "*")
+    if wild_x and wild_y:
+        return True
+    if wild_x:
+        return y != "/"
+    if wild_y:
+        return x != "/"
+    return x == y
 
 
 def match_name(ref: ImageRef) -> str:
@@ -270,6 +325,30 @@ def prefix_specificity(pattern: str) -> tuple[int, int]:
 
 
 # ----------------------------------------------------------------------------- shell mode
+
+
+_NAMESPACE_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-*?")
+
+
+def check_namespace_pattern(text: str) -> None:
+    """A rule's ``namespaces`` entry: a Kubernetes namespace name (an RFC 1123
+    label: lower-case letters, digits, ``-``, at most 63 characters) in which
+    ``*`` (any run) and ``?`` (one character) may stand for parts. Matched in
+    ``shell`` mode; the restricted syntax (no ``[seq]``) lets the loader tell
+    exactly whether two rules' namespaces can meet (:func:`globs_overlap`).
+    Raises ValueError with the reason."""
+    if not text:
+        raise ValueError("is empty")
+    bad = sorted({c for c in text if c not in _NAMESPACE_CHARS})
+    if bad:
+        raise ValueError(
+            f"contains {''.join(bad)[:20]!r}; a namespace pattern has lower-case letters, "
+            "digits, '-' and the wildcards '*' and '?'"
+        )
+    if "**" in text:
+        raise ValueError("contains '**'; namespaces have no '/', write '*'")
+    if not any(c in _WILD for c in text) and len(text) > 63:
+        raise ValueError("is longer than 63 characters; no namespace has such a name")
 
 
 def shell_matches(pattern: str, name: str) -> bool:
