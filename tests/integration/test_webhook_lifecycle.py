@@ -310,3 +310,75 @@ def test_image_volumes_are_verified_and_pinned(cluster: Cluster, kind: str) -> N
         f"trustcheck denied {kind} team/batch-*: 1 of 2 image(s) not allowed [tag-not-signed]"
     )
     assert f'image "{TOOLS}:nope" (volumes/model)' in message
+
+
+def test_replicas_share_the_releases_they_verified_through_redis(
+    cluster: Cluster, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Replica A admits D1; the tag is re-signed; replica B, which never saw D1, admits
+    the ReplicaSet controller's replacement Pod because A's record is in Redis, and
+    refuses a record planted without the secret."""
+    from test_webhook_server import Redis
+
+    from fixtures.notary_harness import find_binary
+    from trustcheck.core.reference import parse_reference
+    from trustcheck.policy.load import parse_policy
+    from trustcheck.webhook.admitted import Released, SharedReleased, rule_fingerprint
+    from trustcheck.webhook.shared import MemoryStore
+
+    if find_binary("redis-server") is None:
+        pytest.skip("!!! SHARED RELEASES TEST SKIPPED: redis-server is missing !!!")
+    import redis
+
+    c = cluster
+    base = tmp_path_factory.mktemp("lifecycle-redis")
+    gun = f"{REG}/team/shared-app"
+    c.pub.init(gun)
+    d1 = _sign(c.pub, gun, "v1", b"shared v1", ())
+    c.pub.publish(gun)
+    secret = "released-digests-secret-0123456789"
+    with Redis(base / "redis") as rs:
+        env = {"TRUSTCHECK_CACHE_SECRET": secret}
+        extra = ("--cache", rs.url)
+        a = Webhook(base / "a", c.tls, c.policy, _config(base / "a", c.tls), extra=extra, env=env)
+        b = Webhook(base / "b", c.tls, c.policy, _config(base / "b", c.tls), extra=extra, env=env)
+        a.start()
+        b.start()
+        r = redis.Redis.from_url(rs.url)
+        try:
+            deploy = workload("Deployment", pod_spec([f"{gun}:v1"]))
+            resp = a.review(admission("Deployment", deploy))
+            assert resp["allowed"] is True, resp
+            end = time.monotonic() + 10
+            while not r.keys("trustcheck:v1:released:*") and time.monotonic() < end:
+                time.sleep(0.1)  # A publishes from its flush loop
+            assert r.keys("trustcheck:v1:released:*")
+            d2 = _sign(c.pub, gun, "v1", b"shared v1, rebuilt", ())
+            c.pub.publish(gun)
+            pod = _owned(workload("Pod", pod_spec([f"{gun}:v1@{d1}"])), "ReplicaSet", "app-1")
+            end = time.monotonic() + 15
+            while True:  # until B serves the re-signed collection (v1 -> d2)
+                fresh = workload("Pod", pod_spec([f"{gun}:v1"]))
+                got = apply_patch(fresh, b.review(admission("Pod", fresh)))
+                if got["spec"]["containers"][0]["image"].endswith(d2):
+                    break
+                assert time.monotonic() < end, "B never saw the re-signed tag"
+                time.sleep(0.3)
+            resp = b.review(admission("Pod", pod))
+            assert resp["allowed"] is True, resp
+            assert _continuity(resp), resp
+            # a record planted without the secret is refused: the digest stays denied
+            policy = parse_policy(c.policy.read_text(), "policy.yaml", c.policy.parent)
+            rule = policy.match(parse_reference(gun))
+            assert rule is not None
+            forged = SharedReleased(MemoryStore(), b"not-the-secret-0123456789abcdef")
+            now = time.time()
+            rec = Released(rule_fingerprint(rule), gun, NEVER, ("v1",), now, now)
+            r.set(forged.key(rec.rule, gun, NEVER), forged.encode(rec), px=60_000)
+            resp = b.review(admission("Pod", workload("Pod", pod_spec([f"{gun}:v1@{NEVER}"]))))
+            assert resp["allowed"] is False and "[digest-mismatch]" in resp["status"]["message"]
+            assert b.wait_log(lambda x: "bad MAC" in x.get("msg", ""))
+        finally:
+            r.close()
+            a.stop()
+            b.stop()

@@ -49,7 +49,8 @@ from trustcheck.errors import ErrorCode, NotTrusted, TrustcheckError
 from trustcheck.policy.decide import decide
 from trustcheck.policy.model import Decision, Policy, Reason, Rule
 from trustcheck.policy.pattern import shell_matches
-from trustcheck.webhook.admitted import DEFAULT_WINDOW, Released, Revocations, rule_fingerprint
+from trustcheck.webhook.admitted import DEFAULT_WINDOW, Released, Revocations
+from trustcheck.webhook.admitted import rule_fingerprint as _fingerprint
 
 if TYPE_CHECKING:
     from trustcheck.core.verify import Collection
@@ -113,6 +114,22 @@ MAX_MESSAGE_LENGTH = 4000
 #: an image, a container label, a rule name or the object's name is shown at most
 #: this long in a deny message (the reason codes come before any of them)
 MAX_SHOWN = 200
+
+
+#: rule object id -> (the rule, its fingerprint): computed once per rule of a policy
+_FINGERPRINTS: dict[int, tuple[Rule, str]] = {}
+
+
+def rule_fingerprint(rule: Rule) -> str:
+    """:func:`trustcheck.webhook.admitted.rule_fingerprint`, kept per rule object."""
+    found = _FINGERPRINTS.get(id(rule))
+    if found is not None and found[0] is rule:
+        return found[1]
+    fp = _fingerprint(rule)
+    if len(_FINGERPRINTS) > 4096:
+        _FINGERPRINTS.clear()
+    _FINGERPRINTS[id(rule)] = (rule, fp)
+    return fp
 
 
 class ReviewError(Exception):
@@ -268,6 +285,7 @@ class Memo:
         if self.policy is not policy:
             self.refs.clear()
             self.decisions.clear()
+            _FINGERPRINTS.clear()
             self.policy = policy
 
     def _put(self, table: dict[str, Any], key: str, value: Any) -> None:
