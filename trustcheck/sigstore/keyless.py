@@ -292,10 +292,14 @@ def verify_bundle(
     try:
         bundle = Bundle.from_json(data)
     except InvalidBundle as e:
-        text = str(e).splitlines()[0][:160] if str(e) else "invalid bundle"
+        lines = [x.strip() for x in str(e).splitlines() if x.strip()] or ["invalid bundle"]
+        text = lines[0][:160]
+        if "validation error" in text and len(lines) > 1:
+            text += f" ({lines[1][:100]}: {lines[2][:80] if len(lines) > 2 else ''})"
+        full = " ".join(lines[:3]).lower()
         code = (
             ErrorCode.COSIGN_TLOG_INVALID
-            if "inclusion" in text or "log entry" in text or "checkpoint" in text
+            if any(w in full for w in ("inclusion", "log entry", "checkpoint", "tlogentries"))
             else ErrorCode.COSIGN_BUNDLE_INVALID
         )
         raise Fail(code, f"{where}: {text}") from None
