@@ -54,6 +54,7 @@ COMMANDS: dict[str, str] = {
     "serve": "trustcheck.cli.serve",
     "tuf": "trustcheck.cli.tuf",
     "archive": "trustcheck.cli.archive",
+    "notation": "trustcheck.cli.notation",
     "cosign": "trustcheck.cli.cosign",
 }
 
