@@ -230,7 +230,8 @@ def _print_text(
         typer.echo(f"NOT TRUSTED  {where}  [{err['code']}] {err['message']}")
     for e in evidence:
         mark = "valid  " if e.valid else "invalid"
-        line = e.message if e.valid else f"[{e.code}] {e.message}"
+        text = e.message.removeprefix(f"{e.source}: ")
+        line = text if e.valid else f"[{e.code}] {text}"
         typer.echo(f"  {mark} {e.source}: {line}")
 
 

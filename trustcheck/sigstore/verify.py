@@ -154,6 +154,10 @@ class _Collector:
         )
 
 
+def _key_name(key: CosignKey) -> str:
+    return key.source.removeprefix("--key ")
+
+
 def _keyed(keys: tuple[CosignKey, ...], sig: bytes, payload: bytes, where: str) -> CosignKey:
     if not keys:
         raise Fail(
@@ -223,12 +227,12 @@ def _legacy_layer(c: _Collector, registry: OciRegistry, layer: dict[str, Any], s
         )
     key = _keyed(c.config.keys, sig, payload, source)
     ss = check_payload(payload, c.digest, source)
-    details = {"form": "legacy", "key": key.source}
+    details = {"form": "legacy", "key": _key_name(key)}
     if ss.docker_reference is not None:
         details["docker_reference"] = ss.docker_reference
     if ANN_BUNDLE in ann:
         details["rekor_bundle"] = "present, not required for key-based signatures"
-    c.good(source, key.identity, f"signed by the key {key.source}", details=details)
+    c.good(source, key.identity, f"signed by the key {_key_name(key)}", details=details)
 
 
 def _pae(payload_type: str, payload: bytes) -> bytes:
@@ -275,8 +279,8 @@ def _keyed_bundle(c: _Collector, doc: dict[str, Any], source: str) -> None:
     c.good(
         source,
         key.identity,
-        f"signed by the key {key.source} (Sigstore bundle)",
-        details={"form": "bundle", "key": key.source, "predicate_type": predicate or ""},
+        f"signed by the key {_key_name(key)} (Sigstore bundle)",
+        details={"form": "bundle", "key": _key_name(key), "predicate_type": predicate or ""},
     )
 
 
