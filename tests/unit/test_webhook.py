@@ -931,6 +931,13 @@ def test_the_reason_code_comes_first_whatever_the_image_length(
         "message"
     ]
     assert "[invalid-reference]" in msg[:400]
+    # and neither do a long kind and namespace (the API server never sends them; a
+    # hand-made review may)
+    doc = review("Pod", named)
+    doc["request"]["namespace"] = "s" * 5000
+    doc["request"]["kind"]["kind"] = "Pod"
+    msg = handle(doc, policy, WebhookConfig(), lookup)["response"]["status"]["message"]
+    assert "[invalid-reference]" in msg[:800] and len(msg) <= 4000
 
 
 def test_released_store_persists_is_bounded_and_expires(tmp_path: Path) -> None:

@@ -205,8 +205,9 @@ class Review:
 
     @property
     def what(self) -> str:
-        where = f"{self.namespace}/" if self.namespace else ""
-        return f"{self.kind} {where}{_cut(self.display_name, MAX_SHOWN) or '(unnamed)'}"
+        where = f"{_cut(self.namespace, MAX_SHOWN)}/" if self.namespace else ""
+        name = _cut(self.display_name, MAX_SHOWN) or "(unnamed)"
+        return f"{_cut(self.kind, MAX_SHOWN)} {where}{name}"
 
 
 @dataclass(slots=True)
@@ -523,20 +524,27 @@ def deadline_error(seconds: float) -> NotTrusted:
 # ----------------------------------------------------------------------------- planning
 
 
+def _memo_key(image: str, namespace: str, policy: Policy) -> str:
+    """The memo's key of an image: with rules scoped to ``namespaces:`` the rule (and
+    so the decision) depends on the review's namespace too."""
+    return f"{namespace}\0{image}" if policy.namespaced else image
+
+
 def _classify(
-    image: str, policy: Policy, memo: Memo | None
+    image: str, policy: Policy, memo: Memo | None, namespace: str = ""
 ) -> tuple[ImageRef | TrustcheckError, Rule | None]:
+    key = _memo_key(image, namespace, policy)
     if memo is not None:
-        found = memo.refs.get(image)
+        found = memo.refs.get(key)
         if found is not None:
             return found
     try:
         ref: ImageRef | TrustcheckError = parse_reference(image)
     except TrustcheckError as e:
         ref = e
-    rule = policy.match(ref) if isinstance(ref, ImageRef) else None
+    rule = policy.match(ref, namespace=namespace or None) if isinstance(ref, ImageRef) else None
     if memo is not None:
-        memo._put(memo.refs, image, (ref, rule))
+        memo._put(memo.refs, key, (ref, rule))
     return ref, rule
 
 
@@ -621,7 +629,7 @@ def plan_review(
         return plan
     needs: dict[tuple[int, str], None] = {}
     for site in sites:
-        ref, rule = _classify(site.image, policy, memo)
+        ref, rule = _classify(site.image, policy, memo, review.namespace)
         if isinstance(ref, TrustcheckError):
             site.error = ref
             continue
@@ -725,6 +733,7 @@ def _continued(
     found: Collection | TrustcheckError | None,
     known: Known | None,
     misses: list[tuple[str, str, str]],
+    namespace: str = "",
 ) -> tuple[Decision, str, bool] | None:
     """The continuity rule (docs/webhook.md, "Re-signed tags and controllers"): a
     reference pinning digest D that a verify rule denies only because the tag no
@@ -749,7 +758,7 @@ def _continued(
     )
     if ref.tag is not None:
         bare = ImageRef(ref.name, None, digest)
-        now = decide(bare, policy, found, image=site.image)
+        now = decide(bare, policy, found, image=site.image, namespace=namespace or None)
         if now.verdict == "allow" and now.rule is not None and now.rule.index == rule.index:
             tags = sorted({h.name for h in _released_hits(found, digest)} - {ref.tag})[:4]
             how = f"released now as {', '.join(tags) or 'another tag'}"
@@ -870,15 +879,22 @@ def respond(
                 error = site.error or NotTrusted(ErrorCode.ADMISSION_INVALID, "unreadable image")
                 d = _invalid_decision(site, error)
             else:
-                _ref, rule = _classify(site.image, policy, memo)
+                _ref, rule = _classify(site.image, policy, memo, review.namespace)
                 found = got.get((rule.index, site.ref.gun)) if rule is not None else None
-                cached = memo.decisions.get(site.image) if memo is not None else None
+                key = _memo_key(site.image, review.namespace, policy)
+                cached = memo.decisions.get(key) if memo is not None else None
                 if cached is not None and cached[0] is found:
                     d = cached[1]
                 else:
-                    d = decide(site.ref, policy, found, image=site.image)
+                    d = decide(
+                        site.ref,
+                        policy,
+                        found,
+                        image=site.image,
+                        namespace=review.namespace or None,
+                    )
                     if memo is not None:
-                        memo._put(memo.decisions, site.image, (found, d))
+                        memo._put(memo.decisions, key, (found, d))
                 classic = rule is not None and getattr(rule, "require", None) is None
                 if rule is not None and classic and d.verdict == "allow" and (
                     rule.action == "verify" and d.digest is not None and window_on
@@ -887,7 +903,9 @@ def respond(
                         (rule_fingerprint(rule), site.ref.name, d.digest, site.ref.tag)
                     )
                 elif rule is not None and classic and window_on:
-                    kept = _continued(site, d, rule, policy, found, known, misses)
+                    kept = _continued(
+                        site, d, rule, policy, found, known, misses, review.namespace
+                    )
                     if kept is not None:
                         d, continued[site.image], current = kept
                         if current and d.digest is not None:
