@@ -78,8 +78,9 @@ def compose(text: str | bytes) -> yaml.Node | None:
                 sigil = "*" if isinstance(event, yaml.AliasEvent) else "&"
                 what = f" ({sigil}{str(anchor or '')[:40]})"
                 raise YamlProblem(_line(event.start_mark), "", ALIAS_PROBLEM + what, alias=True)
-            if getattr(event, "tag", None) is not None:
-                tag = str(event.tag).replace("tag:yaml.org,2002:", "!!")[:40]
+            explicit = getattr(event, "tag", None)
+            if explicit is not None:
+                tag = str(explicit).replace("tag:yaml.org,2002:", "!!")[:40]
                 raise YamlProblem(
                     _line(event.start_mark),
                     "",

@@ -7,12 +7,15 @@ imported inside the command: ``trustcheck --help`` does not load Starlette.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from trustcheck.cli.options import fail_usage
 from trustcheck.errors import ErrorCode
+
+if TYPE_CHECKING:
+    from trustcheck.webhook.config import ServerConfig
 
 
 def register(app: typer.Typer) -> None:
@@ -113,6 +116,18 @@ def serve(
         cfg = replace(cfg, trust_dir=trust_dir)
     pol = load_policy(policy)
     server = build_server(pol, cfg)
+    from trustcheck.webhook.reload import PolicyReloader
+
+    def read_config() -> ServerConfig:  # a reload: the same overrides as at start
+        new = load_config(config)
+        if cache is not None:
+            new.cache_url = cache
+        if new.cache_secret is None:
+            new.cache_secret = secret_from_env("TRUSTCHECK_CACHE_SECRET", os.environ)
+        return replace(new, trust_dir=trust_dir) if trust_dir is not None else new
+
+    # --policy and --config are watched (webhook/reload.py, docs/webhook.md)
+    server.reloader = PolicyReloader(server, policy, config, read_config)
     try:
         TlsReloader.load(tls_cert, tls_key)
     except (OSError, ssl.SSLError) as e:

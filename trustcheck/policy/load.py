@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
     from trustcheck.archive.decide import ArchiveSpec
 
-__all__ = ["MAX_POLICY_SIZE", "load_policy", "parse_policy"]
+__all__ = ["MAX_POLICY_SIZE", "load_policy", "parse_policy", "policy_from_bytes"]
 
 #: a policy file larger than this is refused before it is parsed
 MAX_POLICY_SIZE = 1 << 20
@@ -558,6 +558,12 @@ def load_policy(path: Path) -> Policy:
         raise _bad(str(path), "is a directory, not a policy file") from None
     except OSError as e:
         raise _bad(str(path), f"cannot read the policy file: {e.strerror or e}") from e
+    return policy_from_bytes(data, path)
+
+
+def policy_from_bytes(data: bytes, path: Path) -> Policy:
+    """The policy in ``data``, the content of the file at ``path`` (read by the
+    caller: the webhook's reloader hashes the very bytes it parses)."""
     if len(data) > MAX_POLICY_SIZE:
         raise _bad(str(path), f"larger than {MAX_POLICY_SIZE} bytes; this is not a policy")
     try:

@@ -67,6 +67,7 @@ if TYPE_CHECKING:
     from trustcheck.api import Options
     from trustcheck.core.verify import Collection
     from trustcheck.policy.model import Decision, Policy
+    from trustcheck.webhook.reload import PolicyReloader
     from trustcheck.webhook.shared import SharedCache
 
 __all__ = ["TlsReloader", "WebhookServer", "build_server"]
@@ -145,6 +146,10 @@ class WebhookServer:
         self.review_log = review_log if review_log is not None else ReviewLog()
         self.ready = False
         self.tls_reloader: Callable[[], object] | None = None
+        #: live reload of --policy and --config (webhook/reload.py), set by ``serve``
+        self.reloader: PolicyReloader | None = None
+        #: a trust cache for another policy (a reload), set by :func:`build_server`
+        self.make_cache: Callable[[Policy], TrustCache] | None = None
         self._starlette = Starlette(
             routes=[
                 Route("/healthz", self.healthz, methods=["GET"]),
@@ -171,6 +176,11 @@ class WebhookServer:
         if self.tls_reloader is not None:
             reload_task = asyncio.create_task(self._reload_tls_loop(self.tls_reloader))
         flush_task = asyncio.create_task(self._flush_loop())
+        watch_task = None
+        if self.reloader is not None and self.config.reload_seconds > 0:
+            watch_task = asyncio.create_task(
+                self.reloader.run(lambda: self.config.reload_seconds)
+            )
         log.info("ready", extra={"fields": {"policy": self.policy.source}})
         try:
             yield
@@ -178,6 +188,10 @@ class WebhookServer:
             self.ready = False
             if reload_task is not None:
                 reload_task.cancel()
+            if watch_task is not None:
+                watch_task.cancel()
+            if self.reloader is not None:
+                self.reloader.close()
             flush_task.cancel()
             self.review_log.flush()
             self._save_released(force=True)
@@ -282,10 +296,15 @@ class WebhookServer:
         await _send(send, status, payload)
 
     async def _collections(
-        self, needs: Sequence[tuple[int, str]], started: float, deadline: float
+        self,
+        needs: Sequence[tuple[int, str]],
+        started: float,
+        deadline: float,
+        cache: TrustCache | None = None,
     ) -> tuple[dict[tuple[int, str], Collection | TrustcheckError], bool]:
-        """The collections ``needs`` names, waiting for misses until the deadline."""
-        found, waiting = self.cache.lookup(needs)
+        """The collections ``needs`` names, waiting for misses until the deadline
+        (from ``cache``: the one of the policy the review started with)."""
+        found, waiting = (cache if cache is not None else self.cache).lookup(needs)
         got: dict[tuple[int, str], Collection | TrustcheckError] = dict(found)
         late = False
         if waiting:
@@ -328,23 +347,26 @@ class WebhookServer:
             )
             return 400, orjson.dumps({"error": f"not an AdmissionReview: {e}"})
         cfg = self.config.webhook
+        # the review's policy and its cache, taken together (a reload swaps both in one
+        # step on this loop): the review finishes with them whatever happens meanwhile
+        policy, cache = self.policy, self.cache
         outcome: Outcome | None = None
         late = False
         try:
-            plan = plan_review(review, self.policy, cfg, self.memo)
+            plan = plan_review(review, policy, cfg, self.memo)
             got: dict[tuple[int, str], Collection | TrustcheckError] = {}
             if plan.needs:
-                got, late = await self._collections(plan.needs, started, cfg.deadline)
+                got, late = await self._collections(plan.needs, started, cfg.deadline, cache)
             known = self.released
             outcome = respond(
-                plan, self.policy, cfg, got, mutate=mutate, memo=self.memo, known=known
+                plan, policy, cfg, got, mutate=mutate, memo=self.memo, known=known
             )
             if outcome.misses and known.shared is not None and not outcome.allowed:
                 # another replica may have verified the release: ask the shared store
                 loop = asyncio.get_running_loop()
                 if await loop.run_in_executor(None, known.fetch_shared, outcome.misses[:32]):
                     outcome = respond(
-                        plan, self.policy, cfg, got, mutate=mutate, memo=self.memo, known=known
+                        plan, policy, cfg, got, mutate=mutate, memo=self.memo, known=known
                     )
             if outcome.allowed and not review.dry_run:
                 for rule_fp, name, digest, tag in outcome.releases:
@@ -438,6 +460,8 @@ class WebhookServer:
         if not self.ready:
             return JSONResponse({"status": "not ready"}, status_code=503)
         doc: dict[str, Any] = {"status": "ready", "policy": self.policy.source}
+        if self.reloader is not None:
+            doc["reload"] = self.reloader.status()
         shared = self.cache.shared
         if shared is not None:
             ok = await asyncio.get_running_loop().run_in_executor(None, shared.store.ping)
@@ -529,14 +553,15 @@ class WebhookServer:
         ref = parse_reference(image)
         if ref.digest is None:
             raise UsageError("invalid-reference", f"{image}: the quarantine event has no digest")
-        rule = self.policy.match(ref)
+        policy, cache = self.policy, self.cache  # as a review: one policy throughout
+        rule = policy.match(ref)
         got: Collection | TrustcheckError | None = None
         if rule is not None and rule.action == "verify":
             key = (rule.index, ref.gun)
             limit = self.config.remote.total_timeout if self.config.remote else 20.0
-            found, _late = await self._collections([key], time.monotonic(), limit)
+            found, _late = await self._collections([key], time.monotonic(), limit, cache)
             got = found[key]
-        d = decide(ref, self.policy, got, image=image)
+        d = decide(ref, policy, got, image=image)
         self.metrics.decisions.inc(_status(d), d.rule.name if d.rule is not None else "none")
         acr = self.config.acr
         from trustcheck.remote.config import RemoteConfig
@@ -577,7 +602,7 @@ class WebhookServer:
         else:
             state: QuarantineState = "Passed" if d.allowed else "Failed"
             when = datetime.now(UTC).replace(microsecond=0)
-            details = quarantine_details(d, self.policy.source, when, state, ref.digest)
+            details = quarantine_details(d, policy.source, when, state, ref.digest)
             base = registry_base_url(ref.domain, remote)
 
             def call() -> dict[str, object]:
@@ -760,18 +785,23 @@ def build_server(
             extra={"fields": {"released": kept, "file": str(released.path)}},
         )
     metrics = Metrics()
-    cache = TrustCache(
-        policy,
-        TrustDir(trust_dir),
-        options,
-        remote,
-        config.cache,
-        shared=shared,
-        events=metrics.event,
-        # waiting for another replica's entry costs at most an eighth of the deadline
-        shared_wait=min(1.0, config.webhook.deadline / 8),
-        lock_ttl=min(60.0, remote.total_timeout + 1.0),
+
+    def make_cache(for_policy: Policy) -> TrustCache:
+        return TrustCache(
+            for_policy,
+            TrustDir(trust_dir),
+            options,
+            remote,
+            config.cache,
+            shared=shared,
+            events=metrics.event,
+            # waiting for another replica's entry costs at most an eighth of the deadline
+            shared_wait=min(1.0, config.webhook.deadline / 8),
+            lock_ttl=min(60.0, remote.total_timeout + 1.0),
+        )
+
+    server = WebhookServer(
+        policy, config, make_cache(policy), options=options, metrics=metrics, released=released
     )
-    return WebhookServer(
-        policy, config, cache, options=options, metrics=metrics, released=released
-    )
+    server.make_cache = make_cache  # a reload's new policy gets a cache of its own
+    return server

@@ -82,6 +82,8 @@ class ServerConfig:
     cache_max_entry_bytes: int = DEFAULT_MAX_ENTRY_BYTES
     #: how often the serving certificate and key files are checked for changes
     tls_reload_seconds: float = 30.0
+    #: how often --policy and --config are checked for changes (0: never; webhook/reload.py)
+    reload_seconds: float = 5.0
     trust_dir: Path | None = None
     state_dir: Path | None = None
     pins: Path | None = None
@@ -243,6 +245,7 @@ _TOP = (
     "acr",
     "logging",
     "tls_reload_seconds",
+    "reload_seconds",
     "continuity",
     "server",
 )
@@ -433,6 +436,7 @@ def parse_config(doc: object, source: str = "<config>", base: Path | None = None
             "max_entry_bytes", DEFAULT_MAX_ENTRY_BYTES, 64 << 10, 64 << 20
         ),
         tls_reload_seconds=top.number("tls_reload_seconds", 30.0, 0.1, 86400.0),
+        reload_seconds=top.number("reload_seconds", 5.0, 0.0, 86400.0),
         trust_dir=trust.path("trust_dir"),
         state_dir=trust.path("state_dir"),
         pins=trust.path("pins"),
