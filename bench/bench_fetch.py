@@ -165,9 +165,9 @@ def run() -> str:
             f" CPU ratio {cpu['cold'] / cpu['notary']:.2f}x. Warm: {w / n:.2f}x."
             f" A run costs {wall['one'] * 1000:.0f} ms before its first collection"
             f" (start-up, TLS context, ping) and about {max(per_gun, 0.0) * 1000:.1f} ms per"
-            f" further collection; notary list, a process per collection, {n / COLLECTIONS * 1000:.0f}"
-            " ms each. The notary-server runs on the same 2 CPUs and its work is in every"
-            " wall time.",
+            " further collection; notary list, a process per collection,"
+            f" {n / COLLECTIONS * 1000:.0f} ms each. The notary-server runs on the same"
+            " 2 CPUs and its work is in every wall time.",
             "",
         ]
     )
