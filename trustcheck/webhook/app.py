@@ -358,6 +358,8 @@ class WebhookServer:
             if plan.needs:
                 got, late = await self._collections(plan.needs, started, cfg.deadline, cache)
             known = self.released
+            if known.window != cfg.continuity_window:  # a reloaded config
+                known.window = cfg.continuity_window
             outcome = respond(
                 plan, policy, cfg, got, mutate=mutate, memo=self.memo, known=known
             )
