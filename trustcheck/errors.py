@@ -279,7 +279,10 @@ CODES: dict[ErrorCode, tuple[int, str]] = {
         1,
         "no alternative of the rule's require: is satisfied for the image's digest",
     ),
-    ErrorCode.SIGNATURE_NOT_FOUND: (1, "no signature of the kind a rule requires covers the digest"),
+    ErrorCode.SIGNATURE_NOT_FOUND: (
+        1,
+        "no signature of the kind a rule requires covers the digest",
+    ),
     ErrorCode.SIGNATURE_IDENTITY_MISMATCH: (
         1,
         "valid signatures cover the digest, but none by an identity or key the rule names",

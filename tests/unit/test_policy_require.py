@@ -89,7 +89,7 @@ def _notation(digest: str, subject: str = SUBJECT, *, valid: bool = True, **kw: 
         identity=subject,
         issuer="ca:acme",
         source="sha256:" + "0" * 64,
-        details={"trust_policy": str(kw.get("trust_policy", "acme-prod"))},
+        details={"policy": str(kw.get("trust_policy", "acme-prod"))},
         code=None if valid else str(kw.get("code", "notation-untrusted-chain")),
         message="" if valid else "the chain does not end in the trust store ca:acme",
     )

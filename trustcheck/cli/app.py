@@ -56,6 +56,7 @@ COMMANDS: dict[str, str] = {
     "archive": "trustcheck.cli.archive",
     "notation": "trustcheck.cli.notation",
     "cosign": "trustcheck.cli.cosign",
+    "coverage": "trustcheck.cli.coverage",
 }
 
 

@@ -129,8 +129,10 @@ class EvidenceGatherer:
         if ref.digest is not None:
             return ref.digest, None, None
         assert rule.require is not None
-        if got is not None and not isinstance(got, TrustcheckError) and dct_in_force(
-            rule.require, self.at
+        if (
+            got is not None
+            and not isinstance(got, TrustcheckError)
+            and dct_in_force(rule.require, self.at)
         ):
             from trustcheck.core.lookup import resolve
 
@@ -171,8 +173,8 @@ class EvidenceGatherer:
             if reg is None:
                 out[kind] = [error_record(kind, digest, _offline(ref), "registry")]
                 continue
-            config = self._notation_config(rule) if kind == "notation" else self._cosign_config(
-                rule
+            config = (
+                self._notation_config(rule) if kind == "notation" else self._cosign_config(rule)
             )
             if isinstance(config, TrustcheckError):
                 out[kind] = [error_record(kind, digest, config, "trust material")]

@@ -64,9 +64,7 @@ MAX_LEAVES = 64
 MAX_REGEX = 512
 
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-_STAMP = re.compile(
-    r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$"
-)
+_STAMP = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$")
 
 
 # ----------------------------------------------------------------------------- model
@@ -154,7 +152,7 @@ class NotationReq:
         return out
 
     def accepts(self, ev: Evidence) -> bool:
-        if self.trust_policy is not None and ev.details.get("trust_policy") != self.trust_policy:
+        if self.trust_policy is not None and ev.details.get("policy") != self.trust_policy:
             return False
         if not self.subjects:
             return True
@@ -425,9 +423,7 @@ def _node(ld: _Loader, node: yaml.Node, where: str, depth: int, count: _Counter)
         if not items:
             raise ld.fail(knode, sub, "is empty; list at least one alternative")
         if len(items) > MAX_ALTERNATIVES:
-            raise ld.fail(
-                knode, sub, f"has {len(items)} alternatives; at most {MAX_ALTERNATIVES}"
-            )
+            raise ld.fail(knode, sub, f"has {len(items)} alternatives; at most {MAX_ALTERNATIVES}")
         children = tuple(
             _node(ld, item, f"{sub}[{i}]", depth + 1, count) for i, item in enumerate(items)
         )
@@ -490,8 +486,9 @@ def _notation(
         items = ld.sequence(inode, f"{sub}.identities")
         if not items:
             raise ld.fail(
-                inode, f"{sub}.identities", "is empty; leave it out to accept what the trust "
-                "policy trusts"
+                inode,
+                f"{sub}.identities",
+                "is empty; leave it out to accept what the trust policy trusts",
             )
         for j, item in enumerate(items):
             text = ld.string(item, f"{sub}.identities[{j}]").strip()
@@ -555,8 +552,11 @@ def _cosign(
                     raise ld.fail(item, at, f"{str(path)!r} is too large to be a public key")
                 source = text
             if b"PRIVATE KEY" in data:
-                raise ld.fail(item, at, f"{source[:80]!r} holds a private key; give the "
-                              "public key (cosign.pub)")
+                raise ld.fail(
+                    item,
+                    at,
+                    f"{source[:80]!r} holds a private key; give the public key (cosign.pub)",
+                )
             try:
                 ident = key_identity(data)
             except (ValueError, TypeError) as e:
@@ -620,8 +620,9 @@ def _cosign_identity(ld: _Loader, node: yaml.Node, where: str) -> CosignIdentity
     try:
         re.compile(regex)
     except re.error as e:
-        raise ld.fail(rnode, f"{where}.san_regex", f"{regex[:80]!r} is not a regular "
-                      f"expression ({e})") from e
+        raise ld.fail(
+            rnode, f"{where}.san_regex", f"{regex[:80]!r} is not a regular expression ({e})"
+        ) from e
     return CosignIdentity(issuer, san_regex=regex)
 
 

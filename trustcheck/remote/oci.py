@@ -440,6 +440,42 @@ class OciRegistry:
             )
         return digest, body
 
+    def tags(self, ref: ImageRef, *, limit: int = 10_000) -> tuple[list[str], bool]:
+        """``(tags, truncated)`` of ``ref``'s repository: ``GET /v2/<name>/tags/list``
+        with ``Link`` pagination (helper G, for the coverage report), at most ``limit``
+        tags (``truncated`` then True); a repository the registry does not know has none.
+        Tags move: never cached."""
+        path = f"{self._repo(ref)}/tags/list?n=1000"
+        deadline = self._deadline()
+        out: list[str] = []
+        seen_paths: set[str] = set()
+        for _page in range(MAX_PAGES):
+            what = f"the tags of {ref.name}"
+            endpoint, status, body, headers = self._get(
+                ref, path, accept="application/json", cap=self.max_index_bytes,
+                deadline=deadline, what=what,
+            )  # fmt: skip
+            if status == 404:
+                return out, False
+            if status != 200:
+                raise self._unexpected(endpoint, status, body, what)
+            doc = _parse_json_object(body, f"{what} from {endpoint.base}")
+            page = doc.get("tags") or []
+            if not isinstance(page, list) or not all(isinstance(t, str) for t in page):
+                raise NotTrusted(
+                    ErrorCode.OCI_INVALID, f"{what} from {endpoint.base}: tags is not a list"
+                )
+            for tag in page:
+                if len(out) >= limit:
+                    return out, True
+                out.append(tag)
+            seen_paths.add(path)
+            nxt = _next_link(headers.get("link", ""), endpoint.base)
+            if nxt is None or nxt in seen_paths:
+                return out, False
+            path = nxt
+        return out, True
+
     def referrers(
         self, ref: ImageRef, digest: str, artifact_type: str | None = None
     ) -> list[Descriptor]:
