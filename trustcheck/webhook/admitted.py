@@ -384,7 +384,10 @@ class ReleasedStore:
                 with self._lock:  # try again with the next flush
                     self._outbox.setdefault(key, rec)
                 continue
-            self._published[key] = now
+            with self._lock:
+                self._published[key] = now
+                if len(self._published) > 2 * self.max_entries:
+                    self._published.clear()  # only costs extra publishes
             done += 1
         return done
 
