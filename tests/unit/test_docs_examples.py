@@ -4,8 +4,8 @@ what it prints is compared with what the page shows.
 How a page is run (one fresh working directory and ``$HOME`` per page, blocks in page
 order, so a later block sees what an earlier one left: pins, state, variables):
 
-* The working directory holds a copy of ``fixtures/generated``, ``fixtures/realworld``
-  and ``fixtures/tuf`` (relative paths in the docs, such as ``--trust-dir
+* The working directory holds a copy of ``fixtures/generated``, ``fixtures/realworld``,
+  ``fixtures/tuf`` and ``fixtures/sigstore`` (relative paths in the docs, such as ``--trust-dir
   fixtures/generated/trust``, work as they do from a checkout). ``trustcheck`` on
   ``PATH`` is the installed console script.
   Nothing else of the caller's environment leaks in (no ``DOCKER_CONFIG``, no
@@ -183,7 +183,7 @@ class Page:
         self.cwd = root / "work"
         self.cwd.mkdir()
         fixtures = self.cwd / "fixtures"
-        for name in ("generated", "realworld", "tuf"):
+        for name in ("generated", "realworld", "tuf", "sigstore"):
             shutil.copytree(REPO / "fixtures" / name, fixtures / name)
         home = self.home = root / "home"
         home.mkdir()
