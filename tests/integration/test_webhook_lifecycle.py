@@ -145,6 +145,10 @@ def test_controllers_keep_working_after_the_tag_is_re_signed(cluster: Cluster) -
     assert w.review(admission("ReplicaSet", rs))["allowed"] is True
     pod = _owned(workload("Pod", pod_spec([pinned])), "ReplicaSet", "app-5d8f7c")
     assert w.review(admission("Pod", pod))["allowed"] is True
+    cron = workload("CronJob", pod_spec([f"{APP}:v1"]), name="nightly")
+    resp = w.review(admission("CronJob", cron))
+    assert resp["allowed"] is True
+    cron = apply_patch(cron, resp)
 
     # the publisher re-signs v1 to a new digest with the real notary client
     d2 = _sign(c.pub, APP, "v1", b"app v1, rebuilt", ())
@@ -179,6 +183,12 @@ def test_controllers_keep_working_after_the_tag_is_re_signed(cluster: Cluster) -
     assert resp["allowed"] is True and "patch" not in resp, resp
     new_rs = workload("ReplicaSet", pod_spec([pinned]), name="app-7b9c4d")
     assert w.review(admission("ReplicaSet", new_rs))["allowed"] is True
+    # the CronJob controller creates tonight's Job from the pinned template
+    job_spec = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    assert job_spec["containers"][0]["image"] == pinned
+    job = workload("Job", copy.deepcopy(job_spec), name="nightly-29411520")
+    resp = w.review(admission("Job", job))
+    assert resp["allowed"] is True and _continuity(resp), resp
     # kubectl label pod
     named = copy.deepcopy(pod)
     named["metadata"]["name"] = "app-5d8f7c-x2x4q"
