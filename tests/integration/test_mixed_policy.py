@@ -10,6 +10,7 @@ follows the Notary Project specification) and their cosign signatures (cosign's
 
 from __future__ import annotations
 
+import contextlib
 import json
 import textwrap
 from collections.abc import Callable, Iterator
@@ -83,13 +84,15 @@ class World:
         return path
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+@contextlib.contextmanager
+def build_world(base: Path) -> Iterator[World]:
+    """The notary-server, the registry and the signed images of :data:`IMAGES`
+    (also used by test_coverage.py)."""
     missing = missing_notary_binaries()
     if find_binary("docker-registry") is None:
         missing.append("docker-registry")
     if missing:
-        pytest.skip("!!! MIXED POLICY TESTS SKIPPED: missing " + ", ".join(missing) + " !!!")
+        pytest.skip("!!! SIGNATURE POLICY TESTS SKIPPED: missing " + ", ".join(missing) + " !!!")
     from fixtures.notation_sign import (
         jws_envelope,
         make_pki,
@@ -98,7 +101,6 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         write_notation_config,
     )
 
-    base = tmp_path_factory.mktemp("mixed")
     tls = make_tls(base / "tls")
     with (
         NotaryServer(base / "notary", tls=tls) as server,
@@ -138,6 +140,12 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
                     pusher, REPO, image.digest, [signature_layer(payload, key.sign(payload))]
                 )
         pub.publish(gun)
+        yield w
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    with build_world(tmp_path_factory.mktemp("mixed")) as w:
         yield w
 
 

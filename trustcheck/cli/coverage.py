@@ -168,6 +168,10 @@ def coverage(
         cosign_keys=cosign_key or (),
         cosign_trusted_root=cosign_trusted_root,
     )
+    if "notation" in wanted and base.trust.notation is not None:  # bad paths: exit 2 now
+        from trustcheck.policy.gather import load_notation_trust
+
+        load_notation_trust(base.trust.notation)
     total = len(guns)
 
     def progress(done: int, of: int) -> None:

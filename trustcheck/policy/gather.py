@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from trustcheck.remote.oci import OciRegistry
     from trustcheck.signatures.evidence import Evidence, Kind
 
-__all__ = ["EvidenceGatherer", "error_record", "signature_kinds"]
+__all__ = ["EvidenceGatherer", "error_record", "load_notation_trust", "signature_kinds"]
 
 
 def signature_kinds(rule: Rule, at: datetime) -> set[str]:
@@ -106,7 +106,7 @@ class EvidenceGatherer:
         trust = rule.trust.notation
         if trust not in self._notation:
             try:
-                self._notation[trust] = _load_notation(trust)
+                self._notation[trust] = load_notation_trust(trust)
             except TrustcheckError as e:
                 self._notation[trust] = e
         return self._notation[trust]
@@ -207,7 +207,7 @@ def _provider(kind: str) -> Any:
     return importlib.import_module("trustcheck.sigstore").cosign_evidence
 
 
-def _load_notation(trust: NotationTrust | None) -> object:
+def load_notation_trust(trust: NotationTrust | None) -> object:
     """Notation's trust policy and trust store as the rule's ``trust.notation`` names
     them (default: Notation's own folder, ``$NOTATION_CONFIG`` or
     ``$XDG_CONFIG_HOME/notation`` or ``~/.config/notation``)."""
