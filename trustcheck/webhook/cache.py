@@ -14,6 +14,17 @@ any request:
   pool and finishes into the cache even when the review that asked for it has
   passed its deadline.
 * **Bounded**: at most ``max_entries`` entries, least recently used evicted.
+* **Fair** (:class:`FairScheduler`): the fetches of one review (one
+  :meth:`TrustCache.lookup`) are one group; workers take the next fetch from
+  the group with the fewest fetches running, then the fewest waiting (a small
+  review goes first), so that one review naming 400 repositories does not
+  queue every other review behind it. A group runs at most ``per_review``
+  fetches at once, one Notary server gets at most ``per_server`` workers (the
+  others stay free for other servers), and offline and archive rules (no
+  network) have their own workers: they never wait behind network work. A
+  key asked for by a later review while it is still queued is queued in that
+  review's group too (it runs once); background refreshes run only when no
+  review waits.
 
 Optional **shared cache**: :mod:`trustcheck.webhook.shared` (Redis in production), read
 back never as a verdict but as bytes verified here like a fetch's.
@@ -25,7 +36,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, InvalidStateError, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -47,6 +58,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CacheSettings",
+    "FairScheduler",
     "TrustCache",
     "verify_files",
 ]
@@ -76,6 +88,12 @@ class CacheSettings:
     max_entries: int = 1000
     #: fetches at once (threads)
     workers: int = 8
+    #: fetches of one review running at once (at most ``workers``)
+    per_review: int = 4
+    #: workers one Notary server may hold (at most ``workers`` - 1: one stays free)
+    per_server: int = 6
+    #: workers for rules that need no network (offline, archive)
+    local_workers: int = 2
 
 
 @dataclass(slots=True)
@@ -141,6 +159,169 @@ def verify_files(
             _write_back(trust_dir, gun, col, {})
         session.record(col)
     return col
+
+
+# ----------------------------------------------------------------------------- fair scheduling
+
+
+class _Job:
+    """One fetch waiting for a worker; queued in the group of every review that
+    asked for it while it waited, run once."""
+
+    __slots__ = ("run", "server", "started")
+
+    def __init__(self, run: Callable[[], None], server: str | None) -> None:
+        self.run = run
+        self.server = server
+        self.started = False
+
+
+class _Group:
+    """The fetches of one review (or of background refreshes: ``low``)."""
+
+    __slots__ = ("jobs", "low", "running", "seq")
+
+    def __init__(self, seq: int, low: bool) -> None:
+        self.jobs: deque[_Job] = deque()
+        self.running = 0
+        self.seq = seq
+        self.low = low
+
+
+class FairScheduler:
+    """Worker threads taking jobs group by group (see the module docstring)."""
+
+    def __init__(self, workers: int, per_group: int, per_server: int, name: str) -> None:
+        self.workers = max(1, workers)
+        self.per_group = max(1, min(per_group, self.workers))
+        self.per_server = max(1, min(per_server, self.workers - 1 if self.workers > 1 else 1))
+        self.name = name
+        self._cond = threading.Condition()
+        self._groups: list[_Group] = []
+        self._servers: dict[str, int] = {}
+        self._threads: list[threading.Thread] = []
+        self._idle = 0
+        self._seq = 0
+        self._closed = False
+
+    def group(self, *, low: bool = False) -> _Group:
+        with self._cond:
+            self._seq += 1
+            return _Group(self._seq, low)
+
+    def submit(self, group: _Group, job: _Job) -> None:
+        """Queue ``job`` in ``group`` (raises RuntimeError once closed)."""
+        with self._cond:
+            if self._closed:
+                raise RuntimeError("the trust cache is closed")
+            self._enqueue(group, job)
+
+    def join(self, group: _Group, job: _Job) -> None:
+        """Queue a job another group queued in ``group`` as well, unless it started."""
+        with self._cond:
+            if not job.started and not self._closed:
+                self._enqueue(group, job)
+
+    def _enqueue(self, group: _Group, job: _Job) -> None:
+        group.jobs.append(job)
+        if not any(g is group for g in self._groups):
+            self._groups.append(group)
+        if self._idle:
+            self._cond.notify()
+        elif len(self._threads) < self.workers:
+            t = threading.Thread(
+                target=self._work, name=f"{self.name}-{len(self._threads)}", daemon=True
+            )
+            self._threads.append(t)
+            t.start()
+
+    def _pick(self) -> tuple[_Group, _Job] | None:
+        """The next job to run (the lock is held): from the eligible group with
+        the fewest jobs running, then the fewest queued, then the oldest; low
+        groups only when no other group has an eligible job."""
+        best: tuple[tuple[int, int, int, int], _Group, _Job] | None = None
+        for group in list(self._groups):
+            jobs = group.jobs
+            while jobs and jobs[0].started:
+                jobs.popleft()
+            if not jobs:
+                self._groups.remove(group)
+                continue
+            if group.running >= self.per_group:
+                continue
+            job = next(
+                (
+                    j
+                    for j in jobs
+                    if not j.started
+                    and (j.server is None or self._servers.get(j.server, 0) < self.per_server)
+                ),
+                None,
+            )
+            if job is None:
+                continue
+            rank = (int(group.low), group.running, len(jobs), group.seq)
+            if best is None or rank < best[0]:
+                best = (rank, group, job)
+        if best is None:
+            return None
+        _rank, group, job = best
+        job.started = True
+        group.jobs.remove(job)
+        group.running += 1
+        if job.server is not None:
+            self._servers[job.server] = self._servers.get(job.server, 0) + 1
+        return group, job
+
+    def _work(self) -> None:
+        while True:
+            with self._cond:
+                picked = self._pick()
+                while picked is None:
+                    if self._closed:
+                        return
+                    self._idle += 1
+                    self._cond.wait()
+                    self._idle -= 1
+                    picked = self._pick()
+                if self._closed:
+                    return
+            group, job = picked
+            try:
+                job.run()
+            finally:
+                with self._cond:
+                    group.running -= 1
+                    if job.server is not None:
+                        left = self._servers[job.server] - 1
+                        if left:
+                            self._servers[job.server] = left
+                        else:
+                            del self._servers[job.server]
+                    self._cond.notify_all()
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._groups.clear()
+            self._cond.notify_all()
+
+
+class _Review:
+    """The groups of one lookup: its network fetches and its local work."""
+
+    __slots__ = ("local", "local_group", "net", "net_group")
+
+    def __init__(self, net: FairScheduler, local: FairScheduler, *, low: bool = False) -> None:
+        self.net = net
+        self.local = local
+        self.net_group = net.group(low=low)
+        self.local_group = local.group(low=low)
+
+    def route(self, server: str | None) -> tuple[FairScheduler, _Group]:
+        if server is None:
+            return self.local, self.local_group
+        return self.net, self.net_group
 
 
 # ----------------------------------------------------------------------------- the cache
@@ -246,10 +427,15 @@ class TrustCache:
         self._inflight: dict[Key, Future[Collection | TrustcheckError]] = {}
         #: rollback floors of every GUN verified since start (never evicted: small)
         self._trusted: dict[str, _Trusted] = {}
-        self._lock = threading.Lock()
-        self._pool = ThreadPoolExecutor(
-            max_workers=self.settings.workers, thread_name_prefix="trustcheck-cache"
+        self._lock = threading.RLock()
+        st = self.settings
+        #: network fetches, and the work of rules with no network (docs: fair scheduling)
+        self._net = FairScheduler(st.workers, st.per_review, st.per_server, "trustcheck-cache")
+        self._local = FairScheduler(
+            st.local_workers, st.per_review, st.local_workers, "trustcheck-local"
         )
+        #: the queued fetch of each key (a later review queues it in its group too)
+        self._jobs: dict[Key, _Job] = {}
         # reading and verifying shared entries, and waiting for another replica's
         # entry, happen here: never in a fetch worker
         self._shared_pool = (
@@ -280,6 +466,7 @@ class TrustCache:
         waiting: dict[Key, Future[Collection | TrustcheckError]] = {}
         refresh: list[Key] = []
         now = self.clock()
+        review: _Review | None = None  # this lookup's groups, made at its first miss
         with self._lock:
             for key in keys:
                 entry = self._entries.get(key)
@@ -289,20 +476,28 @@ class TrustCache:
                     if entry.refresh_at <= now and key not in self._inflight:
                         refresh.append(key)
                     continue
+                if review is None:
+                    review = _Review(self._net, self._local)
                 future = self._inflight.get(key)
                 if future is None:
-                    future = self._start(key)
+                    future = self._start(key, review)
+                else:
+                    job = self._jobs.get(key)
+                    if job is not None:  # still queued for another review: queue it here too
+                        sched, group = review.route(job.server)
+                        sched.join(group, job)
                 waiting[key] = future
         for value in found.values():
             self.events("negative_hit" if isinstance(value, TrustcheckError) else "hit", "")
         for _ in waiting:
             self.events("miss", "")
         if refresh:
+            background = _Review(self._net, self._local, low=True)
             with self._lock:
                 for key in refresh:
                     if key not in self._inflight:
                         self.events("refresh", "")
-                        self._start(key)
+                        self._start(key, background)
         return found, waiting
 
     def get(self, key: Key, timeout: float | None = None) -> Collection | TrustcheckError:
@@ -314,8 +509,8 @@ class TrustCache:
 
     # --- filling ---------------------------------------------------------------------
 
-    def _start(self, key: Key) -> Future[Collection | TrustcheckError]:
-        """Start obtaining ``key`` (the lock is held)."""
+    def _start(self, key: Key, review: _Review) -> Future[Collection | TrustcheckError]:
+        """Start obtaining ``key`` for ``review`` (the lock is held)."""
         future: Future[Collection | TrustcheckError] = Future()
         if self._closed:
             future.set_exception(RuntimeError("the trust cache is closed"))
@@ -323,10 +518,20 @@ class TrustCache:
         self._inflight[key] = future
         started = time.monotonic()
         if self._shared_pool is not None:
-            self._shared_pool.submit(self._guard, key, future, self._via_shared, started)
+            self._shared_pool.submit(
+                self._guard, key, future, self._via_shared, started, review
+            )
         else:
-            self._pool.submit(self._guard, key, future, self._via_fetch, None, None, None)
+            self._submit_fetch(key, future, None, None, None, review)
         return future
+
+    def _queue_of(self, key: Key) -> str | None:
+        """The Notary server fetching ``key`` talks to (its queue), None: no network."""
+        index, gun = key
+        try:
+            return self.upstream.server(self.policy.rules[index], gun)
+        except TrustcheckError:
+            return "?"  # the fetch reports the error; it still goes to the network queue
 
     def _guard(
         self,
@@ -341,6 +546,7 @@ class TrustCache:
         except BaseException as e:
             with self._lock:
                 self._inflight.pop(key, None)
+                self._jobs.pop(key, None)
             if not future.done():
                 future.set_exception(e)
             if not isinstance(e, Exception):
@@ -353,16 +559,30 @@ class TrustCache:
         server: str | None,
         lock: str | None,
         token: bytes | None,
+        review: _Review,
     ) -> None:
+        queue = self._queue_of(key)
+        job = _Job(
+            lambda: self._guard(key, future, self._via_fetch, server, lock, token), queue
+        )
+        sched, group = review.route(queue)
         try:
-            self._pool.submit(self._guard, key, future, self._via_fetch, server, lock, token)
+            with self._lock:
+                self._jobs[key] = job
+                sched.submit(group, job)
         except RuntimeError as e:  # shut down
             with self._lock:
                 self._inflight.pop(key, None)
-            future.set_exception(e)
+                self._jobs.pop(key, None)
+            if not future.done():
+                future.set_exception(e)
 
     def _via_shared(
-        self, key: Key, future: Future[Collection | TrustcheckError], started: float
+        self,
+        key: Key,
+        future: Future[Collection | TrustcheckError],
+        started: float,
+        review: _Review,
     ) -> None:
         """The shared-pool step: a verified shared entry, or else the lock and a fetch."""
         shared = self.shared
@@ -371,7 +591,7 @@ class TrustCache:
         rule = self.policy.rules[index]
         server = self.upstream.server(rule, gun)
         if server is None:
-            self._submit_fetch(key, future, None, None, None)
+            self._submit_fetch(key, future, None, None, None, review)
             return
         got = self._from_shared(shared, rule, server, gun)
         if got is not None:
@@ -397,7 +617,7 @@ class TrustCache:
             log.info(
                 "another replica holds the fetch lock of %s; fetching it here too", gun
             )
-        self._submit_fetch(key, future, server, lock, token)
+        self._submit_fetch(key, future, server, lock, token, review)
 
     def _plausible_lock(self, shared: SharedCache, lock: str, gun: str) -> bool:
         """Whether the held ``lock`` looks like a replica's: a lock token that
@@ -486,6 +706,7 @@ class TrustCache:
             self._remember(key[1], value)
         with self._lock:
             self._inflight.pop(key, None)
+            self._jobs.pop(key, None)
             if life > 0:
                 self._entries[key] = _Entry(value, now + life, refresh)
                 self._entries.move_to_end(key)
@@ -580,11 +801,13 @@ class TrustCache:
         with self._lock:
             self._closed = True
             pending, self._inflight = list(self._inflight.values()), {}
+            self._jobs.clear()
         for future in pending:
             if not future.done():
                 with contextlib.suppress(InvalidStateError):
                     future.set_exception(RuntimeError("the trust cache is closed"))
         if self._shared_pool is not None:
             self._shared_pool.shutdown(wait=False, cancel_futures=True)
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._net.close()
+        self._local.close()
         self.upstream.close()

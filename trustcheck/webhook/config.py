@@ -311,6 +311,9 @@ def parse_config(doc: object, source: str = "<config>", base: Path | None = None
             "negative_ttl_seconds",
             "max_entries",
             "workers",
+            "per_review",
+            "per_server",
+            "local_workers",
             "url",
             "secret_file",
             "prefix",
@@ -322,6 +325,9 @@ def parse_config(doc: object, source: str = "<config>", base: Path | None = None
         negative_ttl=cache.number("negative_ttl_seconds", 10.0, 0.0, 3600.0),
         max_entries=cache.integer("max_entries", 1000, 1, 1_000_000),
         workers=cache.integer("workers", 8, 1, 64),
+        per_review=cache.integer("per_review", 4, 1, 64),
+        per_server=cache.integer("per_server", 6, 1, 64),
+        local_workers=cache.integer("local_workers", 2, 1, 16),
     )
     trust = top.section(
         "trust", ("trust_dir", "state_dir", "pins", "no_tofu", "delegation_cert_expiry")
