@@ -354,5 +354,18 @@ def section(
             "",
             *ph,
             "",
+            "Changed for start-up in issue 18: httpx is imported without its own command-line"
+            " client (`httpx._main` pulls in click, rich and pygments whenever they are"
+            " installed, as next to typer; every online command paid for them), the pin"
+            " parser (`local.pinfile`, `core.identity`, `tomllib`) is imported only when a pin"
+            " file exists, and an image reference is parsed with one regular expression"
+            " compilation instead of two. `tests/unit/test_import_discipline.py` pins what an"
+            " offline `verify` and a `fetch` may import (no HTTP stack, TLS, policy, YAML,"
+            " rich or other commands offline; no httpx CLI online). What is left above the"
+            " work floor is the verifier itself: the import of `trustcheck.api` (the core:"
+            " model, trusted set, certificates, canonical JSON, errors) and the verification"
+            " steps the work floor skips (expiry, versions, thresholds, delegations, the state"
+            " store), plus typer's conversion and parsing of the command's options.",
+            "",
         ]
     )
