@@ -392,3 +392,28 @@ def test_replicas_share_the_releases_they_verified_through_redis(
             r.close()
             a.stop()
             b.stop()
+
+
+def test_a_dry_run_records_no_release(cluster: Cluster) -> None:
+    """`kubectl apply --dry-run=server` is answered as the real request but leaves no
+    trace: a digest only a dry run saw is denied once its tag moves."""
+    c = cluster
+    w = c.webhook
+    gun = f"{REG}/team/dry"
+    c.pub.init(gun)
+    d1 = _sign(c.pub, gun, "v1", b"dry v1", ())
+    c.pub.publish(gun)
+    resp = w.review(admission("Pod", workload("Pod", pod_spec([f"{gun}:v1"])), dry_run=True))
+    assert resp["allowed"] is True and "patch" in resp
+    d2 = _sign(c.pub, gun, "v1", b"dry v1, rebuilt", ())
+    c.pub.publish(gun)
+    end = time.monotonic() + 15
+    while True:
+        fresh = workload("Pod", pod_spec([f"{gun}:v1"]))
+        got = apply_patch(fresh, w.review(admission("Pod", fresh, dry_run=True)))
+        if got["spec"]["containers"][0]["image"].endswith(d2):
+            break
+        assert time.monotonic() < end, "the webhook never saw the re-signed tag"
+        time.sleep(0.3)
+    resp = w.review(admission("Pod", workload("Pod", pod_spec([f"{gun}:v1@{d1}"]))))
+    assert resp["allowed"] is False and "[digest-mismatch]" in resp["status"]["message"]

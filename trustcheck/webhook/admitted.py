@@ -14,7 +14,9 @@ Where the memory lives:
 * in the process (a dict, at most ``max_entries``, the least recently verified
   dropped first; a record older than the window is gone);
 * in one JSON file (the state dir, else the trust dir), written atomically at
-  most once a second when something changed, read at start: a restart keeps it;
+  most every 5 s when something changed and at shutdown, read at start: a
+  restart keeps it (a crash loses at most the last 5 s, which can deny more,
+  never admit more);
 * with the shared cache, in Redis, one key per record, authenticated with
   HMAC-SHA256 keyed by the cache secret (like the trust-data entries) and
   expiring at the end of its window: a replica that never saw the digest
@@ -69,6 +71,8 @@ MAX_TAGS = 8
 _MAX_FILE = 64 << 20
 #: a clock this far ahead is tolerated in records from other replicas
 _SKEW = 30.0
+#: the file is written at most this often (and at shutdown)
+FLUSH_SECONDS = 5.0
 _DIGEST_HEX = frozenset("0123456789abcdef")
 
 
@@ -310,6 +314,12 @@ class ReleasedStore:
     def __len__(self) -> int:
         return len(self._records)
 
+    def _granularity(self) -> float:
+        """How stale ``last`` may get before a new verification updates it: a
+        thousandth of the window, between 1 s and 60 s (a warm replica then writes
+        each record at most once a minute)."""
+        return max(1.0, min(60.0, self.window / 1000))
+
     # --- the review path -------------------------------------------------------------
 
     def record(self, rule: str, name: str, digest: str, tag: str | None) -> None:
@@ -322,8 +332,8 @@ class ReleasedStore:
             old = self._records.get(key)
             tags = (tag,) if tag is not None else ()
             if old is not None:
-                if now - old.last < 1.0 and (tag is None or tag in old.tags):
-                    return  # verified again within the second: nothing new to keep
+                if now - old.last < self._granularity() and (tag is None or tag in old.tags):
+                    return  # verified again lately: nothing worth a write
                 rec = old.merged(Released(*key, tags, now, now))
                 del self._records[key]  # re-insert: the dict is in last-verified order
             else:
@@ -442,13 +452,13 @@ class ReleasedStore:
         return kept
 
     def flush(self, *, force: bool = False) -> bool:
-        """Write the file when something changed (at most once a second unless
-        ``force``). A failure is logged once per distinct error."""
+        """Write the file when something changed (at most every ``FLUSH_SECONDS``
+        unless ``force``). A failure is logged once per distinct error."""
         if self.path is None or self.window <= 0:
             return False
         now = self.wall()
         with self._lock:
-            if not self._dirty or (not force and now - self._last_flush < 1.0):
+            if not self._dirty or (not force and now - self._last_flush < FLUSH_SECONDS):
                 return False
             live = [r for r in self._records.values() if now - self.window < r.last]
             self._dirty = False
