@@ -92,6 +92,11 @@ def _world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
                 "trustedIdentities": ["x509.subject: C=US, ST=WA, O=Acme Rockets"],
             },
             {
+                "name": "skipped",
+                "registryScopes": [f"{host}/team/skipped"],
+                "signatureVerification": {"level": "skip"},
+            },
+            {
                 "name": "other-team",
                 "registryScopes": [f"{host}/other/app"],
                 "signatureVerification": {"level": "strict"},
@@ -241,3 +246,22 @@ def test_usage_errors_exit_2(w: World, tmp_path: Path) -> None:
     run = run_trustcheck("notation", "verify", "--trust-policy", str(bad), "x.example/a:b")
     assert run.code == 2 and "[notation-config-invalid]" in run.stderr
     assert "Traceback" not in run.stderr
+
+
+def test_skip_level_and_the_validation_time(w: World) -> None:
+    image = w.pusher.push_image("team/skipped", "v1")
+    run = w.cli("--json", f"{w.reg.host_port}/team/skipped:v1")
+    doc = json.loads(run.stdout)["results"][0]
+    assert run.code == 0 and doc["skipped"] and not doc["trusted"]
+    assert doc["evidence"][0]["code"] == "notation-verification-skipped"
+    assert "says skip" in run.stderr
+    run = w.cli(f"{w.reg.host_port}/team/skipped:v1")
+    assert run.stdout.startswith(f"SKIPPED      {w.reg.host_port}/team/skipped:v1  {image.digest}")
+    # --at after the signing certificate's validity: the same signature is refused
+    signed = w.pusher.push_image("team/app", "dated")
+    _sign(w, signed)
+    assert w.cli(f"{w.reg.host_port}/team/app:dated").code == 0
+    run = w.cli("--at", "2099-01-01T00:00:00Z", f"{w.reg.host_port}/team/app:dated")
+    assert run.code == 1 and "[notation-cert-expired]" in run.stdout
+    run = w.cli("--at", "tomorrow", f"{w.reg.host_port}/team/app:dated")
+    assert run.code == 2 and "--at" in run.stderr
