@@ -172,6 +172,7 @@ class _ReferrersApi(BaseHTTPRequestHandler):
     link_override: ClassVar[str | None] = None
     manifests: ClassVar[dict[str, bytes]] = {}
     seen: ClassVar[list[str]] = []
+    page_size: ClassVar[int] = 2
 
     def log_message(self, *args: object) -> None:
         pass
@@ -193,11 +194,12 @@ class _ReferrersApi(BaseHTTPRequestHandler):
             page = 0
             if "page=" in self.path:
                 page = int(self.path.rsplit("page=", 1)[1].split("&")[0])
-            chunk = self.entries[page * 2 : page * 2 + 2]
+            n = self.page_size
+            chunk = self.entries[page * n : page * n + n]
             headers = {"Content-Type": "application/vnd.oci.image.index.v1+json"}
             if self.link_override is not None:
                 headers["Link"] = self.link_override
-            elif page * 2 + 2 < len(self.entries):
+            elif page * n + n < len(self.entries):
                 headers["Link"] = f'<{prefix}?page={page + 1}>; rel="next"'
             doc = {"schemaVersion": 2, "manifests": chunk}
             return self._send(200, json.dumps(doc).encode(), headers)
@@ -295,3 +297,25 @@ def test_pushed_descriptor_round_trip() -> None:
         "annotations": {"k": "v"},
     }
     assert referrers_tag(p.digest) == "sha256-" + "c" * 64
+
+
+def test_a_referrers_api_flood_stops_at_the_cap(tmp_path: Path) -> None:
+    """5,000 referrers in pages of 100: refused once the cap is passed (11 pages
+    fetched, not 50); no referrer manifest is fetched."""
+    clear_cache()
+    api = _ReferrersApi
+    api.entries = [_entry(i, SIG) for i in range(5000)]
+    api.link_override = None
+    api.page_size = 100
+    api.seen = []
+    try:
+        with tls_server(api, tmp_path) as srv:
+            ref = parse_reference(f"{srv.netloc}/team/app@{api.subject}")
+            remote = RemoteConfig(tls_ca=srv.ca_file, retries=0)
+            with OciRegistry(remote, env={}) as oci, pytest.raises(NotTrusted) as e:
+                oci.referrers(ref, api.subject, SIG)
+        assert e.value.code == "referrers-limit-exceeded"
+        pages = [p for p in api.seen if "/referrers/" in p]
+        assert len(pages) == 11 and not [p for p in api.seen if "/manifests/" in p]
+    finally:
+        api.page_size = 2
