@@ -785,7 +785,9 @@ DEPLOY = REPO_ROOT / "deploy"
 
 def _docs() -> list[dict[str, Any]]:
     docs: list[dict[str, Any]] = []
-    for path in sorted(DEPLOY.glob("*.yaml")):
+    for path in sorted((DEPLOY / "base").glob("*.yaml")):
+        if path.name == "kustomization.yaml":
+            continue
         docs += [d for d in yaml.safe_load_all(path.read_text()) if d is not None]
     return docs
 

@@ -24,7 +24,7 @@ directory outside the repository.
    securityContext says: uid/gid 65532, no supplementary groups, HOME=/, and a
    read-only root (every mount read-only in a private mount namespace except
    the emptyDir /var/lib/trustcheck), with the arguments, ConfigMaps and mounts
-   of the Deployment in deploy/trustcheck.yaml: ``verify`` and ``serve``
+   of the Deployment in deploy/base/trustcheck.yaml: ``verify`` and ``serve``
    answering reviews; without TRUSTCHECK_STATE_DIR a one-line exit 2.
 4. With a container runtime that can run containers here, the real image is
    built and run; without one the test is skipped with the runtime's own error.
@@ -983,8 +983,8 @@ def _as_image_user(stage: Stage) -> tuple[Jail, dict[str, str]]:
 
 
 def config_map(mount_path: str) -> str:
-    """The file a ConfigMap of deploy/trustcheck.yaml mounts at mount_path."""
-    docs = list(yaml.safe_load_all((REPO / "deploy" / "trustcheck.yaml").read_text()))
+    """The file a ConfigMap of deploy/base/trustcheck.yaml mounts at mount_path."""
+    docs = list(yaml.safe_load_all((REPO / "deploy" / "base" / "trustcheck.yaml").read_text()))
     container = _deployment_container()
     pod = next(d for d in docs if d and d.get("kind") == "Deployment")["spec"]["template"]["spec"]
     directory, name = os.path.split(mount_path)
@@ -997,7 +997,7 @@ def config_map(mount_path: str) -> str:
 
 
 def _deployment_container() -> dict[str, Any]:
-    docs = list(yaml.safe_load_all((REPO / "deploy" / "trustcheck.yaml").read_text()))
+    docs = list(yaml.safe_load_all((REPO / "deploy" / "base" / "trustcheck.yaml").read_text()))
     deployment = next(d for d in docs if d and d.get("kind") == "Deployment")
     spec = deployment["spec"]["template"]["spec"]
     assert spec["securityContext"]["runAsUser"] == IMAGE_UID
@@ -1047,7 +1047,7 @@ def test_image_entrypoint_as_uid_65532_runs_verify(rel: Recorder, image: Image,
 
 def test_image_entrypoint_as_uid_65532_serves_the_deployment(rel: Recorder, image: Image,
                                                             notary: Notary) -> None:
-    """The Deployment's own args and mounts (deploy/trustcheck.yaml), TLS from a trustme CA."""
+    """The Deployment's own args and mounts (deploy/base/trustcheck.yaml), TLS from a trustme CA."""
     st = image.stage
     jail, env = _as_image_user(st)
     uid = jail.uid
@@ -1062,7 +1062,7 @@ def test_image_entrypoint_as_uid_65532_serves_the_deployment(rel: Recorder, imag
     shutil.move(tls.cert, st.host(value("--tls-cert")))
     shutil.move(tls.key, st.host(value("--tls-key")))
     tls = WebhookTLS(tls.ca, st.host(value("--tls-cert")), st.host(value("--tls-key")))
-    # the ConfigMaps of deploy/trustcheck.yaml, with our notary-server as the default server
+    # the ConfigMaps of deploy/base/trustcheck.yaml, with our notary-server as the default server
     policy = yaml.safe_load(config_map(value("--policy")))
     policy["defaults"]["trust"]["server"] = notary.server.url
     deny = next(r for r in policy["rules"] if r.get("action") == "deny"
