@@ -227,7 +227,8 @@ class PolicyReloader:
         self.metrics = _Metrics(server)
         self.metrics.generation.set(1)
         self.metrics.info.labels(self.policy_file.sha256).set(1)
-        self._closing: set[asyncio.TimerHandle] = set()
+        #: old caches waiting to be closed: their timer and the closing call
+        self._closing: dict[asyncio.TimerHandle, Callable[[], None]] = {}
 
     # --- one round -------------------------------------------------------------------
 
@@ -288,11 +289,9 @@ class PolicyReloader:
 
     def close(self) -> None:
         """Close every old cache still waiting for its reviews to end."""
-        for handle in list(self._closing):
+        for handle, close in list(self._closing.items()):
             handle.cancel()
-            callback = getattr(handle, "_trustcheck_close", None)
-            if callable(callback):
-                callback()
+            close()
         self._closing.clear()
 
     # --- the policy ------------------------------------------------------------------
@@ -363,12 +362,11 @@ class PolicyReloader:
         handle: asyncio.TimerHandle
 
         def close() -> None:
-            self._closing.discard(handle)
+            self._closing.pop(handle, None)
             cache.close()
 
         handle = loop.call_later(delay, close)
-        handle._trustcheck_close = close  # type: ignore[attr-defined]
-        self._closing.add(handle)
+        self._closing[handle] = close
 
     def _policy_failed(self, error: str, sha: str) -> None:
         f = self.policy_file
