@@ -258,6 +258,8 @@ def test_policy_reload_under_load_with_zero_failed_reviews(setup: Setup) -> None
     reloaded = [x for x in logs if x.get("msg") == "policy reloaded"]
     assert [x["generation"] for x in reloaded] == [2, 3, 4], reloaded
     assert all(x["cache_entries_kept"] >= 1 for x in reloaded)  # team-signed's entry moved
+    unexpected = [x for x in logs if x.get("level") == "error" and "does not load" not in x["msg"]]
+    assert unexpected == [], unexpected  # no round failed, no review errored
     failed = [x for x in logs if "does not load" in str(x.get("msg"))]
     assert len(failed) == 1 and "appears twice" in failed[0]["error"]
     config = [x for x in logs if str(x.get("msg", "")).startswith("config reloaded")]

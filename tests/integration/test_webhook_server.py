@@ -480,7 +480,7 @@ def test_warn_mode_admits_with_warnings(world: World) -> None:
     assert resp["allowed"] is True
     assert any(
         x.startswith(f'trustcheck (warn mode) image "{image}": rule "rollout" would deny: '
-                     "[signer-threshold-not-met]")
+                     "[signer-unknown]")
         for x in resp["warnings"]
     )
 

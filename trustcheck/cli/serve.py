@@ -101,6 +101,9 @@ def serve(
     for label, path in (("--tls-cert", tls_cert), ("--tls-key", tls_key)):
         if not path.is_file():
             fail_usage(f"{label} {path}: no such file (the webhook serves TLS only)")
+    from trustcheck.webhook.reload import PolicyReloader, watch
+
+    watched = watch(policy, config)  # before reading: a change from now on is seen
     cfg = load_config(config)
     if cache is not None:
         if not cache.startswith(("redis://", "rediss://", "unix://")):
@@ -116,7 +119,6 @@ def serve(
         cfg = replace(cfg, trust_dir=trust_dir)
     pol = load_policy(policy)
     server = build_server(pol, cfg)
-    from trustcheck.webhook.reload import PolicyReloader
 
     def read_config() -> ServerConfig:  # a reload: the same overrides as at start
         new = load_config(config)
@@ -127,7 +129,7 @@ def serve(
         return replace(new, trust_dir=trust_dir) if trust_dir is not None else new
 
     # --policy and --config are watched (webhook/reload.py, docs/webhook.md)
-    server.reloader = PolicyReloader(server, policy, config, read_config)
+    server.reloader = PolicyReloader(server, policy, config, read_config, watched=watched)
     try:
         TlsReloader.load(tls_cert, tls_key)
     except (OSError, ssl.SSLError) as e:

@@ -52,7 +52,7 @@ if TYPE_CHECKING:
     from trustcheck.webhook.cache import TrustCache
     from trustcheck.webhook.config import ServerConfig
 
-__all__ = ["LIVE_CONFIG_KEYS", "PolicyReloader", "Stamp", "Watched"]
+__all__ = ["LIVE_CONFIG_KEYS", "PolicyReloader", "Stamp", "Watched", "watch"]
 
 log = logging.getLogger("trustcheck.webhook.review")
 
@@ -114,7 +114,12 @@ class Watched:
         self.path = path
         self.limit = limit
         self.stamp = stamp(path)
-        self.sha256 = self._hash(self._read()) if self.stamp is not None else ""
+        self.sha256 = ""
+        if self.stamp is not None:
+            try:
+                self.sha256 = self._hash(self._read())
+            except OSError:  # a folder, no permission: the file's reader says so
+                self.stamp = None
         #: the SHA-256 of the last content that failed (not retried until it changes)
         self.failed: str | None = None
         self.error: str | None = None
@@ -203,6 +208,16 @@ class _Metrics:
         self.failing.labels("config").set(0)
 
 
+def watch(policy_path: Path, config_path: Path | None) -> tuple[Watched, Watched | None]:
+    """Watches of ``--policy`` and ``--config``; make them *before* reading the files
+    (a change after this is then seen by the first round, at worst as a reload of
+    the content already in use)."""
+    from trustcheck.policy.load import MAX_POLICY_SIZE
+
+    config = Watched(config_path, 1 << 20) if config_path is not None else None
+    return Watched(policy_path, MAX_POLICY_SIZE), config
+
+
 class PolicyReloader:
     """Watches ``--policy`` and ``--config`` of one :class:`WebhookServer`."""
 
@@ -212,16 +227,17 @@ class PolicyReloader:
         policy_path: Path,
         config_path: Path | None,
         read_config: Callable[[], ServerConfig] | None = None,
+        *,
+        watched: tuple[Watched, Watched | None] | None = None,
     ) -> None:
-        from trustcheck.policy.load import MAX_POLICY_SIZE
-
+        """``watched``: the two files' watches, made before the server read them (see
+        :func:`watch`), so that a change between that read and this call is seen."""
         self.server = server
-        self.policy_file = Watched(policy_path, MAX_POLICY_SIZE)
-        self.config_file = (
-            Watched(config_path, 1 << 20)
-            if config_path is not None and read_config is not None
-            else None
+        policy_watch, config_watch = (
+            watched if watched is not None else watch(policy_path, config_path)
         )
+        self.policy_file = policy_watch
+        self.config_file = config_watch if read_config is not None else None
         self.read_config = read_config
         self.generation = 1
         self.metrics = _Metrics(server)
