@@ -597,3 +597,43 @@ def test_distinguished_names() -> None:
             parse_dn(bad)
     assert dn_subset({"O": "A"}, {"C": "US", "O": "A"})
     assert not dn_subset({"O": "A", "OU": "x"}, {"C": "US", "O": "A"})
+
+
+def test_mutated_envelopes_are_refused_as_data(signer: Signer, configure: Configure) -> None:
+    """Bytes flipped in JWS and COSE envelopes, and header values replaced by values of
+    every JSON type: each result is an Evidence with a code (or, rarely, still valid),
+    never an exception; and never valid once a signed byte changed."""
+    import random
+
+    import cbor2
+
+    config = configure(identities=("*",))
+    rnd = random.Random(19)
+    jws = jws_envelope(signer, payload_for(DESC))
+    cose = cose_envelope(signer, payload_for(DESC))
+    values: list[Any] = [None, True, 0, -1, 2**70, 1.5, "", "x", [], {}, [1], {"a": 1}]
+    for i in range(400):
+        if i % 3 == 0:
+            data = bytearray(jws if i % 2 else cose)
+            for _ in range(rnd.randint(1, 4)):
+                data[rnd.randrange(len(data))] = rnd.randrange(256)
+            media_type = JWS if i % 2 else COSE
+            envelope = bytes(data)
+        elif i % 3 == 1:
+            doc = json.loads(jws)
+            header = json.loads(base64.urlsafe_b64decode(doc["protected"] + "=="))
+            header[rnd.choice(list(header))] = rnd.choice(values)
+            raw = json.dumps(header).encode()
+            doc["protected"] = base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+            media_type, envelope = JWS, json.dumps(doc).encode()
+        else:
+            msg = list(cbor2.loads(cose).value)
+            protected = dict(cbor2.loads(msg[0]))
+            protected[rnd.choice(list(protected))] = rnd.choice(values)
+            msg[0] = cbor2.dumps(protected)
+            media_type, envelope = COSE, cbor2.dumps(cbor2.CBORTag(18, msg))
+        ev = check(envelope, config, media_type=media_type)
+        assert isinstance(ev, Evidence)
+        assert ev.valid or (ev.code is not None and ev.message)
+        if i % 3 != 0:  # a protected header changed after signing
+            assert not ev.valid

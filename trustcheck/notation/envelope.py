@@ -16,6 +16,7 @@ import base64
 import binascii
 import json
 import re
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -26,6 +27,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from cryptography.utils import CryptographyDeprecationWarning
 
 from trustcheck.errors import ErrorCode, NotTrusted
 
@@ -248,8 +250,11 @@ def _chain(items: object, what: str, decode: bool) -> tuple[bytes, ...]:
                 raise _bad(f"{what}[{i}] is not a byte string")
             der = item
         try:
-            x509.load_der_x509_certificate(der)
-        except ValueError as e:
+            with warnings.catch_warnings():
+                # a negative serial number: cryptography warns, Go's parser refuses
+                warnings.simplefilter("error", CryptographyDeprecationWarning)
+                x509.load_der_x509_certificate(der)
+        except (ValueError, x509.InvalidVersion, CryptographyDeprecationWarning) as e:
             raise _bad(f"{what}[{i}] is not a DER certificate ({e})") from e
         out.append(der)
     return tuple(out)
