@@ -34,9 +34,10 @@ This module: the finding registry and the report's data classes; the
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from trustcheck.core.timefmt import iso
 from trustcheck.errors import ErrorCode, TrustcheckError, UsageError
@@ -475,6 +476,10 @@ class SignedTag:
         }
 
 
+class _JsonItem(Protocol):
+    def to_json(self) -> dict[str, Any]: ...
+
+
 @dataclass(slots=True)
 class AuditReport:
     at: datetime
@@ -518,6 +523,14 @@ class AuditReport:
 
     def to_json(self) -> dict[str, Any]:
         """The JSON document (its schema: ``trustcheck.audit.render.schema.JSON_SCHEMA``)."""
+        doc = self.json_head()
+        for name, items in self.json_lists():
+            doc[name] = [item.to_json() for item in items]
+        return doc
+
+    def json_head(self) -> dict[str, Any]:
+        """The document's members before its lists (:meth:`to_json` in parts, so that
+        a renderer can write a large audit one item at a time)."""
         from trustcheck import __version__
 
         return {
@@ -527,12 +540,17 @@ class AuditReport:
             "horizon_days": self.horizon_days,
             "key_filter": self.key_filter,
             "summary": self.summary(),
-            "findings": [f.to_json() for f in self.findings],
-            "collections": [c.to_json() for c in self.collections],
-            "keys": [k.to_json() for k in self.keys],
-            "signed_tags": [t.to_json() for t in self.signed_tags],
-            "timeline": [t.to_json() for t in self.timeline],
         }
+
+    def json_lists(self) -> list[tuple[str, Sequence[_JsonItem]]]:
+        """The document's lists, in order, after :meth:`json_head`."""
+        return [
+            ("findings", self.findings),
+            ("collections", self.collections),
+            ("keys", self.keys),
+            ("signed_tags", self.signed_tags),
+            ("timeline", self.timeline),
+        ]
 
 
 # --------------------------------------------------------------------------- inputs

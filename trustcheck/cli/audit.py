@@ -49,7 +49,7 @@ from trustcheck.cli.options import (
 from trustcheck.errors import ErrorCode
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterable
 
     from trustcheck.api import Options
     from trustcheck.audit.model import CollectionAudit
@@ -177,7 +177,7 @@ def audit(
     """
     from trustcheck.audit.index import build_report
     from trustcheck.audit.model import normalise_key_query, parse_horizon
-    from trustcheck.audit.render import render
+    from trustcheck.audit.render import render_chunks
     from trustcheck.audit.render.csv import render_targets_csv
     from trustcheck.core.reference import parse_reference
     from trustcheck.local.trustdir import TrustDir
@@ -247,9 +247,9 @@ def audit(
     report = build_report(audits, when, horizon=span, key_filter=key_filter)
     if key_filter is not None and not report.keys:
         warn(f"--key {key} matches no key of the audited collections")
-    text = render(report, fmt)
+    chunks = render_chunks(report, fmt)  # a large audit is written piece by piece
     if output is not None:
-        _write(output, text, "--output")
+        _write(output, chunks, "--output")
         counts = report.counts()
         typer.echo(
             f"wrote the audit of {len(report.collections)} collection(s) to {output} "
@@ -257,7 +257,8 @@ def audit(
             err=True,
         )
     else:
-        typer.echo(text, nl=False)
+        for chunk in chunks:
+            typer.echo(chunk, nl=False)
     if targets_csv is not None:
         _write(targets_csv, render_targets_csv(report), "--targets-csv")
     if report.reaches(fail_on):
@@ -460,11 +461,15 @@ def _progress(total: int, verb: str) -> Callable[[int, int], None] | None:
     return report
 
 
-def _write(path: Path, text: str, option: str) -> None:
+def _write(path: Path, text: str | Iterable[str], option: str) -> None:
     from trustcheck.errors import UsageError
 
     try:
-        path.write_text(text, encoding="utf-8")
+        with path.open("w", encoding="utf-8") as out:
+            if isinstance(text, str):
+                out.write(text)
+            else:
+                out.writelines(text)
     except OSError as e:
         raise UsageError(
             ErrorCode.OUTPUT_UNWRITABLE, f"{option} {path}: cannot write: {e.strerror or e}"

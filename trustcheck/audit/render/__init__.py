@@ -24,14 +24,16 @@ One module per format (:mod:`.table`, :mod:`.json`, :mod:`.csv`,
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from trustcheck.audit.model import AuditReport
 from trustcheck.audit.render.csv import render_csv
 from trustcheck.audit.render.html import render_html
-from trustcheck.audit.render.json import render_json
+from trustcheck.audit.render.json import json_chunks, render_json
 from trustcheck.audit.render.markdown import render_markdown
-from trustcheck.audit.render.table import render_table
+from trustcheck.audit.render.table import render_table, table_chunks
 
-__all__ = ["FORMATS", "render"]
+__all__ = ["FORMATS", "render", "render_chunks"]
 
 
 FORMATS = ("table", "json", "csv", "markdown", "html")
@@ -50,3 +52,14 @@ def render(report: AuditReport, fmt: str) -> str:
     if fmt == "html":
         return render_html(report)
     raise ValueError(f"unknown format {fmt!r}")
+
+
+def render_chunks(report: AuditReport, fmt: str) -> Iterator[str]:
+    """:func:`render` in pieces whose concatenation is the same text: JSON and the
+    table a collection at a time (an audit of 10,000 collections is never one
+    string), the other formats whole."""
+    if fmt == "json":
+        return json_chunks(report)
+    if fmt == "table":
+        return table_chunks(report)
+    return iter((render(report, fmt),))

@@ -3,6 +3,8 @@ collection (roles, keys, signers, released tags), the key index."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from trustcheck.audit.model import AuditReport
 from trustcheck.audit.render.common import (
     KEY_HEADERS,
@@ -22,10 +24,19 @@ from trustcheck.audit.render.common import (
 )
 from trustcheck.text import visible
 
-__all__ = ["render_table"]
+__all__ = ["render_table", "table_chunks"]
 
 
 def render_table(report: AuditReport) -> str:
+    return "".join(table_chunks(report))
+
+
+def _lines(out: list[str]) -> str:
+    return "".join(line + "\n" for line in out)
+
+
+def table_chunks(report: AuditReport) -> Iterator[str]:
+    """:func:`render_table` in pieces (a collection at a time)."""
     out = _headline(report)
     out.append("")
     out.append("FINDINGS")
@@ -38,7 +49,8 @@ def render_table(report: AuditReport) -> str:
     else:
         out.append("  none")
     for c in report.collections:
-        out += ["", _status_line(c)]
+        yield _lines(out)
+        out = ["", _status_line(c)]
         if c.warnings:
             out += [f"  warning: {visible(w)}" for w in c.warnings]
         if c.roles:
@@ -78,6 +90,9 @@ def render_table(report: AuditReport) -> str:
                 )
     out += ["", f"KEY INDEX ({len(report.keys)} keys)"]
     for e in report.keys:
+        if len(out) > 256:
+            yield _lines(out)
+            out = []
         out.append(
             f"  {e.canonical_key_id}  {e.algorithm}  "
             f"({_plural(len(e.uses), 'use')} in {_plural(len(e.guns()), 'collection')})"
@@ -87,4 +102,4 @@ def render_table(report: AuditReport) -> str:
             [[u.gun, u.role, _threshold(u.threshold, u.role_keys), u.can_sign] for u in e.uses],
             "    ",
         )
-    return "\n".join(out) + "\n"
+    yield _lines(out)
