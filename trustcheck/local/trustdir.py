@@ -31,6 +31,7 @@ import errno
 import os
 import stat
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 from pathlib import Path
 
 from trustcheck.core.roles import is_versioned_root, validate_role_name
@@ -65,6 +66,31 @@ def default_trust_dir(env: Mapping[str, str] | None = None, home: Path | None = 
         return Path(config) / "trust"
     base = Path.home() if home is None else home
     return base / ".docker" / "trust"
+
+
+_O_PATH = getattr(os, "O_PATH", 0)
+_PROC_FD = bool(_O_PATH) and os.path.isdir("/proc/self/fd")
+
+
+def _realpath(path: str | Path) -> str:
+    """``os.path.realpath``, resolved by the kernel where it can: one ``O_PATH`` open
+    and a ``readlink`` of ``/proc/self/fd/N`` instead of an ``lstat`` per component
+    in Python (``audit --all`` resolves every file of 10,000 collections). A path
+    that cannot be opened (missing, dangling, no permission) takes ``realpath``."""
+    if _PROC_FD:
+        try:
+            fd = os.open(path, _O_PATH | os.O_CLOEXEC)
+        except (OSError, ValueError):
+            return os.path.realpath(path)
+        try:
+            real = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            real = ""
+        finally:
+            os.close(fd)
+        if real.startswith("/") and not real.endswith(" (deleted)"):
+            return real
+    return os.path.realpath(path)
 
 
 def _show(text: str, limit: int = 80) -> str:
@@ -112,6 +138,17 @@ def validate_gun(gun: str) -> None:
             raise _unsafe_gun(gun, f"a component is longer than {_MAX_COMPONENT_BYTES} bytes")
 
 
+@lru_cache(maxsize=4096)
+def _gun_folder(gun: str) -> str:
+    """``tuf/<identity>/metadata`` of a valid GUN (cached: every role file of a
+    collection asks; an invalid GUN raises, and errors are not cached)."""
+    validate_gun(gun)
+    from trustcheck.core.reference import identity
+
+    # one identity per repository: an alias spelling reads the same folder
+    return f"tuf/{identity(gun)}/metadata"
+
+
 def _is_identity(gun: str) -> bool:
     from trustcheck.core.reference import identity
 
@@ -127,14 +164,14 @@ def _unusable_collection(metadata: str, root_real: str) -> tuple[str, str] | Non
     safely, as ``(error code, reason)``; None when it is no collection at all."""
     if not os.path.lexists(metadata):
         return None
-    if os.path.islink(metadata) and not _is_within(os.path.realpath(metadata), root_real):
+    if os.path.islink(metadata) and not _is_within(_realpath(metadata), root_real):
         return "unsafe-path", "metadata is a symlink that leaves the trust dir"
     if not os.path.isdir(metadata):
         return "trust-dir-unreadable", "metadata is not a folder"
     root_json = os.path.join(metadata, "root.json")
     if not os.path.lexists(root_json):
         return "trust-dir-unreadable", "metadata/ has no root.json"
-    real = os.path.realpath(root_json)
+    real = _realpath(root_json)
     if not _is_within(real, root_real):
         return "unsafe-path", f"metadata/root.json is a symlink out of the trust dir (-> {real})"
     if not os.path.exists(real):
@@ -167,11 +204,7 @@ class TrustDir:
 
     def metadata_dir(self, gun: str) -> Path:
         """``<root>/tuf/<gun>/metadata`` after :func:`validate_gun`."""
-        validate_gun(gun)
-        from trustcheck.core.reference import identity
-
-        # one identity per repository: an alias spelling reads the same folder
-        return self.root / "tuf" / identity(gun) / "metadata"
+        return self.root / _gun_folder(gun)
 
     def describe(self, gun: str) -> str:
         """Where ``gun``'s trust data would be and what is missing there, for
@@ -192,12 +225,12 @@ class TrustDir:
         return metadata / (role + ".json")
 
     def _root_real(self) -> str:
-        return os.path.realpath(self.root)
+        return _realpath(self.root)
 
     def _resolve_inside(self, path: Path, role: str | None) -> str:
         """The real path of ``path``; refuse it when it leaves the trust dir."""
         try:
-            real = os.path.realpath(path)
+            real = _realpath(path)
         except OSError as exc:  # a component changed (symlink <-> folder) while resolved
             raise UsageError(
                 ErrorCode.UNSAFE_PATH,
@@ -309,7 +342,7 @@ class TrustDir:
 
         tuf = self.root / "tuf"
         root_real = self._root_real()
-        tuf_real = os.path.realpath(tuf)
+        tuf_real = _realpath(tuf)
         if not _is_within(tuf_real, root_real) or not os.path.isdir(tuf_real):
             if os.path.lexists(tuf):
                 why = "a symlink that leaves" if os.path.islink(tuf) else "not a folder in"
@@ -340,7 +373,7 @@ class TrustDir:
             is_gun = False
             if parts:
                 gun = "/".join(parts)
-                root_json = os.path.realpath(os.path.join(folder, "metadata", "root.json"))
+                root_json = _realpath(os.path.join(folder, "metadata", "root.json"))
                 if _is_within(root_json, root_real) and os.path.isfile(root_json):
                     try:
                         validate_gun(gun)
@@ -366,7 +399,7 @@ class TrustDir:
                 if is_gun and name in ("metadata", "changelist"):
                     continue
                 entry = os.path.join(folder, name)
-                child = os.path.realpath(entry)
+                child = _realpath(entry)
                 if not _is_within(child, root_real) or not os.path.isdir(child):
                     if os.path.islink(entry) and not _is_within(child, root_real):
                         problem(
