@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import hashlib
 import json
 import os
@@ -518,6 +519,208 @@ def report(m: dict[str, Any]) -> str:
     )
 
 
+# --------------------------------------------------------------------------- connection limits
+
+FLOOD = int(os.environ.get("BENCH_WEBHOOK_FLOOD", "1500"))
+SLOW = 200
+BIG_BODIES = 32
+
+
+def _vm(pid: int) -> dict[str, float]:
+    """VmRSS and VmHWM of ``pid`` in MiB."""
+    out = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        name, _, value = line.partition(":")
+        if name in ("VmRSS", "VmHWM"):
+            out[name] = int(value.split()[0]) / 1024
+    return out
+
+
+def limits_server(work: Path, tls: TLSMaterial, name: str, server: dict[str, Any]) -> Server:
+    """trustcheck serve with an allow-everything policy (no Notary server needed)."""
+    base = work / name
+    base.mkdir()
+    policy = base / "policy.yaml"
+    policy.write_text("version: 1\nrules:\n  - name: all\n    pattern: '**'\n    action: allow\n")
+    config = base / "config.yaml"
+    config.write_text(json.dumps({"server": server, "logging": {"reviews": "none"}}))
+    port = free_port()
+    argv = [
+        str(TRUSTCHECK), "serve", "--policy", str(policy), "--config", str(config),
+        "--tls-cert", str(tls.server_cert), "--tls-key", str(tls.server_key),
+        "--host", "127.0.0.1", "--port", str(port), "--trust-dir", str(base / "trust"),
+    ]
+    return Server(argv, port, base / "server.log", tls.ca_cert)
+
+
+async def _closed(reader: asyncio.StreamReader, within: float) -> float | None:
+    """Seconds until the server closed the connection (None: still open after ``within``)."""
+    t0 = time.monotonic()
+    try:
+        while await asyncio.wait_for(reader.read(65536), timeout=within):
+            pass
+    except (ConnectionError, ssl.SSLError):
+        pass
+    except TimeoutError:
+        return None
+    return time.monotonic() - t0
+
+
+async def _flood(srv: Server, raw: bytes, within: float) -> dict[str, Any]:
+    assert srv.proc is not None
+    pid = srv.proc.pid
+    before = _vm(pid)["VmRSS"]
+    conns: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+
+    async def one() -> None:
+        with contextlib.suppress(OSError, ssl.SSLError):
+            conns.append(await asyncio.open_connection("127.0.0.1", srv.port, ssl=srv.ctx))
+
+    t0 = time.monotonic()
+    await asyncio.gather(*(one() for _ in range(FLOOD)))
+    opened = len(conns)
+    status, _body = await _once(srv.port, srv.ctx, raw)  # a review during the flood
+    held = _vm(pid)
+    closes = await asyncio.gather(*(_closed(r, within) for r, _ in conns))
+    for _, w in conns:
+        w.close()
+    done = [c for c in closes if c is not None]
+    return {
+        "before": before,
+        "peak": held["VmHWM"],
+        "held": held["VmRSS"],
+        "after": _vm(pid)["VmRSS"],
+        "opened": opened,
+        "review_status": status,
+        "closed": len(done),
+        "close_max": max(done) if done else None,
+        "seconds": time.monotonic() - t0,
+    }
+
+
+async def _slowloris(srv: Server, raw: bytes, within: float) -> dict[str, Any]:
+    conns = [await asyncio.open_connection("127.0.0.1", srv.port, ssl=srv.ctx)
+             for _ in range(SLOW)]
+    stop = False
+
+    async def drip(w: asyncio.StreamWriter) -> None:
+        data = b"POST /validate HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 10_000
+        try:
+            for i in range(len(data)):
+                if stop:
+                    return
+                w.write(data[i : i + 1])
+                await w.drain()
+                await asyncio.sleep(0.5)
+        except (ConnectionError, ssl.SSLError, RuntimeError):
+            return
+
+    tasks = [asyncio.create_task(drip(w)) for _, w in conns]
+    status, _ = await _once(srv.port, srv.ctx, raw)
+    closes = await asyncio.gather(*(_closed(r, within) for r, _ in conns))
+    stop = True
+    for t in tasks:
+        t.cancel()
+    for _, w in conns:
+        w.close()
+    done = [c for c in closes if c is not None]
+    return {"review_status": status, "closed": len(done), "close_max": max(done) if done else None}
+
+
+async def _big_bodies(srv: Server, size: int) -> dict[str, Any]:
+    """BIG_BODIES reviews of ``size`` bytes at once (a Pod with a large annotation)."""
+    assert srv.proc is not None
+    pod = {"apiVersion": "v1", "kind": "Pod",
+           "metadata": {"name": "big", "namespace": "team", "annotations": {"x": ""}},
+           "spec": {"containers": [{"name": "c", "image": "example.com/app:v1"}]}}
+    doc = {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+           "request": {"uid": "b", "kind": {"group": "", "version": "v1", "kind": "Pod"},
+                       "resource": {"group": "", "version": "v1", "resource": "pods"},
+                       "namespace": "team", "operation": "CREATE", "object": pod,
+                       "userInfo": {"username": "u"}}}
+    base_len = len(json.dumps(doc))
+    pod["metadata"]["annotations"]["x"] = "y" * (size - base_len - 64)  # type: ignore[index]
+    raw = _raw("/validate", json.dumps(doc).encode())
+    before = _vm(srv.proc.pid)["VmRSS"]
+    results = await asyncio.gather(*(_once(srv.port, srv.ctx, raw) for _ in range(BIG_BODIES)))
+    vm = _vm(srv.proc.pid)
+    return {"before": before, "peak": vm["VmHWM"], "after": vm["VmRSS"],
+            "statuses": sorted({s for s, _ in results}), "body": len(raw)}
+
+
+def measure_limits() -> dict[str, Any]:
+    from trustcheck.webhook.config import DEFAULT_MAX_BODY, ServerLimits
+
+    d = ServerLimits()
+    out: dict[str, Any] = {"defaults": d, "max_body": DEFAULT_MAX_BODY}
+    raw = _raw("/validate", review(["example.com/app:v1"]))
+    with tempfile.TemporaryDirectory(prefix="bench-limits-") as tmp:
+        work = Path(tmp)
+        tls = make_tls(work / "tls")
+        within = d.request_timeout + 30
+        with limits_server(work, tls, "flood", {}) as srv:
+            asyncio.run(_once(srv.port, srv.ctx, raw))
+            out["flood"] = asyncio.run(_flood(srv, raw, within))
+            log(f"flood with the defaults: {out['flood']}")
+        # the limits lifted as far as the config allows (asyncio's 60 s handshake
+        # timeout, no request timeout to speak of): what the defaults save
+        lifted = {"max_connections": 100_000, "request_timeout_seconds": 300,
+                  "tls_handshake_timeout_seconds": 120}
+        with limits_server(work, tls, "lifted", lifted) as srv:
+            asyncio.run(_once(srv.port, srv.ctx, raw))
+            out["lifted"] = asyncio.run(_flood(srv, raw, 3.0))
+            log(f"flood with the limits lifted: {out['lifted']}")
+        with limits_server(work, tls, "slow", {}) as srv:
+            asyncio.run(_once(srv.port, srv.ctx, raw))
+            out["slow"] = asyncio.run(_slowloris(srv, raw, within))
+            log(f"slowloris: {out['slow']}")
+        with limits_server(work, tls, "bodies", {"max_concurrent_requests": BIG_BODIES}) as srv:
+            asyncio.run(_once(srv.port, srv.ctx, raw))
+            out["bodies"] = asyncio.run(_big_bodies(srv, DEFAULT_MAX_BODY))
+            log(f"big bodies: {out['bodies']}")
+    return out
+
+
+def report_limits(m: dict[str, Any]) -> str:
+    d = m["defaults"]
+    f, lifted, slow, b = m["flood"], m["lifted"], m["slow"], m["bodies"]
+    per_body = (b["peak"] - b["before"]) / BIG_BODIES / (b["body"] / (1 << 20))
+
+    def closed(x: dict[str, Any], n: int) -> str:
+        if x["close_max"] is None:
+            return f"0 of {n} closed"
+        return f"{x['closed']} of {n} closed, the last after {x['close_max']:.1f} s"
+
+    return "\n".join(
+        [
+            "## Admission webhook: connection limits (issue 17)",
+            "",
+            f"`trustcheck serve` with the default `server:` limits (max_connections "
+            f"{d.max_connections}, request_timeout_seconds {d.request_timeout:g}, "
+            f"tls_handshake_timeout_seconds {d.tls_handshake_timeout:g}, "
+            f"max_concurrent_requests {d.max_concurrent_requests}) and an allow-everything "
+            "policy; RSS from /proc/PID/status (VmHWM: the peak). Reproduce: "
+            "`.venv/bin/python bench/bench_webhook.py --limits`.",
+            "",
+            "| scenario | RSS before | peak RSS | RSS after | connections | review meanwhile |",
+            "|---|--:|--:|--:|---|---|",
+            f"| {FLOOD} idle TLS connections, defaults | {f['before']:.0f} MiB | "
+            f"{f['peak']:.0f} MiB | {f['after']:.0f} MiB | {f['opened']} completed TLS; "
+            f"{closed(f, f['opened'])} | HTTP {f['review_status']} |",
+            f"| {FLOOD} idle TLS connections, limits lifted | {lifted['before']:.0f} MiB | "
+            f"{lifted['peak']:.0f} MiB | {lifted['after']:.0f} MiB | {lifted['opened']} "
+            f"completed TLS; {closed(lifted, lifted['opened'])} within 3 s | "
+            f"HTTP {lifted['review_status']} |",
+            f"| {SLOW} clients dripping a request head (1 byte / 0.5 s) | | | | "
+            f"{closed(slow, SLOW)} | HTTP {slow['review_status']} |",
+            f"| {BIG_BODIES} reviews of {b['body'] / (1 << 20):.1f} MiB at once | "
+            f"{b['before']:.0f} MiB | {b['peak']:.0f} MiB | {b['after']:.0f} MiB | "
+            f"about {per_body:.1f} x the body per request | HTTP {b['statuses']} |",
+            "",
+        ]
+    )
+
+
 def _parser() -> str:
     import importlib.util
 
@@ -525,7 +728,7 @@ def _parser() -> str:
 
 
 def run() -> str:
-    return report(measure())
+    return report(measure()) + "\n" + report_limits(measure_limits())
 
 
 if __name__ == "__main__":
@@ -535,8 +738,11 @@ if __name__ == "__main__":
     parser.add_argument("--cert")
     parser.add_argument("--key")
     parser.add_argument("--body")
+    parser.add_argument("--limits", action="store_true", help="only the connection limits")
     args = parser.parse_args()
     if args.serve_bare:
         serve_bare(args.port, args.cert, args.key, args.body)
+    elif args.limits:
+        print(report_limits(measure_limits()))
     else:
         print(run())
