@@ -319,3 +319,50 @@ def test_a_referrers_api_flood_stops_at_the_cap(tmp_path: Path) -> None:
         assert len(pages) == 11 and not [p for p in api.seen if "/manifests/" in p]
     finally:
         api.page_size = 2
+
+
+def test_discovery_uses_the_registry_token_flow(tmp_path: Path) -> None:
+    """A docker-registry with token auth: the referrers, the manifests and the envelope
+    blob are read with one pull token for the repository (the same auth stack as
+    registry_digest); without credentials the registry refuses (auth-failed)."""
+    from token_issuer import TokenIssuer, make_signing_material
+
+    from fixtures.notary_harness import DockerRegistry, make_tls, missing_registry_binary
+
+    if missing_registry_binary():
+        pytest.skip(missing_registry_binary() or "")
+    clear_cache()
+    tls = make_tls(tmp_path / "tls")
+    signing = make_signing_material(tmp_path / "signing")
+    issuer = TokenIssuer(signing, tls.server_cert, tls.server_key, users={"alice": "s3cret"})
+    with issuer:
+        auth = {
+            "token": {
+                "realm": issuer.realm,
+                "service": "registry-test",
+                "issuer": issuer.issuer,
+                "rootcertbundle": str(signing.bundle),
+            }
+        }
+        with DockerRegistry(tmp_path / "registry", tls=tls, auth=auth) as reg:
+            token = issuer.make_token("registry-test", ["repository:team/app:push,pull"], "alice")
+            with OciPusher(reg.url, tls.ca_cert, token=token) as pusher:
+                image = pusher.push_image("team/app", "v1")
+                sig = pusher.push_artifact(
+                    "team/app", subject=image, artifact_type=SIG, blobs=[("a/b", b"env")]
+                )
+            issuer.requests.clear()
+            ref = parse_reference(f"{reg.host_port}/team/app:v1")
+            remote = RemoteConfig(tls_ca=tls.ca_cert, username="alice", password="s3cret")
+            with OciRegistry(remote, env={"HOME": str(tmp_path)}) as oci:
+                digest = oci.resolve(ref)
+                assert [d.digest for d in oci.referrers(ref, digest, SIG)] == [sig.digest]
+                layer = json.loads(oci.manifest(ref, sig.digest))["layers"][0]["digest"]
+                assert oci.blob(ref, layer, max_bytes=100) == b"env"
+            granted = [r for r in issuer.requests if r.status == 200]
+            assert len(granted) == 1 and granted[0].scopes == ["repository:team/app:pull"]
+            anonymous = RemoteConfig(tls_ca=tls.ca_cert, retries=0)
+            with OciRegistry(anonymous, env={"HOME": str(tmp_path)}) as oci:
+                with pytest.raises(NotTrusted) as e:
+                    oci.referrers(ref, image.digest, SIG)
+                assert e.value.code == "auth-failed"
