@@ -173,6 +173,8 @@ class _ReferrersApi(BaseHTTPRequestHandler):
     manifests: ClassVar[dict[str, bytes]] = {}
     seen: ClassVar[list[str]] = []
     page_size: ClassVar[int] = 2
+    #: tag -> (body, Docker-Content-Digest header)
+    tags: ClassVar[dict[str, tuple[bytes, str]]] = {}
 
     def log_message(self, *args: object) -> None:
         pass
@@ -203,6 +205,9 @@ class _ReferrersApi(BaseHTTPRequestHandler):
                 headers["Link"] = f'<{prefix}?page={page + 1}>; rel="next"'
             doc = {"schemaVersion": 2, "manifests": chunk}
             return self._send(200, json.dumps(doc).encode(), headers)
+        for tag, (body, header) in self.tags.items():
+            if self.path == f"/v2/team/app/manifests/{tag}":
+                return self._send(200, body, {"Docker-Content-Digest": header})
         for digest, body in self.manifests.items():
             if self.path == f"/v2/team/app/manifests/{digest}":
                 return self._send(200, body)
@@ -280,6 +285,12 @@ def test_referrers_api_pages_and_hostile_answers(tmp_path: Path) -> None:
             with pytest.raises(NotTrusted) as e:
                 oci.manifest(ref, forged_digest)
             assert e.value.code == "content-digest-mismatch"
+            # a tag whose Docker-Content-Digest is not the digest of what is served
+            api.tags = {"sig": (real, forged_digest), "ok": (real, real_digest)}
+            with pytest.raises(NotTrusted) as e:
+                oci.tag_manifest(ref, "sig")
+            assert e.value.code == "content-digest-mismatch"
+            assert oci.tag_manifest(ref, "ok") == (real_digest, real)
             # the one good answer is cached: the server is not asked again
             before = len(api.seen)
             assert oci.manifest(ref, real_digest) == real
