@@ -1047,6 +1047,11 @@ def test_every_early_exit_of_a_json_command_prints_one_json_document(
             assert doc["decisions"] == [] and "policy" in doc
         if code != "invalid-argument" or "--namespace" in argv:
             assert run.stderr.startswith(f"error: [{code}] "), run.stderr
+    # click's usage errors come before any output: one document for any --json command
+    run = trustcheck_cli("verify", "--json", "--no-such-option", GUN)
+    assert _one_json_error(run, "invalid-argument", 2)["error"]["message"].startswith(
+        "No such option"
+    )
     run = trustcheck_cli("policy", "check", "--json", str(anchored))
     doc = json.loads(run.stdout)
     assert doc["valid"] is False and doc["policy"] == str(anchored)

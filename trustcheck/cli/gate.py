@@ -257,11 +257,12 @@ def _json_errors(as_json: bool, context: dict[str, object]) -> Iterator[None]:
 
 def json_usage_error(command_path: str, args: list[str], message: str, exit_code: int) -> None:
     """Called by the CLI's error funnel for click's own usage errors (a missing
-    ``--policy``, a malformed ``--timeout``): when ``args`` asked one of
-    :data:`JSON_COMMANDS` for ``--json``, print the error document."""
+    ``--policy``, a malformed ``--timeout``, an unknown option), which happen before
+    any command prints anything: when ``args`` asked for ``--json``, print the error
+    document (with the empty keys of :data:`JSON_COMMANDS`' documents)."""
     head = args[: args.index("--")] if "--" in args else args
-    if command_path in JSON_COMMANDS and "--json" in head:
-        empty = dict(JSON_COMMANDS[command_path])
+    if "--json" in head:
+        empty = dict(JSON_COMMANDS.get(command_path, {}))
         typer.echo(error_document("invalid-argument", message, exit_code, None, empty))
 
 
@@ -515,7 +516,7 @@ def _explain_text(
             if d.trust_basis is not None:
                 roles = ", ".join(f"{n} v{v}" for n, v in d.verified.items())
                 lines.append(f"verified   root trusted ({d.trust_basis}); {roles}")
-            if d.digest is not None:
+            if d.digest is not None and d.role is not None:  # resolved by DCT
                 lines.append(
                     f"resolved   {d.tag if d.tag is not None else d.image} -> {d.digest} "
                     f"({d.role}, {d.length} bytes)"
