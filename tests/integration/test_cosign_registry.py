@@ -21,8 +21,10 @@ import pytest
 from fixtures.cosign_sign import (
     CosignKeyPair,
     key_bundle,
+    private_trusted_root,
     push_bundle,
     push_signatures,
+    rekor_bundle,
     signature_layer,
     simple_signing,
 )
@@ -360,3 +362,80 @@ def test_real_keyless_material_never_counts_for_another_image(
         f"{registry.host_port}/{repo}:v1",
     )
     assert r.code == 1 and "NOT TRUSTED" in r.stdout
+
+
+def test_key_based_signatures_need_a_rekor_entry_when_a_trusted_root_is_given(
+    registry: RunningRegistry,
+    pusher: OciPusher,
+    keys: dict[str, tuple[CosignKeyPair, Path]],
+    tmp_path: Path,
+) -> None:
+    """As ``cosign verify --key``: with a trusted root, the signature must be in the
+    transparency log (a private deployment's Rekor here: the test's own log key added to
+    the staging trusted root), unless ``--insecure-ignore-tlog``."""
+    pair, pub = keys["p256"]
+    rekor = CosignKeyPair.generate("p256")
+    root = tmp_path / "trusted_root.json"
+    root.write_bytes(
+        private_trusted_root((SIGSTORE / "staging_trusted_root.json").read_bytes(), rekor)
+    )
+    repo = "team/tlog"
+    image = pusher.push_image(repo, "v1")
+    payload = simple_signing(f"{registry.host_port}/{repo}", image.digest)
+    sig = pair.sign(payload)
+    when = int(datetime(2026, 8, 1, tzinfo=UTC).timestamp())
+    logged = rekor_bundle(rekor, payload, sig, pair.public_pem(), integrated_time=when, log_index=7)
+    # the entry of another signature (same key, another payload), a SET by a key the
+    # root does not list, an entry logged after --at
+    other_payload = simple_signing("elsewhere", image.digest)
+    other_entry = rekor_bundle(
+        rekor, other_payload, pair.sign(other_payload), pair.public_pem(), integrated_time=when
+    )
+    rogue = rekor_bundle(
+        CosignKeyPair.generate("p256"), payload, sig, pair.public_pem(), integrated_time=when
+    )
+    late = rekor_bundle(rekor, payload, sig, pair.public_pem(), integrated_time=when + 365 * 86400)
+    ann = "dev.sigstore.cosign/bundle"
+    push_signatures(
+        pusher,
+        repo,
+        image.digest,
+        [
+            signature_layer(payload, sig, {ann: logged}),
+            signature_layer(payload, sig),
+            signature_layer(payload, sig, {ann: other_entry}),
+            signature_layer(payload, sig, {ann: rogue}),
+            signature_layer(payload, sig, {ann: late}),
+        ],
+    )
+    image_ref = f"{registry.host_port}/{repo}:v1"
+    ev = _evidence(registry, image_ref, image.digest, keys=[pub], trusted_root=root)
+    assert [(e.valid, e.code) for e in ev] == [
+        (True, None),
+        (False, "cosign-tlog-invalid"),
+        (False, "cosign-tlog-invalid"),
+        (False, "cosign-tlog-invalid"),
+        (False, "cosign-tlog-invalid"),
+    ]
+    assert ev[0].details["rekor_log_index"] == "7"
+    assert ev[0].signed_at == datetime.fromtimestamp(when, tz=UTC)
+    assert "without a Rekor entry" in ev[1].message and "--insecure-ignore-tlog" in ev[1].message
+    assert "not the entry of this signature" in ev[2].message
+    assert "does not verify with a Rekor key" in ev[3].message
+    assert "after the validation time" in ev[4].message
+    # cosign's --insecure-ignore-tlog: the key alone, and the CLI says the same
+    ev = _evidence(
+        registry, image_ref, image.digest, keys=[pub], trusted_root=root, ignore_tlog=True
+    )
+    assert all(e.valid for e in ev)
+    assert ev[0].details["rekor_bundle"] == "present, not verified (--insecure-ignore-tlog)"
+    base = ["cosign", "verify", "--key", str(pub), "--trusted-root", str(root), "--tls-ca",
+            str(registry.ca_cert), "--at", "2026-08-22T00:00:00Z", "--json", image_ref]  # fmt: skip
+    r = run_trustcheck(*base)
+    doc = json.loads(r.stdout)
+    assert r.code == 0 and [s["valid"] for s in doc["results"][0]["signatures"]] == [
+        True, False, False, False, False,
+    ]  # fmt: skip
+    assert doc["trusted_root"]["source"] == f"file:{root}"
+    r = run_trustcheck(*base, "--insecure-ignore-tlog")
+    assert r.code == 0 and all(s["valid"] for s in json.loads(r.stdout)["results"][0]["signatures"])

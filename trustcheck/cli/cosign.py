@@ -95,6 +95,13 @@ TufRootOpt = Annotated[
         show_default=False,
     ),
 ]
+IgnoreTlogOpt = Annotated[
+    bool,
+    typer.Option(
+        "--insecure-ignore-tlog",
+        help="With --trusted-root: accept key-based signatures without a Rekor entry.",
+    ),
+]
 TlsCaOpt = Annotated[
     Path | None,
     typer.Option("--tls-ca", help="Extra CA bundle for registries (PEM).", show_default=False),
@@ -149,6 +156,8 @@ def _config(
     state_dir: Path | None,
     no_tofu: bool,
     unsafe_http: bool,
+    *,
+    ignore_tlog: bool = False,
 ) -> CosignConfig:
     from trustcheck.errors import ErrorCode, UsageError
     from trustcheck.sigstore.config import check_identity_options, load_cosign_config
@@ -198,6 +207,7 @@ def _config(
         options=options,
         tuf_root=tuf_root,
         unsafe_http=unsafe_http,
+        ignore_tlog=ignore_tlog,
     )
 
 
@@ -244,6 +254,7 @@ def cosign_verify(
     certificate_oidc_issuer_regexp: IssuerRegexpOpt = None,
     trusted_root: TrustedRootOpt = None,
     tuf_root: TufRootOpt = None,
+    insecure_ignore_tlog: IgnoreTlogOpt = False,
     at: AtOpt = None,
     json_out: JsonOpt = False,
     pins: PinsOpt = None,
@@ -279,6 +290,7 @@ def cosign_verify(
         state_dir,
         no_tofu,
         unsafe_http,
+        ignore_tlog=insecure_ignore_tlog,
     )
     password = None
     if username is not None:

@@ -101,6 +101,9 @@ class CosignConfig:
     #: examine at most this many signatures per image (layers of the .sig manifest
     #: plus bundle referrers); more is ``cosign-bundle-invalid`` for the excess
     max_signatures: int = 64
+    #: key-based signatures need a Rekor entry when a trusted root is configured (as
+    #: cosign verify --key); True accepts them on the key alone (--insecure-ignore-tlog)
+    ignore_tlog: bool = False
     details: dict[str, str] = field(default_factory=dict)
 
 
@@ -245,6 +248,7 @@ def load_cosign_config(
     tuf_root: Path | None = None,
     unsafe_http: bool = False,
     max_signatures: int = 64,
+    ignore_tlog: bool = False,
 ) -> CosignConfig:
     """Load and check cosign trust material.
 
@@ -253,7 +257,8 @@ def load_cosign_config(
     can write it decides) or ``tuf:<repository folder or URL>``, obtained and verified
     through trustcheck's TUF 1.0 client (pins, state, ``at``; ``tuf_root`` bootstraps
     it, as ``trustcheck tuf --root``). The identity options are cosign's flags; several
-    rules can be given as ``identities``.
+    rules can be given as ``identities``. With a trusted root, key-based signatures need
+    a Rekor entry too, unless ``ignore_tlog`` (cosign's ``--insecure-ignore-tlog``).
     """
     from trustcheck.sigstore.trustroot import load_trust_root
 
@@ -289,5 +294,9 @@ def load_cosign_config(
     if max_signatures < 1:
         raise UsageError(ErrorCode.COSIGN_CONFIG_INVALID, "max_signatures must be at least 1")
     return CosignConfig(
-        keys=loaded, identities=tuple(rules), trusted_root=root, max_signatures=max_signatures
+        keys=loaded,
+        identities=tuple(rules),
+        trusted_root=root,
+        max_signatures=max_signatures,
+        ignore_tlog=ignore_tlog,
     )

@@ -44,6 +44,7 @@ __all__ = [
     "check_identity",
     "verify_bundle",
     "verify_legacy",
+    "verify_rekor_set",
 ]
 
 MAX_BUNDLE_BYTES = 1024 * 1024
@@ -384,43 +385,43 @@ def _b64(text: object, what: str, where: str) -> bytes:
         raise Fail(ErrorCode.COSIGN_BUNDLE_INVALID, f"{where}: {what} is not base64") from None
 
 
-def verify_legacy(
+def _logged_key_der(pem: bytes) -> bytes:
+    """The DER of the certificate, or of the SubjectPublicKeyInfo, a log entry names."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    try:
+        return x509.load_pem_x509_certificate(pem).public_bytes(serialization.Encoding.DER)
+    except ValueError:
+        pass
+    try:
+        return serialization.load_pem_public_key(pem).public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    except (ValueError, TypeError):
+        return b""
+
+
+def verify_rekor_set(
+    rekor_bundle: bytes,
     payload: bytes,
     signature: bytes,
-    cert_pem: bytes,
-    rekor_bundle: bytes | None,
+    signer_der: bytes,
     root: TrustRoot,
-    at: datetime,
-    rules: Sequence[IdentityRule] = (),
     *,
     where: str = "signature",
-) -> KeylessResult:
-    """cosign's legacy keyless signature: ``signature`` over ``payload`` by the Fulcio
-    certificate ``cert_pem``, logged in Rekor as ``rekor_bundle`` (the
-    ``dev.sigstore.cosign/bundle`` annotation: SET and the entry)."""
+) -> tuple[datetime, int]:
+    """cosign's Rekor bundle annotation (``dev.sigstore.cosign/bundle``): the signed entry
+    timestamp verifies with a Rekor key of ``root`` valid at the integrated time, and the
+    entry (``hashedrekord`` 0.0.1) is this signature's: the SHA-256 of ``payload``,
+    ``signature``, and ``signer_der`` (the certificate's DER, or the public key's DER
+    SubjectPublicKeyInfo for key-based signatures). Returns the integrated time and the
+    log index."""
     import rfc8785
-    from cryptography import x509
-    from cryptography.exceptions import InvalidSignature
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from sigstore._internal.sct import verify_sct
     from sigstore._internal.trust import KeyringPurpose
     from sigstore._utils import KeyID
     from sigstore.errors import Error as SigstoreError
 
-    try:
-        cert = x509.load_pem_x509_certificate(cert_pem)
-    except ValueError:
-        raise Fail(
-            ErrorCode.COSIGN_BUNDLE_INVALID,
-            f"{where}: the dev.sigstore.cosign/certificate annotation is not a PEM certificate",
-        ) from None
-    if rekor_bundle is None:
-        raise Fail(
-            ErrorCode.COSIGN_TLOG_INVALID,
-            f"{where}: a keyless signature without a Rekor bundle (dev.sigstore.cosign/bundle): "
-            "it was never shown to be in the transparency log; sign again with the log on",
-        )
     try:
         rb = json.loads(rekor_bundle)
         set_b64 = rb["SignedEntryTimestamp"]
@@ -461,8 +462,6 @@ def verify_legacy(
         ) from None
     signed_at = datetime.fromtimestamp(integrated, tz=UTC)
     _tlog_key_window(root, log_id, signed_at, where)
-    # the entry must be this signature's: hashedrekord of sha256(payload), same signature,
-    # same certificate
     try:
         body = json.loads(_b64(body_b64, "the entry body", where))
         kind = (body["kind"], body["apiVersion"])
@@ -479,30 +478,69 @@ def verify_legacy(
     try:
         logged_hash = spec["data"]["hash"]
         logged_sig = _b64(spec["signature"]["content"], "the logged signature", where)
-        logged_cert = _b64(spec["signature"]["publicKey"]["content"], "the logged key", where)
+        logged_key = _b64(spec["signature"]["publicKey"]["content"], "the logged key", where)
     except (KeyError, TypeError):
         raise Fail(
             ErrorCode.COSIGN_TLOG_INVALID, f"{where}: the log entry body lacks data or signature"
         ) from None
-    payload_hash = hashlib.sha256(payload).hexdigest()
-    try:
-        logged_der = x509.load_pem_x509_certificate(logged_cert).public_bytes(
-            serialization.Encoding.DER
-        )
-    except ValueError:
-        logged_der = b""
     if (
         not isinstance(logged_hash, dict)
         or logged_hash.get("algorithm") != "sha256"
-        or logged_hash.get("value") != payload_hash
+        or logged_hash.get("value") != hashlib.sha256(payload).hexdigest()
         or logged_sig != signature
-        or logged_der != cert.public_bytes(serialization.Encoding.DER)
+        or _logged_key_der(logged_key) != signer_der
     ):
         raise Fail(
             ErrorCode.COSIGN_TLOG_INVALID,
             f"{where}: the Rekor entry (log index {log_index}) is not the entry of this "
-            "signature (payload hash, signature or certificate differ)",
+            "signature (payload hash, signature or signer differ)",
         )
+    return signed_at, log_index
+
+
+def verify_legacy(
+    payload: bytes,
+    signature: bytes,
+    cert_pem: bytes,
+    rekor_bundle: bytes | None,
+    root: TrustRoot,
+    at: datetime,
+    rules: Sequence[IdentityRule] = (),
+    *,
+    where: str = "signature",
+) -> KeylessResult:
+    """cosign's legacy keyless signature: ``signature`` over ``payload`` by the Fulcio
+    certificate ``cert_pem``, logged in Rekor as ``rekor_bundle`` (the
+    ``dev.sigstore.cosign/bundle`` annotation: SET and the entry)."""
+    from cryptography import x509
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from sigstore._internal.sct import verify_sct
+    from sigstore._internal.trust import KeyringPurpose
+    from sigstore.errors import Error as SigstoreError
+
+    try:
+        cert = x509.load_pem_x509_certificate(cert_pem)
+    except ValueError:
+        raise Fail(
+            ErrorCode.COSIGN_BUNDLE_INVALID,
+            f"{where}: the dev.sigstore.cosign/certificate annotation is not a PEM certificate",
+        ) from None
+    if rekor_bundle is None:
+        raise Fail(
+            ErrorCode.COSIGN_TLOG_INVALID,
+            f"{where}: a keyless signature without a Rekor bundle (dev.sigstore.cosign/bundle): "
+            "it was never shown to be in the transparency log; sign again with the log on",
+        )
+    signed_at, log_index = verify_rekor_set(
+        rekor_bundle,
+        payload,
+        signature,
+        cert.public_bytes(serialization.Encoding.DER),
+        root,
+        where=where,
+    )
     chain = _chain_at(root, cert, signed_at, where)
     try:
         verify_sct(cert, chain, root.root.ct_keyring(KeyringPurpose.VERIFY))

@@ -230,9 +230,46 @@ def _legacy_layer(c: _Collector, registry: OciRegistry, layer: dict[str, Any], s
     details = {"form": "legacy", "key": _key_name(key)}
     if ss.docker_reference is not None:
         details["docker_reference"] = ss.docker_reference
-    if ANN_BUNDLE in ann:
-        details["rekor_bundle"] = "present, not required for key-based signatures"
-    c.good(source, key.identity, f"signed by the key {_key_name(key)}", details=details)
+    signed_at = None
+    bundle = ann.get(ANN_BUNDLE)
+    root = c.config.trusted_root
+    if root is not None and not c.config.ignore_tlog:
+        # as cosign verify --key: the signature must be in the transparency log
+        from cryptography.hazmat.primitives import serialization
+
+        from trustcheck.sigstore.keyless import verify_rekor_set
+
+        if bundle is None:
+            raise Fail(
+                ErrorCode.COSIGN_TLOG_INVALID,
+                f"{source}: a key-based signature without a Rekor entry "
+                f"({ANN_BUNDLE}); sign with the transparency log on, or accept it without "
+                "(--insecure-ignore-tlog, as cosign)",
+            )
+        der = key.key.public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        signed_at, index = verify_rekor_set(bundle.encode(), payload, sig, der, root, where=source)
+        if signed_at > c.at:
+            raise Fail(
+                ErrorCode.COSIGN_TLOG_INVALID,
+                f"{source}: logged at {signed_at:%Y-%m-%dT%H:%M:%SZ}, after the validation "
+                "time; use a later --at",
+            )
+        details["rekor_log_index"] = str(index)
+    elif bundle is not None:
+        details["rekor_bundle"] = (
+            "present, not verified (--insecure-ignore-tlog)"
+            if root is not None
+            else "present, not verified (no trusted root)"
+        )
+    c.good(
+        source,
+        key.identity,
+        f"signed by the key {_key_name(key)}",
+        signed_at=signed_at,
+        details=details,
+    )
 
 
 def _pae(payload_type: str, payload: bytes) -> bytes:
