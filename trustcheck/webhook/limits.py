@@ -152,6 +152,10 @@ class _TlsConnection(sslproto.SSLProtocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.raw = transport
+        if self.closing:  # evicted before the socket was handed over: no TLS at all
+            assert isinstance(transport, asyncio.Transport)
+            transport.abort()
+            return
         super().connection_made(transport)
 
     def connection_lost(self, exc: BaseException | None) -> None:
