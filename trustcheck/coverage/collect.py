@@ -244,6 +244,11 @@ def _ready(repo: RepoCoverage, policy: Policy, at: datetime) -> None:
             parse_reference(f"{repo.gun}@{r.digest}"), policy, None, evidence=r.evidence, at=at
         )
         r.ready = d.verdict == "allow"
-        if not r.ready and d.reasons:
-            first = d.reasons[1] if len(d.reasons) > 1 else d.reasons[0]
-            r.ready_reason = f"[{first.code}] {first.message}"
+        if r.ready:
+            continue
+        # why not, leaving out DCT (absent on purpose here)
+        failing = [a for a in d.alternatives if a.kind != "dct" and a.active and not a.satisfied]
+        if failing:
+            r.ready_reason = "; ".join(f"{a.path}: [{a.code}] {a.why}" for a in failing)
+        elif d.reasons:
+            r.ready_reason = f"[{d.reasons[0].code}] {d.reasons[0].message}"
