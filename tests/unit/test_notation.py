@@ -544,8 +544,13 @@ def test_trust_store_rules(tmp_path: Path, pki: Pki, signer: Signer) -> None:
     os.symlink(real, folder / "link.pem")
     assert "regular file" in problem()
     (folder / "link.pem").unlink()
-    # DER works as well as PEM
+    # a leaf (neither a CA nor self-signed) in a ca store: notation refuses the store
     from cryptography.hazmat.primitives.serialization import Encoding
+
+    (folder / "leaf.pem").write_bytes(signer.chain[0].public_bytes(Encoding.PEM))
+    assert "neither a CA nor self-signed" in problem()
+    (folder / "leaf.pem").unlink()
+    # DER works as well as PEM
 
     (folder / "root.der").write_bytes(pki.root.public_bytes(Encoding.DER))
     ev = verify_envelope(env, JWS, TARGET.digest, config=config, repository=REPO, at=NOW)

@@ -25,6 +25,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cryptography import x509
+
 from trustcheck.errors import ErrorCode, UsageError
 from trustcheck.notation.dn import DnError, dn_subset, parse_dn
 
@@ -338,8 +340,25 @@ def parse_trust_policy(data: bytes, path: Path) -> tuple[TrustPolicy, ...]:
     return tuple(policies)
 
 
+def _self_signed(cert: x509.Certificate) -> bool:
+    if cert.subject.public_bytes() != cert.issuer.public_bytes():
+        return False
+    try:
+        cert.verify_directly_issued_by(cert)
+    except Exception:  # InvalidSignature, an unsupported key or algorithm: not self-signed
+        return False
+    return True
+
+
+def _is_ca(cert: x509.Certificate) -> bool:
+    try:
+        bc = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
+    except (x509.ExtensionNotFound, ValueError):
+        return False
+    return bool(bc.ca)
+
+
 def _load_store(root: Path, kind: str, name: str) -> tuple[bytes, ...]:
-    from cryptography import x509
     from cryptography.hazmat.primitives.serialization import Encoding
 
     folder = root / "x509" / kind / name
@@ -371,8 +390,15 @@ def _load_store(root: Path, kind: str, name: str) -> tuple[bytes, ...]:
         except ValueError as e:
             raise _bad(path, f"not a PEM or DER certificate of the {what} ({e})") from e
         for cert in certs:
-            if kind == "tsa" and cert.subject != cert.issuer:
+            self_signed = _self_signed(cert)
+            if kind == "tsa" and not self_signed:
                 raise _bad(path, f"the {what} must hold root certificates only")
+            if not self_signed and not _is_ca(cert):
+                raise _bad(
+                    path,
+                    f"{cert.subject.rfc4514_string()[:100]} in the {what} is neither a CA nor "
+                    "self-signed; notation refuses such a trust store",
+                )
             out.append(cert.public_bytes(Encoding.DER))
     if not out:
         raise _bad(folder, f"the {what} holds no certificates")
