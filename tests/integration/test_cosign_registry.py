@@ -439,3 +439,25 @@ def test_key_based_signatures_need_a_rekor_entry_when_a_trusted_root_is_given(
     assert doc["trusted_root"]["source"] == f"file:{root}"
     r = run_trustcheck(*base, "--insecure-ignore-tlog")
     assert r.code == 0 and all(s["valid"] for s in json.loads(r.stdout)["results"][0]["signatures"])
+
+
+def test_registry_failures_cost_only_that_image(
+    registry: RunningRegistry, pusher: OciPusher, keys: dict[str, tuple[CosignKeyPair, Path]]
+) -> None:
+    pair, pub = keys["p256"]
+    _signed(pusher, "team/ok", pair, "team/ok")
+    ca = str(registry.ca_cert)
+    good = f"{registry.host_port}/team/ok:v1"
+    missing = f"{registry.host_port}/team/ok:nosuchtag"
+    r = run_trustcheck(
+        "cosign", "verify", "--key", str(pub), "--tls-ca", ca, "--json", good, missing
+    )
+    doc = json.loads(r.stdout)
+    assert r.code == 1
+    assert [x["trusted"] for x in doc["results"]] == [True, False]
+    assert doc["results"][1]["error"]["code"] == "registry-tag-missing"
+    # no CA for the registry: a TLS error for the image, one line, exit 1
+    r = run_trustcheck("cosign", "verify", "--key", str(pub), "--retries", "0", good)
+    assert r.code == 1 and "[tls-error]" in r.stdout and "Traceback" not in r.stderr
+    r = run_trustcheck("cosign", "verify", "--key", str(pub), "Not/A Reference")
+    assert r.code == 2 and "[invalid-reference]" in r.stderr
