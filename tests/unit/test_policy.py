@@ -983,6 +983,14 @@ def test_every_policy_in_the_docs_is_valid(tmp_path: Path) -> None:
     (tmp_path / "pins.toml").write_text(
         'version = 1\n[pins."registry.example.com/*"]\nroot = ["keyid:' + "ab" * 32 + '"]\n'
     )
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1()).public_key()  # the `require:` example's
+    (tmp_path / "cosign.pub").write_bytes(
+        key.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
     blocks = re.findall(r"```yaml\n(.*?)```", DOC.read_text(), re.S)
     assert len(blocks) >= 4
     for block in blocks:
