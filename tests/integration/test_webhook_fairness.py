@@ -134,6 +134,16 @@ def _review(w: World, images: list[str]) -> dict[str, Any]:
     return w.webhook.review(doc, mutate=False)
 
 
+def _metrics(w: World) -> dict[str, float]:
+    assert w.webhook.client is not None
+    out = {}
+    for line in w.webhook.client.get("/metrics").text.splitlines():
+        if line.startswith("trustcheck_webhook_fetches{"):
+            name, value = line.rsplit(" ", 1)
+            out[name] = float(value)
+    return out
+
+
 def test_small_cold_reviews_are_admitted_while_a_400_repository_review_runs(
     world: World,
 ) -> None:
@@ -154,6 +164,10 @@ def test_small_cold_reviews_are_admitted_while_a_400_repository_review_runs(
         if any(f"/{REG}/big/" in e.path for e in list(w.proxy.log)):
             break
         time.sleep(0.025)
+    # the metrics show the big review's queue, a few of its fetches at a time
+    metrics = _metrics(w)
+    assert metrics['trustcheck_webhook_fetches{queue="network",state="queued"}'] > BIG / 2
+    assert 0 < metrics['trustcheck_webhook_fetches{queue="network",state="running"}'] <= 4
     small: dict[str, dict[str, Any]] = {}
     for gun in (f"{REG}/team/app", f"{REG}/slow/app", f"{REG}/offline/app"):
         small[gun] = _review(w, [f"{gun}:v1"])

@@ -165,6 +165,15 @@ async def _closed_by_server(reader: asyncio.StreamReader, within: float) -> bool
         return False
 
 
+def _metric(w: World, sample: str) -> float:
+    """The value of one sample of GET /metrics (0 when absent)."""
+    assert w.webhook.client is not None
+    for line in w.webhook.client.get("/metrics").text.splitlines():
+        if line.startswith(sample + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
 def _allowed(w: World, doc: dict[str, Any]) -> None:
     resp = doc["response"]
     assert resp["allowed"] is True, resp
@@ -213,6 +222,13 @@ def test_idle_tls_flood_keeps_memory_bounded_and_reviews_answered(world: World) 
     log = w.webhook.log.read_text()
     assert '"event":"connection-refused"' in log or '"event":"connection-evicted"' in log
     assert "server.max_connections" in log
+    closed = sum(
+        _metric(w, f'trustcheck_webhook_connections_closed_total{{reason="{r}"}}')
+        for r in ("evicted", "refused")
+    )
+    assert closed >= FLOOD - MAX_CONNECTIONS * 2
+    # the one connection open is the one asking for the metrics
+    assert _metric(w, "trustcheck_webhook_connections") <= 2
 
 
 def test_slow_heads_and_bodies_are_closed_while_reviews_go_on(world: World) -> None:
@@ -257,6 +273,8 @@ def test_slow_heads_and_bodies_are_closed_while_reviews_go_on(world: World) -> N
     for doc in during:
         _allowed(w, doc)
     assert '"event":"request-timeout"' in w.webhook.log.read_text()
+    timed_out = 'trustcheck_webhook_connections_closed_total{reason="request_timeout"}'
+    assert _metric(w, timed_out) >= len(heads_closed) + len(bodies_closed)
 
 
 def test_requests_past_the_limit_get_503_unread(world: World) -> None:
@@ -297,6 +315,7 @@ def test_requests_past_the_limit_get_503_unread(world: World) -> None:
         assert b"retry-after: 1" in head.lower()
         assert b"server.max_concurrent_requests" in payload
     _allowed(w, after)
+    assert _metric(w, "trustcheck_webhook_busy_total") >= 2
     # liveness is never refused for being busy
     assert w.webhook.client is not None
     assert w.webhook.client.get("/healthz").status_code == 200

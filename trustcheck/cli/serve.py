@@ -138,7 +138,9 @@ def serve(
 
     configure_logging(cfg.log_level)
     from trustcheck.webhook.limits import (
+        ConnectionMetrics,
         ConnectionTable,
+        FetchMetrics,
         LimitedServer,
         limit_requests,
         uvicorn_settings,
@@ -147,6 +149,8 @@ def serve(
     # docs/webhook.md#connection-limits: every connection and request is bounded
     limits = cfg.limits
     table = ConnectionTable(limits)
+    server.metrics.registry.register(ConnectionMetrics(table))
+    server.metrics.registry.register(FetchMetrics(lambda: server.cache.fetch_load()))
     uv = uvicorn.Config(
         limit_requests(server.app, limits.max_concurrent_requests, table),
         **uvicorn_settings(limits),

@@ -202,6 +202,7 @@ class FairScheduler:
         self._threads: list[threading.Thread] = []
         self._idle = 0
         self._seq = 0
+        self._running = 0
         self._closed = False
 
     def group(self, *, low: bool = False) -> _Group:
@@ -269,6 +270,7 @@ class FairScheduler:
         job.started = True
         group.jobs.remove(job)
         group.running += 1
+        self._running += 1
         if job.server is not None:
             self._servers[job.server] = self._servers.get(job.server, 0) + 1
         return group, job
@@ -292,6 +294,7 @@ class FairScheduler:
             finally:
                 with self._cond:
                     group.running -= 1
+                    self._running -= 1
                     if job.server is not None:
                         left = self._servers[job.server] - 1
                         if left:
@@ -299,6 +302,12 @@ class FairScheduler:
                         else:
                             del self._servers[job.server]
                     self._cond.notify_all()
+
+    def load(self) -> tuple[int, int]:
+        """(jobs running, jobs queued), for the metrics."""
+        with self._cond:
+            queued = {id(j) for g in self._groups for j in g.jobs if not j.started}
+            return self._running, len(queued)
 
     def close(self) -> None:
         with self._cond:
@@ -792,6 +801,10 @@ class TrustCache:
     def __len__(self) -> int:
         with self._lock:
             return len(self._entries)
+
+    def fetch_load(self) -> dict[str, tuple[int, int]]:
+        """(running, queued) fetches per queue: ``network`` and ``local``."""
+        return {"network": self._net.load(), "local": self._local.load()}
 
     def clear(self) -> None:
         with self._lock:

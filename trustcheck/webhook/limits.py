@@ -36,19 +36,23 @@ import logging
 import math
 import ssl
 from asyncio import sslproto
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import h11
 import uvicorn
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 if TYPE_CHECKING:
     from trustcheck.webhook.config import ServerLimits
 
 __all__ = [
+    "ConnectionMetrics",
     "ConnectionTable",
+    "FetchMetrics",
     "LimitedH11",
     "LimitedServer",
     "limit_requests",
@@ -339,6 +343,58 @@ def limit_requests(app: ASGIApp, limit: int, table: ConnectionTable) -> ASGIApp:
             running -= 1
 
     return limited
+
+
+class ConnectionMetrics(Collector):
+    """The connection limits' Prometheus families (docs/webhook.md#metrics)."""
+
+    def __init__(self, table: ConnectionTable) -> None:
+        self.table = table
+
+    def collect(self) -> Iterator[Metric]:
+        t = self.table
+        open_ = GaugeMetricFamily(
+            "trustcheck_webhook_connections", "Connections open (TLS handshakes included)"
+        )
+        open_.add_metric([], float(len(t.conns)))
+        yield open_
+        closed = CounterMetricFamily(
+            "trustcheck_webhook_connections_closed",
+            "Connections closed by the server.* limits, by reason",
+            labels=["reason"],
+        )
+        for reason, n in (
+            ("evicted", t.evicted),
+            ("refused", t.refused),
+            ("request_timeout", t.timed_out),
+        ):
+            closed.add_metric([reason], float(n))
+        yield closed
+        busy = CounterMetricFamily(
+            "trustcheck_webhook_busy",
+            "Requests answered 503 past server.max_concurrent_requests",
+        )
+        busy.add_metric([], float(t.busy))
+        yield busy
+
+
+class FetchMetrics(Collector):
+    """The trust cache's fetch queues (docs/webhook.md#fair-fetching): fetches
+    running and queued, per queue (``network``, ``local``)."""
+
+    def __init__(self, load: Callable[[], dict[str, tuple[int, int]]]) -> None:
+        self.load = load
+
+    def collect(self) -> Iterator[Metric]:
+        fam = GaugeMetricFamily(
+            "trustcheck_webhook_fetches",
+            "Trust data fetches running and queued, per queue",
+            labels=["queue", "state"],
+        )
+        for queue, (running, queued) in sorted(self.load().items()):
+            fam.add_metric([queue, "running"], float(running))
+            fam.add_metric([queue, "queued"], float(queued))
+        yield fam
 
 
 def uvicorn_settings(limits: ServerLimits) -> dict[str, Any]:
