@@ -11,6 +11,7 @@ follows the Notary Project specification) and their cosign signatures (cosign's
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import textwrap
 from collections.abc import Callable, Iterator
@@ -339,3 +340,34 @@ def test_offline_and_unreachable_registry_fail_closed(
     codes = [r["code"] for r in doc[dead]["reasons"]]
     assert not doc[dead]["allowed"] and codes[0] == "requirement-not-met" and len(codes) == 2
     assert "127.0.0.1:1" in doc[dead]["reasons"][1]["message"]
+
+
+def test_pull_by_the_digest_a_notation_signature_binds(
+    world: World, online: Path, tmp_path: Path, trustcheck_cli: Cli
+) -> None:
+    """``pull`` goes through the same evaluate(): a Notation-only image is pulled by the
+    registry digest its signature binds (real skopeo), an unsigned one is not."""
+    if find_binary("skopeo") is None:
+        pytest.skip("!!! PULL TEST SKIPPED: skopeo is not installed !!!")
+    import shutil
+
+    w = world
+    cert_dir = tmp_path / "certs"
+    cert_dir.mkdir()
+    shutil.copyfile(w.tls.ca_cert, cert_dir / "ca.crt")
+    policy = w.policy("pull", f'notation: {{identities: ["{ACME}"]}}')
+    dest = tmp_path / "image"
+    common = ["--with", "skopeo", "--cert-dir", str(cert_dir), *_common(w, tmp_path)]
+    run = trustcheck_cli(
+        "pull", "--policy", str(policy), *common, "--dest", f"dir:{dest}", w.image("notation")
+    )
+    assert run.code == 0, run.stdout + run.stderr
+    assert f"{w.gun}@{w.digests['notation']}" in run.stdout
+    manifest = (dest / "manifest.json").read_bytes()
+    assert "sha256:" + hashlib.sha256(manifest).hexdigest() == w.digests["notation"]
+    denied = tmp_path / "denied"
+    run = trustcheck_cli(
+        "pull", "--policy", str(policy), *common, "--dest", f"dir:{denied}", w.image("neither")
+    )
+    assert run.code == 1 and not denied.exists()
+    assert "[requirement-not-met]" in run.stdout + run.stderr
