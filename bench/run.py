@@ -30,6 +30,7 @@ import os
 import platform
 import pstats
 import re
+import resource
 import shutil
 import signal
 import statistics
@@ -222,6 +223,12 @@ class Run:
     returncode: int
     stdout: str
     stderr: str
+    cpu: float = 0.0  # user + system seconds of the program (and GNU time, ~1 ms)
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def run_measured(
@@ -240,6 +247,7 @@ def run_measured(
         tempfile.TemporaryFile() as err,
     ):
         rss_file = Path(tmp) / "rss"
+        cpu0 = _children_cpu()
         t0 = time.perf_counter()
         proc = subprocess.Popen(
             [GNU_TIME, "-f", "%M", "-o", str(rss_file), "--", *(os.fspath(a) for a in argv)],
@@ -271,6 +279,7 @@ def run_measured(
         finally:
             timer.cancel()
         proc.wait(timeout=10)
+        cpu = _children_cpu() - cpu0  # time's rusage includes the program it waited for
         if timed_out:
             raise HarnessError(f"timed out after {timeout:g}s: {' '.join(map(str, argv))}")
         # GNU time writes "Command exited with non-zero status N" before the format.
@@ -283,6 +292,7 @@ def run_measured(
             proc.returncode,
             out.read().decode(errors="replace"),
             err.read().decode(errors="replace"),
+            cpu,
         )
 
 
@@ -302,6 +312,10 @@ class Workload:
     @property
     def wall_min_ms(self) -> float:
         return min(r.wall for r in self.runs) * 1000
+
+    @property
+    def cpu_ms(self) -> float:
+        return statistics.median(r.cpu for r in self.runs) * 1000
 
     @property
     def rss_mib(self) -> float:
