@@ -218,3 +218,31 @@ def test_trust_root_specs_are_checked(tmp_path: Path) -> None:
         f"tuf:{CURRENT}", at=AT, options=_opts(tmp_path / "s"), tuf_root=CURRENT / "root.json"
     )
     assert local.sha256 == CURRENT_SHA
+
+
+def test_cached_trusted_root_is_reverified_offline(cdn: str, tmp_path: Path) -> None:
+    """--trusted-root-cached: no request to the repository; the copy kept by the online run
+    is checked again against the TUF metadata trusted then, at the validation time."""
+    state = tmp_path / "state"
+    with pytest.raises(UsageError) as info:  # nothing verified before
+        load_trust_root(f"tuf:{cdn}", at=AT, options=_opts(state), cached=True)
+    assert info.value.code == "cosign-config-invalid" and "run once without" in info.value.message
+    boot = CURRENT / "root.json"
+    load_trust_root(f"tuf:{cdn}", at=AT, options=_opts(state), tuf_root=boot, unsafe_http=True)
+    before = len(_Cdn.hits)
+    root = load_trust_root(f"tuf:{cdn}", at=AT, options=_opts(state), cached=True)
+    assert root.sha256 == CURRENT_SHA and len(_Cdn.hits) == before
+    assert "offline" in root.details["trust"]
+    # a week later the kept timestamp has expired: a frozen copy is not trusted forever
+    with pytest.raises(NotTrusted) as stale:
+        load_trust_root(
+            f"tuf:{cdn}", at=datetime(2026, 8, 30, tzinfo=UTC), options=_opts(state), cached=True
+        )
+    assert stale.value.code == "metadata-expired"
+    # the kept copy altered: not the signed target
+    kept = next((state / "sigstore" / "v1").iterdir()) / "trusted_root.json"
+    kept.write_bytes(kept.read_bytes().replace(b"rekor", b"rekoR", 1))
+    with pytest.raises(NotTrusted) as altered:
+        load_trust_root(f"tuf:{cdn}", at=AT, options=_opts(state), cached=True)
+    assert altered.value.code in ("hash-mismatch", "target-download-failed")
+    assert len(_Cdn.hits) == before

@@ -95,6 +95,15 @@ TufRootOpt = Annotated[
         show_default=False,
     ),
 ]
+CachedOpt = Annotated[
+    bool,
+    typer.Option(
+        "--trusted-root-cached",
+        help="With --trusted-root tuf:URL: no request to the TUF repository; use the trusted "
+        "root an earlier run verified (state dir), re-checked against the TUF metadata "
+        "trusted then, at --at.",
+    ),
+]
 IgnoreTlogOpt = Annotated[
     bool,
     typer.Option(
@@ -158,6 +167,7 @@ def _config(
     unsafe_http: bool,
     *,
     ignore_tlog: bool = False,
+    cached: bool = False,
 ) -> CosignConfig:
     from trustcheck.errors import ErrorCode, UsageError
     from trustcheck.sigstore.config import check_identity_options, load_cosign_config
@@ -193,8 +203,10 @@ def _config(
                 "tuf:https://tuf-repo-cdn.sigstore.dev for the public-good instance) or a "
                 "trusted_root.json file",
             )
-    if tuf_root is not None and (trusted_root is None or not trusted_root.startswith("tuf:")):
-        fail_usage("--tuf-root goes with --trusted-root tuf:<repository>")
+    if (tuf_root is not None or cached) and (
+        trusted_root is None or not trusted_root.startswith("tuf:")
+    ):
+        fail_usage("--tuf-root and --trusted-root-cached go with --trusted-root tuf:<repository>")
     options = make_options(pins, state_dir, no_tofu, "warn")
     return load_cosign_config(
         keys=key or (),
@@ -208,6 +220,7 @@ def _config(
         tuf_root=tuf_root,
         unsafe_http=unsafe_http,
         ignore_tlog=ignore_tlog,
+        trusted_root_cached=cached,
     )
 
 
@@ -254,6 +267,7 @@ def cosign_verify(
     certificate_oidc_issuer_regexp: IssuerRegexpOpt = None,
     trusted_root: TrustedRootOpt = None,
     tuf_root: TufRootOpt = None,
+    trusted_root_cached: CachedOpt = False,
     insecure_ignore_tlog: IgnoreTlogOpt = False,
     at: AtOpt = None,
     json_out: JsonOpt = False,
@@ -291,6 +305,7 @@ def cosign_verify(
         no_tofu,
         unsafe_http,
         ignore_tlog=insecure_ignore_tlog,
+        cached=trusted_root_cached,
     )
     password = None
     if username is not None:
@@ -362,6 +377,7 @@ def cosign_verify_blob(
     certificate_oidc_issuer_regexp: IssuerRegexpOpt = None,
     trusted_root: TrustedRootOpt = None,
     tuf_root: TufRootOpt = None,
+    trusted_root_cached: CachedOpt = False,
     at: AtOpt = None,
     json_out: JsonOpt = False,
     pins: PinsOpt = None,
@@ -395,6 +411,7 @@ def cosign_verify_blob(
         state_dir,
         no_tofu,
         unsafe_http,
+        cached=trusted_root_cached,
     )
     assert config.trusted_root is not None
     try:

@@ -249,6 +249,7 @@ def load_cosign_config(
     unsafe_http: bool = False,
     max_signatures: int = 64,
     ignore_tlog: bool = False,
+    trusted_root_cached: bool = False,
 ) -> CosignConfig:
     """Load and check cosign trust material.
 
@@ -259,6 +260,8 @@ def load_cosign_config(
     it, as ``trustcheck tuf --root``). The identity options are cosign's flags; several
     rules can be given as ``identities``. With a trusted root, key-based signatures need
     a Rekor entry too, unless ``ignore_tlog`` (cosign's ``--insecure-ignore-tlog``).
+    ``trusted_root_cached``: the ``tuf:`` trusted root verified by an earlier run, from
+    the state dir, re-verified offline (no request to the TUF repository).
     """
     from trustcheck.sigstore.trustroot import load_trust_root
 
@@ -289,7 +292,12 @@ def load_cosign_config(
     root = None
     if trusted_root is not None:
         root = load_trust_root(
-            trusted_root, at=at, options=options, tuf_root=tuf_root, unsafe_http=unsafe_http
+            trusted_root,
+            at=at,
+            options=options,
+            tuf_root=tuf_root,
+            unsafe_http=unsafe_http,
+            cached=trusted_root_cached,
         )
     if max_signatures < 1:
         raise UsageError(ErrorCode.COSIGN_CONFIG_INVALID, "max_signatures must be at least 1")

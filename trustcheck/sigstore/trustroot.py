@@ -109,6 +109,73 @@ def _read_file(path: Path) -> bytes:
     return data
 
 
+def _cache_paths(options: Options | None, repo: str) -> tuple[Path, Path] | None:
+    """(the TUF client's verified metadata of ``repo``, trustcheck's copy of the
+    verified trusted_root.json) in the state dir, for an http(s) repository."""
+    if options is None or options.state is None or "://" not in repo:
+        return None
+    if repo.lower().startswith("file://"):
+        return None
+    name = repo.rstrip("/")
+    ident = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+    state = Path(options.state.path)
+    return state / "tuf" / "v1" / ident / "current", state / "sigstore" / "v1" / ident
+
+
+def _store_copy(folder: Path, data: bytes) -> None:
+    from trustcheck.local.fsutil import atomic_write
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        atomic_write(folder / TRUSTED_ROOT_TARGET, data, mode=0o600)
+    except OSError as e:
+        raise UsageError(
+            ErrorCode.STATE_DIR_UNWRITABLE,
+            f"cannot keep the verified trusted root in {folder} "
+            f"({e.strerror or type(e).__name__}); check --state-dir",
+        ) from None
+
+
+def _cached(repo: str, at: datetime | None, options: Options | None) -> tuple[bytes, Any]:
+    """The trusted root verified by an earlier online run, re-verified offline: the TUF
+    metadata trusted then (root, timestamp, snapshot, targets in the state dir) is
+    loaded again at ``at`` (so a stale copy expires as the repository's would) and the
+    kept file must be the target it signs."""
+    from trustcheck.tuf.download import download_targets
+
+    paths = _cache_paths(options, repo)
+    if paths is None:
+        raise UsageError(
+            ErrorCode.COSIGN_CONFIG_INVALID,
+            f"--trusted-root-cached works for an https TUF repository with a state dir; "
+            f"{repo} is a folder: it is read offline anyway",
+        )
+    meta, copy = paths
+    if not (meta / "root.json").is_file() or not (copy / TRUSTED_ROOT_TARGET).is_file():
+        raise UsageError(
+            ErrorCode.COSIGN_CONFIG_INVALID,
+            f"no trusted root of tuf:{repo} was verified before in the state dir "
+            f"{meta.parents[3]}: run once without --trusted-root-cached",
+        )
+    with tempfile.TemporaryDirectory(prefix="trustcheck-sigstore-") as tmp:
+        results = download_targets(
+            str(meta),
+            [TRUSTED_ROOT_TARGET],
+            Path(tmp) / "out",
+            at,
+            None,
+            target_base_url=str(copy),
+            root=(meta / "root.json").read_bytes(),
+            metadata_dir=Path(tmp) / "meta",
+            stop_on_error=True,
+        )
+        res = results[0]
+        if res.error is not None:
+            raise res.error
+        assert res.file is not None
+        return Path(res.file).read_bytes(), res
+
+
 def load_trust_root(
     spec: Path | str,
     *,
@@ -117,8 +184,13 @@ def load_trust_root(
     tuf_root: Path | None = None,
     unsafe_http: bool = False,
     metadata_dir: Path | None = None,
+    cached: bool = False,
 ) -> TrustRoot:
-    """The trusted root named by ``spec``: ``tuf:<repo>`` (through TUF) or a file."""
+    """The trusted root named by ``spec``: ``tuf:<repo>`` (through TUF) or a file.
+
+    ``cached``: no request to the TUF repository; the copy verified by an earlier run
+    (kept in the state dir of ``options``) is re-verified against the TUF metadata
+    trusted then, at ``at``."""
     text = str(spec)
     if not text.startswith("tuf:"):
         path = Path(text)
@@ -135,6 +207,18 @@ def load_trust_root(
     require_sigstore("verifying keyless (Sigstore) signatures")
     from trustcheck.tuf.download import download_targets
 
+    if cached:
+        data, res = _cached(repo, at, options)
+        root = parse_trust_root(data, f"tuf:{repo}")
+        root.details.update(
+            {
+                "trust": "TUF 1.0 target (verified copy from the state dir, offline)",
+                "tuf_repository": repo,
+                "tuf_role": res.role or "",
+                "tuf_digest": res.digest or "",
+            }
+        )
+        return root
     boot: bytes | None = None
     if tuf_root is not None:
         try:
@@ -170,6 +254,9 @@ def load_trust_root(
         assert res.file is not None
         data = Path(res.file).read_bytes()
     root = parse_trust_root(data, f"tuf:{repo}")
+    paths = _cache_paths(options, repo)
+    if paths is not None:
+        _store_copy(paths[1], data)
     root.details.update(
         {
             "trust": "TUF 1.0 target",
