@@ -291,6 +291,14 @@ def test_referrers_api_pages_and_hostile_answers(tmp_path: Path) -> None:
                 oci.tag_manifest(ref, "sig")
             assert e.value.code == "content-digest-mismatch"
             assert oci.tag_manifest(ref, "ok") == (real_digest, real)
+            # a deadline shared by the calls about one image: once spent, nothing is asked
+            from trustcheck.remote.http import Deadline
+
+            spent = Deadline(0.0)
+            asked = len(api.seen)
+            with pytest.raises(NotTrusted) as e:
+                oci.referrers(ref, api.subject, SIG, deadline=spent)
+            assert e.value.code == "server-timeout" and len(api.seen) == asked
             # the one good answer is cached: the server is not asked again
             before = len(api.seen)
             assert oci.manifest(ref, real_digest) == real

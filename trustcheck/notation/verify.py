@@ -64,6 +64,7 @@ from trustcheck.signatures.evidence import Evidence
 
 if TYPE_CHECKING:
     from trustcheck.core.reference import ImageRef
+    from trustcheck.remote.http import Deadline
     from trustcheck.remote.oci import Descriptor, OciRegistry
 
 __all__ = [
@@ -435,8 +436,10 @@ def _signature_layer(body: bytes, digest: str, where: str) -> Mapping[str, Any]:
     return {"mediaType": layer.media_type, "digest": layer.digest, "size": layer.size}
 
 
-def _subject_target(registry: OciRegistry, ref: ImageRef, digest: str) -> Target:
-    body = registry.manifest(ref, digest)
+def _subject_target(
+    registry: OciRegistry, ref: ImageRef, digest: str, deadline: Deadline
+) -> Target:
+    body = registry.manifest(ref, digest, deadline=deadline)
     media_type: str | None = None
     try:
         doc = json.loads(body)
@@ -475,7 +478,10 @@ def notation_evidence(
     policy = _policy(config, ref.name)
     if policy.level == "skip":
         return [_skipped(policy, digest, ref.name)]
-    found: list[Descriptor] = registry.referrers(ref, digest, SIGNATURE_ARTIFACT_TYPE)
+    deadline = registry.deadline()  # every request about this image within total_timeout
+    found: list[Descriptor] = registry.referrers(
+        ref, digest, SIGNATURE_ARTIFACT_TYPE, deadline=deadline
+    )
     if len(found) > max_signatures:
         raise NotTrusted(
             ErrorCode.REFERRERS_LIMIT_EXCEEDED,
@@ -484,12 +490,14 @@ def notation_evidence(
         )
     if not found:
         return []
-    target = _subject_target(registry, ref, digest)
+    target = _subject_target(registry, ref, digest, deadline)
     out: list[Evidence] = []
     for desc in found:
         where = f"the signature manifest {desc.digest} of {ref.name}"
         try:
-            body = registry.manifest(ref, desc.digest, max_bytes=MAX_SIGNATURE_MANIFEST_BYTES)
+            body = registry.manifest(
+                ref, desc.digest, max_bytes=MAX_SIGNATURE_MANIFEST_BYTES, deadline=deadline
+            )
             layer = _signature_layer(body, digest, where)
             if layer["size"] > max_envelope_bytes:
                 raise NotTrusted(
@@ -497,7 +505,7 @@ def notation_evidence(
                     f"{where}: the envelope is {layer['size']} bytes, over the "
                     f"{max_envelope_bytes}-byte cap; not fetched",
                 )
-            blob = registry.blob(ref, layer["digest"], max_bytes=layer["size"])
+            blob = registry.blob(ref, layer["digest"], max_bytes=layer["size"], deadline=deadline)
             if len(blob) != layer["size"]:
                 raise NotTrusted(
                     ErrorCode.OCI_INVALID, f"{where}: the envelope is not {layer['size']} bytes"

@@ -272,7 +272,13 @@ class OciRegistry:
         endpoint = self.session.endpoint(base, credentials_key(ref.domain), "registry")
         return endpoint
 
-    def _deadline(self) -> Deadline:
+    def _deadline(self, given: Deadline | None = None) -> Deadline:
+        """``given`` (one deadline across several calls, e.g. every request about one
+        image), else a fresh one of ``remote.total_timeout`` for this call."""
+        return given if given is not None else Deadline(self.session.remote.total_timeout)
+
+    def deadline(self) -> Deadline:
+        """A deadline of ``remote.total_timeout`` to share across calls (``deadline=``)."""
         return Deadline(self.session.remote.total_timeout)
 
     def _get(
@@ -340,7 +346,14 @@ class OciRegistry:
             return ref.digest
         return registry_digest(ref, session=self.session)
 
-    def manifest(self, ref: ImageRef, digest: str, *, max_bytes: int = MAX_MANIFEST_BYTES) -> bytes:
+    def manifest(
+        self,
+        ref: ImageRef,
+        digest: str,
+        *,
+        max_bytes: int = MAX_MANIFEST_BYTES,
+        deadline: Deadline | None = None,
+    ) -> bytes:
         """The manifest ``digest`` in ``ref``'s repository, checked against the digest."""
         algo = self._check_digest(digest, f"a manifest of {ref.name}")
         endpoint = self._endpoint(ref)
@@ -361,7 +374,7 @@ class OciRegistry:
             f"{self._repo(ref)}/manifests/{digest}",
             accept=accept,
             cap=max_bytes,
-            deadline=self._deadline(),
+            deadline=self._deadline(deadline),
             what=what,
         )
         if status == 404:
@@ -375,7 +388,9 @@ class OciRegistry:
         _CACHE.put(key, body)
         return body
 
-    def blob(self, ref: ImageRef, digest: str, *, max_bytes: int) -> bytes:
+    def blob(
+        self, ref: ImageRef, digest: str, *, max_bytes: int, deadline: Deadline | None = None
+    ) -> bytes:
         """The blob ``digest`` in ``ref``'s repository, capped and checked."""
         algo = self._check_digest(digest, f"a blob of {ref.name}")
         endpoint = self._endpoint(ref)
@@ -394,7 +409,7 @@ class OciRegistry:
             f"{self._repo(ref)}/blobs/{digest}",
             accept=None,
             cap=max_bytes,
-            deadline=self._deadline(),
+            deadline=self._deadline(deadline),
             what=what,
         )
         if status == 404:
@@ -409,7 +424,12 @@ class OciRegistry:
         return body
 
     def tag_manifest(
-        self, ref: ImageRef, tag: str, *, max_bytes: int = MAX_MANIFEST_BYTES
+        self,
+        ref: ImageRef,
+        tag: str,
+        *,
+        max_bytes: int = MAX_MANIFEST_BYTES,
+        deadline: Deadline | None = None,
     ) -> tuple[str, bytes] | None:
         """``(digest, manifest)`` tagged ``tag`` in ``ref``'s repository, or None (404).
 
@@ -423,7 +443,7 @@ class OciRegistry:
             f"{self._repo(ref)}/manifests/{quote(tag, safe='')}",
             accept=accept,
             cap=max_bytes,
-            deadline=self._deadline(),
+            deadline=self._deadline(deadline),
             what=what,
         )
         if status == 404:
@@ -477,7 +497,12 @@ class OciRegistry:
         return out, True
 
     def referrers(
-        self, ref: ImageRef, digest: str, artifact_type: str | None = None
+        self,
+        ref: ImageRef,
+        digest: str,
+        artifact_type: str | None = None,
+        *,
+        deadline: Deadline | None = None,
     ) -> list[Descriptor]:
         """The artifacts whose ``subject`` is ``digest`` (of type ``artifact_type`` if given).
 
@@ -487,7 +512,7 @@ class OciRegistry:
         closed.
         """
         self._check_digest(digest, f"the subject of a referrers query on {ref.name}")
-        deadline = self._deadline()
+        deadline = self._deadline(deadline)
         found = self._referrers_api(ref, digest, artifact_type, deadline)
         if found is None:
             self.last_discovery = "tag-schema"
