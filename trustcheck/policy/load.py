@@ -502,16 +502,36 @@ def _namespaces_meet(a: Rule, b: Rule) -> bool:
     return any(globs_overlap(x, y) for x in a.namespaces for y in b.namespaces)
 
 
+def _literal_suffix(text: str) -> str:
+    """The characters after the last wildcard of a pattern."""
+    return text[max(text.rfind("*"), text.rfind("?")) + 1 :]
+
+
 def _ties(policy: Policy) -> None:
     """Refuse two rules that would be settled by their order in the file: the same
     pattern specificity, both scoped or both unscoped, and at least one image name
     (and namespace) that both match (docs/policy.md, "Precedence")."""
+    # equally specific patterns have literal prefixes of the same length: when those
+    # differ, no name matches both; exact names tie only with themselves (refused
+    # as a repeat). So only rules with the same prefix are compared (cheap for
+    # large policies).
     groups: dict[tuple[object, ...], list[Rule]] = {}
     for r in policy.rules:
-        groups.setdefault((r.pattern.specificity(), bool(r.namespaces)), []).append(r)
+        if r.pattern.exact:
+            continue
+        text = r.pattern.text
+        prefix = text[: min((text.find(c) for c in "*?" if c in text), default=len(text))]
+        key = (r.pattern.specificity(), bool(r.namespaces), prefix)
+        groups.setdefault(key, []).append(r)
     for rules in groups.values():
+        # the literal suffixes (after the last wildcard) both end every common
+        # name: unless one ends the other, the patterns are disjoint (cheap test)
+        suffixes = [_literal_suffix(r.pattern.text) for r in rules]
         for i, a in enumerate(rules):
-            for b in rules[i + 1 :]:
+            for j in range(i + 1, len(rules)):
+                b, sa, sb = rules[j], suffixes[i], suffixes[j]
+                if not (sa.endswith(sb) or sb.endswith(sa)):
+                    continue
                 if not a.pattern.overlaps(b.pattern) or not _namespaces_meet(a, b):
                     continue
                 raise _bad(
