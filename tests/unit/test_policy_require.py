@@ -516,3 +516,23 @@ def test_warn_mode_and_classic_rules_unchanged(col: Collection, listed: dict[str
     d = _decide(classic, f"{GUN}:v1", col)
     assert d.allowed and d.alternatives == [] and d.satisfied_by == []
     assert d.to_json()["satisfied_by"] == [] and d.to_json()["digest_source"] is None
+
+
+def test_policy_check_warns_about_requirements_that_can_never_count() -> None:
+    text = """\
+    - pattern: a.example/x
+      require:
+        any_of:
+          - dct: {}
+          - cosign: {identities: [{san: a@b.c, issuer: https://i.example}]}
+    - pattern: a.example/y
+      trust: {offline: true}
+      require: {notation: {}}
+    - pattern: a.example/z
+      trust: {cosign: {trusted_root: tr.json}}
+      require: {cosign: {identities: [{san: a@b.c, issuer: https://i.example}]}}
+    """
+    warnings = [w for w in _pol(text).warnings if "require" in w or "cosign" in w or "offline" in w]
+    assert len(warnings) == 2, warnings
+    assert "p.yaml:2" in warnings[0] and "no trust.cosign.trusted_root" in warnings[0]
+    assert "p.yaml:7" in warnings[1] and "is offline" in warnings[1]

@@ -566,6 +566,10 @@ def _lint(policy: Policy) -> list[str]:
             )
         if r.trust.offline and r.trust.server:
             out.append(f"{at} names a server but is offline: the server is never asked")
+        if r.require is not None:  # require: (docs/policy.md)
+            from trustcheck.policy.require import lint
+
+            out.extend(lint(r, at))
     return out
 
 

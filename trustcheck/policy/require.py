@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     import yaml
 
     from trustcheck.policy.load import _Loader
+    from trustcheck.policy.model import Rule
     from trustcheck.signatures.evidence import Evidence
 
 __all__ = [
@@ -46,6 +47,7 @@ __all__ = [
     "active_kinds",
     "key_identity",
     "leaves",
+    "lint",
     "parse_cosign_trust",
     "parse_notation_trust",
     "parse_require",
@@ -742,3 +744,23 @@ def trust_material(
         out.notation = parse_notation_trust(ld, keys["notation"][1], f"{where}.notation")
     if "cosign" in keys:
         out.cosign = parse_cosign_trust(ld, keys["cosign"][1], f"{where}.cosign")
+
+
+def lint(rule: Rule, where: str) -> list[str]:
+    """``policy check`` warnings for a rule's ``require:`` (valid, probably not meant)."""
+    if rule.require is None:
+        return []
+    out: list[str] = []
+    found = list(leaves(rule.require))
+    keyless = [x for x in found if isinstance(x, CosignReq) and x.identities]
+    if keyless and (rule.trust.cosign is None or rule.trust.cosign.trusted_root is None):
+        out.append(
+            f"{where}: {keyless[0].path} names keyless cosign identities but no "
+            "trust.cosign.trusted_root: keyless signatures cannot be verified, so they never count"
+        )
+    if rule.trust.offline and any(not isinstance(x, DctReq) for x in found):
+        out.append(
+            f"{where} is offline: Notation and cosign signatures are in the registry, which "
+            "is never asked, so those alternatives never count"
+        )
+    return out
