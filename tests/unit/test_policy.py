@@ -1092,6 +1092,10 @@ def test_gate_and_explain_with_namespaces(
     assert run.code == 1 and 'rule "team-a-two"' in run.stdout and "missing: bob" in run.stdout
     run = trustcheck_cli("gate", "--policy", str(policy), *fx, "--namespace", "team-b", v1)
     assert run.code == 0 and 'rule "signed"' in run.stdout
+    listed = trustcheck_cli("policy", "check", str(policy)).stdout
+    assert "  team-a-two: localhost/* in namespaces team-a-* -> verify (enforce; 2 of" in listed
+    rules = json.loads(trustcheck_cli("policy", "check", "--json", str(policy)).stdout)["rules"]
+    assert [r["namespaces"] for r in rules] == [None, ["team-a-*"], ["sandbox"]]
     explain = ("policy", "explain", "--policy", str(policy), *fx)
     run = trustcheck_cli(*explain, v1)
     assert (

@@ -444,7 +444,8 @@ def policy_check(
             extra = f"; {r.threshold} of [{', '.join(s.text for s in r.signers)}]"
         if r.require is not None:
             extra = f"; requires {_require_text(r)}"
-        typer.echo(f"  {r.name}: {r.pattern.text} -> {r.action} ({r.mode}{extra})")
+        scope = f" in namespaces {', '.join(r.namespaces)}" if r.namespaces else ""
+        typer.echo(f"  {r.name}: {r.pattern.text}{scope} -> {r.action} ({r.mode}{extra})")
 
 
 def _trust_text(run: _Run, rule: Rule, ref: ImageRef) -> str:
