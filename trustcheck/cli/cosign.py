@@ -130,7 +130,11 @@ UserOpt = Annotated[
 ]
 ImagesArg = Annotated[
     list[str],
-    typer.Argument(help="Images: NAME[:TAG][@sha256:DIGEST].", metavar="IMAGE", show_default=False),
+    typer.Argument(
+        help="Image references, e.g. registry.example/app:v1 or app@sha256:<digest>.",
+        metavar="IMAGE",
+        show_default=False,
+    ),
 ]
 BundleOpt = Annotated[
     Path,
