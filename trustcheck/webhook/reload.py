@@ -82,6 +82,8 @@ _CONFIG_KEY_NAMES = {
     "acr": "acr",
     "log_level": "logging.level",
     "log_reviews": "logging.reviews",
+    "limits": "server",
+    "continuity_max_entries": "continuity.max_entries",
 }
 
 
@@ -408,12 +410,18 @@ class PolicyReloader:
         server = self.server
         old = server.config
         live = {k: getattr(new, k) for k in LIVE_CONFIG_KEYS if hasattr(new, k)}
-        changed = [k for k, v in live.items() if getattr(old, k) != v]
         restart = [
-            f.name
+            _CONFIG_KEY_NAMES.get(f.name, f.name)
             for f in dataclasses.fields(old)
             if f.name not in LIVE_CONFIG_KEYS and getattr(old, f.name) != getattr(new, f.name)
         ]
+        # the continuity memory was built with its window at start (webhook/admitted.py):
+        # the window keeps its value until a restart (the revoked list is live)
+        window = getattr(old.webhook, "continuity_window", None)
+        if window is not None and getattr(live["webhook"], "continuity_window", window) != window:
+            live["webhook"] = dataclasses.replace(live["webhook"], continuity_window=window)
+            restart.append("continuity.window_seconds")
+        changed = [k for k, v in live.items() if getattr(old, k) != v]
         server.config = dataclasses.replace(old, **live)
         f = self.config_file
         assert f is not None
@@ -426,7 +434,7 @@ class PolicyReloader:
             "applied": changed,
         }
         if restart:
-            fields["needs_restart"] = [_CONFIG_KEY_NAMES.get(k, k) for k in restart]
+            fields["needs_restart"] = restart
             log.warning(
                 "config reloaded; some changed keys apply only after a restart and keep "
                 "their old values until then",
