@@ -49,7 +49,7 @@ def serve(
         typer.Option(
             "--config",
             help="Server config (YAML): deadline, mutation, exemptions, cache, Notary "
-            "server settings, ACR receiver (docs/webhook.md).",
+            "server settings, ACR receiver, connection limits (docs/webhook.md).",
             show_default=False,
         ),
     ] = None,
