@@ -1092,6 +1092,17 @@ def test_gate_and_explain_with_namespaces(
     assert run.code == 1 and 'rule "team-a-two"' in run.stdout and "missing: bob" in run.stdout
     run = trustcheck_cli("gate", "--policy", str(policy), *fx, "--namespace", "team-b", v1)
     assert run.code == 0 and 'rule "signed"' in run.stdout
+    run = trustcheck_cli(
+        "gate",
+        "--policy",
+        str(policy),
+        "--archive",
+        str(tmp_path / "a.tar"),
+        "--namespace",
+        "x",
+        v1,
+    )
+    assert run.code == 2 and "--namespace does not apply with --archive" in run.stderr
     listed = trustcheck_cli("policy", "check", str(policy)).stdout
     assert "  team-a-two: localhost/* in namespaces team-a-* -> verify (enforce; 2 of" in listed
     rules = json.loads(trustcheck_cli("policy", "check", "--json", str(policy)).stdout)["rules"]
