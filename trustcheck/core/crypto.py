@@ -558,6 +558,29 @@ def _spki_algorithm(spki: bytes) -> bytes:
 # --------------------------------------------------------------------------
 
 
+@lru_cache(maxsize=1)
+def _der_key_loader() -> tuple[Any, Any, Any]:
+    """``serialization.load_der_public_key``, ``Encoding``, ``PublicFormat``.
+
+    Importing ``cryptography.hazmat.primitives.serialization`` also imports its
+    SSH module and the ciphers (6-12 ms of every verify's start-up, issue 18): the
+    same objects are taken from where that package gets them, when they are there.
+    """
+    try:
+        from cryptography.hazmat.bindings._rust import openssl as rust_openssl
+        from cryptography.hazmat.primitives._serialization import Encoding, PublicFormat
+
+        return rust_openssl.keys.load_der_public_key, Encoding, PublicFormat
+    except (ImportError, AttributeError):  # pragma: no cover - another cryptography layout
+        from cryptography.hazmat.primitives import serialization
+
+        return (
+            serialization.load_der_public_key,
+            serialization.Encoding,
+            serialization.PublicFormat,
+        )
+
+
 def _parse_spki(der: bytes) -> Any:
     """Go's ``x509.ParsePKIXPublicKey`` for RSA / EC / Ed25519; ``None`` if Go would fail.
 
@@ -565,12 +588,8 @@ def _parse_spki(der: bytes) -> Any:
     rejects: compressed EC points, RSA without NULL parameters, trailing data.
     """
     from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.hazmat.primitives.serialization import (
-        Encoding,
-        PublicFormat,
-        load_der_public_key,
-    )
 
+    load_der_public_key, Encoding, PublicFormat = _der_key_loader()
     try:
         key = load_der_public_key(der)
         if isinstance(key, ec.EllipticCurvePublicKey) and key.curve.name not in _GO_CURVES:
@@ -681,7 +700,6 @@ def _public_key_object(keytype: str, public: bytes, pem_spki: bool) -> Any:
 
 
 def _verify_ecdsa(pub: Any, sig: bytes, msg: bytes) -> bool:
-    from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
@@ -693,8 +711,31 @@ def _verify_ecdsa(pub: Any, sig: bytes, msg: bytes) -> bool:
     r = int.from_bytes(sig[:octets], "big")
     s = int.from_bytes(sig[octets:], "big")
     # SHA-256 on every curve (notary never picks the hash by curve).
-    pub.verify(encode_dss_signature(r, s), msg, ec.ECDSA(hashes.SHA256()))
+    pub.verify(encode_dss_signature(r, s), msg, _ecdsa_sha256())
     return True
+
+
+@lru_cache(maxsize=1)
+def _ecdsa_sha256() -> Any:
+    """``ec.ECDSA(hashes.SHA256())``, built once and without its constructor.
+
+    The constructor imports cryptography's whole OpenSSL backend module (the
+    ciphers and more, 15-40 ms of every verify's start-up, issue 18) only to
+    ask whether deterministic signing is supported, which verifying never
+    uses. The object is the same: its hash algorithm, not deterministic.
+    """
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    algorithm = ec.ECDSA.__new__(ec.ECDSA)
+    try:
+        algorithm._algorithm = hashes.SHA256()
+        algorithm._deterministic_signing = False
+        if isinstance(algorithm.algorithm, hashes.SHA256):
+            return algorithm
+    except AttributeError:  # pragma: no cover - another cryptography layout
+        pass
+    return ec.ECDSA(hashes.SHA256())  # pragma: no cover
 
 
 def _verify_rsa(pub: Any, sig: bytes, msg: bytes, pss: bool) -> bool:
