@@ -461,3 +461,55 @@ def test_registry_failures_cost_only_that_image(
     assert r.code == 1 and "[tls-error]" in r.stdout and "Traceback" not in r.stderr
     r = run_trustcheck("cosign", "verify", "--key", str(pub), "Not/A Reference")
     assert r.code == 2 and "[invalid-reference]" in r.stderr
+
+
+def test_real_keyless_image_signature_through_the_registry(
+    registry: RunningRegistry, pusher: OciPusher, tmp_path: Path
+) -> None:
+    """A real cosign keyless signature of a GitHub release image (public-good Fulcio and
+    Rekor; fixtures/sigstore/cosign-image), pushed as cosign pushed it, verified by
+    ``trustcheck cosign verify`` with the production trusted root obtained through TUF.
+    Only the ``.sig`` tag is read: the signature names the image digest."""
+    real = SIGSTORE.parent / "cosign-image"
+    tuf = SIGSTORE.parents[1] / "tuf" / "sigstore-root-signing"
+    digest = "sha256:c05263d2ff654c3a94243662440913f045075d59c436e2c69e9145ec2b87a321"
+    workflow = (
+        "https://github.com/salrashid123/go-bazel-github-workflow/.github/workflows/"
+        "release.yaml@refs/tags/v0.0.30"
+    )
+    (layer,) = json.loads((real / "sig-manifest.json").read_bytes())["layers"]
+    push_signatures(
+        pusher,
+        "salrashid123/server_image",
+        digest,
+        [((real / "payload.json").read_bytes(), layer["annotations"])],
+    )
+    image = f"{registry.host_port}/salrashid123/server_image@{digest}"
+    base = [
+        "cosign", "verify", "--trusted-root", f"tuf:{tuf}", "--tuf-root", str(tuf / "root.json"),
+        "--at", "2026-08-22T00:00:00Z", "--state-dir", str(tmp_path / "state"),
+        "--tls-ca", str(registry.ca_cert), "--certificate-oidc-issuer",
+        "https://token.actions.githubusercontent.com",
+    ]  # fmt: skip
+    r = run_trustcheck(*base, "--certificate-identity", workflow, "--json", image)
+    assert r.code == 0, r
+    (sig,) = json.loads(r.stdout)["results"][0]["signatures"]
+    assert sig["valid"] is True and sig["identity"] == workflow
+    assert sig["issuer"] == "https://token.actions.githubusercontent.com"
+    assert sig["signed_at"] == "2026-02-27T18:20:46Z"
+    assert sig["details"]["rekor_log_index"] == "1004096555"
+    assert sig["details"]["docker_reference"] == "index.docker.io/salrashid123/server_image"
+    doc = json.loads(r.stdout)
+    assert doc["trusted_root"]["tuf_role"] == "targets"
+    # cosign's unanchored habit: a prefix regexp is not the whole SAN
+    r = run_trustcheck(
+        *base, "--certificate-identity-regexp", "https://github.com/salrashid123/", image
+    )
+    assert r.code == 1 and "[cosign-identity-mismatch]" in r.stdout
+    r = run_trustcheck(
+        *base,
+        "--certificate-identity-regexp",
+        r"https://github\.com/salrashid123/go-bazel-github-workflow/\.github/workflows/.*",
+        image,
+    )
+    assert r.code == 0 and r.stdout.startswith("TRUSTED")

@@ -377,3 +377,56 @@ def test_without_the_extra_keyless_is_extra_missing(
         GH_OAUTH, "--trusted-root", str(FIX / "staging_trusted_root.json"), "localhost:5000/a:b",
     )  # fmt: skip
     assert r.code == 2 and "[extra-missing]" in r.stderr and "trustcheck[sigstore]" in r.stderr
+
+
+IMAGE_SIG = FIX.parent / "cosign-image"
+IMAGE_DIGEST = "sha256:c05263d2ff654c3a94243662440913f045075d59c436e2c69e9145ec2b87a321"
+WORKFLOW = (
+    "https://github.com/salrashid123/go-bazel-github-workflow/.github/workflows/"
+    "release.yaml@refs/tags/v0.0.30"
+)
+
+
+def test_real_cosign_image_signature_from_a_github_release(tmp_path: Path) -> None:
+    """A real legacy keyless .sig layer (public-good Fulcio and Rekor, 2026-02-27) against
+    sigstore's production trusted root obtained through TUF."""
+    from trustcheck.api import Options
+    from trustcheck.local.state import StateStore
+    from trustcheck.sigstore.keyed import decode_signature
+    from trustcheck.sigstore.simplesigning import check_payload
+
+    tuf = FIX.parents[1] / "tuf" / "sigstore-root-signing"
+    root = load_trust_root(
+        f"tuf:{tuf}", at=AT, options=Options(state=StateStore(tmp_path)), tuf_root=tuf / "root.json"
+    )
+    (layer,) = json.loads((IMAGE_SIG / "sig-manifest.json").read_bytes())["layers"]
+    ann = layer["annotations"]
+    payload = (IMAGE_SIG / "payload.json").read_bytes()
+    assert "sha256:" + hashlib.sha256(payload).hexdigest() == layer["digest"]
+    sig = decode_signature(ann["dev.cosignproject.cosign/signature"], "w")
+    cert = ann["dev.sigstore.cosign/certificate"].encode()
+    rekor = ann["dev.sigstore.cosign/bundle"].encode()
+    rules = [IdentityRule(san=WORKFLOW, issuer=GH)]
+    res = verify_legacy(payload, sig, cert, rekor, root, AT, rules)
+    assert (res.identity, res.issuer) == (WORKFLOW, GH)
+    assert res.signed_at == datetime(2026, 2, 27, 18, 20, 46, tzinfo=UTC)
+    assert res.details["rekor_log_index"] == "1004096555"
+    assert check_payload(payload, IMAGE_DIGEST, "w").docker_reference == (
+        "index.docker.io/salrashid123/server_image"
+    )
+    # another release tag of the same workflow, the staging root, a validation time
+    # before the signature: each refused
+    with pytest.raises(Fail) as info:
+        other_tag = IdentityRule(san=WORKFLOW.replace("v0.0.30", "v0.0.31"), issuer=GH)
+        verify_legacy(payload, sig, cert, rekor, root, AT, [other_tag])
+    assert info.value.code == "cosign-identity-mismatch"
+    staging = load_trust_root(FIX / "staging_trusted_root.json")
+    with pytest.raises(Fail) as info:
+        verify_legacy(payload, sig, cert, rekor, staging, AT, rules)
+    assert info.value.code == "cosign-tlog-invalid"
+    with pytest.raises(Fail) as info:
+        verify_legacy(payload, sig, cert, rekor, root, datetime(2026, 2, 1, tzinfo=UTC), rules)
+    assert (
+        info.value.code == "cosign-cert-invalid"
+        and "after the validation time" in info.value.message
+    )
