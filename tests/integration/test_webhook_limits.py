@@ -361,6 +361,38 @@ def test_oversized_heads_and_bodies_and_silent_sockets(world: World) -> None:
     assert w.webhook.alive()
 
 
+def test_kept_alive_connections_outlive_the_request_timeout_not_the_idle_timeout(
+    world: World,
+) -> None:
+    """The API server keeps its connections: a quiet spell longer than the request
+    timeout does not close one, a spell longer than the idle timeout does."""
+    w = world
+    ctx = ssl.create_default_context(cafile=str(w.tls.ca_cert))
+
+    async def run() -> tuple[list[dict[str, Any]], bool]:
+        r, wr = await _open(w, ctx)
+        answers = []
+        for uid in (400, 401):
+            body = _review_body(uid)
+            wr.write(
+                b"POST /validate HTTP/1.1\r\nHost: webhook\r\nContent-Length: %d\r\n\r\n"
+                % len(body) + body
+            )
+            head = await asyncio.wait_for(r.readuntil(b"\r\n\r\n"), timeout=30)
+            assert head.startswith(b"HTTP/1.1 200"), head
+            length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+            answers.append(orjson.loads(await r.readexactly(length)))
+            await asyncio.sleep(REQUEST_TIMEOUT + 1)  # quiet, but kept alive
+        closed = await _closed_by_server(r, 5 + 20)  # idle_timeout_seconds: 5
+        wr.close()
+        return answers, closed
+
+    answers, closed = asyncio.run(run())
+    for doc in answers:
+        _allowed(w, doc)
+    assert closed
+
+
 # --------------------------------------------------------------------------- the config
 
 
