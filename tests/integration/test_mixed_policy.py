@@ -371,3 +371,56 @@ def test_pull_by_the_digest_a_notation_signature_binds(
     )
     assert run.code == 1 and not denied.exists()
     assert "[requirement-not-met]" in run.stdout + run.stderr
+
+
+def test_webhook_admits_by_the_same_require_rule(
+    world: World, online: Path, tmp_path: Path
+) -> None:
+    """The admission webhook (in-process, real notary-server and registry) decides a
+    ``require:`` rule as ``gate`` does: Notation evidence and the dates count."""
+    import asyncio
+
+    import httpx
+    from conftest import pod_review
+
+    from trustcheck.api import Options
+    from trustcheck.local.trustdir import TrustDir
+    from trustcheck.policy.load import load_policy
+    from trustcheck.remote.config import RemoteConfig
+    from trustcheck.webhook.app import WebhookServer
+    from trustcheck.webhook.cache import TrustCache
+    from trustcheck.webhook.config import ServerConfig, WebhookConfig
+
+    w = world
+    today = datetime.now(UTC).date()
+    past = load_policy(w.policy("hook-past", _migration(today - timedelta(days=1))))
+    later = load_policy(w.policy("hook-later", _migration(today + timedelta(days=30))))
+    remote = RemoteConfig(server=w.server.url, tls_ca=w.tls.ca_cert)
+    trust = TrustDir(tmp_path / "trust")
+
+    def allowed(policy: Any, tags: list[str]) -> dict[str, Any]:
+        cache = TrustCache(policy, trust, Options(), remote)
+        config = ServerConfig(webhook=WebhookConfig(deadline=20.0), remote=remote)
+        server = WebhookServer(policy, config, cache, options=Options())
+        out: dict[str, Any] = {}
+
+        async def main() -> None:
+            transport = httpx.ASGITransport(app=server.app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://hook") as c:
+                for tag in tags:
+                    body = pod_review([w.image(tag)], f"uid-{tag}")
+                    out[tag] = (await c.post("/validate", json=body)).json()["response"]
+
+        try:
+            asyncio.run(main())
+        finally:
+            cache.close()
+        return out
+
+    got = allowed(past, ["notation", "dct", "neither"])
+    assert got["notation"]["allowed"] is True
+    assert got["dct"]["allowed"] is False  # after the date DCT no longer counts
+    assert "[requirement-not-met]" in got["dct"]["status"]["message"]
+    assert got["neither"]["allowed"] is False
+    got = allowed(later, ["dct", "notation"])
+    assert got["dct"]["allowed"] is True and got["notation"]["allowed"] is True

@@ -25,13 +25,22 @@ if TYPE_CHECKING:
     from trustcheck.api import Options
     from trustcheck.core.reference import ImageRef
     from trustcheck.core.verify import Collection
-    from trustcheck.policy.model import Rule
+    from trustcheck.policy.model import Policy, Rule
     from trustcheck.policy.require import NotationTrust
     from trustcheck.remote.config import RemoteConfig
     from trustcheck.remote.oci import OciRegistry
     from trustcheck.signatures.evidence import Evidence, Kind
+    from trustcheck.webhook.review import Plan
 
-__all__ = ["EvidenceGatherer", "error_record", "load_notation_trust", "signature_kinds"]
+__all__ = [
+    "EvidenceGatherer",
+    "ImageEvidence",
+    "error_record",
+    "gather_images",
+    "load_notation_trust",
+    "review_evidence",
+    "signature_kinds",
+]
 
 
 def signature_kinds(rule: Rule, at: datetime) -> set[str]:
@@ -246,3 +255,67 @@ def _load_cosign(rule: Rule, at: datetime, options: Options | None) -> object:
     from dataclasses import replace
 
     return replace(base, keys=tuple(keys))
+
+
+#: evidence per image text: (kind -> records, the registry's digest for a tag)
+ImageEvidence = dict[str, tuple[dict[str, list["Evidence"]], str | None]]
+
+
+def gather_images(
+    items: Sequence[tuple[str, ImageRef, Rule, Collection | TrustcheckError | None]],
+    remote: RemoteConfig | None,
+    at: datetime,
+    options: Options | None = None,
+) -> ImageEvidence:
+    """:meth:`EvidenceGatherer.gather` for each ``(image, ref, rule, collection)``
+    (blocking: run it in a worker thread from async code)."""
+    with EvidenceGatherer(remote, at, options) as gatherer:
+        return {image: gatherer.gather(rule, ref, got) for image, ref, rule, got in items}
+
+
+async def review_evidence(
+    plan: Plan,
+    policy: Policy,
+    got: Mapping[tuple[int, str], Collection | TrustcheckError],
+    remote: RemoteConfig | None,
+    options: Options | None,
+    seconds: float,
+) -> tuple[ImageEvidence, datetime]:
+    """The admission webhook's evidence for the images of a review whose rule has
+    Notation/cosign alternatives in force now, and the validation time (now).
+    Gathered in a worker thread within ``seconds``; images not done by then get a
+    deadline error record (fail closed)."""
+    import asyncio
+    from datetime import UTC
+
+    now = datetime.now(UTC)
+    items: list[tuple[str, ImageRef, Rule, Collection | TrustcheckError | None]] = []
+    seen: set[str] = set()
+    namespace = getattr(plan.review, "namespace", "") or None
+    for site in plan.sites:
+        if site.ref is None or site.image in seen:
+            continue
+        rule = policy.match(site.ref, namespace=namespace)
+        if rule is None or not signature_kinds(rule, now):
+            continue
+        seen.add(site.image)
+        items.append((site.image, site.ref, rule, got.get((rule.index, site.ref.gun))))
+    if not items:
+        return {}, now
+    loop = asyncio.get_running_loop()
+    work = loop.run_in_executor(None, gather_images, items, remote, now, options)
+    try:
+        return await asyncio.wait_for(work, timeout=max(seconds, 0.001)), now
+    except TimeoutError:
+        from trustcheck.errors import NotTrusted
+
+        late = NotTrusted(
+            ErrorCode.ADMISSION_DEADLINE,
+            f"the Notation/cosign signatures were not checked within the review's deadline "
+            f"of {seconds:.3g} s; denied (fail closed)",
+        )
+        out: ImageEvidence = {}
+        for image, _ref, rule, _got in items:
+            kinds = signature_kinds(rule, now)
+            out[image] = ({k: [error_record(k, "", late, "registry")] for k in kinds}, None)
+        return out, now

@@ -360,16 +360,24 @@ class WebhookServer:
             known = self.released
             if known.window != cfg.continuity_window:  # a reloaded config
                 known.window = cfg.continuity_window
-            outcome = respond(
-                plan, policy, cfg, got, mutate=mutate, memo=self.memo, known=known
+            from trustcheck.policy.gather import review_evidence  # require: (helper G)
+
+            left = cfg.deadline - (time.monotonic() - started)
+            signed, at = await review_evidence(
+                plan, policy, got, self.config.remote, self.options, left
             )
+            outcome = respond(
+                plan, policy, cfg, got, mutate=mutate, memo=self.memo, known=known,
+                evidence=signed, at=at,
+            )  # fmt: skip
             if outcome.misses and known.shared is not None and not outcome.allowed:
                 # another replica may have verified the release: ask the shared store
                 loop = asyncio.get_running_loop()
                 if await loop.run_in_executor(None, known.fetch_shared, outcome.misses[:32]):
                     outcome = respond(
-                        plan, policy, cfg, got, mutate=mutate, memo=self.memo, known=known
-                    )
+                        plan, policy, cfg, got, mutate=mutate, memo=self.memo, known=known,
+                        evidence=signed, at=at,
+                    )  # fmt: skip
             if outcome.allowed and not review.dry_run:
                 for rule_fp, name, digest, tag in outcome.releases:
                     known.record(rule_fp, name, digest, tag)
@@ -563,7 +571,17 @@ class WebhookServer:
             limit = self.config.remote.total_timeout if self.config.remote else 20.0
             found, _late = await self._collections([key], time.monotonic(), limit, cache)
             got = found[key]
-        d = decide(ref, policy, got, image=image)
+        from trustcheck.policy.gather import gather_images, signature_kinds  # require: (G)
+
+        at = datetime.now(UTC)
+        signed: tuple[dict[str, Any], str | None] = ({}, None)
+        if rule is not None and signature_kinds(rule, at):
+            found_ev = await asyncio.get_running_loop().run_in_executor(
+                None, gather_images, [(image, ref, rule, got)], self.config.remote, at,
+                self.options,
+            )  # fmt: skip
+            signed = found_ev[image]
+        d = decide(ref, policy, got, image=image, evidence=signed[0], at=at, digest=signed[1])
         self.metrics.decisions.inc(_status(d), d.rule.name if d.rule is not None else "none")
         acr = self.config.acr
         from trustcheck.remote.config import RemoteConfig

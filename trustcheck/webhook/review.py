@@ -53,7 +53,10 @@ from trustcheck.webhook.admitted import DEFAULT_WINDOW, Released, Revocations
 from trustcheck.webhook.admitted import rule_fingerprint as _fingerprint
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from trustcheck.core.verify import Collection
+    from trustcheck.policy.gather import ImageEvidence
 
 __all__ = [
     "API_VERSIONS",
@@ -849,6 +852,8 @@ def respond(
     mutate: bool,
     memo: Memo | None = None,
     known: Known | None = None,
+    evidence: ImageEvidence | None = None,
+    at: datetime | None = None,
 ) -> Outcome:
     """Decide every image of ``plan`` and build the answer.
 
@@ -859,6 +864,9 @@ def respond(
     from the same objects (see :class:`Memo`; pass the one given to :func:`plan_review`).
     ``known``: the releases verified before (continuity; None: only what the trust
     data says now counts). Revoked digests (``config.revoked``) are denied first.
+    ``evidence`` and ``at``: for rules with ``require:`` (docs/policy.md), what the
+    Notation/cosign verifiers found per image and the validation time
+    (:func:`trustcheck.policy.gather.review_evidence`); such decisions are not memoised.
     """
     review = plan.review
     if memo is not None:
@@ -883,7 +891,9 @@ def respond(
                 found = got.get((rule.index, site.ref.gun)) if rule is not None else None
                 key = _memo_key(site.image, review.namespace, policy)
                 cached = memo.decisions.get(key) if memo is not None else None
-                if cached is not None and cached[0] is found:
+                signed = (evidence or {}).get(site.image)  # require: rules (helper G)
+                plain = rule is None or rule.require is None
+                if cached is not None and cached[0] is found and plain:
                     d = cached[1]
                 else:
                     d = decide(
@@ -892,6 +902,9 @@ def respond(
                         found,
                         image=site.image,
                         namespace=review.namespace or None,
+                        evidence=signed[0] if signed is not None else None,
+                        at=at,
+                        digest=signed[1] if signed is not None else None,
                     )
                     if memo is not None:
                         memo._put(memo.decisions, key, (found, d))
