@@ -329,9 +329,11 @@ def gate(
             images, policy, as_json, print_refs, trust_dir, at, pins, state_dir, no_tofu,
             delegation_cert_expiry, remote, archive, archive_pin, max_age, namespace, context,
         )  # fmt: skip
+        if as_json:  # built inside: a failure here is still one JSON document
+            doc = {"policy": pol.source, **as_of, "decisions": [d.to_json() for d in decisions]}
+            text = json.dumps(doc, indent=2, ensure_ascii=False)
     if as_json:
-        doc = {"policy": pol.source, **as_of, "decisions": [d.to_json() for d in decisions]}
-        typer.echo(json.dumps(doc, indent=2, ensure_ascii=False))
+        typer.echo(text)
     elif print_refs:
         for d in decisions:
             if not d.allowed:
@@ -595,9 +597,11 @@ def policy_explain(
             remote,
         )
         (d,) = run.decide(pol, [image], refs, ns)
+        if as_json:
+            doc = {"policy": pol.source, "namespace": ns, **d.to_json()}
+            text = json.dumps(doc, indent=2, ensure_ascii=False)
     if as_json:
-        doc = {"policy": pol.source, "namespace": ns, **d.to_json()}
-        typer.echo(json.dumps(doc, indent=2, ensure_ascii=False))
+        typer.echo(text)
     else:
         typer.echo("\n".join(_explain_text(d, pol, refs[0], run, ns)))
     _exit_for([d])
