@@ -210,20 +210,24 @@ def test_config_reload_applies_live_keys_and_keeps_the_others(
     record = next(r for r in caplog.records if r.getMessage().startswith("config reloaded"))
     fields = record.fields  # type: ignore[attr-defined]
     assert fields["needs_restart"] == ["cache"] and fields["applied"] == ["webhook"]
-    # continuity: the revoked list applies live, the window (the memory's) at restart
-    window = server.config.webhook.continuity_window
+    # continuity: the revoked list and the window apply live (the review hands the
+    # window to the continuity memory), its max_entries at restart
     digest = "sha256:" + "ab" * 32
-    continuity = changed + f"continuity: {{window_seconds: 60, revoked: ['{digest}']}}\n"
+    continuity = changed + (
+        f"continuity: {{window_seconds: 60, max_entries: 7, revoked: ['{digest}']}}\n"
+    )
     cm.publish(**{"policy.yaml": POLICY, "config.yaml": continuity})
     with caplog.at_level("INFO", logger="trustcheck.webhook.review"):
         assert _round(reloader)
-    assert server.config.webhook.continuity_window == window != 60
+    assert server.config.webhook.continuity_window == 60
     assert server.config.webhook.revoked.revoked(GUN, digest)
     record = [r for r in caplog.records if r.getMessage().startswith("config reloaded")][-1]
     assert record.fields["needs_restart"] == [  # type: ignore[attr-defined]
         "cache",
-        "continuity.window_seconds",
+        "continuity.max_entries",
     ]
+    _review(server, "team")  # a review takes the new window into the memory
+    assert server.released.window == 60
     cm.publish(**{"policy.yaml": POLICY, "config.yaml": "deadline_seconds: 99\n"})
     assert _round(reloader)
     assert server.config.webhook.deadline == 4  # refused: out of range

@@ -415,12 +415,6 @@ class PolicyReloader:
             for f in dataclasses.fields(old)
             if f.name not in LIVE_CONFIG_KEYS and getattr(old, f.name) != getattr(new, f.name)
         ]
-        # the continuity memory was built with its window at start (webhook/admitted.py):
-        # the window keeps its value until a restart (the revoked list is live)
-        window = getattr(old.webhook, "continuity_window", None)
-        if window is not None and getattr(live["webhook"], "continuity_window", window) != window:
-            live["webhook"] = dataclasses.replace(live["webhook"], continuity_window=window)
-            restart.append("continuity.window_seconds")
         changed = [k for k, v in live.items() if getattr(old, k) != v]
         server.config = dataclasses.replace(old, **live)
         f = self.config_file
