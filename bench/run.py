@@ -790,7 +790,8 @@ TLS on 127.0.0.1), then downloaded by a fresh client (`notary -d FRESH -s URL li
 Each command ran once as a warm-up, then {RUNS} times round-robin; medians shown.
 Wall time is measured by the parent around spawn/exit; peak RSS is GNU time's `%M`
 (`/usr/bin/time -f %M`; `ru_maxrss` from this script's own `wait4` would be wrong: Linux
-carries the parent's high-water mark into the child across fork/exec). Every run is
+carries the parent's high-water mark into the child across fork/exec); CPU time (user +
+system) from this script's rusage of its children, around each run. Every run is
 checked: trustcheck must trust the image and print the same digest as `notary lookup`;
 notary runs offline against the same trust dir (`-s {OFFLINE_SERVER}`, a closed port)
 and must exit 0 with the answer; `notary list` must print every row. "Cold start"
