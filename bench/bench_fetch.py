@@ -124,6 +124,7 @@ def run() -> str:
                 "warm": [],
                 "one": [],
             }
+            load_before = os.getloadavg()
             for r in range(RUNS):
                 log(f"run {r + 1}/{RUNS}")
                 runs["notary"].append(notary_cold(server, guns, work / f"n{r}"))
@@ -133,6 +134,8 @@ def run() -> str:
                 runs["one"].append(
                     trustcheck_fetch(server, guns[:1], work / f"one{r}", work / f"s1-{r}")
                 )
+            load_after = os.getloadavg()
+    load = " / ".join(", ".join(f"{x:.2f}" for x in la) for la in (load_before, load_after))
     wall = {k: statistics.median(x[0] for x in v) for k, v in runs.items()}
     cpu = {k: statistics.median(x[1] for x in v) for k, v in runs.items()}
     n, c, w = wall["notary"], wall["cold"], wall["warm"]
@@ -152,7 +155,9 @@ def run() -> str:
             "",
             f"{COLLECTIONS} collections ({TAGS_PER_COLLECTION} tags each) published by the real "
             "notary client to a local notary-server (TLS, memory storage); medians of "
-            f"{RUNS} runs. Reproduce: `make bench` (or `.venv/bin/python bench/bench_fetch.py`).",
+            f"{RUNS} runs; load average before / after measuring {load} (2 CPUs: a busy machine"
+            " slows the 100 notary processes more than the one trustcheck process). Reproduce:"
+            " `make bench` (or `.venv/bin/python bench/bench_fetch.py`).",
             "",
             "| run | wall time | per collection | CPU (user + system) |",
             "|---|--:|--:|--:|",
