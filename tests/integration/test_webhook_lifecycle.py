@@ -317,7 +317,7 @@ def test_image_volumes_are_verified_and_pinned(cluster: Cluster, kind: str) -> N
     assert resp["allowed"] is False
     message = resp["status"]["message"]
     assert message.startswith(
-        f"trustcheck denied {kind} team/batch-*: 1 of 2 image(s) not allowed [tag-not-signed]"
+        f"trustcheck denied {kind} team/batch-*: 1 of 2 image(s) not allowed (tag-not-signed)"
     )
     assert f'image "{TOOLS}:nope" (volumes/model)' in message
 

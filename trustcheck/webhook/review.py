@@ -705,7 +705,7 @@ def _deny_message(review: Review, denied: Sequence[tuple[ImageSite, Decision]], 
     shown = ", ".join(codes[:8]) + (", …" if len(codes) > 8 else "")
     head = (
         f"trustcheck denied {review.what}: {len(denied)} of {total} image(s) not allowed "
-        f"[{shown}]"
+        f"({shown})"
     )
     return head + ": " + "; ".join(_deny_line(s, d) for s, d in denied)
 
