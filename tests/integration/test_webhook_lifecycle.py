@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 from conftest import pod_spec, workload
-from test_webhook_server import Webhook, _require, _sign, admission, apply_patch
+from test_webhook_server import Webhook, _metric, _require, _sign, admission, apply_patch
 
 from fixtures.notary_harness import NotaryClient, NotaryServer, TLSMaterial, make_tls
 
@@ -196,6 +196,9 @@ def test_controllers_keep_working_after_the_tag_is_re_signed(cluster: Cluster) -
     labelled["metadata"]["labels"] = {"app": "app", "tier": "web"}
     resp = w.review(admission("Pod", labelled, operation="UPDATE", old=named))
     assert resp["allowed"] is True, resp
+    # scale-down, replacement Pod, rollout restart, new ReplicaSet, Job, label update
+    remembered = 'trustcheck_webhook_continuity_total{result="remembered"}'
+    assert _metric(w.metrics(), remembered) == 6.0
 
     # fail closed: a digest never signed, by any spelling, is denied
     for image in (f"{APP}@{NEVER}", f"{APP}:v1@{NEVER}"):
@@ -228,6 +231,8 @@ def test_controllers_keep_working_after_the_tag_is_re_signed(cluster: Cluster) -
         resp = revoked.review(admission("ReplicaSet", scaled, operation="UPDATE", old=rs))
         assert resp["allowed"] is False
         assert "[admission-revoked]" in resp["status"]["message"]
+        revoked_total = 'trustcheck_webhook_continuity_total{result="revoked"}'
+        assert _metric(revoked.metrics(), revoked_total) == 1.0
     finally:
         revoked.stop()
     c.webhook = Webhook(c.base / "serve", c.tls, c.policy, c.config).start()

@@ -406,6 +406,13 @@ class WebhookServer:
             for _site, d in outcome.decisions:
                 rule = d.rule.name if d.rule is not None else "none"
                 self.metrics.decisions.inc(_status(d), rule)
+            for how in outcome.continued.values():
+                self.metrics.continuity.inc(
+                    "released_now" if how.startswith("released now") else "remembered"
+                )
+            for _site, d in outcome.decisions:
+                if d.reasons and d.reasons[0].code == ErrorCode.ADMISSION_REVOKED:
+                    self.metrics.continuity.inc("revoked")
         self._log_review(review, endpoint, result, outcome, elapsed, late)
         return 200, orjson.dumps(answer)
 

@@ -116,6 +116,13 @@ class Metrics:
             "Shared (Redis) cache: hit, miss, rejected (bad MAC or did not verify), error",
             ["result"],
         )
+        self.continuity = _Counts(
+            "trustcheck_webhook_continuity",
+            "Images whose tag had moved on from their pinned digest: admitted as released_now "
+            "(another signed tag carries it) or remembered (verified as a release within the "
+            "window), or denied as revoked (continuity.revoked)",
+            ["result"],
+        )
         self.upstream_errors = _Counts(
             "trustcheck_webhook_upstream_errors",
             "Failed fetches or verifications of trust data, by error code",
@@ -130,6 +137,7 @@ class Metrics:
                     self.cache,
                     self.shared,
                     self.upstream_errors,
+                    self.continuity,
                 ]
             )
         )
