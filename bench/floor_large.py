@@ -51,7 +51,8 @@ def main(trust_dir: str, gun: str, tag: str) -> int:
     der = encode_dss_signature(int.from_bytes(rs[:32], "big"), int.from_bytes(rs[32:], "big"))
     key.verify(der, message, ec.ECDSA(hashes.SHA256()))
     target = doc["signed"]["targets"][tag]
-    print(f"{tag} sha256:{base64.b64decode(target['hashes']['sha256']).hex()}")
+    digest = base64.b64decode(target["hashes"]["sha256"]).hex()
+    print(f"{tag} sha256:{digest} {target['length']}")
     return 0
 
 
