@@ -12,13 +12,13 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from trustcheck.notation.config import NotationConfig, TrustPolicy, load_notation_config
+    from trustcheck.notation.config import NotationConfig, PolicyStatement, load_notation_config
     from trustcheck.notation.verify import Target, notation_evidence, verify_envelope
 
 __all__ = [
     "NotationConfig",
+    "PolicyStatement",
     "Target",
-    "TrustPolicy",
     "load_notation_config",
     "notation_evidence",
     "verify_envelope",
@@ -26,7 +26,7 @@ __all__ = [
 
 _WHERE = {
     "NotationConfig": "trustcheck.notation.config",
-    "TrustPolicy": "trustcheck.notation.config",
+    "PolicyStatement": "trustcheck.notation.config",
     "load_notation_config": "trustcheck.notation.config",
     "Target": "trustcheck.notation.verify",
     "notation_evidence": "trustcheck.notation.verify",

@@ -33,7 +33,7 @@ from trustcheck.notation.dn import DnError, dn_subset, parse_dn
 __all__ = [
     "LEVELS",
     "NotationConfig",
-    "TrustPolicy",
+    "PolicyStatement",
     "config_dir",
     "load_notation_config",
 ]
@@ -85,7 +85,7 @@ _REPOSITORY = re.compile(
 
 
 @dataclass(frozen=True)
-class TrustPolicy:
+class PolicyStatement:
     """One statement of the trust policy document."""
 
     name: str
@@ -109,7 +109,7 @@ class TrustPolicy:
 class NotationConfig:
     """The trust policy statements and the trust store they name."""
 
-    policies: tuple[TrustPolicy, ...]
+    policies: tuple[PolicyStatement, ...]
     policy_path: Path
     store_root: Path
     #: ``(type, name)`` -> DER certificates, loaded when a verification needs the store
@@ -125,9 +125,9 @@ class NotationConfig:
             self.stores[key] = found
         return found
 
-    def policy_for(self, repository: str) -> TrustPolicy | None:
+    def policy_for(self, repository: str) -> PolicyStatement | None:
         """The statement for a fully qualified repository (exact scope, else ``*``)."""
-        wildcard: TrustPolicy | None = None
+        wildcard: PolicyStatement | None = None
         for policy in self.policies:
             if "*" in policy.registry_scopes:
                 wildcard = policy
@@ -198,7 +198,7 @@ def _scope_ok(scope: str) -> bool:
     )
 
 
-def _parse_statement(raw: object, path: Path, index: int) -> TrustPolicy:
+def _parse_statement(raw: object, path: Path, index: int) -> PolicyStatement:
     if not isinstance(raw, dict):
         raise _bad(path, f"trustPolicies[{index}] is not a JSON object")
     name = raw.get("name")
@@ -296,7 +296,7 @@ def _parse_statement(raw: object, path: Path, index: int) -> TrustPolicy:
         for j, b in enumerate(parsed_ids):
             if i != j and dn_subset(a, b):
                 raise _bad(path, f"{where} has overlapping x509 trustedIdentities")
-    return TrustPolicy(
+    return PolicyStatement(
         name=name,
         registry_scopes=tuple(scopes),
         level=level,
@@ -308,7 +308,7 @@ def _parse_statement(raw: object, path: Path, index: int) -> TrustPolicy:
     )
 
 
-def parse_trust_policy(data: bytes, path: Path) -> tuple[TrustPolicy, ...]:
+def parse_trust_policy(data: bytes, path: Path) -> tuple[PolicyStatement, ...]:
     """The statements of a trust policy document, validated as notation does."""
     try:
         doc = json.loads(data)

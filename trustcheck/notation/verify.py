@@ -50,7 +50,7 @@ from trustcheck.notation.chain import (
     load_chain,
     outside_validity,
 )
-from trustcheck.notation.config import NotationConfig, TrustPolicy
+from trustcheck.notation.config import NotationConfig, PolicyStatement
 from trustcheck.notation.dn import DnError, dn_subset, subject_attributes, subject_text
 from trustcheck.notation.envelope import (
     MAX_ENVELOPE_BYTES,
@@ -98,7 +98,7 @@ class Target:
 class _Run:
     """The checks of one signature as they happen."""
 
-    policy: TrustPolicy
+    policy: PolicyStatement
     enforced: list[tuple[str, str]] = field(default_factory=list)
     logged: list[tuple[str, str]] = field(default_factory=list)
     authentic: bool = False
@@ -115,18 +115,18 @@ class _Run:
         return False
 
 
-def _level_text(policy: TrustPolicy) -> str:
+def _level_text(policy: PolicyStatement) -> str:
     overrides = [f"{k}={v}" for k, v in policy.actions.items() if v != _default(policy, k)]
     return policy.level + (f" ({', '.join(overrides)})" if overrides else "")
 
 
-def _default(policy: TrustPolicy, check: str) -> str:
+def _default(policy: PolicyStatement, check: str) -> str:
     from trustcheck.notation.config import LEVELS
 
     return LEVELS[policy.level][check]
 
 
-def _policy(config: NotationConfig, repository: str) -> TrustPolicy:
+def _policy(config: NotationConfig, repository: str) -> PolicyStatement:
     policy = config.policy_for(repository)
     if policy is None:
         raise NotTrusted(
@@ -137,7 +137,7 @@ def _policy(config: NotationConfig, repository: str) -> TrustPolicy:
     return policy
 
 
-def _skipped(policy: TrustPolicy, digest: str, repository: str) -> Evidence:
+def _skipped(policy: PolicyStatement, digest: str, repository: str) -> Evidence:
     return Evidence(
         kind="notation",
         digest=digest,
@@ -388,7 +388,7 @@ def _validity_message(cert: x509.Certificate, when: datetime, what: str) -> str:
 # --------------------------------------------------------------------------- registry
 
 
-def _failed(digest: str, source: str, policy: TrustPolicy, code: str, message: str) -> Evidence:
+def _failed(digest: str, source: str, policy: PolicyStatement, code: str, message: str) -> Evidence:
     return Evidence(
         kind="notation",
         digest=digest,
