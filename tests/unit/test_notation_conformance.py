@@ -140,3 +140,39 @@ def test_signatures_notation_made_over_a_real_manifest(
         envelope, media_type, wrong, config=good, repository="docker.io/library/alpine", at=AT
     )
     assert ev.code == "notation-subject-mismatch"
+
+
+SPEC = Path(__file__).resolve().parents[2] / "fixtures" / "notation" / "spec"
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["signature-manifest.json", "signature-manifest-legacy.json", "jws-signature-manifest.json"],
+)
+def test_the_specifications_signature_manifests(name: str) -> None:
+    """The signature manifests the specification shows (both forms) are read as it says."""
+    from trustcheck.errors import NotTrusted
+    from trustcheck.notation.verify import signature_layer
+
+    body = (SPEC / name).read_bytes()
+    subject = "sha256:73c803930ea3ba1e54bc25c2bdc53edd0284c62ed651fe7b00369da519a3c333"
+    layer = signature_layer(body, subject, name)
+    assert layer == {
+        "mediaType": JWS,
+        "digest": "sha256:9834876dcfb05cb167a5c24953eba58c4ac89b1adf57f28f2f9d09af107ee8f0",
+        "size": 32654,
+    }
+    with pytest.raises(NotTrusted) as e:
+        signature_layer(body, "sha256:" + "0" * 64, name)
+    assert e.value.code == "oci-invalid" and "subject" in e.value.message
+    doc = json.loads(body)
+    for change, word in (
+        (lambda d: d["layers"].append(d["layers"][0]), "exactly one layer"),
+        (lambda d: d.update(artifactType="application/x-other"), "artifactType"),
+        (lambda d: d.update(mediaType="application/vnd.oci.image.index.v1+json"), "mediaType"),
+    ):
+        bad = json.loads(json.dumps(doc))
+        change(bad)
+        with pytest.raises(NotTrusted) as e:
+            signature_layer(json.dumps(bad).encode(), subject, name)
+        assert e.value.code == "oci-invalid" and word in e.value.message

@@ -72,6 +72,7 @@ __all__ = [
     "SIGNATURE_ARTIFACT_TYPE",
     "Target",
     "notation_evidence",
+    "signature_layer",
     "verify_envelope",
 ]
 
@@ -402,8 +403,11 @@ def _failed(digest: str, source: str, policy: PolicyStatement, code: str, messag
     )
 
 
-def _signature_layer(body: bytes, digest: str, where: str) -> Mapping[str, Any]:
-    """The envelope descriptor of a signature manifest, checked against the spec."""
+def signature_layer(body: bytes, digest: str, where: str) -> Mapping[str, Any]:
+    """The envelope descriptor (``mediaType``, ``digest``, ``size``) of a signature
+    manifest whose subject must be ``digest``, checked against the specification
+    (``oci-invalid`` otherwise): an OCI image manifest, ``artifactType`` (or, legacy,
+    ``config.mediaType``) ``application/vnd.cncf.notary.signature``, exactly one layer."""
 
     def bad(why: str) -> NotTrusted:
         return NotTrusted(ErrorCode.OCI_INVALID, f"{where}: {why}")
@@ -498,7 +502,7 @@ def notation_evidence(
             body = registry.manifest(
                 ref, desc.digest, max_bytes=MAX_SIGNATURE_MANIFEST_BYTES, deadline=deadline
             )
-            layer = _signature_layer(body, digest, where)
+            layer = signature_layer(body, digest, where)
             if layer["size"] > max_envelope_bytes:
                 raise NotTrusted(
                     ErrorCode.NOTATION_ENVELOPE_INVALID,
