@@ -424,3 +424,19 @@ def test_webhook_admits_by_the_same_require_rule(
     assert got["neither"]["allowed"] is False
     got = allowed(later, ["dct", "notation"])
     assert got["dct"]["allowed"] is True and got["notation"]["allowed"] is True
+
+
+def test_notation_identity_and_trust_policy_must_match(
+    world: World, online: Path, tmp_path: Path, trustcheck_cli: Cli
+) -> None:
+    w = world
+    evil = w.policy("evil", 'notation: {identities: ["x509.subject: C=US, ST=WA, O=Evil Corp"]}')
+    code, got = _gate(trustcheck_cli, w, tmp_path, evil)
+    assert code == 1 and not any(d["allowed"] for d in got.values())
+    reasons = got["notation"]["reasons"]
+    assert [r["code"] for r in reasons] == ["requirement-not-met", "signature-identity-mismatch"]
+    assert SUBJECT in reasons[1]["message"]  # who did sign
+    other = w.policy("other-tp", "notation: {trust_policy: another-statement}")
+    code, got = _gate(trustcheck_cli, w, tmp_path, other)
+    assert code == 1 and not got["notation"]["allowed"]
+    assert got["notation"]["reasons"][1]["code"] == "signature-identity-mismatch"
