@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import json
 import textwrap
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -536,3 +537,31 @@ def test_policy_check_warns_about_requirements_that_can_never_count() -> None:
     assert len(warnings) == 2, warnings
     assert "p.yaml:2" in warnings[0] and "no trust.cosign.trusted_root" in warnings[0]
     assert "p.yaml:7" in warnings[1] and "is offline" in warnings[1]
+
+
+def test_gate_archive_judges_windows_at_the_readers_time(
+    committed_fixtures: FixtureSet, tmp_path: Path, trustcheck_cli: Callable[..., Any]
+) -> None:
+    """``gate --archive``: the trust data as of the capture time, the policy's dates at
+    ``--at`` (the reader's now): an archived DCT release stops counting after its date."""
+    arc = tmp_path / "team.tar"
+    run = trustcheck_cli(
+        "archive", "create", "--offline", "--trust-dir", str(committed_fixtures.trust_dir),
+        "--at", committed_fixtures.validation_time, "-o", str(arc), "localhost/signers:v1",
+    )  # fmt: skip
+    assert run.code == 0, run.stderr
+    policy = tmp_path / "p.yaml"
+    policy.write_text(
+        "rules:\n  - pattern: localhost/signers\n    require:\n"
+        "      dct: {signers: [alice]}\n      until: 2027-03-31\n"
+    )
+    gate = ("gate", "--json", "--policy", str(policy), "--archive", str(arc), "--at")
+    before = trustcheck_cli(*gate, "2027-03-31T23:00:00Z", "localhost/signers:v1")
+    assert before.code == 0, before.stdout + before.stderr
+    (d,) = json.loads(before.stdout)["decisions"]
+    assert d["satisfied_by"][0]["kind"] == "dct"
+    after = trustcheck_cli(*gate, "2027-04-01T00:00:00Z", "localhost/signers:v1")
+    assert after.code == 1
+    (d,) = json.loads(after.stdout)["decisions"]
+    assert [r["code"] for r in d["reasons"]] == ["requirement-not-met"]
+    assert "no alternative is in force at 2027-04-01T00:00:00Z" in d["reasons"][0]["message"]

@@ -101,8 +101,11 @@ def evaluate_archive(
     options: Options | None = None,
     *,
     images: Sequence[str] | None = None,
+    at: datetime | None = None,
 ) -> list[Decision]:
-    """:func:`trustcheck.policy.evaluate.evaluate` with the trust data of ``archive``."""
+    """:func:`trustcheck.policy.evaluate.evaluate` with the trust data of ``archive``.
+    ``at``: the validation time of ``require:`` windows (docs/policy.md; the trust data
+    itself is judged as of the capture time)."""
     from trustcheck.policy.decide import decide
 
     lookup = archive_lookup(archive, policy, options)
@@ -113,5 +116,5 @@ def evaluate_archive(
         found = (
             lookup(rule.index, ref.gun) if rule is not None and rule.action == "verify" else None
         )
-        out.append(decide(ref, policy, found, image=text))
+        out.append(decide(ref, policy, found, image=text, at=at))
     return out

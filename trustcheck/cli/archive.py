@@ -417,7 +417,7 @@ def decide_from_archive(
     from trustcheck.archive.decide import evaluate_archive
 
     a = open_for_reading(archive, archive_pin, max_age, at)
-    decisions = evaluate_archive(refs, policy, a, opts, images=images)
+    decisions = evaluate_archive(refs, policy, a, opts, images=images, at=parse_at(at))
     seen: set[str] = set()
     for d in decisions:
         for w in d.warnings:
