@@ -183,3 +183,21 @@ def test_policy_readiness_and_failures(
         run = trustcheck_cli("coverage", *_common(w, tmp_path), *args)
         assert run.code == 2, (args, run.stdout, run.stderr)
         assert needle in run.stderr and "Traceback" not in run.stderr
+
+
+def test_progress_and_repositories_without_anything(
+    world: World, online: Path, tmp_path: Path, trustcheck_cli: Cli
+) -> None:
+    w = world
+    empty = [f"{w.registry.host_port}/team/none{i}" for i in range(3)]
+    run = trustcheck_cli("coverage", "--format", "json", *_common(w, tmp_path), *_trust(w),
+                         w.gun, *empty)  # fmt: skip
+    assert run.code == 0, run.stderr
+    assert "checked the signatures of 4/4 repositories" in run.stderr
+    doc = json.loads(run.stdout)
+    assert [r["gun"] for r in doc["repositories"]] == [w.gun, *empty]
+    for repo in doc["repositories"][1:]:
+        # no trust data and no tags: nothing to report, and not an error
+        assert repo["digests"] == [] and repo["registry_error"] is None
+        assert repo["dct_error"].startswith("[no-trust-data]")
+    assert doc["errors"] == [] and doc["summary"]["digests"] == len(IMAGES)

@@ -178,6 +178,10 @@ def coverage(
         if total > 3:
             typer.echo(f"fetched {done}/{of} collections", err=True)
 
+    def checked(done: int, of: int) -> None:
+        if total > 3:
+            typer.echo(f"checked the signatures of {done}/{of} repositories", err=True)
+
     report = collect(
         guns,
         td,
@@ -188,6 +192,7 @@ def coverage(
         policy=pol,
         kinds=wanted,
         progress=progress,
+        checked=checked,
     )
     text = render(report, fmt)
     if output is not None:

@@ -123,11 +123,13 @@ def collect(
     policy: Policy | None = None,
     kinds: Sequence[str] = ("notation", "cosign"),
     progress: Callable[[int, int], None] | None = None,
+    checked: Callable[[int, int], None] | None = None,
     max_tags: int = MAX_TAGS,
     max_digests: int = MAX_DIGESTS,
 ) -> CoverageReport:
     """The coverage of ``guns`` at ``at`` (DCT fetched unless ``remote`` is None or
-    offline, as ``verify``)."""
+    offline, as ``verify``). ``progress``: the DCT fetches; ``checked``: the
+    repositories whose registry side is done."""
     from trustcheck.api import collections_for
     from trustcheck.core.reference import parse_reference
     from trustcheck.policy.evaluate import rule_options, rule_remote
@@ -162,6 +164,8 @@ def collect(
             if policy is not None:
                 _ready(repo, policy, at)
             report.repos.append(repo)
+            if checked is not None:
+                checked(len(report.repos), len(guns))
     return report
 
 
