@@ -863,7 +863,16 @@ lean map check 22 ms (pattern match 11 ms, name order 11 ms), sha256 + sha512 8 
 signature checks 4 ms. The rest of the wall time is start-up (imports: issue 18's
 start-up work, helper D). `bench/floor_large.py` (row above) is the least a verifier
 that decodes the map must do -- read, hash, orjson decode, one signature, no checks,
-no CLI: trustcheck's whole command is compared with it in the ratios."""
+no CLI: trustcheck's whole command is compared with it in the ratios.
+
+A check on a quieter machine (load average about 2, 2026-12-04 22:58 UTC, before the
+signature-check start-up change below): 5 runs interleaved, trustcheck verify 0.17-0.20 s
+(45.0 MiB), notary lookup 0.72-0.86 s (104-131 MiB): 0.24x wall, 0.41x RSS. Since
+then a signature check no longer imports cryptography's OpenSSL backend module, ciphers
+and SSH serialization (`core/crypto.py`: `ECDSA(SHA256())` is built once without its
+constructor, which imported them only to ask about deterministic signing; the DER key
+loader is taken from where `serialization` gets it): 15-40 ms less start-up for every
+verify, large or small."""
 
 
 def main() -> int:
