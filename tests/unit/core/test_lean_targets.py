@@ -231,3 +231,16 @@ def test_names_a_lean_map_cannot_hold_are_not_found(name: str) -> None:
     hit = tm.target(name)
     assert (hit is not None) is (name == "a ")
     assert (name in tm.targets) is (name == "a ")
+
+
+def test_a_lean_role_survives_pickling_and_copying() -> None:
+    import copy
+    import pickle
+
+    raw = (TRUST / "localhost" / "bulk" / "metadata" / "targets.json").read_bytes()
+    tm = parse_targets("targets", raw)
+    assert type(tm.targets) is LeanTargets
+    for other in (pickle.loads(pickle.dumps(tm)), copy.deepcopy(tm)):
+        assert type(other.targets) is LeanTargets
+        assert dict(other.items()) == dict(tm.items())
+        assert other.canonical_bytes() == _canonical_reference(raw)
