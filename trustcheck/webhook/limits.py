@@ -40,7 +40,6 @@ from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import h11
 import uvicorn
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -212,13 +211,19 @@ class LimitedH11(H11Protocol):
         self._ready = True
         self._arm()
 
+    def _states(self) -> tuple[str, str]:
+        """h11's states of the client and of this side, by name (``IDLE``,
+        ``SEND_BODY``, ``DONE``, ...): the HTTP library stays uvicorn's business
+        (tests/unit/test_http_stack.py)."""
+        return self.conn.their_state.__name__, self.conn.our_state.__name__
+
     def waiting(self) -> bool:
         if not self._ready:
             return True  # in the TLS handshake
-        their = self.conn.their_state
+        their, ours = self._states()
         # IDLE: no complete request head yet (a new, kept-alive or slow connection);
-        # DONE with our side idle again would be a finished cycle (not yet restarted)
-        return their is h11.IDLE or (their is h11.DONE and self.conn.our_state is h11.DONE)
+        # DONE on both sides: a finished cycle not yet restarted
+        return their == "IDLE" or (their == "DONE" and ours == "DONE")
 
     def _arm(self) -> None:
         if self._read_timer is None:
@@ -231,7 +236,7 @@ class LimitedH11(H11Protocol):
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
-        if self.conn.their_state in (h11.IDLE, h11.SEND_BODY):
+        if self._states()[0] in ("IDLE", "SEND_BODY"):
             self._arm()  # a request is on its way: it has request_timeout to arrive
         else:
             self._disarm()  # received whole (DONE), or the connection is over
