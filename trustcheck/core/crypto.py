@@ -489,10 +489,24 @@ def pem_blocks(data: bytes) -> Iterator[PemBlock]:
 
 def pem_first_block(data: bytes) -> tuple[str, bytes] | None:
     """The first PEM block as ``(type, der)``, or ``None`` (Go's ``pem.Decode``)."""
+    if type(data) is bytes and len(data) <= _PEM_CACHE_MAX_BYTES:
+        return _pem_first_block_cached(data)
+    return _pem_first_block(data)
+
+
+#: a key's PEM is decoded by the verifier, the certificate checks and the audit's key
+#: report: remember the last few (a key's bytes, not a hostile 75 MiB root.json)
+_PEM_CACHE_MAX_BYTES = 64 << 10
+
+
+def _pem_first_block(data: bytes) -> tuple[str, bytes] | None:
     block, _ = _pem_decode(data)
     if block is None:
         return None
     return block.type, block.data
+
+
+_pem_first_block_cached = lru_cache(maxsize=256)(_pem_first_block)
 
 
 # --------------------------------------------------------------------------
