@@ -21,6 +21,7 @@ import pytest
 from fixtures.cosign_sign import (
     CosignKeyPair,
     key_bundle,
+    key_message_bundle,
     private_trusted_root,
     push_bundle,
     push_signatures,
@@ -513,3 +514,37 @@ def test_real_keyless_image_signature_through_the_registry(
         image,
     )
     assert r.code == 0 and r.stdout.startswith("TRUSTED")
+
+
+def test_key_message_bundles_and_the_log_requirement(
+    registry: RunningRegistry,
+    pusher: OciPusher,
+    keys: dict[str, tuple[CosignKeyPair, Path]],
+    tmp_path: Path,
+) -> None:
+    """A key-based bundle with a message signature over the image digest counts on the key;
+    with a trusted root, key-based bundles need their log entry (none here), unless
+    --insecure-ignore-tlog."""
+    pair, pub = keys["p256"]
+    repo = "team/keymsg"
+    image = pusher.push_image(repo, "v1")
+    other = pusher.push_image(repo, "v2")
+    push_bundle(pusher, repo, image, key_message_bundle(pair, image.digest))
+    push_bundle(pusher, repo, image, key_message_bundle(pair, other.digest))
+    push_bundle(pusher, repo, image, key_bundle(pair, image.digest))
+    ref = f"{registry.host_port}/{repo}:v1"
+    ev = _evidence(registry, ref, image.digest, keys=[pub])
+    assert sorted((e.valid, e.code or "") for e in ev) == [
+        (False, "cosign-digest-mismatch"),
+        (True, ""),
+        (True, ""),
+    ]
+    root = SIGSTORE / "staging_trusted_root.json"
+    ev = _evidence(registry, ref, image.digest, keys=[pub], trusted_root=root)
+    assert sorted((e.valid, e.code or "") for e in ev) == [
+        (False, "cosign-digest-mismatch"),
+        (False, "cosign-tlog-invalid"),
+        (False, "cosign-tlog-invalid"),
+    ]
+    ev = _evidence(registry, ref, image.digest, keys=[pub], trusted_root=root, ignore_tlog=True)
+    assert sorted(e.valid for e in ev) == [False, True, True]

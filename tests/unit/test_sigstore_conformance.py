@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from fixtures.cosign_sign import CosignKeyPair
 from trustcheck.errors import CODES, UsageError
-from trustcheck.sigstore.config import IdentityRule
+from trustcheck.sigstore.config import IdentityRule, load_public_key
 from trustcheck.sigstore.errors import Fail
-from trustcheck.sigstore.keyless import verify_bundle
+from trustcheck.sigstore.keyless import verify_bundle, verify_key_bundle
 from trustcheck.sigstore.trustroot import parse_trust_root
 
 REPO = Path(__file__).resolve().parents[2] / "fixtures"
@@ -39,7 +40,7 @@ REFUSED: dict[str, str] = {
 }
 #: malformed trusted roots, refused before any bundle is looked at
 BAD_ROOTS = {"trust-root-tlog-missing-validity-start_fail"}
-#: key-based cases (``key.pub``): verify-blob checks keyless bundles only
+#: key-based cases (``key.pub``); the wrong key is not even a PEM key: refused at load
 KEY_CASES = {"managed-key-and-trusted-root", "managed-key-happy-path", "managed-key-wrong-key_fail"}
 
 
@@ -52,6 +53,43 @@ def test_the_cases_are_all_there() -> None:
     assert len(names) == 70 and names >= KEY_CASES
     assert all((CASES / n / "key.pub").is_file() for n in KEY_CASES)
     assert not any((CASES / n / "key.pub").exists() for n in _cases())
+
+
+@pytest.mark.parametrize("name", sorted(KEY_CASES))
+def test_conformance_key_case(name: str) -> None:
+    """Key-based bundles: the signature with the key, and the transparency log entry
+    (inclusion proof, checkpoint, SET, the entry of this signature) with the root."""
+    case = CASES / name
+    root_file = case / "trusted_root.json" if (case / "trusted_root.json").exists() else PRODUCTION
+    root = parse_trust_root(root_file.read_bytes(), str(root_file))
+    digest = "sha256:" + hashlib.sha256((CASES / "a.txt").read_bytes()).hexdigest()
+    data = (case / "bundle.sigstore.json").read_bytes()
+    if name.endswith("_fail"):
+        with pytest.raises(UsageError) as info:
+            load_public_key((case / "key.pub").read_bytes(), "--key key.pub")
+        assert info.value.code == "cosign-config-invalid"
+        return
+    key = load_public_key((case / "key.pub").read_bytes(), "--key key.pub")
+    signer, signed_at, details = verify_key_bundle(data, digest, [key], root, AT)
+    assert signer is key and signed_at is not None and details["rekor_log_index"]
+    # another key, another artifact, the staging root: each refused
+    other = load_public_key(CosignKeyPair.generate().public_pem(), "--key other.pub")
+    with pytest.raises(Fail) as bad:
+        verify_key_bundle(data, digest, [other], root, AT)
+    assert bad.value.code == "cosign-signature-invalid"
+    with pytest.raises(Fail) as bad:
+        verify_key_bundle(data, "sha256:" + "00" * 32, [key], root, AT)
+    assert bad.value.code in ("cosign-digest-mismatch", "cosign-signature-invalid")
+    # the other instance's root (the custom root of one case is staging's)
+    other_file = (
+        REPO / "sigstore" / "sigstore-python" / "staging_trusted_root.json"
+        if root_file == PRODUCTION
+        else PRODUCTION
+    )
+    other_root = parse_trust_root(other_file.read_bytes(), str(other_file))
+    with pytest.raises(Fail) as bad:
+        verify_key_bundle(data, digest, [key], other_root, AT)
+    assert bad.value.code == "cosign-tlog-invalid"
 
 
 @pytest.mark.parametrize("name", _cases())

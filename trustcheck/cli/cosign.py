@@ -375,6 +375,7 @@ def cosign_verify(
 def cosign_verify_blob(
     blob: BlobArg,
     bundle: BundleOpt,
+    key: KeyOpt = None,
     certificate_identity: IdentityOpt = None,
     certificate_identity_regexp: IdentityRegexpOpt = None,
     certificate_oidc_issuer: IssuerOpt = None,
@@ -382,6 +383,7 @@ def cosign_verify_blob(
     trusted_root: TrustedRootOpt = None,
     tuf_root: TufRootOpt = None,
     trusted_root_cached: CachedOpt = False,
+    insecure_ignore_tlog: IgnoreTlogOpt = False,
     at: AtOpt = None,
     json_out: JsonOpt = False,
     pins: PinsOpt = None,
@@ -389,7 +391,8 @@ def cosign_verify_blob(
     no_tofu: NoTofuOpt = False,
     unsafe_http: UnsafeHttpOpt = False,
 ) -> None:
-    """Verify a keyless Sigstore bundle for FILE offline (cosign verify-blob --bundle)."""
+    """Verify a Sigstore bundle for FILE offline (cosign verify-blob --bundle): keyless
+    with an identity, or key-based with --key."""
     import hashlib
 
     from trustcheck.errors import ErrorCode, UsageError
@@ -397,13 +400,14 @@ def cosign_verify_blob(
     from trustcheck.sigstore.keyless import MAX_BUNDLE_BYTES, verify_bundle
 
     when = parse_at(at)
-    if certificate_identity is None and certificate_identity_regexp is None:
+    if not key and certificate_identity is None and certificate_identity_regexp is None:
         raise UsageError(
             ErrorCode.COSIGN_CONFIG_INVALID,
-            "say whom to trust: --certificate-identity (or -regexp) and --certificate-oidc-issuer",
+            "say whom to trust: --key PEM, or --certificate-identity (or -regexp) and "
+            "--certificate-oidc-issuer",
         )
     config = _config(
-        None,
+        key,
         certificate_identity,
         certificate_identity_regexp,
         certificate_oidc_issuer,
@@ -416,8 +420,8 @@ def cosign_verify_blob(
         no_tofu,
         unsafe_http,
         cached=trusted_root_cached,
+        ignore_tlog=insecure_ignore_tlog,
     )
-    assert config.trusted_root is not None
     try:
         h = hashlib.sha256()
         with blob.open("rb") as f:
@@ -432,9 +436,28 @@ def cosign_verify_blob(
         ) from None
     digest = "sha256:" + h.hexdigest()
     try:
-        res = verify_bundle(
-            data, digest, config.trusted_root, when, config.identities, where=str(bundle)
-        )
+        if config.keys:
+            from trustcheck.sigstore.keyless import KeylessResult, verify_key_bundle
+
+            signer, signed_at, details = verify_key_bundle(
+                data,
+                digest,
+                config.keys,
+                config.trusted_root,
+                when,
+                ignore_tlog=config.ignore_tlog,
+                where=str(bundle),
+            )
+            res = KeylessResult(signer.identity, None, signed_at or when, details)
+            logged = signed_at
+            who = f"the key {details['key']} ({signer.identity})"
+        else:
+            assert config.trusted_root is not None
+            res = verify_bundle(
+                data, digest, config.trusted_root, when, config.identities, where=str(bundle)
+            )
+            logged = res.signed_at
+            who = f"{res.identity}, issuer {res.issuer}"
     except Fail as e:
         if json_out:
             typer.echo(
@@ -460,7 +483,7 @@ def cosign_verify_blob(
                     "trusted": True,
                     "identity": res.identity,
                     "issuer": res.issuer,
-                    "signed_at": res.signed_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    "signed_at": logged.strftime("%Y-%m-%dT%H:%M:%SZ") if logged else None,
                     "details": res.details,
                     "error": None,
                 },
@@ -468,8 +491,8 @@ def cosign_verify_blob(
             )
         )
     else:
-        typer.echo(
-            f"TRUSTED      {blob}  {digest}  (signed by {res.identity}, issuer {res.issuer}, "
-            f"logged {res.signed_at:%Y-%m-%dT%H:%M:%SZ})"
+        when_text = (
+            f"logged {logged:%Y-%m-%dT%H:%M:%SZ}" if logged else "no transparency log checked"
         )
+        typer.echo(f"TRUSTED      {blob}  {digest}  (signed by {who}, {when_text})")
     sys.stdout.flush()

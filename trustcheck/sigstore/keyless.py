@@ -43,6 +43,7 @@ __all__ = [
     "cert_identity",
     "check_identity",
     "verify_bundle",
+    "verify_key_bundle",
     "verify_legacy",
     "verify_rekor_set",
 ]
@@ -585,4 +586,142 @@ def verify_legacy(
             "certificate_not_after": cert.not_valid_after_utc.strftime("%Y-%m-%dT%H:%M:%SZ"),
             "trusted_root": root.source,
         },
+    )
+
+
+def verify_key_bundle(
+    data: bytes,
+    digest: str,
+    keys: Sequence[Any],
+    root: TrustRoot | None,
+    at: datetime,
+    *,
+    ignore_tlog: bool = False,
+    where: str = "bundle",
+) -> tuple[Any, datetime | None, dict[str, str]]:
+    """A Sigstore bundle signed with a key (``verificationMaterial.publicKey``) over the
+    artifact ``digest`` (a message signature): the signature with one of ``keys``
+    (:class:`~trustcheck.sigstore.config.CosignKey`); with a trusted root (and not
+    ``ignore_tlog``), its transparency log entry: the inclusion proof and signed
+    checkpoint, the SET when present, with a Rekor key of the root valid at the
+    integrated time, and the entry must be this signature's (artifact hash, signature,
+    key). Returns the key, the integrated time (None without a log check) and details.
+    """
+    from cryptography.hazmat.primitives import serialization
+
+    if len(data) > MAX_BUNDLE_BYTES:
+        raise Fail(
+            ErrorCode.COSIGN_BUNDLE_INVALID,
+            f"{where} is {len(data)} bytes, over the {MAX_BUNDLE_BYTES}-byte cap",
+        )
+    try:
+        doc = json.loads(data)
+        msg = doc["messageSignature"]
+        signature = base64.b64decode(msg["signature"], validate=True)
+        signed = msg.get("messageDigest")
+        entries = doc["verificationMaterial"].get("tlogEntries") or []
+    except (ValueError, KeyError, TypeError, AttributeError, binascii.Error):
+        raise Fail(
+            ErrorCode.COSIGN_BUNDLE_INVALID,
+            f"{where}: not a key-based Sigstore bundle with a message signature",
+        ) from None
+    hex_part = digest.partition(":")[2]
+    if isinstance(signed, dict):
+        try:
+            named = base64.b64decode(signed.get("digest", ""), validate=True).hex()
+        except (ValueError, binascii.Error):
+            named = ""
+        if named != hex_part:
+            raise Fail(
+                ErrorCode.COSIGN_DIGEST_MISMATCH,
+                f"{where} signs sha256:{named[:64]}, not {digest}: a bundle for another artifact",
+            )
+    # cosign and sigstore sign the SHA-256 of the artifact: verify over the prehash
+    if not keys:
+        raise Fail(
+            ErrorCode.COSIGN_SIGNATURE_INVALID,
+            f"{where}: a key-based bundle and no --key to verify it with",
+        )
+    key = _verify_prehashed(keys, signature, bytes.fromhex(hex_part), where)
+    details = {"form": "bundle", "key": key.source.removeprefix("--key ")}
+    if root is None or ignore_tlog:
+        if entries:
+            details["rekor_entry"] = "present, not verified" + (
+                " (--insecure-ignore-tlog)" if root is not None else " (no trusted root)"
+            )
+        return key, None, details
+    if len(entries) != 1:
+        raise Fail(
+            ErrorCode.COSIGN_TLOG_INVALID,
+            f"{where}: {len(entries)} transparency log entries; one is needed (sign with the "
+            "log on, or accept it without: --insecure-ignore-tlog)",
+        )
+    from sigstore._internal.trust import KeyringPurpose
+    from sigstore.errors import Error as SigstoreError
+    from sigstore.models import TransparencyLogEntry
+    from sigstore_models.rekor.v1 import TransparencyLogEntry as _Entry
+
+    try:
+        entry = TransparencyLogEntry(_Entry.from_json(json.dumps(entries[0])))
+        entry._verify(root.root.rekor_keyring(KeyringPurpose.VERIFY))
+    except (SigstoreError, ValueError, TypeError) as e:
+        text = str(e).splitlines()[0][:160] if str(e) else type(e).__name__
+        raise Fail(ErrorCode.COSIGN_TLOG_INVALID, f"{where}: invalid log entry: {text}") from None
+    inner = entry._inner
+    if not inner.integrated_time or not inner.inclusion_promise:
+        raise Fail(
+            ErrorCode.COSIGN_TLOG_INVALID,
+            f"{where}: the log entry proves no signing time (no signed entry timestamp)",
+        )
+    signed_at = datetime.fromtimestamp(int(inner.integrated_time), tz=UTC)
+    _tlog_key_window(root, bytes(inner.log_id.key_id), signed_at, where)
+    _not_after(signed_at, at, where)
+    der = key.key.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    try:
+        body = json.loads(bytes(inner.canonicalized_body))
+        spec = body["spec"]
+        ok = (
+            (body["kind"], body["apiVersion"]) == ("hashedrekord", "0.0.1")
+            and spec["data"]["hash"] == {"algorithm": "sha256", "value": hex_part}
+            and base64.b64decode(spec["signature"]["content"]) == signature
+            and _logged_key_der(base64.b64decode(spec["signature"]["publicKey"]["content"])) == der
+        )
+    except (ValueError, KeyError, TypeError, binascii.Error):
+        ok = False
+    if not ok:
+        raise Fail(
+            ErrorCode.COSIGN_TLOG_INVALID,
+            f"{where}: the Rekor entry (log index {inner.log_index}) is not the entry of this "
+            "signature (artifact hash, signature or key differ)",
+        )
+    details["rekor_log_index"] = str(inner.log_index)
+    return key, signed_at, details
+
+
+def _verify_prehashed(keys: Sequence[Any], signature: bytes, digest: bytes, where: str) -> Any:
+    """The key of ``keys`` that signed the SHA-256 ``digest`` (ECDSA/RSA over the
+    prehash); Ed25519 signs the message itself and cannot be checked from a digest."""
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
+
+    for key in keys:
+        k = key.key
+        try:
+            if isinstance(k, ec.EllipticCurvePublicKey):
+                k.verify(signature, digest, ec.ECDSA(utils.Prehashed(hashes.SHA256())))
+            elif isinstance(k, rsa.RSAPublicKey):
+                k.verify(signature, digest, padding.PKCS1v15(), utils.Prehashed(hashes.SHA256()))
+            else:
+                continue
+        except (InvalidSignature, ValueError):
+            continue
+        return key
+    names = ", ".join(k.identity for k in keys) or "none given"
+    raise Fail(
+        ErrorCode.COSIGN_SIGNATURE_INVALID,
+        f"{where}: the signature does not verify with any trusted key ({names}); it was made "
+        "with another key or the artifact differs",
     )

@@ -286,7 +286,14 @@ def _keyed_bundle(c: _Collector, doc: dict[str, Any], source: str) -> None:
     if not isinstance(env, dict):
         raise Fail(
             ErrorCode.COSIGN_BUNDLE_INVALID,
-            f"{source}: a key-based bundle without a DSSE envelope is not supported",
+            f"{source}: a key-based bundle with neither a message signature nor a DSSE envelope",
+        )
+    if c.config.trusted_root is not None and not c.config.ignore_tlog:
+        raise Fail(
+            ErrorCode.COSIGN_TLOG_INVALID,
+            f"{source}: the transparency log entry of a key-based DSSE bundle is not checked by "
+            "trustcheck, and a trusted root asks for one; accept it on the key alone with "
+            "--insecure-ignore-tlog",
         )
     try:
         payload = base64.b64decode(env["payload"], validate=True)
@@ -366,6 +373,26 @@ def _bundle_referrer(c: _Collector, registry: OciRegistry, desc_digest: str) -> 
         return  # an attestation (SLSA, SBOM...), not a signature
     vm = doc.get("verificationMaterial")
     if isinstance(vm, dict) and "publicKey" in vm:
+        if "messageSignature" in doc:
+            from trustcheck.sigstore.keyless import verify_key_bundle
+
+            key, signed_at, details = verify_key_bundle(
+                data,
+                c.digest,
+                c.config.keys,
+                c.config.trusted_root,
+                c.at,
+                ignore_tlog=c.config.ignore_tlog,
+                where=source,
+            )
+            c.good(
+                source,
+                key.identity,
+                f"signed by the key {_key_name(key)} (Sigstore bundle)",
+                signed_at=signed_at,
+                details=details,
+            )
+            return
         _keyed_bundle(c, doc, source)
         return
     if c.config.trusted_root is None:
