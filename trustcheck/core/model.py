@@ -689,8 +689,8 @@ def _lean_targets_span(raw: bytes) -> tuple[int, int, int] | None:
     The first ``"targets":{`` is taken; whether it is ``signed.targets`` is
     decided by the caller (the placeholder must land there).
     """
-    if len(raw) < LEAN_MIN_BYTES:
-        return None
+    if type(raw) is not bytes or len(raw) < LEAN_MIN_BYTES:
+        return None  # (a bytearray or memoryview takes the general path)
     start = raw.find(_LEAN_TARGETS_KEY)
     if start < 0:
         return None
