@@ -504,9 +504,14 @@ def test_real_keyless_image_signature_through_the_registry(
     assert doc["trusted_root"]["tuf_role"] == "targets"
     # cosign's unanchored habit: a prefix regexp is not the whole SAN
     r = run_trustcheck(
-        *base, "--certificate-identity-regexp", "https://github.com/salrashid123/", image
+        *base, "--certificate-identity-regexp", "https://github.com/salrashid123/", "--json", image
     )
-    assert r.code == 1 and "[cosign-identity-mismatch]" in r.stdout
+    assert r.code == 1
+    (sig,) = json.loads(r.stdout)["results"][0]["signatures"]
+    # not counted, and the report still says who signed
+    assert sig["code"] == "cosign-identity-mismatch" and sig["valid"] is False
+    assert sig["identity"] == workflow
+    assert sig["issuer"] == "https://token.actions.githubusercontent.com"
     r = run_trustcheck(
         *base,
         "--certificate-identity-regexp",

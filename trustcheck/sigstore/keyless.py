@@ -117,6 +117,8 @@ def check_identity(
         ErrorCode.COSIGN_IDENTITY_MISMATCH,
         f"{where}: signed by {identity!r} from issuer {issuer!r}, but the trusted signers are: "
         f"{wanted}",
+        identity=identity,
+        issuer=issuer,
     )
 
 

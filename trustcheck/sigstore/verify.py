@@ -115,6 +115,7 @@ class _Collector:
         message: str,
         identity: str = "",
         details: Mapping[str, str] | None = None,
+        issuer: str | None = None,
     ) -> None:
         self.out.append(
             Evidence(
@@ -122,6 +123,7 @@ class _Collector:
                 digest=self.digest,
                 valid=False,
                 identity=identity,
+                issuer=issuer,
                 source=source,
                 code=str(code),
                 message=message,
@@ -453,7 +455,14 @@ def cosign_evidence(
             try:
                 _legacy_layer(c, registry, layer, source)
             except Fail as e:
-                c.bad(source, e.code, e.message, details={"form": "legacy"})
+                c.bad(
+                    source,
+                    e.code,
+                    e.message,
+                    e.identity or "",
+                    {"form": "legacy"},
+                    e.issuer,
+                )
             except TrustcheckError as e:
                 c.bad(source, e.code, e.message, details={"form": "legacy"})
     for desc in registry.referrers(ref, digest, artifact_type=BUNDLE_ARTIFACT_TYPE):
@@ -468,7 +477,7 @@ def cosign_evidence(
         try:
             _bundle_referrer(c, registry, desc.digest)
         except Fail as e:
-            c.bad(source, e.code, e.message, details={"form": "bundle"})
+            c.bad(source, e.code, e.message, e.identity or "", {"form": "bundle"}, e.issuer)
         except TrustcheckError as e:
             c.bad(source, e.code, e.message, details={"form": "bundle"})
     return c.out
