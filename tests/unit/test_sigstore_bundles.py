@@ -430,3 +430,23 @@ def test_real_cosign_image_signature_from_a_github_release(tmp_path: Path) -> No
         info.value.code == "cosign-cert-invalid"
         and "after the validation time" in info.value.message
     )
+
+
+def test_cli_prints_one_line_and_nothing_of_sigstore_python(tmp_path: Path) -> None:
+    """A real process (no pytest log capture): sigstore-python's own warning about the
+    root CA this bundle carries is not printed; the refusal is one line."""
+    import subprocess
+    import sys
+
+    case = FIX.parent / "conformance" / "bundle-verify" / "bundle-with-root-cert_fail"
+    root = FIX.parents[1] / "tuf" / "sigstore-root-signing" / "targets" / "trusted_root.json"
+    code = "import sys; from trustcheck.cli import main; sys.exit(main())"
+    proc = subprocess.run(
+        [sys.executable, "-c", code, "cosign", "verify-blob", str(case / "artifact"),
+         "--bundle", str(case / "bundle.sigstore.json"), "--certificate-identity-regexp", ".*",
+         "--certificate-oidc-issuer-regexp", ".*", "--trusted-root", str(root)],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 1, proc
+    assert proc.stderr == ""
+    assert len(proc.stdout.splitlines()) == 1 and "[cosign-tlog-invalid]" in proc.stdout

@@ -265,6 +265,17 @@ def _statement_subjects(payload: bytes, where: str) -> tuple[str | None, set[str
     return (pt if isinstance(pt, str) else None), subjects
 
 
+def _quiet_sigstore() -> None:
+    """sigstore-python logs warnings (a root CA inside a bundle...) through logging;
+    without a handler Python prints them bare on stderr. What matters reaches the user
+    as the signature's code and message; the rest stays out of the CLI's output."""
+    import logging
+
+    log = logging.getLogger("sigstore")
+    if not any(isinstance(h, logging.NullHandler) for h in log.handlers):
+        log.addHandler(logging.NullHandler())
+
+
 def verify_bundle(
     data: bytes,
     digest: str,
@@ -282,6 +293,8 @@ def verify_bundle(
     from sigstore.errors import Error as SigstoreError
     from sigstore.hashes import Hashed
     from sigstore.models import Bundle, InvalidBundle
+
+    _quiet_sigstore()
     from sigstore.verify import Verifier
     from sigstore_models.common.v1 import HashAlgorithm
 
