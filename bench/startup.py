@@ -101,7 +101,26 @@ def _with_path(env: Mapping[str, str], tree: Path | None) -> dict[str, str]:
     out = dict(env)
     if tree is not None:  # first on sys.path: ahead of the editable install's finder
         out["PYTHONPATH"] = str(tree)
+        # and no current directory before it (`python -c` puts "" first: from the
+        # repository root, that would be this tree's trustcheck, not the baseline's)
+        out["PYTHONSAFEPATH"] = "1"
     return out
+
+
+def _checked(env: dict[str, str], tree: Path) -> dict[str, str]:
+    """``env`` after checking that a child with it imports trustcheck from ``tree``."""
+    done = subprocess.run(
+        [sys.executable, "-c", "import trustcheck; print(trustcheck.__file__)"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=True,
+    )
+    found = Path(done.stdout.strip()).resolve()
+    if not found.is_relative_to(tree.resolve()):
+        raise RuntimeError(f"the baseline run imports {found}, not the tree under {tree}")
+    return env
 
 
 def verify_args(trust_dir: Path, at: str, gun: str, tag: str) -> list[str]:
@@ -147,7 +166,7 @@ def workloads(
                 "small-tc-before",
                 f"`trustcheck verify {gun}:{tag}` as of {BASELINE_REV} (before issue 18)",
                 [sys.executable, "-c", CONSOLE, *verify_args(trust_dir, at, gun, tag)],
-                _with_path(env, base),
+                _checked(_with_path(env, base), base),
                 tc_check,
                 [],
             )
@@ -281,7 +300,7 @@ def section(
     base = baseline_tree(work)
     trees: list[tuple[str, dict[str, str]]] = []
     if base is not None:
-        trees.append((f"before ({BASELINE_REV})", _with_path(env, base)))
+        trees.append((f"before ({BASELINE_REV})", _checked(_with_path(env, base), base)))
     trees.append(("after (this tree)", cur_env))
     floor = _median_importtime(["-c", IMPORT_FLOOR], cur_env)
     imports = {name: _median_importtime(["-c", CONSOLE, *args], e) for name, e in trees}
