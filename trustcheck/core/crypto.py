@@ -713,7 +713,7 @@ def _public_key_object(keytype: str, public: bytes, pem_spki: bool) -> Any:
 # --------------------------------------------------------------------------
 
 
-def _verify_ecdsa(pub: Any, sig: bytes, msg: bytes) -> bool:
+def _verify_ecdsa(pub: Any, sig: bytes, msg: bytes | memoryview) -> bool:
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
@@ -752,7 +752,7 @@ def _ecdsa_sha256() -> Any:
     return ec.ECDSA(hashes.SHA256())  # pragma: no cover
 
 
-def _verify_rsa(pub: Any, sig: bytes, msg: bytes, pss: bool) -> bool:
+def _verify_rsa(pub: Any, sig: bytes, msg: bytes | memoryview, pss: bool) -> bool:
     from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
@@ -767,11 +767,11 @@ def _verify_rsa(pub: Any, sig: bytes, msg: bytes, pss: bool) -> bool:
         pad = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32)
     else:
         pad = padding.PKCS1v15()
-    pub.verify(sig, msg, pad, hashes.SHA256())
+    pub.verify(sig, bytes(msg) if isinstance(msg, memoryview) else msg, pad, hashes.SHA256())
     return True
 
 
-def _verify_ed25519(pub: Any, sig: bytes, msg: bytes) -> bool:
+def _verify_ed25519(pub: Any, sig: bytes, msg: bytes | memoryview) -> bool:
     from cryptography.hazmat.primitives.asymmetric import ed25519
 
     if not isinstance(pub, ed25519.Ed25519PublicKey) or len(sig) != 64:
@@ -780,7 +780,7 @@ def _verify_ed25519(pub: Any, sig: bytes, msg: bytes) -> bool:
     return True
 
 
-def verify_signature(key: TufKey, method: str, sig: bytes, msg: bytes) -> bool:
+def verify_signature(key: TufKey, method: str, sig: bytes, msg: bytes | memoryview) -> bool:
     """Whether ``sig`` is a valid ``method`` signature by ``key`` over ``msg``, as notary decides.
 
     ``method`` must already be lower-cased (the parser does that, spec 1.5).

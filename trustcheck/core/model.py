@@ -111,10 +111,11 @@ class SignedMeta:
     type: str
     version: int
     expires: datetime
-    _canonical: bytes | None = field(default=None, repr=False)
+    _canonical: bytes | memoryview | None = field(default=None, repr=False)
 
-    def canonical_bytes(self) -> bytes:
-        """The bytes notary verifies signatures over (spec §1.2)."""
+    def canonical_bytes(self) -> bytes | memoryview:
+        """The bytes notary verifies signatures over (spec §1.2); a view of :attr:`raw`
+        when the file holds them as they are (a lean targets role, no copy)."""
         if self._canonical is None:
             try:
                 self._canonical = self._encode_signed()
@@ -130,7 +131,7 @@ class SignedMeta:
     def release_canonical(self) -> None:
         self._canonical = None
 
-    def _encode_signed(self) -> bytes:
+    def _encode_signed(self) -> bytes | memoryview:
         return canonical.encode(self.signed, from_decode=True)
 
 
@@ -176,7 +177,7 @@ class TargetsMeta(SignedMeta):
         for name, raw in targets.items():
             yield name, _file_meta(raw, "target")
 
-    def _encode_signed(self) -> bytes:
+    def _encode_signed(self) -> bytes | memoryview:
         out = canonical.encode(self.signed, from_decode=True)
         targets = self.targets
         if type(targets) is LeanTargets:
@@ -186,7 +187,15 @@ class TargetsMeta(SignedMeta):
             i = out.find(token)
             if i < 0 or out.find(token, i + 1) >= 0:  # pragma: no cover - see LeanTargets
                 raise ValueError("the targets placeholder is not in the canonical form once")
-            out = b"".join((out[:i], targets.view(), out[i + len(token) :]))
+            head, tail = out[:i], out[i + len(token) :]
+            start, end = targets.span()
+            first = start - len(head)
+            raw = self.raw
+            if first >= 0 and raw.startswith(head, first) and raw.startswith(tail, end):
+                # the file holds exactly these bytes (notary writes ``signed``
+                # canonical): the signature is checked on them where they are
+                return memoryview(raw)[first : end + len(tail)]
+            return b"".join((head, targets.view(), tail))
         return out
 
 
@@ -633,6 +642,10 @@ class LeanTargets(Mapping[str, Any]):
 
     def view(self) -> memoryview:
         return memoryview(self._raw)[self._start : self._end]
+
+    def span(self) -> tuple[int, int]:
+        """Where the map is in the file's bytes: ``raw[start:end]``."""
+        return self._start, self._end
 
     def _find(self, name: str) -> re.Match[bytes] | None:
         if not name.isascii():

@@ -244,3 +244,20 @@ def test_a_lean_role_survives_pickling_and_copying() -> None:
         assert type(other.targets) is LeanTargets
         assert dict(other.items()) == dict(tm.items())
         assert other.canonical_bytes() == _canonical_reference(raw)
+
+
+def test_canonical_bytes_are_a_view_of_the_file_only_when_it_holds_them() -> None:
+    targets = _map(("a", _entry(1)), ("b", _entry(2)))
+    exact = _file(targets)
+    tm = _check(exact, lean=True)
+    view = tm.canonical_bytes()
+    assert isinstance(view, memoryview) and view.obj is exact  # no copy of the file
+    # the same role with bytes outside the map that are not canonical (whitespace, an
+    # escape Go's encoder writes): the canonical form is built, not taken from the file
+    for spaced in (
+        exact.replace(b'"_type":"Targets"', b'"_type": "Targets"'),
+        exact.replace(b'"expires":"', b'"\\u0065xpires":"'),
+    ):
+        other = _check(spaced, lean=True)
+        built = other.canonical_bytes()
+        assert isinstance(built, bytes) and built == bytes(view)
