@@ -872,7 +872,14 @@ then a signature check no longer imports cryptography's OpenSSL backend module, 
 and SSH serialization (`core/crypto.py`: `ECDSA(SHA256())` is built once without its
 constructor, which imported them only to ask about deterministic signing; the DER key
 loader is taken from where `serialization` gets it): 15-40 ms less start-up for every
-verify, large or small."""
+verify, large or small.
+
+After all of issue 18's core changes (2026-12-04 23:42 UTC, load average about 2, the
+same script, 9 and 7 runs interleaved): trustcheck verify 191 / 213 ms median, notary
+lookup 854 / 933 ms: 0.22x / 0.23x wall; peak RSS 41.7 MiB against notary's 110-145 MiB
+(about 0.32x). The last change: when the file holds the canonical bytes of `signed`
+(as notary writes it), the signatures are checked on a view of the file instead of a
+4.6 MB copy."""
 
 
 def main() -> int:
