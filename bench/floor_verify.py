@@ -13,7 +13,8 @@ No trust decisions beyond that: no expiry, versions, thresholds, delegations,
 pins, state, rollback, error messages or option parsing. bench/run.py runs it
 beside ``trustcheck verify`` and the import floor to show how much of
 trustcheck's start-up is the unavoidable work of any Python verifier with these
-dependencies (docs/performance.md, "Start-up profile"). It assumes notary's
+dependencies (docs/performance.md, "Start-up profile"), with the same import
+shortcuts trustcheck's core takes. It assumes notary's
 default key types (root ``ecdsa-x509``, timestamp ``ed25519``, others ``ecdsa``)
 and exits 1 on anything else.
 """
@@ -28,10 +29,18 @@ from pathlib import Path
 
 import typer  # noqa: F401  (the import floor: every trustcheck command imports it)
 from cryptography import x509
+from cryptography.hazmat.bindings._rust import openssl as rust_openssl
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
-from cryptography.hazmat.primitives.serialization import load_der_public_key
+
+# The same shortcuts trustcheck's core takes (core/crypto.py): the DER key loader from
+# where `serialization` gets it (that package imports SSH and the ciphers), and
+# ECDSA(SHA256) without its constructor (which imports the whole OpenSSL backend).
+load_der_public_key = rust_openssl.keys.load_der_public_key
+ECDSA_SHA256 = ec.ECDSA.__new__(ec.ECDSA)
+ECDSA_SHA256._algorithm = hashes.SHA256()
+ECDSA_SHA256._deterministic_signing = False
 
 
 def _canonical(signed: object) -> bytes:
@@ -62,7 +71,7 @@ def _verify(doc: dict[str, object], keys: dict[str, dict[str, object]], role: st
     assert isinstance(pub, ec.EllipticCurvePublicKey)
     half = len(raw) // 2
     der = encode_dss_signature(int.from_bytes(raw[:half], "big"), int.from_bytes(raw[half:], "big"))
-    pub.verify(der, data, ec.ECDSA(hashes.SHA256()))
+    pub.verify(der, data, ECDSA_SHA256)
 
 
 def _check_meta(raw: bytes, meta: dict[str, object]) -> None:
