@@ -14,6 +14,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -222,3 +223,58 @@ def test_default_pins_agrees_with_the_pin_file_module(
     expected.write_text("")
     assert default_pins(None) == expected
     assert default_pins(tmp_path / "given.toml") == tmp_path / "given.toml"
+
+
+# --------------------------------------------------------------------------- TLS set-up
+
+
+def _trust_of(ctx: Any) -> tuple[object, ...]:
+    return (
+        sorted(ctx.get_ca_certs(binary_form=True)),
+        ctx.cert_store_stats(),
+        ctx.verify_mode,
+        ctx.check_hostname,
+        ctx.options,
+        ctx.verify_flags,
+        ctx.protocol,
+    )
+
+
+@pytest.mark.parametrize("variables", ["inherited", "unset", "missing-file", "not-pem"])
+def test_default_tls_context_trusts_what_the_stdlib_default_trusts(
+    variables: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """fetch builds the system CA context with the GIL released (so that it overlaps the
+    imports); it must trust exactly what ``ssl.create_default_context()`` trusts, for
+    the process's SSL_CERT_FILE / SSL_CERT_DIR whatever they are."""
+    import ssl
+
+    from trustcheck.remote.http import default_tls_context
+
+    if variables == "unset":
+        monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+        monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    elif variables == "missing-file":
+        monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "missing.pem"))
+    elif variables == "not-pem":
+        bad = tmp_path / "bad.pem"
+        bad.write_text("-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n")
+        monkeypatch.setenv("SSL_CERT_FILE", str(bad))
+    assert _trust_of(default_tls_context()) == _trust_of(ssl.create_default_context())
+
+
+def test_prewarmed_tls_context_is_taken_once_under_the_same_variables(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ssl
+
+    from trustcheck.remote import http
+
+    http.prewarm_tls()
+    first = http._take_prewarmed()
+    assert isinstance(first, ssl.SSLContext)
+    assert _trust_of(first) == _trust_of(ssl.create_default_context())
+    assert http._take_prewarmed() is None  # one context, for one session
+    http.prewarm_tls()
+    monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "other.pem"))
+    assert http._take_prewarmed() is None  # built for other TLS variables: not used

@@ -367,6 +367,9 @@ def fetch(
     Only verified bytes are written into the trust dir (Docker's layout), so
     the cache then serves `--offline`, notary and `docker trust` alike.
     """
+    from trustcheck.remote.http import prewarm_tls
+
+    prewarm_tls()  # the CA bundle is parsed while the verifier and httpx are imported
     from trustcheck.api import collections_for
     from trustcheck.core.reference import parse_reference
     from trustcheck.errors import TrustcheckError

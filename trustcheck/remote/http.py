@@ -117,6 +117,66 @@ def _import_httpx() -> None:
             del sys.modules["httpx._main"]
 
 
+def default_tls_context() -> ssl.SSLContext:
+    """``ssl.create_default_context()``: the system's CA certificates, verified hosts.
+
+    The file and folder OpenSSL's defaults name (``SSL_CERT_FILE`` /
+    ``SSL_CERT_DIR`` when set, else its built-in paths) are given to
+    ``create_default_context`` explicitly: the same trust anchors, but loaded by
+    ``load_verify_locations``, which parses the bundle (20-40 ms) with the GIL
+    released, so :func:`prewarm_tls` can do it while the main thread imports. A
+    file that is missing or cannot be loaded: the stdlib default as it is.
+    """
+    paths = ssl.get_default_verify_paths()
+    cafile = os.environ.get(paths.openssl_cafile_env) or paths.openssl_cafile
+    capath = os.environ.get(paths.openssl_capath_env) or paths.openssl_capath
+    ca = cafile if os.path.isfile(cafile) else None
+    folder = capath if ":" in capath or os.path.isdir(capath) else None  # OpenSSL splits on ':'
+    if ca is None and folder is None:
+        return ssl.create_default_context()
+    try:
+        return ssl.create_default_context(cafile=ca, capath=folder)
+    except (OSError, ValueError, ssl.SSLError):
+        return ssl.create_default_context()
+
+
+#: the pending prewarm: its thread, its result, the TLS variables it was built under
+_prewarmed: list[tuple[threading.Thread, list[ssl.SSLContext], tuple[str, str]]] = []
+_prewarm_lock = threading.Lock()
+
+
+def prewarm_tls() -> None:
+    """Start building :func:`default_tls_context` in a thread (online commands call
+    this first: the CA bundle is parsed while the verifier and httpx are imported).
+    The first :class:`HttpSession` context takes it; nothing else changes."""
+    box: list[ssl.SSLContext] = []
+
+    def build() -> None:
+        with contextlib.suppress(Exception):  # the session builds its own, as without this
+            box.append(default_tls_context())
+
+    thread = threading.Thread(target=build, name="trustcheck-tls-prewarm", daemon=True)
+    with _prewarm_lock:
+        _prewarmed[:] = [(thread, box, _tls_env())]
+    thread.start()
+
+
+def _tls_env() -> tuple[str, str]:
+    return os.environ.get("SSL_CERT_FILE", ""), os.environ.get("SSL_CERT_DIR", "")
+
+
+def _take_prewarmed() -> ssl.SSLContext | None:
+    with _prewarm_lock:
+        if not _prewarmed:
+            return None
+        ((thread, box, env),) = _prewarmed
+        _prewarmed.clear()
+    thread.join()
+    if not box or env != _tls_env():  # built under other TLS variables: not this one's
+        return None
+    return box[0]
+
+
 class RemoteError(NotTrusted):
     """A failure talking to a server.  ``status`` is the HTTP status, if any;
     ``retryable`` marks transport failures worth another attempt."""
@@ -609,7 +669,7 @@ class HttpSession:
             found = self._contexts.get(key)
         if found is not None:
             return found
-        ctx = ssl.create_default_context()
+        ctx = _take_prewarmed() or default_tls_context()
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2
         if self.remote.tls_ca is not None:
             self._load_ca(ctx, Path(self.remote.tls_ca))
