@@ -513,7 +513,7 @@ def fetch_many(
             if progress is not None:
                 progress(done, total)
         return results
-    with HttpSession(cfg, env) as session:
+    with HttpSession(cfg, env, client_per_thread=True) as session:  # a pool per worker
         workers = max(1, min(cfg.concurrency, total))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="trustcheck-fetch") as pool:
             futures = {
