@@ -1,4 +1,5 @@
-"""fetch_many's fan-out (issue 18, P3): a connection pool per worker thread.
+"""fetch_many's fan-out (issue 18, P3): a connection pool per worker thread, and no
+trust-dir lookups for a GUN that has no folder there yet.
 
 One pool shared by the worker threads makes every request and every response
 close wait for the pool's lock; ``HttpSession(client_per_thread=True)`` gives each
@@ -9,9 +10,12 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
+from fixtures.generate import FixtureSet
+from trustcheck.local.trustdir import TrustDir
 from trustcheck.remote.config import RemoteConfig
 from trustcheck.remote.http import HttpSession
 
@@ -59,3 +63,43 @@ def test_fetch_many_gives_each_worker_its_own_pool() -> None:
     from trustcheck.remote import notary
 
     assert "client_per_thread=True" in inspect.getsource(notary.fetch_many)
+
+
+class _CountingTrustDir(TrustDir):
+    """A real TrustDir whose role reads are counted."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.reads = 0
+
+    def read_role(self, gun: str, role: str, cap: int) -> bytes | None:
+        self.reads += 1
+        return super().read_role(gun, role, cap)
+
+
+def _source(td: TrustDir, gun: str) -> object:
+    from trustcheck.remote.http import Deadline
+    from trustcheck.remote.notary import RemoteSource
+
+    session = HttpSession(RemoteConfig(), {})
+    endpoint = session.endpoint("https://notary.example", "notary.example", "notary server")
+    return RemoteSource(gun, td, endpoint, Deadline(10.0), [])
+
+
+def test_first_fetch_of_a_gun_looks_nothing_up_in_the_trust_dir(tmp_path: Path) -> None:
+    td = _CountingTrustDir(tmp_path / "trust")
+    source = _source(td, "registry.example/team/app")
+    for role in ("root", "timestamp", "snapshot", "targets"):
+        assert source.cached(role, 1 << 20) is None  # type: ignore[attr-defined]
+    assert td.reads == 0
+    assert source.seen_in_cache == dict.fromkeys(  # type: ignore[attr-defined]
+        ("root", "timestamp", "snapshot", "targets")
+    )
+
+
+def test_a_cached_gun_is_read_from_the_trust_dir(committed_fixtures: FixtureSet) -> None:
+    td = _CountingTrustDir(committed_fixtures.trust_dir)
+    source = _source(td, "localhost/basic")
+    raw = source.cached("root", 1 << 20)  # type: ignore[attr-defined]
+    assert raw is not None and raw.startswith(b"{")
+    assert td.reads == 1

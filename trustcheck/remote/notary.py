@@ -37,6 +37,7 @@ role), as notary's "old builder" does: the server cannot roll the cache back.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from datetime import datetime
@@ -125,6 +126,11 @@ class RemoteSource:
         self.root_verified = False
         #: what the trust dir held for each role looked at (None: nothing usable)
         self.seen_in_cache: dict[str, bytes | None] = {}
+        #: the GUN has no folder in the trust dir (a first fetch): nothing to read, so
+        #: no role is looked up there (each lookup resolves the path beneath the trust
+        #: dir: an eighth of a cold 100-collection fetch). Writing it back still goes
+        #: through TrustDir.write_roles and its checks.
+        self._nothing_cached = not os.path.lexists(trust_dir.metadata_dir(gun))
 
     # --- set-up per attempt ----------------------------------------------------------
 
@@ -142,6 +148,9 @@ class RemoteSource:
 
     def cached(self, role: str, cap: int) -> bytes | None:
         """The cached bytes of ``role``, or None (missing, or larger than ``cap``)."""
+        if self._nothing_cached:
+            self.seen_in_cache[role] = None
+            return None
         try:
             raw = self.trust_dir.read_role(self.gun, role, cap)
         except NotTrusted:
