@@ -174,8 +174,9 @@ def run() -> str:
             f" {n / COLLECTIONS * 1000:.0f} ms each. The notary-server runs on the same"
             " 2 CPUs and its work is in every wall time.",
             "",
-            "Changed for issue 18: `fetch` parses the system CA bundle in a thread"
-            " while the verifier and httpx are imported (`remote/http.py` `prewarm_tls`, same"
+            "Changed for issue 18: `fetch` (and an online `verify`) parses the system CA"
+            " bundle in a thread while the verifier and httpx are imported"
+            " (`remote/http.py` `prewarm_tls`, same"
             " trust anchors as `ssl.create_default_context()`), httpx is imported without its"
             " own CLI (click, rich, pygments), each fetch worker thread has its own connection"
             " pool (one shared pool's lock held a third of the workers' time), and a GUN with"

@@ -153,6 +153,10 @@ def verify(
             images, repo, dialect, root, when, opts, remote, unsafe_arbitrary_keyids
         )
     else:
+        if not remote.offline:  # the CA bundle is parsed while the verifier is imported
+            from trustcheck.remote.http import prewarm_tls
+
+            prewarm_tls()
         from trustcheck.api import verify_images
 
         remote.registry = registry
