@@ -37,10 +37,13 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from trustcheck.core.timefmt import iso
 from trustcheck.errors import ErrorCode, TrustcheckError, UsageError
+
+if TYPE_CHECKING:
+    from trustcheck.audit.signatures import SignatureAudit
 
 __all__ = [
     "BASE_ROLES",
@@ -105,6 +108,22 @@ FINDINGS: dict[str, tuple[str, str]] = {
     "cache-only": (
         "warning",
         "the server could not be reached: the collection verified from the cache only",
+    ),
+    "notation-store-missing": (
+        "error",
+        "a Notation trust policy statement names a trust store that is missing, empty or unusable",
+    ),
+    "notation-any-identity": (
+        "warning",
+        'a Notation trust policy statement trusts any identity (trustedIdentities ["*"])',
+    ),
+    "cosign-broad-identity": (
+        "warning",
+        "a cosign keyless identity's SAN expression accepts signers of other owners",
+    ),
+    "sigstore-no-active-authority": (
+        "error",
+        "the Sigstore trusted root has no Fulcio CA or no Rekor log valid at the audit time",
     ),
 }
 
@@ -490,6 +509,9 @@ class AuditReport:
     signed_tags: list[SignedTag]
     timeline: list[TimelineItem]
     key_filter: str | None = None
+    #: Notation / cosign / Sigstore trust material (``--policy``, ``--notation-*``,
+    #: ``--trusted-root``): a :class:`~trustcheck.audit.signatures.SignatureAudit`
+    signatures: SignatureAudit | None = None
 
     @property
     def horizon_days(self) -> int:
@@ -526,6 +548,8 @@ class AuditReport:
         doc = self.json_head()
         for name, items in self.json_lists():
             doc[name] = [item.to_json() for item in items]
+        if self.signatures is not None:
+            doc["signatures"] = self.signatures.to_json()
         return doc
 
     def json_head(self) -> dict[str, Any]:

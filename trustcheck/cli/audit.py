@@ -58,6 +58,8 @@ if TYPE_CHECKING:
     from trustcheck.errors import TrustcheckError
     from trustcheck.local.pinfile import PinSet
     from trustcheck.local.trustdir import TrustDir
+    from trustcheck.notation.config import NotationConfig
+    from trustcheck.policy.model import Policy
     from trustcheck.remote.config import RemoteConfig
 
 FORMATS = ("table", "json", "csv", "markdown", "html")
@@ -168,6 +170,49 @@ def audit(
     archive: ArchiveOpt = None,
     archive_pin: ArchivePinOpt = None,
     max_age: MaxAgeOpt = None,
+    policy: Annotated[
+        Path | None,
+        typer.Option(
+            "--policy",
+            help="Also audit the trust material this policy names: cosign keys and keyless "
+            "identities of its require: blocks, the Notation files and trusted roots of its "
+            "rules (docs/audit.md).",
+            show_default=False,
+        ),
+    ] = None,
+    notation: Annotated[
+        bool,
+        typer.Option(
+            "--notation",
+            help="Also audit Notation's own trust policy and trust store (its default files: "
+            "$NOTATION_CONFIG, else ~/.config/notation).",
+        ),
+    ] = False,
+    notation_trust_policy: Annotated[
+        Path | None,
+        typer.Option(
+            "--notation-trust-policy",
+            help="Also audit this Notation trustpolicy.json and the trust stores it names.",
+            show_default=False,
+        ),
+    ] = None,
+    notation_trust_store: Annotated[
+        Path | None,
+        typer.Option(
+            "--notation-trust-store",
+            help="The Notation truststore folder (holding x509/{ca,signingAuthority,tsa}/NAME/).",
+            show_default=False,
+        ),
+    ] = None,
+    trusted_root: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--trusted-root",
+            help="Also audit this Sigstore trusted_root.json: Fulcio CAs, Rekor and CT logs, "
+            "timestamp authorities and their validity windows (repeatable).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Audit signer keys: who can sign what, what is weak, what expires, across collections.
 
@@ -190,6 +235,24 @@ def audit(
     key_filter = normalise_key_query(key) if key is not None else None
     if all_guns and images:
         fail_usage("give images or --all, not both")
+    material = (
+        policy is not None
+        or notation
+        or notation_trust_policy is not None
+        or notation_trust_store is not None
+        or bool(trusted_root)
+    )
+    signatures = None
+    if material:  # read (and refused when invalid) before any collection is verified
+        from trustcheck.audit.signatures import gather
+
+        signatures = gather(
+            when,
+            span,
+            policy=_load_policy(policy) if policy is not None else None,
+            notation=_notation_config(notation, notation_trust_policy, notation_trust_store),
+            trusted_roots=list(trusted_root or []),
+        )
     offline = server is None and not fetch
     if archive is not None:  # docs/archive.md: audited as of the archive's capture time
         if not offline:
@@ -198,7 +261,7 @@ def audit(
     else:
         if archive_pin is not None or max_age is not None:
             fail_usage("--archive-pin and --max-age apply to --archive")
-        td = TrustDir(trust_dir_path(trust_dir, must_exist=offline))
+        td = TrustDir(trust_dir_path(trust_dir, must_exist=offline and (bool(images) or all_guns)))
     problems: list[tuple[str, str, str]] = []
     if all_guns:
         guns = td.list_guns(problems)
@@ -206,8 +269,13 @@ def audit(
             warn(f"no collections in {td.root}")
     elif images:
         guns = list(dict.fromkeys(parse_reference(i).gun for i in images))
+    elif signatures is not None:
+        guns = []  # only the Notation / cosign / Sigstore trust material
     else:
-        fail_usage("name the images to audit, or --all for every collection in the trust dir")
+        fail_usage(
+            "name the images to audit, --all for every collection in the trust dir, or "
+            "--policy/--notation/--trusted-root for Notation and cosign trust material"
+        )
     opts, pinset = _options(pins, state_dir, no_tofu, delegation_cert_expiry)
     fetched = server is not None or fetch
     remote = None
@@ -245,6 +313,9 @@ def audit(
 
         audits += [unreadable_collection(*p) for p in problems]
     report = build_report(audits, when, horizon=span, key_filter=key_filter)
+    if signatures is not None:
+        report.signatures = signatures
+        report.findings += signatures.findings
     if key_filter is not None and not report.keys:
         warn(f"--key {key} matches no key of the audited collections")
     chunks = render_chunks(report, fmt)  # a large audit is written piece by piece
@@ -263,6 +334,24 @@ def audit(
         _write(targets_csv, render_targets_csv(report), "--targets-csv")
     if report.reaches(fail_on):
         raise Exit(1)
+
+
+def _load_policy(path: Path) -> Policy:
+    from trustcheck.policy.load import load_policy
+
+    return load_policy(path)
+
+
+def _notation_config(
+    defaults: bool, trust_policy: Path | None, trust_store: Path | None
+) -> NotationConfig | None:
+    """Notation's files: the two options (each defaulting to Notation's own place) or,
+    with ``--notation`` alone, Notation's defaults; None when none is asked for."""
+    if not defaults and trust_policy is None and trust_store is None:
+        return None
+    from trustcheck.notation.config import load_notation_config
+
+    return load_notation_config(trust_policy, trust_store)
 
 
 @dataclass(frozen=True)

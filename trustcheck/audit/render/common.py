@@ -54,6 +54,8 @@ def _where(f: Finding) -> str:
     if f.gun is not None:
         return f.gun
     guns = f.guns()
+    if not guns:  # Notation / cosign / Sigstore trust material: no collection
+        return "-"
     return guns[0] if len(guns) == 1 else f"{len(guns)} collections"
 
 
@@ -166,3 +168,130 @@ def _timeline_label(t: TimelineItem) -> str:
     if t.kind == "certificate":
         return f"{t.label} ({', '.join(t.roles)})"
     return f"{t.label} metadata"
+
+
+def _signature_sections(report: AuditReport) -> list[tuple[str, list[str], list[list[str]]]]:
+    """The ``signatures`` section as (title, headers, rows) tables: Notation trust
+    policy statements and certificates, cosign keys and identities, Sigstore
+    authorities (empty lists left out)."""
+    s = report.signatures
+    if s is None:
+        return []
+    out: list[tuple[str, list[str], list[list[str]]]] = []
+    if s.notation_policies:
+        out.append(
+            (
+                "Notation trust policy statements",
+                [
+                    "STATEMENT",
+                    "LEVEL",
+                    "REGISTRY SCOPES",
+                    "TRUST STORES",
+                    "TRUSTED IDENTITIES",
+                    "MISSING STORES",
+                ],
+                [
+                    [
+                        p.name,
+                        p.level,
+                        ", ".join(p.scopes),
+                        ", ".join(p.stores) or "-",
+                        "; ".join(p.identities) or "-",
+                        ", ".join(p.missing) or "-",
+                    ]
+                    for p in s.notation_policies
+                ],
+            )
+        )
+    if s.notation_certificates:
+        out.append(
+            (
+                "Notation trust store certificates",
+                [
+                    "STORE",
+                    "SUBJECT",
+                    "ISSUER",
+                    "SHA-256",
+                    "KEY",
+                    "VALID FROM",
+                    "VALID TO",
+                    "DAYS LEFT",
+                    "STATUS",
+                    "TRUST POLICIES",
+                    "REGISTRY SCOPES",
+                    "IDENTITIES",
+                ],
+                [
+                    [
+                        c.store,
+                        c.subject,
+                        c.issuer,
+                        c.sha256,
+                        c.key,
+                        c.not_before,
+                        c.not_after,
+                        str(c.days_left),
+                        c.status,
+                        ", ".join(c.policies) or "-",
+                        ", ".join(c.scopes) or "-",
+                        "; ".join(c.identities) or "-",
+                    ]
+                    for c in s.notation_certificates
+                ],
+            )
+        )
+    if s.cosign_keys:
+        out.append(
+            (
+                "Cosign public keys",
+                ["FINGERPRINT", "KEY", "SOURCE", "RULES"],
+                [[k.fingerprint, k.key, k.source, "; ".join(k.rules)] for k in s.cosign_keys],
+            )
+        )
+    if s.cosign_identities:
+        out.append(
+            (
+                "Cosign keyless identities",
+                ["SAN", "MATCH", "ISSUER", "BROAD", "RULES"],
+                [
+                    [
+                        i.san if i.san is not None else i.san_regex or "",
+                        "exact" if i.san is not None else "regex",
+                        i.issuer,
+                        "yes" if i.broad else "no",
+                        "; ".join(i.rules),
+                    ]
+                    for i in s.cosign_identities
+                ],
+            )
+        )
+    if s.sigstore_authorities:
+        out.append(
+            (
+                "Sigstore trusted root authorities",
+                [
+                    "KIND",
+                    "NAME",
+                    "KEY",
+                    "VALID FROM",
+                    "VALID UNTIL",
+                    "STATUS",
+                    "CERT SHA-256",
+                    "CERT NOT AFTER",
+                ],
+                [
+                    [
+                        a.kind,
+                        a.name,
+                        a.key,
+                        a.valid_from or "-",
+                        a.valid_until or "(open)",
+                        a.status,
+                        a.sha256 or "-",
+                        a.not_after or "-",
+                    ]
+                    for a in s.sigstore_authorities
+                ],
+            )
+        )
+    return out

@@ -15,6 +15,7 @@ from trustcheck.audit.render.common import (
     _detail,
     _plural,
     _role_rows,
+    _signature_sections,
     _tag_list,
     _threshold,
     _timeline_label,
@@ -322,6 +323,16 @@ def render_html(report: AuditReport) -> str:
             ],
         )
     )
+    sections = _signature_sections(report)
+    if sections:
+        assert report.signatures is not None
+        body.append('<h2 id="signatures">Notation and cosign trust material</h2>')
+        body.append(
+            "<ul>" + "".join(f"<li>{_h(src)}</li>" for src in report.signatures.sources) + "</ul>"
+        )
+        for title, headers, rows in sections:
+            body.append(f"<h3>{_h(title)}</h3>")
+            body.append(_htable([h.lower() for h in headers], [[_h(c) for c in r] for r in rows]))
     return (
         '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'

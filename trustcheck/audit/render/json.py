@@ -45,4 +45,7 @@ def json_chunks(report: AuditReport) -> Iterator[str]:
             ]
             yield ("," if start else "") + b",".join(part).decode()
         yield "\n  ]"
+    if report.signatures is not None:
+        body = orjson.dumps(report.signatures.to_json(), option=indent).replace(b"\n", b"\n  ")
+        yield ',\n  "signatures": ' + body.decode()
     yield "\n}\n"

@@ -11,6 +11,7 @@ from trustcheck.audit.render.common import (
     ROLE_HEADERS,
     _detail,
     _role_rows,
+    _signature_sections,
     _tag_list,
     _threshold,
     _timeline_label,
@@ -171,4 +172,12 @@ def render_markdown(report: AuditReport) -> str:
             for t in report.timeline
         ],
     )
+    sections = _signature_sections(report)
+    if sections:
+        out += ["", "## Notation and cosign trust material", ""]
+        assert report.signatures is not None
+        out += [f"- {_md(src)}" for src in report.signatures.sources]
+        for title, headers, rows in sections:
+            out += ["", f"### {title}", ""]
+            out += _md_table([h.lower() for h in headers], [[_md(c) for c in r] for r in rows])
     return "\n".join(out) + "\n"

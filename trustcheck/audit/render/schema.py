@@ -159,6 +159,84 @@ _TIMELINE = _object(
     }
 )
 
+_SIGNATURES = _object(
+    {
+        "sources": _STR_LIST,
+        "notation_policies": {
+            "type": "array",
+            "items": _object(
+                {
+                    "name": _STR,
+                    "level": {"enum": ["strict", "permissive", "audit", "skip"]},
+                    "registry_scopes": _STR_LIST,
+                    "trust_stores": _STR_LIST,
+                    "trusted_identities": _STR_LIST,
+                    "missing_stores": _STR_LIST,
+                }
+            ),
+        },
+        "notation_certificates": {
+            "type": "array",
+            "items": _object(
+                {
+                    "store": _STR,
+                    "subject": _STR,
+                    "issuer": _STR,
+                    "sha256": _HEX64,
+                    "key": _STR,
+                    "signature_algorithm": _STR,
+                    "not_before": _TIME,
+                    "not_after": _TIME,
+                    "days_left": {"type": "integer"},
+                    "status": {"enum": ["expired", "expiring", "not-yet-valid", "ok"]},
+                    "trust_policies": _STR_LIST,
+                    "registry_scopes": _STR_LIST,
+                    "trusted_identities": _STR_LIST,
+                }
+            ),
+        },
+        "cosign_keys": {
+            "type": "array",
+            "items": _object(
+                {
+                    "fingerprint": {"type": "string", "pattern": "^sha256:[0-9a-f]{64}$"},
+                    "key": _STR,
+                    "source": _STR,
+                    "rules": _STR_LIST,
+                }
+            ),
+        },
+        "cosign_identities": {
+            "type": "array",
+            "items": _object(
+                {
+                    "issuer": _STR,
+                    "san": _STR_OR_NULL,
+                    "san_regex": _STR_OR_NULL,
+                    "broad": {"type": "boolean"},
+                    "rules": _STR_LIST,
+                }
+            ),
+        },
+        "sigstore_authorities": {
+            "type": "array",
+            "items": _object(
+                {
+                    "kind": {"enum": ["fulcio", "rekor", "ctlog", "tsa"]},
+                    "name": _STR,
+                    "key": _STR,
+                    "valid_from": _TIME_OR_NULL,
+                    "valid_until": _TIME_OR_NULL,
+                    "status": {"enum": ["active", "retired", "future"]},
+                    "subject": _STR_OR_NULL,
+                    "sha256": _HEX64_OR_NULL,
+                    "not_after": _TIME_OR_NULL,
+                }
+            ),
+        },
+    }
+)
+
 #: JSON Schema (draft 2020-12) of ``--format json``; printed in docs/audit.md.
 JSON_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -188,6 +266,9 @@ JSON_SCHEMA: dict[str, Any] = {
             "keys": {"type": "array", "items": _INDEX},
             "signed_tags": {"type": "array", "items": _SIGNED_TAG},
             "timeline": {"type": "array", "items": _TIMELINE},
+            "signatures": _SIGNATURES,
         }
     ),
 }
+# "signatures" is there only with --policy, --notation-* or --trusted-root
+JSON_SCHEMA["required"].remove("signatures")

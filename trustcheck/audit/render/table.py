@@ -16,6 +16,7 @@ from trustcheck.audit.render.common import (
     _plural,
     _role_rows,
     _short,
+    _signature_sections,
     _status_line,
     _table,
     _tag_list,
@@ -102,4 +103,12 @@ def table_chunks(report: AuditReport) -> Iterator[str]:
             [[u.gun, u.role, _threshold(u.threshold, u.role_keys), u.can_sign] for u in e.uses],
             "    ",
         )
+    sections = _signature_sections(report)
+    if sections:
+        assert report.signatures is not None
+        out += ["", "NOTATION AND COSIGN TRUST MATERIAL"]
+        out += [f"  from {visible(src)}" for src in report.signatures.sources]
+        for title, headers, rows in sections:
+            out += ["", f"  {title.lower()} ({len(rows)})"]
+            out += _table(headers, rows, "    ")
     yield _lines(out)

@@ -1,0 +1,341 @@
+"""``trustcheck audit`` over Notation and cosign trust material (issue 20 item 4).
+
+Real material: a Notation config written in Notation's own layout with
+certificates made here with ``cryptography`` (the issuer of fixtures/notation_sign.py),
+cosign public keys made here, Sigstore's published trusted roots
+(fixtures/sigstore/sigstore-python/); fingerprints cross-checked with the real
+``openssl`` binary. Every format of the CLI is run once.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+import subprocess
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from conftest import run_trustcheck
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from test_audit import assert_valid_report
+
+from fixtures.notation_sign import NOW, _name, make_cert, make_pki, new_key, write_notation_config
+from trustcheck.audit.model import Finding
+from trustcheck.audit.signatures import broad_identity, gather
+from trustcheck.notation.config import load_notation_config
+from trustcheck.policy.load import load_policy
+
+ROOT = Path(__file__).resolve().parents[2]
+SIGSTORE = ROOT / "fixtures" / "sigstore" / "sigstore-python"
+PRODUCTION = SIGSTORE / "production_trusted_root.json"
+GH = "https://token.actions.githubusercontent.com"
+BROAD = r"^https://github\.com/.+$"
+NARROW = r"^https://github\.com/acme/app/\.github/workflows/[a-z]+\.yml@refs/tags/v.+$"
+HORIZON = dt.timedelta(days=90)
+
+
+def _pem(cert: object) -> bytes:
+    return cert.public_bytes(serialization.Encoding.PEM)  # type: ignore[attr-defined,no-any-return]
+
+
+def _pub_pem(key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey) -> bytes:
+    return key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+def _openssl(*args: str, data: bytes) -> bytes:
+    return subprocess.run(["openssl", *args], input=data, capture_output=True, check=True).stdout
+
+
+@dataclass(frozen=True)
+class Material:
+    folder: Path
+    notation: Path
+    policy: Path
+    good_pem: bytes
+    expiring_pem: bytes
+    expired_pem: bytes
+    ec_pub: bytes
+    rsa_pub: bytes
+
+
+@pytest.fixture(scope="module")
+def material(tmp_path_factory: pytest.TempPathFactory) -> Material:
+    folder = tmp_path_factory.mktemp("audit-signatures")
+    good = make_pki("Acme Rockets Root").root
+    expiring_key = new_key("rsa2048")
+    expiring = make_cert(
+        _name("Acme Expiring CA"),
+        expiring_key,
+        ca=True,
+        not_before=NOW - dt.timedelta(days=300),
+        not_after=NOW + dt.timedelta(days=30),
+    )
+    old_key = rsa.generate_private_key(65537, 1024)
+    expired = make_cert(
+        _name("Acme Legacy CA"),
+        old_key,
+        ca=True,
+        not_before=NOW - dt.timedelta(days=800),
+        not_after=NOW - dt.timedelta(days=10),
+    )
+    notation = write_notation_config(
+        folder / "notation",
+        [
+            {
+                "name": "acme-prod",
+                "registryScopes": ["registry.acme.example/app", "registry.acme.example/api"],
+                "signatureVerification": {"level": "strict"},
+                "trustStores": ["ca:acme"],
+                "trustedIdentities": ["x509.subject: C=US, ST=WA, O=Acme Rockets"],
+            },
+            {
+                "name": "legacy",
+                "registryScopes": ["*"],
+                "signatureVerification": {"level": "permissive"},
+                "trustStores": ["ca:legacy", "ca:gone"],
+                "trustedIdentities": ["*"],
+            },
+        ],
+        {"ca:acme": [_pem(good), _pem(expiring)], "ca:legacy": [_pem(expired)]},
+    )
+    ec_key = ec.generate_private_key(ec.SECP256R1())
+    rsa_key = rsa.generate_private_key(65537, 2048)
+    (folder / "cosign.pub").write_bytes(_pub_pem(ec_key))
+    (folder / "rsa.pub").write_bytes(_pub_pem(rsa_key))
+    policy = folder / "policy.yaml"
+    policy.write_text(
+        textwrap.dedent(
+            f"""\
+            defaults:
+              trust:
+                notation: notation
+                cosign: {{trusted_root: {PRODUCTION}}}
+            rules:
+              - pattern: registry.acme.example/app
+                require:
+                  any_of:
+                    - notation: {{trust_policy: acme-prod}}
+                    - cosign:
+                        keys: [cosign.pub]
+                        identities:
+                          - {{san: release@acme.example, issuer: https://accounts.google.com}}
+                          - {{san_regex: '{NARROW}', issuer: '{GH}'}}
+              - pattern: registry.acme.example/**
+                require:
+                  cosign:
+                    keys: [cosign.pub, rsa.pub]
+                    identities: [{{san_regex: '{BROAD}', issuer: '{GH}'}}]
+            """
+        )
+    )
+    return Material(
+        folder,
+        notation,
+        policy,
+        _pem(good),
+        _pem(expiring),
+        _pem(expired),
+        _pub_pem(ec_key),
+        _pub_pem(rsa_key),
+    )
+
+
+def _codes(findings: list[Finding]) -> list[tuple[str, str | None]]:
+    return sorted((f.code, f.role) for f in findings)
+
+
+# --------------------------------------------------------------------------- the model
+
+
+def test_policy_material_is_listed_with_its_rules_and_findings(material: Material) -> None:
+    got = gather(NOW, HORIZON, policy=load_policy(material.policy))
+    # cosign keys: fingerprint = sha256 of the DER SPKI, checked with openssl
+    keys = {k.fingerprint: k for k in got.cosign_keys}
+    assert len(keys) == 2
+    for pem, kind in ((material.ec_pub, "ECDSA P-256"), (material.rsa_pub, "RSA 2048")):
+        der = _openssl("pkey", "-pubin", "-outform", "DER", data=pem)
+        fp = "sha256:" + _openssl("dgst", "-sha256", "-r", data=der).split()[0].decode()
+        assert keys[fp].key == kind
+    ec_fp = next(fp for fp, k in keys.items() if k.key == "ECDSA P-256")
+    assert keys[ec_fp].rules == [
+        'rule "rules[0]" (registry.acme.example/app)',
+        'rule "rules[1]" (registry.acme.example/**)',
+    ]
+    rsa_entry = next(k for k in keys.values() if k.key == "RSA 2048")
+    assert len(rsa_entry.rules) == 1 and "registry.acme.example/**" in rsa_entry.rules[0]
+    # identities: exact and regex, broad flagged
+    ids = {(i.san, i.san_regex): i for i in got.cosign_identities}
+    assert ids[("release@acme.example", None)].issuer == "https://accounts.google.com"
+    assert ids[(None, NARROW)].broad is False
+    assert ids[(None, BROAD)].broad is True
+    assert "registry.acme.example/**" in ids[(None, BROAD)].rules[0]
+    # the rule's Notation files and trusted root are audited too
+    assert {p.name for p in got.notation_policies} == {"acme-prod", "legacy"}
+    assert {a.kind for a in got.sigstore_authorities} == {"fulcio", "rekor", "ctlog", "tsa"}
+    assert _codes(got.findings) == [
+        ("cert-expired", "notation ca:legacy"),
+        ("cert-expiring", "notation ca:acme"),
+        ("cosign-broad-identity", "cosign identity"),
+        ("notation-any-identity", "notation legacy"),
+        ("notation-store-missing", "notation legacy"),
+        ("short-rsa-key", "cosign key"),
+        ("short-rsa-key", "notation ca:acme"),
+        ("weak-key", "notation ca:legacy"),
+    ]
+
+
+def test_notation_certificates_name_their_statements_scopes_and_identities(
+    material: Material,
+) -> None:
+    config = load_notation_config(
+        material.notation / "trustpolicy.json", material.notation / "truststore"
+    )
+    got = gather(NOW, HORIZON, notation=config)
+    certs = {c.subject: c for c in got.notation_certificates}
+    assert len(certs) == 3
+    good = next(c for c in certs.values() if "Acme Rockets Root" in c.subject)
+    assert good.store == "ca:acme" and good.status == "ok" and good.key == "ECDSA P-384"
+    assert good.policies == ["acme-prod"]
+    assert good.scopes == ["registry.acme.example/app", "registry.acme.example/api"]
+    assert good.identities == ["x509.subject: C=US, ST=WA, O=Acme Rockets"]
+    want = _openssl("x509", "-noout", "-fingerprint", "-sha256", data=material.good_pem)
+    assert good.sha256 == want.decode().split("=", 1)[1].strip().replace(":", "").lower()
+    expiring = next(c for c in certs.values() if "Expiring" in c.subject)
+    assert (expiring.status, expiring.days_left, expiring.key) == ("expiring", 30, "RSA 2048")
+    legacy = next(c for c in certs.values() if "Legacy" in c.subject)
+    assert (legacy.status, legacy.days_left, legacy.identities) == ("expired", -10, ["*"])
+    statement = next(p for p in got.notation_policies if p.name == "legacy")
+    assert statement.missing == ["ca:gone"]
+    missing = next(f for f in got.findings if f.code == "notation-store-missing")
+    assert "ca:gone" in missing.message and "does not exist" in missing.message
+    # a shorter horizon: the 30-day certificate is no longer "expiring"
+    later = gather(NOW, dt.timedelta(days=7), notation=config)
+    assert "cert-expiring" not in {f.code for f in later.findings}
+
+
+def test_trusted_root_windows(tmp_path: Path) -> None:
+    at = dt.datetime(2026, 12, 5, tzinfo=dt.UTC)
+    got = gather(at, HORIZON, trusted_roots=[PRODUCTION])
+    fulcio = [a for a in got.sigstore_authorities if a.kind == "fulcio"]
+    assert [(a.status, a.valid_until) for a in fulcio] == [
+        ("retired", "2022-12-31T23:59:59Z"),
+        ("active", None),
+    ]
+    assert fulcio[1].not_after == "2031-10-05T13:56:58Z" and fulcio[1].key == "ECDSA P-384"
+    assert got.findings == []
+    # near the end of the Fulcio CA certificate: expiring
+    late = gather(dt.datetime(2031, 8, 1, tzinfo=dt.UTC), HORIZON, trusted_roots=[PRODUCTION])
+    assert [(f.code, f.role) for f in late.findings] == [("cert-expiring", "sigstore fulcio")]
+    # a root whose every CA window has ended cannot verify new keyless signatures
+    doc = json.loads(PRODUCTION.read_text())
+    for ca in doc["certificateAuthorities"]:
+        ca["validFor"]["end"] = "2023-01-01T00:00:00Z"
+    stale = tmp_path / "stale.json"
+    stale.write_text(json.dumps(doc))
+    old = gather(at, HORIZON, trusted_roots=[stale])
+    assert [(f.code, f.role) for f in old.findings] == [
+        ("sigstore-no-active-authority", "sigstore fulcio")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("regex", "broad"),
+    [
+        (r"^.*$", True),
+        (r"^.+@acme\.example$", False),
+        (r"^.*@.*$", True),
+        (BROAD, True),
+        (r"^https://github\.com/[^/]+/app/.+$", True),
+        (NARROW, False),
+        (r"^https://github\.com/acme/.+$", False),
+        (r"^(.*)$", True),
+    ],
+)
+def test_broad_identity(regex: str, broad: bool) -> None:
+    assert broad_identity(regex) is broad
+
+
+# --------------------------------------------------------------------------- the CLI
+
+
+def test_cli_every_format_and_fail_on(material: Material, tmp_path: Path) -> None:
+    base = ["audit", "--policy", str(material.policy)]
+    run = run_trustcheck(*base, "--format", "json")
+    assert run.code == 0, run.stderr
+    doc = json.loads(run.stdout)
+    assert_valid_report(doc)
+    sig = doc["signatures"]
+    assert len(sig["cosign_keys"]) == 2 and len(sig["notation_certificates"]) == 3
+    assert doc["summary"]["findings"] == {"error": 3, "warning": 5}
+    assert {f["code"] for f in doc["findings"]} >= {"notation-store-missing", "weak-key"}
+
+    run = run_trustcheck(*base, "--format", "csv")
+    rows = list(csv.DictReader(io.StringIO(run.stdout)))
+    assert sorted(r["code"] for r in rows) == sorted(f["code"] for f in doc["findings"])
+    assert all(r["gun"] == "" for r in rows)
+
+    fp = sig["cosign_keys"][0]["fingerprint"]
+    cert = sig["notation_certificates"][0]["sha256"]
+    for fmt, heading in (
+        ("table", "NOTATION AND COSIGN TRUST MATERIAL"),
+        ("markdown", "## Notation and cosign trust material"),
+        ("html", '<h2 id="signatures">Notation and cosign trust material</h2>'),
+    ):
+        run = run_trustcheck(*base, "--format", fmt)
+        assert run.code == 0, run.stderr
+        assert heading in run.stdout and fp in run.stdout and cert in run.stdout, fmt
+        assert "cosign-broad-identity" in run.stdout, fmt
+    # --fail-on applies to the new findings
+    assert run_trustcheck(*base, "--format", "csv", "--fail-on", "error").code == 1
+    clean = run_trustcheck(
+        "audit",
+        "--trusted-root",
+        str(PRODUCTION),
+        "--at",
+        "2026-12-05T00:00:00Z",
+        "--fail-on",
+        "warning",
+    )
+    assert clean.code == 0, clean.stderr
+    assert "sigstore trusted root authorities (7)" in clean.stdout
+
+
+def test_cli_notation_defaults_and_with_a_trust_dir(
+    material: Material, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NOTATION_CONFIG", str(material.notation))
+    run = run_trustcheck("audit", "--notation", "--format", "json", "--fail-on", "warning")
+    assert run.code == 1
+    doc = json.loads(run.stdout)
+    assert doc["signatures"]["sources"] == [
+        f"notation trust policy {material.notation / 'trustpolicy.json'}",
+        f"notation trust store {material.notation / 'truststore'}",
+    ]
+    assert doc["collections"] == []
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--notation-trust-policy", "{bad}"], "not valid JSON"),
+        (["--trusted-root", "{bad}"], "not JSON"),
+        (["--trusted-root", "{missing}"], "cannot be read"),
+        (["--policy", "{missing}"], "missing.yaml"),
+    ],
+)
+def test_cli_bad_material_is_a_usage_error(tmp_path: Path, args: list[str], needle: str) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text("{nope")
+    args = [a.format(bad=bad, missing=tmp_path / "missing.yaml") for a in args]
+    run = run_trustcheck("audit", *args)
+    assert run.code == 2
+    assert needle in run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1 and "Traceback" not in run.stderr
+    assert run.stdout == ""
