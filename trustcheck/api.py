@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from trustcheck.core.lookup import resolve
+from trustcheck.core.record import Record
 from trustcheck.core.reference import ImageRef, parse_reference
 from trustcheck.core.verify import Collection, verify_collection
 from trustcheck.errors import ErrorCode, NotTrusted, TrustcheckError, UsageError
@@ -115,20 +116,55 @@ def _guarded_load(
         return internal_error(gun, e)
 
 
-@dataclass(slots=True)
-class ImageResult:
+class ImageResult(Record):
     """The answer for one image, in the shape of ``verify --json``."""
 
+    __slots__ = (
+        "digest",
+        "error",
+        "gun",
+        "image",
+        "length",
+        "role",
+        "signers",
+        "tag",
+        "trusted",
+        "warnings",
+    )
     image: str
     gun: str
     tag: str | None
     trusted: bool
-    digest: str | None = None
-    length: int | None = None
-    role: str | None = None
-    signers: list[str] = field(default_factory=list)
-    error: TrustcheckError | None = None
-    warnings: list[str] = field(default_factory=list)
+    digest: str | None
+    length: int | None
+    role: str | None
+    signers: list[str]
+    error: TrustcheckError | None
+    warnings: list[str]
+
+    def __init__(
+        self,
+        image: str,
+        gun: str,
+        tag: str | None,
+        trusted: bool,
+        digest: str | None = None,
+        length: int | None = None,
+        role: str | None = None,
+        signers: list[str] | None = None,
+        error: TrustcheckError | None = None,
+        warnings: list[str] | None = None,
+    ) -> None:
+        self.image = image
+        self.gun = gun
+        self.tag = tag
+        self.trusted = trusted
+        self.digest = digest
+        self.length = length
+        self.role = role
+        self.signers = [] if signers is None else signers
+        self.error = error
+        self.warnings = [] if warnings is None else warnings
 
     def to_json(self) -> dict[str, object]:
         return {

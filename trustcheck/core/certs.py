@@ -16,7 +16,6 @@ from __future__ import annotations
 import base64
 import calendar
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from cryptography import x509
@@ -32,6 +31,7 @@ from trustcheck.core.crypto import (
     parse_certificate,
     pem_blocks,
 )
+from trustcheck.core.record import Record
 from trustcheck.core.timefmt import iso as _iso
 from trustcheck.errors import ErrorCode, NotTrusted
 
@@ -259,8 +259,7 @@ def _near_expiry(cert: x509.Certificate, at: datetime) -> bool:
 # --------------------------------------------------------------------------
 
 
-@dataclass
-class RootCerts:
+class RootCerts(Record):
     """The usable root certificates of a root.json, keyed by the ID of the rebuilt key.
 
     * ``keys``: the rebuilt keys (Go PEM of the leaf + valid intermediates).
@@ -271,18 +270,38 @@ class RootCerts:
     * ``warnings``: certificates expiring within 6 months of the validation time.
     """
 
-    keys: dict[str, TufKey] = field(default_factory=dict)
-    leaves: dict[str, x509.Certificate] = field(default_factory=dict)
-    intermediates: dict[str, list[x509.Certificate]] = field(default_factory=dict)
-    source_ids: dict[str, str] = field(default_factory=dict)
-    warnings: list[str] = field(default_factory=list)
+    __slots__ = ("intermediates", "keys", "leaves", "source_ids", "warnings")
+    keys: dict[str, TufKey]
+    leaves: dict[str, x509.Certificate]
+    intermediates: dict[str, list[x509.Certificate]]
+    source_ids: dict[str, str]
+    warnings: list[str]
+
+    def __init__(
+        self,
+        keys: dict[str, TufKey] | None = None,
+        leaves: dict[str, x509.Certificate] | None = None,
+        intermediates: dict[str, list[x509.Certificate]] | None = None,
+        source_ids: dict[str, str] | None = None,
+        warnings: list[str] | None = None,
+    ) -> None:
+        self.keys = {} if keys is None else keys
+        self.leaves = {} if leaves is None else leaves
+        self.intermediates = {} if intermediates is None else intermediates
+        self.source_ids = {} if source_ids is None else source_ids
+        self.warnings = [] if warnings is None else warnings
 
 
-@dataclass
-class _Rejection:
+class _Rejection(Record):
+    __slots__ = ("code", "is_certificate", "message")
     code: str
     message: str
     is_certificate: bool
+
+    def __init__(self, code: str, message: str, is_certificate: bool) -> None:
+        self.code = code
+        self.message = message
+        self.is_certificate = is_certificate
 
 
 def root_leaf_keys(

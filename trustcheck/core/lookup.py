@@ -17,9 +17,9 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 from trustcheck.core.model import FileMeta, TargetsMeta, hash_size_problem
+from trustcheck.core.record import FrozenRecord
 from trustcheck.core.reference import ImageRef
 from trustcheck.core.roles import signer_name
 from trustcheck.core.verify import Collection
@@ -41,11 +41,16 @@ RELEASED_ROLES = (RELEASES, "targets")
 REPO_ADMIN = "Repo Admin"
 
 
-@dataclass(frozen=True, slots=True)
-class TargetHit:
+class TargetHit(FrozenRecord):
+    __slots__ = ("meta", "name", "role")
     name: str
     role: str
     meta: FileMeta
+
+    def __init__(self, name: str, role: str, meta: FileMeta) -> None:
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "role", role)
+        object.__setattr__(self, "meta", meta)
 
     @property
     def sha256(self) -> str | None:
@@ -119,15 +124,24 @@ def all_target_metadata(col: Collection, name: str) -> list[TargetHit]:
     return hits
 
 
-@dataclass(frozen=True, slots=True)
-class Resolution:
+class Resolution(FrozenRecord):
     """A trusted answer for one image reference."""
 
+    __slots__ = ("digest", "length", "role", "signers", "tag")
     tag: str | None
     digest: str  # "sha256:<hex>"
     length: int
     role: str
     signers: list[str]
+
+    def __init__(
+        self, tag: str | None, digest: str, length: int, role: str, signers: list[str]
+    ) -> None:
+        object.__setattr__(self, "tag", tag)
+        object.__setattr__(self, "digest", digest)
+        object.__setattr__(self, "length", length)
+        object.__setattr__(self, "role", role)
+        object.__setattr__(self, "signers", signers)
 
 
 def _signers(col: Collection, tag: str, sha: str) -> list[str]:

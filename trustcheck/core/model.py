@@ -20,7 +20,6 @@ import hashlib
 import re
 from collections import deque
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from functools import cache, partial
 from itertools import chain, islice
@@ -29,6 +28,7 @@ from typing import Any, NamedTuple
 
 from trustcheck.core import canonical
 from trustcheck.core.crypto import TufKey
+from trustcheck.core.record import Record
 from trustcheck.errors import ErrorCode, NotTrusted
 
 __all__ = [
@@ -67,43 +67,62 @@ _MISSING: Any = object()
 # --------------------------------------------------------------------------- model
 
 
-@dataclass(slots=True)
-class Signature:
+class Signature(Record):
+    __slots__ = ("keyid", "method", "sig")
     keyid: str
     method: str  # lower-cased, as notary's Signature.UnmarshalJSON does
     sig: bytes
 
+    def __init__(self, keyid: str, method: str, sig: bytes) -> None:
+        self.keyid = keyid
+        self.method = method
+        self.sig = sig
 
-@dataclass(slots=True)
-class FileMeta:
+
+class FileMeta(Record):
+    __slots__ = ("hashes", "length")
     length: int
     hashes: dict[str, bytes]
+
+    def __init__(self, length: int, hashes: dict[str, bytes]) -> None:
+        self.length = length
+        self.hashes = hashes
 
     def sha256_hex(self) -> str | None:
         digest = self.hashes.get("sha256")
         return digest.hex() if digest is not None else None
 
 
-@dataclass(slots=True)
-class RoleKeys:
+class RoleKeys(Record):
     """Key IDs and threshold of a base role in root.json."""
 
+    __slots__ = ("keyids", "threshold")
     keyids: list[str]
     threshold: int
 
+    def __init__(self, keyids: list[str], threshold: int) -> None:
+        self.keyids = keyids
+        self.threshold = threshold
 
-@dataclass(slots=True)
-class Delegation:
+
+class Delegation(Record):
+    __slots__ = ("keyids", "name", "paths", "threshold")
     name: str
     keyids: list[str]
     threshold: int
     paths: list[str]
 
+    def __init__(self, name: str, keyids: list[str], threshold: int, paths: list[str]) -> None:
+        self.name = name
+        self.keyids = keyids
+        self.threshold = threshold
+        self.paths = paths
 
-@dataclass(slots=True)
-class SignedMeta:
+
+class SignedMeta(Record):
     """What every role file has: bytes, decoded ``signed``, signatures, common fields."""
 
+    __slots__ = ("_canonical", "expires", "raw", "role", "signatures", "signed", "type", "version")
     role: str
     raw: bytes
     signed: dict[str, Any]
@@ -111,7 +130,27 @@ class SignedMeta:
     type: str
     version: int
     expires: datetime
-    _canonical: bytes | memoryview | None = field(default=None, repr=False)
+    _canonical: bytes | memoryview | None
+
+    def __init__(
+        self,
+        role: str,
+        raw: bytes,
+        signed: dict[str, Any],
+        signatures: list[Signature],
+        type: str,
+        version: int,
+        expires: datetime,
+        _canonical: bytes | memoryview | None = None,
+    ) -> None:
+        self.role = role
+        self.raw = raw
+        self.signed = signed
+        self.signatures = signatures
+        self.type = type
+        self.version = version
+        self.expires = expires
+        self._canonical = _canonical
 
     def canonical_bytes(self) -> bytes | memoryview:
         """The bytes notary verifies signatures over (spec §1.2); a view of :attr:`raw`
@@ -135,31 +174,97 @@ class SignedMeta:
         return canonical.encode(self.signed, from_decode=True)
 
 
-@dataclass(slots=True)
 class RootMeta(SignedMeta):
-    keys: dict[str, TufKey] = field(default_factory=dict)
-    roles: dict[str, RoleKeys] = field(default_factory=dict)
+    __slots__ = ("keys", "roles")
+    keys: dict[str, TufKey]
+    roles: dict[str, RoleKeys]
+
+    def __init__(
+        self,
+        role: str,
+        raw: bytes,
+        signed: dict[str, Any],
+        signatures: list[Signature],
+        type: str,
+        version: int,
+        expires: datetime,
+        _canonical: bytes | memoryview | None = None,
+        keys: dict[str, TufKey] | None = None,
+        roles: dict[str, RoleKeys] | None = None,
+    ) -> None:
+        SignedMeta.__init__(self, role, raw, signed, signatures, type, version, expires, _canonical)
+        self.keys = {} if keys is None else keys
+        self.roles = {} if roles is None else roles
 
 
-@dataclass(slots=True)
 class TimestampMeta(SignedMeta):
-    meta: dict[str, FileMeta] = field(default_factory=dict)
+    __slots__ = ("meta",)
+    meta: dict[str, FileMeta]
+
+    def __init__(
+        self,
+        role: str,
+        raw: bytes,
+        signed: dict[str, Any],
+        signatures: list[Signature],
+        type: str,
+        version: int,
+        expires: datetime,
+        _canonical: bytes | memoryview | None = None,
+        meta: dict[str, FileMeta] | None = None,
+    ) -> None:
+        SignedMeta.__init__(self, role, raw, signed, signatures, type, version, expires, _canonical)
+        self.meta = {} if meta is None else meta
 
 
-@dataclass(slots=True)
 class SnapshotMeta(SignedMeta):
-    meta: dict[str, FileMeta] = field(default_factory=dict)
+    __slots__ = ("meta",)
+    meta: dict[str, FileMeta]
+
+    def __init__(
+        self,
+        role: str,
+        raw: bytes,
+        signed: dict[str, Any],
+        signatures: list[Signature],
+        type: str,
+        version: int,
+        expires: datetime,
+        _canonical: bytes | memoryview | None = None,
+        meta: dict[str, FileMeta] | None = None,
+    ) -> None:
+        SignedMeta.__init__(self, role, raw, signed, signatures, type, version, expires, _canonical)
+        self.meta = {} if meta is None else meta
 
 
-@dataclass(slots=True)
 class TargetsMeta(SignedMeta):
     #: target name -> its validated JSON object (``length``/``hashes``); use
     #: :meth:`target` / :meth:`items` for typed access (built on demand: a role
     #: can hold 50,000 targets and a lookup needs one). A canonical map of the
     #: usual shape stays in :attr:`raw` (:class:`LeanTargets`, no object per target).
-    targets: Mapping[str, Any] = field(default_factory=dict)
-    delegation_keys: dict[str, TufKey] = field(default_factory=dict)
-    delegations: list[Delegation] = field(default_factory=list)
+    __slots__ = ("delegation_keys", "delegations", "targets")
+    targets: Mapping[str, Any]
+    delegation_keys: dict[str, TufKey]
+    delegations: list[Delegation]
+
+    def __init__(
+        self,
+        role: str,
+        raw: bytes,
+        signed: dict[str, Any],
+        signatures: list[Signature],
+        type: str,
+        version: int,
+        expires: datetime,
+        _canonical: bytes | memoryview | None = None,
+        targets: Mapping[str, Any] | None = None,
+        delegation_keys: dict[str, TufKey] | None = None,
+        delegations: list[Delegation] | None = None,
+    ) -> None:
+        SignedMeta.__init__(self, role, raw, signed, signatures, type, version, expires, _canonical)
+        self.targets = {} if targets is None else targets
+        self.delegation_keys = {} if delegation_keys is None else delegation_keys
+        self.delegations = [] if delegations is None else delegations
 
     def target(self, name: str) -> FileMeta | None:
         targets = self.targets

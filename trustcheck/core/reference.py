@@ -38,9 +38,9 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from dataclasses import dataclass
 from functools import lru_cache
 
+from trustcheck.core.record import FrozenRecord
 from trustcheck.errors import UsageError
 
 __all__ = [
@@ -130,8 +130,7 @@ _DIGEST_HEX_LENGTHS = {"sha256": 64, "sha384": 96, "sha512": 128}
 _NUMERIC_LABEL_RE = _LazyPattern(r"0x[0-9a-f]*|[0-9]+")
 
 
-@dataclass(frozen=True, slots=True)
-class ImageRef:
+class ImageRef(FrozenRecord):
     """A normalised image reference.
 
     ``name`` is the fully qualified repository name, which is also the GUN.
@@ -139,9 +138,15 @@ class ImageRef:
     ``digest`` is ``"sha256:<64 lowercase hex>"`` or ``None``.
     """
 
+    __slots__ = ("digest", "name", "tag")
     name: str
     tag: str | None
     digest: str | None
+
+    def __init__(self, name: str, tag: str | None, digest: str | None) -> None:
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "tag", tag)
+        object.__setattr__(self, "digest", digest)
 
     @property
     def gun(self) -> str:

@@ -55,6 +55,7 @@ from trustcheck.core.model import (
     parse_targets,
     parse_timestamp,
 )
+from trustcheck.core.record import FrozenRecord, Record
 from trustcheck.core.roles import signer_name, validate_role_name
 from trustcheck.core.timefmt import iso as _iso
 from trustcheck.errors import ErrorCode, NotTrusted, TrustcheckError
@@ -111,23 +112,58 @@ class PathPrefixes:
         return i > 0 and name.startswith(self._sorted[i - 1])
 
 
-@dataclass(slots=True)
-class RoleCheck:
+class RoleCheck(Record):
     """What was verified for one role (read by --json, inspect and audits)."""
 
+    __slots__ = ("expires", "keyids", "paths", "role", "signed_by", "threshold", "version")
     role: str
     version: int
     expires: datetime
     keyids: list[str]
     threshold: int
     signed_by: list[str]
-    paths: list[str] | None = None
+    paths: list[str] | None
+
+    def __init__(
+        self,
+        role: str,
+        version: int,
+        expires: datetime,
+        keyids: list[str],
+        threshold: int,
+        signed_by: list[str],
+        paths: list[str] | None = None,
+    ) -> None:
+        self.role = role
+        self.version = version
+        self.expires = expires
+        self.keyids = keyids
+        self.threshold = threshold
+        self.signed_by = signed_by
+        self.paths = paths
 
 
-@dataclass(slots=True)
-class Collection:
+class Collection(Record):
     """A verified trust collection."""
 
+    __slots__ = (
+        "_matchers",
+        "at",
+        "cache_fallback",
+        "checks",
+        "children",
+        "gun",
+        "paths",
+        "root",
+        "root_keys",
+        "root_raw",
+        "skipped",
+        "snapshot",
+        "targets",
+        "timestamp",
+        "trust_basis",
+        "warnings",
+    )
     gun: str
     #: why the root is trusted: "pinned", "first use", "previously trusted", "rotated"
     trust_basis: str
@@ -144,14 +180,50 @@ class Collection:
     paths: dict[str, list[str]]
     #: each loaded role's valid children (paths already restricted), array order
     children: dict[str, list[Delegation]]
-    checks: dict[str, RoleCheck] = field(default_factory=dict)
+    checks: dict[str, RoleCheck]
     #: delegations skipped with their subtree (expired / under threshold), as notary does
-    skipped: dict[str, NotTrusted] = field(default_factory=dict)
-    warnings: list[str] = field(default_factory=list)
+    skipped: dict[str, NotTrusted]
+    warnings: list[str]
     #: set by fetching when the server could not be used and the cache was
     #: (the reason, one line); None when verified from fresh data or offline
-    cache_fallback: str | None = None
-    _matchers: dict[str, PathPrefixes] = field(default_factory=dict, repr=False)
+    cache_fallback: str | None
+    _matchers: dict[str, PathPrefixes]
+
+    def __init__(
+        self,
+        gun: str,
+        trust_basis: str,
+        root_raw: bytes,
+        at: datetime,
+        root: RootMeta,
+        root_keys: dict[str, TufKey],
+        timestamp: TimestampMeta,
+        snapshot: SnapshotMeta,
+        targets: dict[str, TargetsMeta],
+        paths: dict[str, list[str]],
+        children: dict[str, list[Delegation]],
+        checks: dict[str, RoleCheck] | None = None,
+        skipped: dict[str, NotTrusted] | None = None,
+        warnings: list[str] | None = None,
+        cache_fallback: str | None = None,
+        _matchers: dict[str, PathPrefixes] | None = None,
+    ) -> None:
+        self.gun = gun
+        self.trust_basis = trust_basis
+        self.root_raw = root_raw
+        self.at = at
+        self.root = root
+        self.root_keys = root_keys
+        self.timestamp = timestamp
+        self.snapshot = snapshot
+        self.targets = targets
+        self.paths = paths
+        self.children = children
+        self.checks = {} if checks is None else checks
+        self.skipped = {} if skipped is None else skipped
+        self.warnings = [] if warnings is None else warnings
+        self.cache_fallback = cache_fallback
+        self._matchers = {} if _matchers is None else _matchers
 
     def in_paths(self, role: str, name: str) -> bool:
         """Is ``name`` inside the (restricted) paths of the loaded role ``role``?"""
@@ -161,20 +233,34 @@ class Collection:
         return m.matches(name)
 
 
-@dataclass(frozen=True, slots=True)
-class PinRule:
+class PinRule(FrozenRecord):
     """The pin that applies to one GUN, as pure data (built by :mod:`trustcheck.local.session`)."""
 
+    __slots__ = ("ca_bundle", "ca_name", "root", "signers", "source")
     #: root identifiers, one of which a root key must answer to (empty: none)
-    root: tuple[Identifier, ...] = ()
+    root: tuple[Identifier, ...]
     #: the pinned CA bundle's certificates (None: no CA pin), read by the session
-    ca_bundle: tuple[Certificate, ...] | None = None
+    ca_bundle: tuple[Certificate, ...] | None
     #: how the CA pin is named in messages (its path)
-    ca_name: str = ""
+    ca_name: str
     #: signer name -> identifiers its delegation keys must answer to
-    signers: Mapping[str, list[Identifier]] = field(default_factory=dict)
+    signers: Mapping[str, list[Identifier]]
     #: where the pin comes from (pin file and entry), for messages
-    source: str = ""
+    source: str
+
+    def __init__(
+        self,
+        root: tuple[Identifier, ...] = (),
+        ca_bundle: tuple[Certificate, ...] | None = None,
+        ca_name: str = "",
+        signers: Mapping[str, list[Identifier]] | None = None,
+        source: str = "",
+    ) -> None:
+        object.__setattr__(self, "root", root)
+        object.__setattr__(self, "ca_bundle", ca_bundle)
+        object.__setattr__(self, "ca_name", ca_name)
+        object.__setattr__(self, "signers", {} if signers is None else signers)
+        object.__setattr__(self, "source", source)
 
 
 @dataclass(slots=True)
