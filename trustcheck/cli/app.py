@@ -221,6 +221,37 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: list[str], was_pipe: bool) -> int:
+    """Run the command; with JSON output selected, a failure before the command printed
+    anything still leaves one JSON document on stdout (:mod:`trustcheck.cli.jsonout`)."""
+    prior, watched = sys.stdout, None
+    if any(a.startswith(_JSON_HINTS) for a in args):  # else jsonout is not even imported
+        from trustcheck.cli import jsonout
+
+        watched = jsonout.install(args)
+    try:
+        return _run_watched(args, was_pipe, watched)
+    finally:
+        if watched is not None and sys.stdout is watched:
+            sys.stdout = prior
+
+
+#: arguments that may select JSON output (``--json``, ``--format json``, ``inspect``
+#: without ``--pretty``): only then is stdout watched (:mod:`trustcheck.cli.jsonout`)
+_JSON_HINTS = ("--json", "--format", "--pretty", "inspect")
+
+
+def _print_error_document(
+    args: list[str], watched: Any, code: str, message: str, exit_code: int, role: object = None
+) -> None:
+    if watched is not None:
+        from trustcheck.cli.jsonout import print_error_document
+
+        print_error_document(
+            args, watched, code, message, exit_code, role if isinstance(role, str) else None
+        )
+
+
+def _run_watched(args: list[str], was_pipe: bool, watched: Any) -> int:
     from trustcheck.errors import TrustcheckError
 
     try:
@@ -231,6 +262,7 @@ def _run(args: list[str], was_pipe: bool) -> int:
     except Exit as e:
         return e.code
     except TrustcheckError as e:
+        _print_error_document(args, watched, e.code, e.message, e.exit_code, e.role)
         typer.echo(f"error: [{e.code}] {e.message}", err=True)
         return e.exit_code
     except typer.Exit as e:
@@ -248,12 +280,9 @@ def _run(args: list[str], was_pipe: bool) -> int:
         typer.echo("interrupted; nothing was trusted", err=True)
         return 130
     except typer.TyperException as e:  # usage errors from the (vendored) click parser
-        ctx = getattr(e, "ctx", None)
-        if ctx is not None and "--json" in args:  # one JSON document, an error too
-            from trustcheck.cli.gate import json_usage_error
-
-            text = e.format_message() if hasattr(e, "format_message") else str(e)
-            json_usage_error(ctx.command_path, args, text, int(getattr(e, "exit_code", 2) or 2))
+        text = e.format_message() if hasattr(e, "format_message") else str(e)
+        code = int(getattr(e, "exit_code", 2) or 2)
+        _print_error_document(args, watched, "invalid-argument", text, code)
         show = getattr(e, "show", None)
         if callable(show):
             show()
@@ -263,6 +292,8 @@ def _run(args: list[str], was_pipe: bool) -> int:
     except Exception as e:  # anything unexpected: fail closed, one line
         if isinstance(e, OSError) and e.errno == errno.EPIPE:
             return _stdout_gone()
+        message = f"unexpected {type(e).__name__}: {e}; nothing was trusted"
+        _print_error_document(args, watched, "internal-error", message[:500], 1)
         typer.echo(
             f"error: [internal-error] unexpected {type(e).__name__}: {e}; "
             "nothing was trusted. Please report this as a trustcheck bug.",

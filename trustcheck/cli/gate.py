@@ -203,7 +203,8 @@ def _line(d: Decision) -> str:
 
 
 #: the commands of this module with ``--json`` (click's ``command_path``), and the
-#: keys of their document that an error document carries empty
+#: keys of their document that an error document carries empty (also when the CLI's
+#: error funnel prints it: :mod:`trustcheck.cli.jsonout`)
 JSON_COMMANDS: dict[str, dict[str, object]] = {
     "trustcheck gate": {"policy": None, "decisions": []},
     "trustcheck policy check": {"policy": None, "valid": False, "rules": []},
@@ -253,17 +254,6 @@ def _json_errors(as_json: bool, context: dict[str, object]) -> Iterator[None]:
             message = f"unexpected {type(e).__name__}: {e}; nothing was trusted"
             typer.echo(error_document("internal-error", message[:500], 1, None, context))
         raise
-
-
-def json_usage_error(command_path: str, args: list[str], message: str, exit_code: int) -> None:
-    """Called by the CLI's error funnel for click's own usage errors (a missing
-    ``--policy``, a malformed ``--timeout``, an unknown option), which happen before
-    any command prints anything: when ``args`` asked for ``--json``, print the error
-    document (with the empty keys of :data:`JSON_COMMANDS`' documents)."""
-    head = args[: args.index("--")] if "--" in args else args
-    if "--json" in head:
-        empty = dict(JSON_COMMANDS.get(command_path, {}))
-        typer.echo(error_document("invalid-argument", message, exit_code, None, empty))
 
 
 def _exit_for(decisions: list[Decision]) -> None:
