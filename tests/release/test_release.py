@@ -931,8 +931,39 @@ def test_image_context_and_layout(image: Image) -> None:
     packages = sorted(i.relative_to(REPO) for i in (REPO / "trustcheck").rglob("__init__.py"))
     assert site and packages
     assert [p for p in packages if not (site[0] / p).is_file()] == []
-    for module in ("uvicorn", "starlette", "prometheus_client", "redis"):
+    for module in ("uvicorn", "starlette", "prometheus_client", "redis", "sigstore"):
         assert (site[0] / module).is_dir(), f"{module} is not installed in the image"
+
+
+def test_image_entrypoint_as_uid_65532_verifies_keyless_cosign(rel: Recorder,
+                                                               image: Image) -> None:
+    """The sigstore extra is in the image: ``cosign verify --help``, and a real Sigstore
+    bundle (sigstore-python's test asset, fixtures/sigstore/) verified offline against
+    its trusted root as the pod's user on a read-only root; a wrong identity is refused."""
+    st = image.stage
+    jail, env = _as_image_user(st)
+    src = REPO / "fixtures" / "sigstore" / "sigstore-python"
+    dst = st.host("/etc/trustcheck/sigstore")
+    dst.mkdir(parents=True, exist_ok=True)
+    for name in ("bundle_v3.txt", "bundle_v3.txt.sigstore", "staging_trusted_root.json"):
+        shutil.copy2(src / name, dst / name)
+    for p in [st.host("/etc/trustcheck"), *st.host("/etc/trustcheck").rglob("*")]:
+        p.chmod(0o755 if p.is_dir() else 0o644)
+    helped = rel.run([*st.entrypoint, "cosign", "verify", "--help"], cwd=st.root, env=env,
+                     jail=jail, label="image: ")
+    assert helped.code == 0 and "Usage: trustcheck cosign verify" in helped.out, helped
+    blob = [*st.entrypoint, "cosign", "verify-blob", dst / "bundle_v3.txt", "--bundle",
+            dst / "bundle_v3.txt.sigstore", "--certificate-oidc-issuer",
+            "https://github.com/login/oauth", "--trusted-root",
+            dst / "staging_trusted_root.json", "--at", "2026-08-22T00:00:00Z",
+            "--certificate-identity"]
+    ok = rel.run([*blob, "william@yossarian.net"], cwd=st.root, env=env, jail=jail,
+                 label="image: ")
+    assert ok.code == 0, ok
+    bad = rel.run([*blob, "someone@else.example"], cwd=st.root, env=env, jail=jail,
+                  label="image: ")
+    assert bad.code == 1 and "[cosign-identity-mismatch]" in bad.out + bad.err, bad
+    assert "Traceback" not in bad.err
 
 
 _READONLY_ROOT = r"""
