@@ -180,6 +180,13 @@ def test_no_document_where_stdout_is_not_json(tmp_path: Path) -> None:
         assert not (tmp_path / "r.json").exists()
 
 
+def test_json_asked_of_a_command_without_it_is_one_document_too() -> None:
+    for argv in (("pin", "add", "--json", GOOD_REF), ("no-such-command", "--json")):
+        run = run_trustcheck(*argv)
+        doc = _check(run, " ".join(argv))
+        assert doc["error"]["code"] == "invalid-argument" and run.code == 2
+
+
 def test_a_document_already_printed_is_not_followed_by_another(tmp_path: Path) -> None:
     # verify prints its not-trusted results and exits 1: no second (error) document
     run = run_trustcheck("verify", "--json", "--trust-dir", str(tmp_path), GOOD_REF)

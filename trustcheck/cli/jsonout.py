@@ -114,15 +114,18 @@ def json_selected(args: list[str]) -> str | None:
     """The command path when ``args`` select JSON output on stdout, else None."""
     if not may_select_json(args):
         return None
+    # ``--json`` itself (before a ``--``) asks for JSON even where click refuses it
+    # (a command without the flag, an unknown command): the usage error is one document
+    asked = "--json" in (args[: args.index("--")] if "--" in args else args)
     try:
         found = _resolve(args)
         if found is None:
-            return None
+            return "trustcheck" if asked else None
         path, cmd, rest = found
         ctx = cmd.make_context(path, list(rest), resilient_parsing=True)
         values = ctx.params
-    except Exception:  # an unparseable command line: nothing is known about it
-        return None
+    except Exception:  # an unparseable command line: nothing more is known about it
+        return "trustcheck" if asked else None
     by_opt = {o: p.name or "" for p in cmd.params for o in p.opts}
     if "--json" in by_opt and values.get(by_opt["--json"]):
         return path
@@ -134,7 +137,7 @@ def json_selected(args: list[str]) -> str | None:
             return path
     if "--pretty" in by_opt and "--json" not in by_opt and not values.get(by_opt["--pretty"]):
         return path
-    return None
+    return path if asked and "--json" not in by_opt else None
 
 
 def error_document(
