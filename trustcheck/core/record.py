@@ -16,7 +16,8 @@ behave as ``@dataclass(slots=True)`` / ``@dataclass(frozen=True, slots=True)`` d
   ``NotImplemented``; a mutable record is unhashable, a frozen one hashes its fields;
 * a frozen record refuses attribute assignment and deletion with
   :class:`dataclasses.FrozenInstanceError`;
-* ``copy``/``pickle`` rebuild a record through its ``__init__``.
+* ``copy``/``pickle`` rebuild a record through its ``__init__``; :func:`replace` is
+  ``dataclasses.replace`` for records.
 
 For mypy both bases are ``dataclass_transform`` bases: a frozen record's fields are
 read-only to the type checker too, and the hand-written ``__init__`` is the one checked.
@@ -24,7 +25,9 @@ read-only to the type checker too, and the hand-written ``__init__`` is the one 
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, dataclass_transform
+from typing import Any, ClassVar, TypeVar, dataclass_transform
+
+_R = TypeVar("_R", bound="_Fields")
 
 
 class _Fields:
@@ -88,3 +91,11 @@ class FrozenRecord(_Fields):
 
     def __hash__(self) -> int:
         return hash(self._values())
+
+
+def replace(obj: _R, /, **changes: Any) -> _R:
+    """A copy of the record ``obj`` with ``changes`` (``dataclasses.replace``)."""
+    unknown = set(changes).difference(obj._fields)
+    if unknown:
+        raise TypeError(f"{type(obj).__qualname__} has no field {sorted(unknown)[0]!r}")
+    return type(obj)(**{**dict(zip(obj._fields, obj._values(), strict=True)), **changes})

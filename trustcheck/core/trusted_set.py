@@ -33,7 +33,6 @@ import hmac
 from bisect import bisect_right
 from collections import deque
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -263,23 +262,47 @@ class PinRule(FrozenRecord):
         object.__setattr__(self, "source", source)
 
 
-@dataclass(slots=True)
-class TrustPolicy:
-    """What the caller trusts beyond the data itself (pins, state); pure input."""
+class TrustPolicy(Record):
+    """What the caller trusts beyond the data itself (pins, state); pure input
+    (copies with changes: :func:`trustcheck.core.record.replace`)."""
 
+    __slots__ = (
+        "cached_root",
+        "delegation_cert_expiry",
+        "min_versions",
+        "no_tofu",
+        "pin",
+        "previous_root",
+    )
     #: the pin that applies to this GUN (its root part and its signers)
-    pin: PinRule | None = None
+    pin: PinRule | None
     #: the raw root.json trusted last time (the state store's, else the trust dir's)
-    previous_root: bytes | None = None
+    previous_root: bytes | None
     #: the lowest acceptable version per role (state store, verified cached copies)
-    min_versions: Mapping[str, int] = field(default_factory=dict)
+    min_versions: Mapping[str, int]
     #: an unpinned GUN is an error (notary's disable_tofu; never trust on first use)
-    no_tofu: bool = False
+    no_tofu: bool
     #: expired or not-yet-valid delegation certificates: "ignore" (notary), "warn", "reject"
-    delegation_cert_expiry: str = "warn"
+    delegation_cert_expiry: str
     #: the trust dir's cached root.json (notary's oldBuilder root): cached top-level
     #: roles the server replaced still count as floors when they verify against it
-    cached_root: bytes | None = None
+    cached_root: bytes | None
+
+    def __init__(
+        self,
+        pin: PinRule | None = None,
+        previous_root: bytes | None = None,
+        min_versions: Mapping[str, int] | None = None,
+        no_tofu: bool = False,
+        delegation_cert_expiry: str = "warn",
+        cached_root: bytes | None = None,
+    ) -> None:
+        self.pin = pin
+        self.previous_root = previous_root
+        self.min_versions = {} if min_versions is None else min_versions
+        self.no_tofu = no_tofu
+        self.delegation_cert_expiry = delegation_cert_expiry
+        self.cached_root = cached_root
 
 
 def merge_floors(*floors: Mapping[str, int] | None) -> dict[str, int]:

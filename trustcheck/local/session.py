@@ -21,10 +21,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from trustcheck.core.model import parse_root
+from trustcheck.core.record import replace
 from trustcheck.core.roles import MAX_DOWNLOAD_SIZE
 from trustcheck.core.trusted_set import PinRule, TrustPolicy, cached_version, merge_floors
 from trustcheck.errors import ErrorCode, NotTrusted, TrustcheckError, UsageError
