@@ -10,7 +10,9 @@ also used by tests/integration/test_audit_notary.py.
 
 from __future__ import annotations
 
+import copy
 import csv
+import dataclasses
 import html.parser
 import io
 import json
@@ -18,7 +20,6 @@ import re
 import shutil
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -361,6 +362,17 @@ def test_key_filter_answers_what_a_root_key_can_sign(cols: dict[str, Any]) -> No
 
 
 # --------------------------------------------------------------------------- edited models
+
+
+def replace(obj: Any, **changes: Any) -> Any:
+    """dataclasses.replace, also for the core's records (plain __slots__ classes since
+    issue 18): a shallow copy with ``changes`` set."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return dataclasses.replace(obj, **changes)
+    new = copy.copy(obj)
+    for name, value in changes.items():
+        object.__setattr__(new, name, value)
+    return new
 
 
 def _signers(cols: dict[str, Any]) -> Collection:

@@ -99,12 +99,16 @@ def material(tmp_path_factory: pytest.TempPathFactory) -> Material:
                 "name": "legacy",
                 "registryScopes": ["*"],
                 "signatureVerification": {"level": "permissive"},
-                "trustStores": ["ca:legacy", "ca:gone"],
+                "trustStores": ["ca:legacy", "ca:gone", "signingAuthority:junk"],
                 "trustedIdentities": ["*"],
             },
         ],
         {"ca:acme": [_pem(good), _pem(expiring)], "ca:legacy": [_pem(expired)]},
     )
+    # a store notation refuses: a file that is not a certificate
+    junk = notation / "truststore" / "x509" / "signingAuthority" / "junk"
+    junk.mkdir(parents=True)
+    (junk / "notes.txt").write_text("not a certificate\n")
     ec_key = ec.generate_private_key(ec.SECP256R1())
     rsa_key = rsa.generate_private_key(65537, 2048)
     (folder / "cosign.pub").write_bytes(_pub_pem(ec_key))
@@ -122,6 +126,7 @@ def material(tmp_path_factory: pytest.TempPathFactory) -> Material:
                 require:
                   any_of:
                     - notation: {{trust_policy: acme-prod}}
+                    - notation: {{trust_policy: acme-staging}}
                     - cosign:
                         keys: [cosign.pub]
                         identities:
@@ -177,13 +182,19 @@ def test_policy_material_is_listed_with_its_rules_and_findings(material: Materia
     assert ids[(None, BROAD)].broad is True
     assert "registry.acme.example/**" in ids[(None, BROAD)].rules[0]
     # the rule's Notation files and trusted root are audited too
-    assert {p.name for p in got.notation_policies} == {"acme-prod", "legacy"}
+    statements = {p.name: p for p in got.notation_policies}
+    assert statements["acme-prod"].rules == ['rule "rules[0]" (registry.acme.example/app)']
+    assert statements["legacy"].rules == []
+    missing = next(f for f in got.findings if f.code == "notation-statement-missing")
+    assert "'acme-staging'" in missing.message and "acme-prod, legacy" in missing.message
     assert {a.kind for a in got.sigstore_authorities} == {"fulcio", "rekor", "ctlog", "tsa"}
     assert _codes(got.findings) == [
         ("cert-expired", "notation ca:legacy"),
         ("cert-expiring", "notation ca:acme"),
         ("cosign-broad-identity", "cosign identity"),
         ("notation-any-identity", "notation legacy"),
+        ("notation-statement-missing", "notation acme-staging"),
+        ("notation-store-missing", "notation legacy"),
         ("notation-store-missing", "notation legacy"),
         ("short-rsa-key", "cosign key"),
         ("short-rsa-key", "notation ca:acme"),
@@ -212,9 +223,10 @@ def test_notation_certificates_name_their_statements_scopes_and_identities(
     legacy = next(c for c in certs.values() if "Legacy" in c.subject)
     assert (legacy.status, legacy.days_left, legacy.identities) == ("expired", -10, ["*"])
     statement = next(p for p in got.notation_policies if p.name == "legacy")
-    assert statement.missing == ["ca:gone"]
-    missing = next(f for f in got.findings if f.code == "notation-store-missing")
-    assert "ca:gone" in missing.message and "does not exist" in missing.message
+    assert statement.missing == ["ca:gone", "signingAuthority:junk"]
+    missing = [f.message for f in got.findings if f.code == "notation-store-missing"]
+    assert "ca:gone" in missing[0] and "does not exist" in missing[0]
+    assert "signingAuthority:junk" in missing[1] and "not a PEM or DER certificate" in missing[1]
     # a shorter horizon: the 30-day certificate is no longer "expiring"
     later = gather(NOW, dt.timedelta(days=7), notation=config)
     assert "cert-expiring" not in {f.code for f in later.findings}
@@ -273,7 +285,7 @@ def test_cli_every_format_and_fail_on(material: Material, tmp_path: Path) -> Non
     assert_valid_report(doc)
     sig = doc["signatures"]
     assert len(sig["cosign_keys"]) == 2 and len(sig["notation_certificates"]) == 3
-    assert doc["summary"]["findings"] == {"error": 3, "warning": 5}
+    assert doc["summary"]["findings"] == {"error": 5, "warning": 5}
     assert {f["code"] for f in doc["findings"]} >= {"notation-store-missing", "weak-key"}
 
     run = run_trustcheck(*base, "--format", "csv")

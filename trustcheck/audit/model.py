@@ -113,6 +113,11 @@ FINDINGS: dict[str, tuple[str, str]] = {
         "error",
         "a Notation trust policy statement names a trust store that is missing, empty or unusable",
     ),
+    "notation-statement-missing": (
+        "error",
+        "a policy rule requires Notation under a trust policy statement Notation's trust "
+        "policy does not have",
+    ),
     "notation-any-identity": (
         "warning",
         'a Notation trust policy statement trusts any identity (trustedIdentities ["*"])',

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
     from trustcheck.notation.config import NotationConfig
     from trustcheck.policy.model import Policy
+    from trustcheck.policy.require import NotationReq
 
 __all__ = [
     "CosignIdentityEntry",
@@ -115,6 +116,8 @@ class NotationPolicyEntry:
     identities: list[str]
     #: stores named but missing, empty or unusable (with why)
     missing: list[str] = field(default_factory=list)
+    #: ``rule "NAME" (PATTERN)`` of the policy rules that name this statement
+    rules: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -124,6 +127,7 @@ class NotationPolicyEntry:
             "trust_stores": list(self.stores),
             "trusted_identities": list(self.identities),
             "missing_stores": list(self.missing),
+            "rules": list(self.rules),
         }
 
 
@@ -664,53 +668,84 @@ def gather(
     """The ``signatures`` section from a policy, Notation's files and trusted roots.
 
     A policy contributes its cosign keys and identities, the Notation files of
-    its rules (when ``notation`` is not given) and the trusted roots its rules
-    name (besides ``trusted_roots``)."""
+    its rules (``notation`` replaces them when given) and the trusted roots its
+    rules name (besides ``trusted_roots``); each Notation statement lists the
+    rules that name it (``require: notation: trust_policy``), and a rule naming a
+    statement the trust policy lacks is ``notation-statement-missing``."""
     out = SignatureAudit()
     roots = list(trusted_roots or [])
-    configs: list[NotationConfig] = [notation] if notation is not None else []
+    configs: list[tuple[NotationConfig, list[tuple[str, NotationReq]]]] = []
+    uses = _notation_uses(policy) if policy is not None else []
+    if notation is not None:
+        configs.append((notation, [(label, leaf) for _, label, leaf in uses]))
     if policy is not None:
         for extra in audit_policy(policy, out):
             if extra not in roots:
                 roots.append(extra)
         if notation is None:
-            configs += _policy_notation(policy)
-    for config in configs:
+            configs += _policy_notation(uses)
+    for config, leaves_ in configs:
+        first = len(out.notation_policies)
         audit_notation(config, at, horizon, out)
+        statements = {e.name: e for e in out.notation_policies[first:]}
+        for label, leaf in leaves_:
+            if leaf.trust_policy is None:
+                continue
+            entry = statements.get(leaf.trust_policy)
+            if entry is not None:
+                if label not in entry.rules:
+                    entry.rules.append(label)
+                continue
+            out.findings.append(
+                Finding(
+                    "notation-statement-missing",
+                    f"{label} requires Notation under trust policy statement "
+                    f"{leaf.trust_policy!r}, which {config.policy_path} does not have "
+                    f"(it has: {', '.join(statements) or 'none'}); the rule can never be met "
+                    "by Notation",
+                    role=f"notation {leaf.trust_policy}",
+                )
+            )
     for root in roots:
         audit_trusted_root(root, at, horizon, out)
     return out
 
 
-def _policy_notation(policy: Policy) -> list[NotationConfig]:
-    """The Notation files each rule that requires Notation reads (once each)."""
+def _notation_uses(policy: Policy) -> list[tuple[Any, str, NotationReq]]:
+    """(the rule's Notation trust, ``rule "NAME" (PATTERN)``, leaf) of every Notation leaf."""
+    from trustcheck.policy.require import NotationReq, leaves
+
+    out: list[tuple[Any, str, NotationReq]] = []
+    for rule in policy.rules:
+        if rule.require is None:
+            continue
+        for leaf in leaves(rule.require):
+            if isinstance(leaf, NotationReq):
+                label = f'rule "{rule.name}" ({rule.pattern.text})'
+                out.append((rule.trust.notation, label, leaf))
+    return out
+
+
+def _policy_notation(
+    uses: list[tuple[Any, str, NotationReq]],
+) -> list[tuple[NotationConfig, list[tuple[str, NotationReq]]]]:
+    """The Notation files the rules that require Notation read (once each), with
+    the leaves that read them."""
     import os
 
     from trustcheck.notation.config import load_notation_config
-    from trustcheck.policy.require import NotationReq, leaves
 
-    seen: list[Any] = []
-    out: list[NotationConfig] = []
-    for rule in policy.rules:
-        if rule.require is None or not any(
-            isinstance(leaf, NotationReq) for leaf in leaves(rule.require)
-        ):
-            continue
-        trust = rule.trust.notation
+    by_trust: dict[Any, list[tuple[str, NotationReq]]] = {}
+    for trust, label, leaf in uses:
         key = (
             (trust.config_dir, trust.trust_policy, trust.trust_store) if trust is not None else None
         )
-        if key in seen:
-            continue
-        seen.append(key)
+        by_trust.setdefault(key, []).append((label, leaf))
+    out = []
+    for key, found in by_trust.items():
+        config_dir, trust_policy, trust_store = key if key is not None else (None, None, None)
         env = None
-        if trust is not None and trust.config_dir is not None:
-            env = {**os.environ, "NOTATION_CONFIG": str(trust.config_dir)}
-        out.append(
-            load_notation_config(
-                trust.trust_policy if trust is not None else None,
-                trust.trust_store if trust is not None else None,
-                env=env,
-            )
-        )
+        if config_dir is not None:
+            env = {**os.environ, "NOTATION_CONFIG": str(config_dir)}
+        out.append((load_notation_config(trust_policy, trust_store, env=env), found))
     return out

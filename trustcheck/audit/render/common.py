@@ -189,6 +189,7 @@ def _signature_sections(report: AuditReport) -> list[tuple[str, list[str], list[
                     "TRUST STORES",
                     "TRUSTED IDENTITIES",
                     "MISSING STORES",
+                    "POLICY RULES",
                 ],
                 [
                     [
@@ -198,6 +199,7 @@ def _signature_sections(report: AuditReport) -> list[tuple[str, list[str], list[
                         ", ".join(p.stores) or "-",
                         "; ".join(p.identities) or "-",
                         ", ".join(p.missing) or "-",
+                        "; ".join(p.rules) or "-",
                     ]
                     for p in s.notation_policies
                 ],

@@ -172,6 +172,7 @@ _SIGNATURES = _object(
                     "trust_stores": _STR_LIST,
                     "trusted_identities": _STR_LIST,
                     "missing_stores": _STR_LIST,
+                    "rules": _STR_LIST,
                 }
             ),
         },
