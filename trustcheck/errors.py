@@ -14,11 +14,110 @@ Third-party exceptions are wrapped where they enter (``raise ... from e``).
 
 from __future__ import annotations
 
-from enum import StrEnum
-from typing import ClassVar
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from enum import StrEnum as _CodeEnum
+else:
+
+    class _CodeEnumType(type):
+        """What :class:`ErrorCode` needs of ``enum.StrEnum``, without enum's per-member
+        machinery (about 1 ms of every start-up for ~150 codes, issue 18): each string
+        constant of the class body becomes a member, an instance of the class (a
+        ``str``); ``Cls(value)``, iteration, ``len``, ``__members__``, ``repr``,
+        pickling and copying behave as ``StrEnum``'s. The type checker sees a StrEnum."""
+
+        def __new__(
+            mcls, name: str, bases: tuple[type, ...], ns: dict[str, Any]
+        ) -> _CodeEnumType:
+            values = {k: v for k, v in ns.items() if type(v) is str and not k.startswith("_")}
+            for k in values:
+                del ns[k]
+            cls = super().__new__(mcls, name, bases, ns)
+            members: dict[str, Any] = {}
+            by_value: dict[str, Any] = {}
+            for k, v in values.items():
+                member = by_value.get(v)
+                if member is None:  # a repeated value is an alias, as in an Enum
+                    member = by_value[v] = str.__new__(cls, v)
+                    member._name_ = k
+                    member._value_ = v
+                members[k] = member
+                type.__setattr__(cls, k, member)
+            type.__setattr__(cls, "_member_map_", members)
+            type.__setattr__(cls, "_value2member_map_", by_value)
+            return cls
+
+        def __call__(cls, value: object) -> Any:
+            try:
+                return cls._value2member_map_[value]
+            except (KeyError, TypeError):
+                raise ValueError(f"{value!r} is not a valid {cls.__qualname__}") from None
+
+        def __iter__(cls) -> Any:
+            return iter(cls._value2member_map_.values())
+
+        def __reversed__(cls) -> Any:
+            return reversed(cls._value2member_map_.values())
+
+        def __len__(cls) -> int:
+            return len(cls._value2member_map_)
+
+        def __contains__(cls, member: object) -> bool:
+            if not isinstance(member, cls):  # as enum does in Python 3.11
+                raise TypeError(
+                    f"unsupported operand type(s) for 'in': {type(member).__qualname__!r}"
+                    f" and {type(cls).__qualname__!r}"
+                )
+            return True
+
+        def __getitem__(cls, name: str) -> Any:
+            return cls._member_map_[name]
+
+        @property
+        def __members__(cls) -> MappingProxyType[str, Any]:
+            return MappingProxyType(cls._member_map_)
+
+        def __setattr__(cls, name: str, value: object) -> None:
+            if name in cls.__dict__.get("_member_map_", ()):
+                raise AttributeError(f"cannot reassign member {name!r}")
+            super().__setattr__(name, value)
+
+        def __delattr__(cls, name: str) -> None:
+            if name in cls.__dict__.get("_member_map_", ()):
+                raise AttributeError(f"cannot delete member {name!r}")
+            super().__delattr__(name)
+
+        def __repr__(cls) -> str:
+            return f"<enum {cls.__name__!r}>"
+
+    class _CodeEnum(str, metaclass=_CodeEnumType):
+        __str__ = str.__str__
+        __format__ = str.__format__
+
+        @property
+        def name(self) -> str:
+            return self._name_
+
+        @property
+        def value(self) -> str:
+            return self._value_
+
+        def __repr__(self) -> str:
+            return f"<{type(self).__name__}.{self._name_}: {str.__repr__(self)}>"
+
+        def __reduce_ex__(self, protocol: object) -> tuple[Any, ...]:
+            return (type(self), (self._value_,))
+
+        def __copy__(self) -> Any:
+            return self
+
+        def __deepcopy__(self, memo: object) -> Any:
+            return self
 
 
-class ErrorCode(StrEnum):
+class ErrorCode(_CodeEnum):
     """Every error code trustcheck raises (kebab-case values, documented in docs/errors.md).
 
     A member is a ``str``: it compares, hashes, formats and serialises as its value.
