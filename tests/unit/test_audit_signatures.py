@@ -340,12 +340,25 @@ def test_cli_notation_defaults_and_with_a_trust_dir(
         (["--trusted-root", "{bad}"], "not JSON"),
         (["--trusted-root", "{missing}"], "cannot be read"),
         (["--policy", "{missing}"], "missing.yaml"),
+        (
+            ["--trusted-root", "{badcert}"],
+            "certificateAuthorities[0] (https://fulcio.sigstore.dev)",
+        ),
+        (["--trusted-root", "{badtime}"], "validFor.start 'yesterday' is not an RFC 3339 time"),
     ],
 )
 def test_cli_bad_material_is_a_usage_error(tmp_path: Path, args: list[str], needle: str) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text("{nope")
-    args = [a.format(bad=bad, missing=tmp_path / "missing.yaml") for a in args]
+    doc = json.loads(PRODUCTION.read_text())
+    doc["certificateAuthorities"][0]["certChain"]["certificates"][0]["rawBytes"] = "!!"
+    (tmp_path / "badcert.json").write_text(json.dumps(doc))
+    doc = json.loads(PRODUCTION.read_text())
+    doc["tlogs"][0]["publicKey"]["validFor"]["start"] = "yesterday"
+    (tmp_path / "badtime.json").write_text(json.dumps(doc))
+    names = {"bad": bad, "missing": tmp_path / "missing.yaml"}
+    names |= {k: tmp_path / f"{k}.json" for k in ("badcert", "badtime")}
+    args = [a.format(**names) for a in args]
     run = run_trustcheck("audit", *args)
     assert run.code == 2
     assert needle in run.stderr

@@ -594,6 +594,13 @@ def audit_trusted_root(path: Path, at: datetime, horizon: timedelta, out: Signat
                 raise _bad_root(path, f"{member}[{i}] ({name}): validFor is not an object")
             start = _parse_stamp(window.get("start"))
             end = _parse_stamp(window.get("end"))
+            for side, got in (("start", start), ("end", end)):
+                if window.get(side) is not None and got is None:
+                    raise _bad_root(
+                        path,
+                        f"{member}[{i}] ({name}): validFor.{side} {str(window[side])[:40]!r} "
+                        "is not an RFC 3339 time",
+                    )
             if start is not None and at < start:
                 status = "future"
             elif end is not None and at >= end:
