@@ -345,6 +345,7 @@ def test_cli_notation_defaults_and_with_a_trust_dir(
             "certificateAuthorities[0] (https://fulcio.sigstore.dev)",
         ),
         (["--trusted-root", "{badtime}"], "validFor.start 'yesterday' is not an RFC 3339 time"),
+        (["--trusted-root", "tuf:https://tuf-repo-cdn.sigstore.dev"], "tuf download --repo"),
     ],
 )
 def test_cli_bad_material_is_a_usage_error(tmp_path: Path, args: list[str], needle: str) -> None:
@@ -364,3 +365,26 @@ def test_cli_bad_material_is_a_usage_error(tmp_path: Path, args: list[str], need
     assert needle in run.stderr
     assert len(run.stderr.strip().splitlines()) == 1 and "Traceback" not in run.stderr
     assert run.stdout == ""
+
+
+def test_a_trusted_root_obtained_through_tuf(tmp_path: Path) -> None:
+    """Sigstore's real root-signing repository (fixtures/tuf/sigstore-root-signing):
+    trusted_root.json downloaded and verified with ``tuf download``, then audited."""
+    at = "2026-08-22T00:00:00Z"
+    got = run_trustcheck(
+        "tuf", "download", "--repo", str(ROOT / "fixtures" / "tuf" / "sigstore-root-signing"),
+        "-o", str(tmp_path / "out"), "--at", at, "--state-dir", str(tmp_path / "state"),
+        "trusted_root.json",
+    )  # fmt: skip
+    assert got.code == 0 and got.stdout.startswith("TRUSTED"), got
+    run = run_trustcheck(
+        "audit", "--trusted-root", str(tmp_path / "out" / "trusted_root.json"), "--at", at,
+        "--format", "json", "--fail-on", "warning",
+    )  # fmt: skip
+    assert run.code == 0, run
+    doc = json.loads(run.stdout)
+    assert_valid_report(doc)
+    active = {(a["kind"], a["name"]) for a in doc["signatures"]["sigstore_authorities"]
+              if a["status"] == "active"}  # fmt: skip
+    assert ("fulcio", "https://fulcio.sigstore.dev") in active
+    assert ("rekor", "https://rekor.sigstore.dev") in active

@@ -543,6 +543,13 @@ def audit_trusted_root(path: Path, at: datetime, horizon: timedelta, out: Signat
     from cryptography import x509
     from cryptography.hazmat.primitives.serialization import load_der_public_key
 
+    if str(path).startswith("tuf:"):
+        raise UsageError(
+            ErrorCode.COSIGN_CONFIG_INVALID,
+            f"--trusted-root {path}: the audit reads a trusted_root.json file, offline; "
+            "download it verified first (trustcheck tuf download --repo REPOSITORY "
+            "trusted_root.json) and give that file",
+        )
     try:
         with path.open("rb") as f:
             data = f.read(MAX_TRUSTED_ROOT_BYTES + 1)
