@@ -388,3 +388,38 @@ def test_a_trusted_root_obtained_through_tuf(tmp_path: Path) -> None:
               if a["status"] == "active"}  # fmt: skip
     assert ("fulcio", "https://fulcio.sigstore.dev") in active
     assert ("rekor", "https://rekor.sigstore.dev") in active
+
+
+def test_the_notary_projects_own_test_root(tmp_path: Path) -> None:
+    """notation-go's trust store certificate (fixtures/notation/notation-go), in
+    notation-go's own store name: read as it is, no finding."""
+    pem = (ROOT / "fixtures" / "notation" / "notation-go" / "NotationTestRoot.pem").read_bytes()
+    folder = write_notation_config(
+        tmp_path / "notation",
+        [
+            {
+                "name": "wabbit-networks-images",
+                "registryScopes": ["localhost:5000/net-monitor"],
+                "signatureVerification": {"level": "strict"},
+                "trustStores": ["ca:valid-trust-store"],
+                "trustedIdentities": ["x509.subject: C=US, ST=WA, L=Seattle, O=Notary"],
+            }
+        ],
+        {"ca:valid-trust-store": [pem]},
+    )
+    run = run_trustcheck(
+        "audit", "--notation-trust-policy", str(folder / "trustpolicy.json"),
+        "--notation-trust-store", str(folder / "truststore"), "--format", "json",
+        "--at", "2026-12-05T00:00:00Z", "--fail-on", "warning",
+    )  # fmt: skip
+    assert run.code == 0, run
+    (cert,) = json.loads(run.stdout)["signatures"]["notation_certificates"]
+    assert cert["subject"] == "CN=Notation Test Root,O=Notary,L=Seattle,ST=WA,C=US"
+    assert (cert["key"], cert["signature_algorithm"]) == ("RSA 3072", "sha256WithRSAEncryption")
+    assert (cert["not_before"], cert["not_after"]) == (
+        "2020-09-09T07:00:00Z",
+        "2122-09-05T20:38:45Z",
+    )
+    assert cert["status"] == "ok" and cert["trust_policies"] == ["wabbit-networks-images"]
+    want = _openssl("x509", "-noout", "-fingerprint", "-sha256", data=pem).decode()
+    assert cert["sha256"] == want.split("=", 1)[1].strip().replace(":", "").lower()
