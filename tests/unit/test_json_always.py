@@ -229,3 +229,27 @@ def test_a_real_process_over_a_pipe(tmp_path: Path) -> None:
         )  # fmt: skip
         doc = _check(CliRun(done.returncode, done.stdout, done.stderr), " ".join(argv))
         assert doc["error"]["code"] == code and done.returncode == 2
+
+
+def test_an_unreachable_server_is_one_document(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Online failures that stop a command (not one image's result): a closed port."""
+    monkeypatch.delenv("TRUSTCHECK_OFFLINE", raising=False)
+    down = ["--timeout", "2", "--retries", "0"]
+    image = "127.0.0.1:1/team/app"
+    for argv, empty in (
+        (["thumbprint", "--json", "--server", "https://127.0.0.1:1", *down, f"{image}:v1"],
+         "keys"),
+        (["archive", "create", "--json", "-o", str(tmp_path / "a.tar"),
+          "--server", "https://127.0.0.1:1", *down, f"{image}:v1"], None),
+        (["quarantine", "status", "--json", "--registry", "https://127.0.0.1:1", *down,
+          f"{image}@sha256:{'a' * 64}"], None),
+    ):  # fmt: skip
+        run = run_trustcheck(*argv)
+        doc = _check(run, " ".join(argv[:2]))
+        assert doc["error"]["code"] in ("network-error", "server-error"), doc
+        assert doc["error"]["exit_code"] == run.code == 1
+        if empty is not None:
+            assert doc[empty] == []
+    assert not (tmp_path / "a.tar").exists()
