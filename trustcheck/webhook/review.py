@@ -3,9 +3,9 @@
 The HTTP server (:mod:`trustcheck.webhook.app`) is a thin shell around the
 functions here; none of them does I/O or reads the clock:
 
-1. :func:`parse_review` reads an ``admission.k8s.io/v1`` or ``v1beta1``
-   AdmissionReview (a dict decoded from JSON). A document that is not one, or
-   has no ``request.uid`` to answer to, raises :class:`ReviewError` (HTTP 400).
+1. :func:`parse_review` (:mod:`trustcheck.webhook.objects`, re-exported here)
+   reads an ``admission.k8s.io/v1`` or ``v1beta1`` AdmissionReview; a document
+   that is not one raises :class:`ReviewError` (HTTP 400).
 2. :func:`plan_review` finds every image of the object (Pods, Deployments,
    ReplicaSets, StatefulSets, DaemonSets, Jobs, CronJobs,
    ReplicationControllers and PodTemplates; ``containers``,
@@ -51,6 +51,24 @@ from trustcheck.policy.model import Decision, Policy, Reason, Rule
 from trustcheck.policy.pattern import shell_matches
 from trustcheck.webhook.admitted import DEFAULT_WINDOW, Released, Revocations
 from trustcheck.webhook.admitted import rule_fingerprint as _fingerprint
+from trustcheck.webhook.objects import (
+    API_VERSIONS,
+    CHECKED_SUBRESOURCES,
+    MAX_SHOWN,
+    POD_SPEC_PATHS,
+    ImageSite,
+    Invalid,
+    Review,
+    ReviewError,
+    all_images,
+    cut,
+    deleting,
+    escape_token,
+    image_fields,
+    image_sites,
+    metadata,
+    parse_review,
+)
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -79,44 +97,19 @@ __all__ = [
     "rewrite_image",
 ]
 
-API_VERSIONS = ("admission.k8s.io/v1", "admission.k8s.io/v1beta1")
 MutationMode = Literal["tag-digest", "digest", "off"]
 MUTATION_MODES: tuple[MutationMode, ...] = ("tag-digest", "digest", "off")
 UpdateMode = Literal["all", "changed"]
 UPDATE_MODES: tuple[UpdateMode, ...] = ("all", "changed")
 
-#: the container lists of a pod spec, in the order images are reported (image
-#: volumes, ``volumes[].image.reference``, come after them)
-CONTAINER_FIELDS = ("initContainers", "containers", "ephemeralContainers")
 #: deny reasons that mean only "the signed tag no longer carries this digest": the
 #: collection verified, the rule is satisfiable; continuity may admit the digest
 MOVED_CODES = frozenset({"digest-mismatch", "digest-not-signed", "tag-not-signed"})
-
-#: (API group, kind) -> the path of the pod spec inside the object
-POD_SPEC_PATHS: dict[tuple[str, str], tuple[str, ...]] = {
-    ("", "Pod"): ("spec",),
-    ("", "PodTemplate"): ("template", "spec"),
-    ("", "ReplicationController"): ("spec", "template", "spec"),
-    ("apps", "Deployment"): ("spec", "template", "spec"),
-    ("apps", "ReplicaSet"): ("spec", "template", "spec"),
-    ("apps", "StatefulSet"): ("spec", "template", "spec"),
-    ("apps", "DaemonSet"): ("spec", "template", "spec"),
-    ("extensions", "Deployment"): ("spec", "template", "spec"),
-    ("extensions", "ReplicaSet"): ("spec", "template", "spec"),
-    ("extensions", "DaemonSet"): ("spec", "template", "spec"),
-    ("batch", "Job"): ("spec", "template", "spec"),
-    ("batch", "CronJob"): ("spec", "jobTemplate", "spec", "template", "spec"),
-}
-#: subresources whose object is the whole Pod with (new) containers
-_CHECKED_SUBRESOURCES = frozenset({"", "ephemeralcontainers"})
 
 #: Kubernetes shows warnings longer than this truncated (and asks for <= 120)
 MAX_WARNING_LENGTH = 256
 #: the deny message is cut here (it is shown to the user by kubectl)
 MAX_MESSAGE_LENGTH = 4000
-#: an image, a container label, a rule name or the object's name is shown at most
-#: this long in a deny message (the reason codes come before any of them)
-MAX_SHOWN = 200
 
 
 #: rule object id -> (the rule, its fingerprint): computed once per rule of a policy
@@ -133,10 +126,6 @@ def rule_fingerprint(rule: Rule) -> str:
         _FINGERPRINTS.clear()
     _FINGERPRINTS[id(rule)] = (rule, fp)
     return fp
-
-
-class ReviewError(Exception):
-    """The body is not an AdmissionReview this webhook can answer (HTTP 400)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,47 +173,6 @@ class WebhookConfig:
     continuity_window: float = DEFAULT_WINDOW
     #: digests denied whatever signs or admitted them
     revoked: Revocations = field(default_factory=Revocations)
-
-
-@dataclass(slots=True)
-class Review:
-    """The parts of an AdmissionReview request the webhook uses."""
-
-    api_version: str
-    uid: str
-    operation: str
-    group: str
-    kind: str
-    sub_resource: str
-    namespace: str
-    name: str
-    dry_run: bool
-    object: Any
-    old_object: Any
-    user: str
-    #: the object's name for messages and logs: ``request.name``, else
-    #: ``metadata.name``, else ``metadata.generateName`` + ``*``, else ""
-    display_name: str = ""
-
-    @property
-    def what(self) -> str:
-        where = f"{_cut(self.namespace, MAX_SHOWN)}/" if self.namespace else ""
-        name = _cut(self.display_name, MAX_SHOWN) or "(unnamed)"
-        return f"{_cut(self.kind, MAX_SHOWN)} {where}{name}"
-
-
-@dataclass(slots=True)
-class ImageSite:
-    """One container image of the object."""
-
-    #: RFC 6901 pointer to the image string (``/spec/containers/0/image``)
-    pointer: str
-    #: ``containers/app`` (for messages and the annotation)
-    label: str
-    image: str
-    ref: ImageRef | None = None
-    #: why the image cannot be decided (``invalid-reference``), if so
-    error: TrustcheckError | None = None
 
 
 @dataclass(slots=True)
@@ -298,170 +246,6 @@ class Memo:
             table.pop(next(iter(table)), None)
 
 
-# ----------------------------------------------------------------------------- parsing
-
-
-def _str(value: object, what: str, *, required: bool = False) -> str:
-    if value is None and not required:
-        return ""
-    if not isinstance(value, str):
-        raise ReviewError(f"{what} must be a string")
-    return value
-
-
-def parse_review(doc: object) -> Review:
-    """The request of an AdmissionReview; :class:`ReviewError` if it is not one."""
-    if not isinstance(doc, dict):
-        raise ReviewError("the body is not a JSON object")
-    api_version = doc.get("apiVersion")
-    if api_version not in API_VERSIONS:
-        raise ReviewError(
-            f"apiVersion must be one of {', '.join(API_VERSIONS)}, got {str(api_version)[:60]!r}"
-        )
-    if doc.get("kind") != "AdmissionReview":
-        raise ReviewError(f"kind must be AdmissionReview, got {str(doc.get('kind'))[:60]!r}")
-    req = doc.get("request")
-    if not isinstance(req, dict):
-        raise ReviewError("request is missing or not an object")
-    uid = _str(req.get("uid"), "request.uid", required=True)
-    if not uid:
-        raise ReviewError("request.uid is empty")
-    kind = req.get("kind")
-    if not isinstance(kind, dict):
-        raise ReviewError("request.kind is missing or not an object")
-    operation = _str(req.get("operation"), "request.operation", required=True)
-    user = req.get("userInfo")
-    dry_run = req.get("dryRun", False)
-    if dry_run is not None and not isinstance(dry_run, bool):
-        raise ReviewError("request.dryRun must be true or false")
-    obj, old = req.get("object"), req.get("oldObject")
-    name = _str(req.get("name"), "request.name")
-    return Review(
-        api_version=str(api_version),
-        uid=uid,
-        operation=operation,
-        group=_str(kind.get("group"), "request.kind.group"),
-        kind=_str(kind.get("kind"), "request.kind.kind", required=True),
-        sub_resource=_str(req.get("subResource"), "request.subResource"),
-        namespace=_str(req.get("namespace"), "request.namespace"),
-        name=name,
-        dry_run=bool(dry_run),
-        object=obj,
-        old_object=old,
-        user=str(user.get("username", "")) if isinstance(user, dict) else "",
-        display_name=name or object_name(obj) or object_name(old),
-    )
-
-
-def object_name(obj: object) -> str:
-    """``metadata.name``, else ``metadata.generateName`` + ``*`` (the API server has
-    not picked the suffix yet), else ""."""
-    meta = _metadata(obj)
-    name, generate = meta.get("name"), meta.get("generateName")
-    if isinstance(name, str) and name:
-        return name
-    if isinstance(generate, str) and generate:
-        return generate + "*"
-    return ""
-
-
-class _Invalid(Exception):
-    """The object is malformed where the webhook looks (deny, not 400)."""
-
-
-def _escape(token: str) -> str:
-    """An RFC 6901 reference token."""
-    return token.replace("~", "~0").replace("/", "~1")
-
-
-def image_sites(obj: object, spec_path: Sequence[str]) -> list[ImageSite]:
-    """Every container image of ``obj`` whose pod spec is at ``spec_path``.
-
-    A missing or null pod spec (a ReplicationController without a template) has
-    no images; a container without an image is skipped (the API server refuses
-    such a Pod; a workload template may leave it to a later mutation). Wrong
-    types raise :class:`_Invalid`.
-    """
-    node: object = obj
-    walked: list[str] = []
-    for key in spec_path:
-        if node is None:
-            return []
-        if not isinstance(node, dict):
-            raise _Invalid(f"{'.'.join(walked) or 'the object'} is not an object")
-        node = node.get(key)
-        walked.append(key)
-    if node is None:
-        return []
-    if not isinstance(node, dict):
-        raise _Invalid(f"{'.'.join(spec_path)} is not an object")
-    base = "".join(f"/{_escape(k)}" for k in spec_path)
-    sites: list[ImageSite] = []
-    for list_name in CONTAINER_FIELDS:
-        containers = node.get(list_name)
-        if containers is None:
-            continue
-        if not isinstance(containers, list):
-            raise _Invalid(f"{'.'.join(spec_path)}.{list_name} is not a list")
-        for i, c in enumerate(containers):
-            if not isinstance(c, dict):
-                raise _Invalid(f"{'.'.join(spec_path)}.{list_name}[{i}] is not an object")
-            image = c.get("image")
-            cname = c.get("name")
-            label = f"{list_name}/{cname if isinstance(cname, str) and cname else i}"
-            if image is None or image == "":
-                continue
-            if not isinstance(image, str):
-                raise _Invalid(f"the image of {label} is not a string")
-            sites.append(ImageSite(f"{base}/{list_name}/{i}/image", label, image))
-    volumes = node.get("volumes")
-    if volumes is None:
-        return sites
-    if not isinstance(volumes, list):
-        raise _Invalid(f"{'.'.join(spec_path)}.volumes is not a list")
-    for i, v in enumerate(volumes):
-        if not isinstance(v, dict):
-            raise _Invalid(f"{'.'.join(spec_path)}.volumes[{i}] is not an object")
-        source = v.get("image")
-        if source is None:
-            continue
-        vname = v.get("name")
-        label = f"volumes/{vname if isinstance(vname, str) and vname else i}"
-        if not isinstance(source, dict):
-            raise _Invalid(f"the image source of {label} is not an object")
-        image = source.get("reference")
-        if image is None or image == "":
-            continue  # like a container without an image: left to a later mutation
-        if not isinstance(image, str):
-            raise _Invalid(f"the image reference of {label} is not a string")
-        sites.append(ImageSite(f"{base}/volumes/{i}/image/reference", label, image))
-    return sites
-
-
-def _all_images(obj: object, spec_path: Sequence[str]) -> set[str]:
-    try:
-        return {s.image for s in image_sites(obj, spec_path)}
-    except _Invalid:
-        return set()
-
-
-def _image_fields(obj: object, spec_path: Sequence[str]) -> list[tuple[str, str]] | None:
-    """Every image field of ``obj`` as (pointer, image); None when unreadable."""
-    try:
-        return sorted((s.pointer, s.image) for s in image_sites(obj, spec_path))
-    except _Invalid:
-        return None
-
-
-def _deleting(obj: object) -> bool:
-    return bool(_metadata(obj).get("deletionTimestamp"))
-
-
-def _metadata(obj: object) -> dict[str, Any]:
-    meta = obj.get("metadata") if isinstance(obj, dict) else None
-    return meta if isinstance(meta, dict) else {}
-
-
 # ----------------------------------------------------------------------------- responses
 
 
@@ -483,7 +267,7 @@ def _response(
         resp["status"] = {
             "code": 403,
             "reason": "Forbidden",
-            "message": _cut(message or "denied", MAX_MESSAGE_LENGTH),
+            "message": cut(message or "denied", MAX_MESSAGE_LENGTH),
         }
     if warnings:
         resp["warnings"] = list(warnings)
@@ -509,10 +293,6 @@ def deny_response(doc: object, message: str) -> dict[str, Any]:
         if isinstance(req, dict) and isinstance(req.get("uid"), str):
             uid = req["uid"]
     return _response(api_version, uid, False, message)
-
-
-def _cut(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def deadline_error(seconds: float) -> NotTrusted:
@@ -572,7 +352,7 @@ def plan_review(
             "CREATE, UPDATE, DELETE or CONNECT",
         )
         return plan
-    if review.sub_resource not in _CHECKED_SUBRESOURCES:
+    if review.sub_resource not in CHECKED_SUBRESOURCES:
         plan.note = f"subresource {review.sub_resource} carries no images"
         plan.immediate = _response(review, review.uid, True)
         return plan
@@ -581,7 +361,7 @@ def plan_review(
             plan.note = f"namespace {review.namespace} is exempt ({pattern})"
             plan.immediate = _response(review, review.uid, True)
             return plan
-    meta = _metadata(review.object)
+    meta = metadata(review.object)
     name = review.name or str(meta.get("name") or meta.get("generateName") or "")
     for ex in config.exempt_objects:
         if ex.matches(review.namespace, review.kind, name):
@@ -602,7 +382,7 @@ def plan_review(
         return plan
     try:
         sites = image_sites(review.object, spec_path)
-    except _Invalid as e:
+    except Invalid as e:
         plan.note = "malformed object"
         plan.immediate = _response(
             review,
@@ -612,11 +392,11 @@ def plan_review(
         )
         return plan
     if review.operation == "UPDATE":
-        before = _all_images(review.old_object, spec_path)
-        if _deleting(review.old_object) or _deleting(review.object):
+        before = all_images(review.old_object, spec_path)
+        if deleting(review.old_object) or deleting(review.object):
             # finishing a deletion (a finalizer removed) starts nothing: only an
             # image changed while the object is being deleted is checked
-            if _image_fields(review.object, spec_path) == _image_fields(
+            if image_fields(review.object, spec_path) == image_fields(
                 review.old_object, spec_path
             ):
                 plan.note = "the update finishes a deletion and changes no image"
@@ -683,7 +463,7 @@ def rewrite_image(image: str, ref: ImageRef, digest: str, mode: MutationMode) ->
 
 
 def _rule_text(d: Decision) -> str:
-    return f'rule "{_cut(d.rule.name, MAX_SHOWN)}"' if d.rule is not None else "no rule"
+    return f'rule "{cut(d.rule.name, MAX_SHOWN)}"' if d.rule is not None else "no rule"
 
 
 def _first_code(d: Decision) -> str:
@@ -693,7 +473,7 @@ def _first_code(d: Decision) -> str:
 def _deny_line(site: ImageSite, d: Decision) -> str:
     first = d.reasons[0] if d.reasons else Reason("policy-denied", "denied")
     return (
-        f'image "{_cut(site.image, MAX_SHOWN)}" ({_cut(site.label, MAX_SHOWN)}): '
+        f'image "{cut(site.image, MAX_SHOWN)}" ({cut(site.label, MAX_SHOWN)}): '
         f"{_rule_text(d)}: [{first.code}] {first.message}"
     )
 
@@ -840,7 +620,7 @@ def _annotation_ops(
     value = _json_text(merged)
     if not isinstance(annotations, dict):
         return [{"op": "add", "path": "/metadata/annotations", "value": {key: value}}]
-    return [{"op": "add", "path": f"/metadata/annotations/{_escape(key)}", "value": value}]
+    return [{"op": "add", "path": f"/metadata/annotations/{escape_token(key)}", "value": value}]
 
 
 def respond(
@@ -936,7 +716,7 @@ def respond(
     warnings: list[str] = []
 
     def warn(text: str) -> None:
-        text = _cut(text, MAX_WARNING_LENGTH)
+        text = cut(text, MAX_WARNING_LENGTH)
         if text not in warnings and len(warnings) < config.max_warnings:
             warnings.append(text)
 
