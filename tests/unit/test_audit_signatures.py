@@ -423,3 +423,17 @@ def test_the_notary_projects_own_test_root(tmp_path: Path) -> None:
     assert cert["status"] == "ok" and cert["trust_policies"] == ["wabbit-networks-images"]
     want = _openssl("x509", "-noout", "-fingerprint", "-sha256", data=pem).decode()
     assert cert["sha256"] == want.split("=", 1)[1].strip().replace(":", "").lower()
+
+
+def test_streamed_json_is_the_whole_document(material: Material) -> None:
+    """json_chunks writes the ``signatures`` member as to_json() has it, byte for byte."""
+    import orjson
+
+    from trustcheck.audit.index import build_report
+    from trustcheck.audit.render import render_chunks
+
+    report = build_report([], NOW, horizon=HORIZON)
+    report.signatures = gather(NOW, HORIZON, policy=load_policy(material.policy))
+    report.findings += report.signatures.findings
+    whole = orjson.dumps(report.to_json(), option=orjson.OPT_INDENT_2).decode() + "\n"
+    assert "".join(render_chunks(report, "json")) == whole
