@@ -230,9 +230,13 @@ def test_attack_case_through_the_cli(
     exit_code = CODES[code][0]
     assert (as_json.code, human.code) == (exit_code, exit_code), as_json.stderr
     if exit_code == 2:
-        # refused before verification: nothing on stdout, one line on stderr
+        # refused before verification: one line on stderr; stdout has no verdict (with
+        # --json, the one error document: docs/design/cli-contract.md)
+        assert human.stdout == ""
+        doc = json.loads(as_json.stdout)
+        assert doc["results"] == [] and doc["error"]["code"] == code
+        assert doc["error"]["exit_code"] == exit_code
         for run in (as_json, human):
-            assert run.stdout == ""
             assert run.stderr.count("\n") == 1 and run.stderr.startswith(f"error: [{code}] ")
         return
     (result,) = json.loads(as_json.stdout)["results"]
