@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from conftest import run_trustcheck
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, rsa
 from test_audit import assert_valid_report
 
 from fixtures.notation_sign import NOW, _name, make_cert, make_pki, new_key, write_notation_config
@@ -437,3 +437,53 @@ def test_streamed_json_is_the_whole_document(material: Material) -> None:
     report.findings += report.signatures.findings
     whole = orjson.dumps(report.to_json(), option=orjson.OPT_INDENT_2).decode() + "\n"
     assert "".join(render_chunks(report, "json")) == whole
+
+
+def test_weak_material_of_every_kind(tmp_path: Path) -> None:
+    """A SHA-1 store certificate (made with the real openssl: cryptography refuses SHA-1),
+    cosign keys on a short curve and DSA: each is a finding with the audit's codes."""
+    subprocess.run(
+        ["openssl", "req", "-x509", "-sha1", "-newkey", "rsa:3072", "-nodes", "-keyout",
+         str(tmp_path / "k.pem"), "-out", str(tmp_path / "sha1.pem"), "-subj",
+         "/C=US/ST=WA/O=Acme Rockets/CN=Acme SHA1 CA", "-days", "365", "-addext",
+         "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign"],
+        capture_output=True, check=True,
+    )  # fmt: skip
+    folder = write_notation_config(
+        tmp_path / "notation",
+        [
+            {
+                "name": "old",
+                "registryScopes": ["registry.acme.example/old"],
+                "signatureVerification": {"level": "strict"},
+                "trustStores": ["ca:sha1"],
+                "trustedIdentities": ["x509.subject: C=US, ST=WA, O=Acme Rockets"],
+            }
+        ],
+        {"ca:sha1": [(tmp_path / "sha1.pem").read_bytes()]},
+    )
+    p192 = ec.generate_private_key(ec.SECP192R1()).public_key()
+    dsa_key = dsa.generate_private_key(2048).public_key()
+    for name, pub in (("p192.pub", p192), ("dsa.pub", dsa_key)):
+        (tmp_path / name).write_bytes(
+            pub.public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+        )
+    (tmp_path / "policy.yaml").write_text(
+        "rules:\n  - pattern: registry.acme.example/**\n"
+        "    require: {cosign: {keys: [p192.pub, dsa.pub]}}\n"
+    )
+    got = gather(
+        dt.datetime.now(dt.UTC) + dt.timedelta(minutes=1),  # openssl's not-before is now
+        HORIZON,
+        policy=load_policy(tmp_path / "policy.yaml"),
+        notation=load_notation_config(folder / "trustpolicy.json", folder / "truststore"),
+    )
+    assert sorted((f.code, f.role, f.message.split(": ", 1)[0]) for f in got.findings) == [
+        ("sha1-certificate", "notation ca:sha1",
+         "notation trust store ca:sha1 certificate 'CN=Acme SHA1 CA,O=Acme Rockets,ST=WA,C=US'"),
+        ("weak-key", "cosign key", "cosign key dsa.pub (" + got.cosign_keys[1].fingerprint + ")"),
+        ("weak-key", "cosign key", "cosign key p192.pub (" + got.cosign_keys[0].fingerprint + ")"),
+    ]  # fmt: skip
+    assert [k.key for k in got.cosign_keys] == ["ECDSA secp192r1", "DSA 2048"]

@@ -62,6 +62,9 @@ _PROBE_SANS = (
     "https://evil.example/",
 )
 
+#: the curves Notation and cosign sign with; any other ECDSA key is ``weak-key``
+_STRONG_CURVES = frozenset({"P-256", "P-384", "P-521"})
+
 _SHA1 = frozenset({"sha1WithRSAEncryption", "ecdsa-with-SHA1", "dsa_with_SHA1", "sha1"})
 
 
@@ -274,11 +277,14 @@ def _describe_key(key: Any) -> tuple[str, int | None]:
 
 def _key_findings(bits: int | None, key: str, where: str, role: str, ident: str) -> list[Finding]:
     if bits is None:
+        weak = None
         if key.startswith("DSA"):
-            return [
-                Finding("weak-key", f"{where}: a DSA key ({key}); replace it", role=role, key=ident)
-            ]
-        return []
+            weak = f"a DSA key ({key}: neither Notation nor cosign accepts DSA)"
+        elif key.startswith("ECDSA ") and key[6:] not in _STRONG_CURVES:
+            weak = f"an {key} key (under 256 bits, or a curve Notation and cosign do not use)"
+        if weak is None:
+            return []
+        return [Finding("weak-key", f"{where}: {weak}; replace it", role=role, key=ident)]
     if bits < RSA_ERROR_BITS:
         return [
             Finding(
