@@ -48,6 +48,7 @@ EMPTY_KEYS: dict[str, dict[str, object]] = {
     "trustcheck cosign verify-blob": {"trusted": False},
     "trustcheck archive inspect": {"collections": {}},
     "trustcheck coverage": {"repositories": []},
+    "trustcheck doctor": {"checks": [], "exit_code": None},  # exit_code: filled in
 }
 
 #: arguments that can select JSON output (a cheap test before any command is resolved)
@@ -149,6 +150,8 @@ def error_document(
     from trustcheck.cli.gate import JSON_COMMANDS
 
     empty = dict(JSON_COMMANDS.get(path, EMPTY_KEYS.get(path, {})))
+    if "exit_code" in empty:  # a document that states its own exit code (doctor)
+        empty["exit_code"] = exit_code
     doc = {
         **empty,
         "error": {"code": code, "message": message, "role": role, "exit_code": exit_code},
