@@ -378,6 +378,7 @@ def audit_notation(
     out.sources.append(f"notation trust policy {config.policy_path}")
     out.sources.append(f"notation trust store {config.store_root}")
     by_store: dict[tuple[str, str], list[Any]] = {}
+    entries: dict[str, NotationPolicyEntry] = {}
     for p in config.policies:
         entry = NotationPolicyEntry(
             p.name,
@@ -387,6 +388,7 @@ def audit_notation(
             list(p.trusted_identities),
         )
         out.notation_policies.append(entry)
+        entries[p.name] = entry
         role = f"notation {p.name}"
         if p.wildcard_identity and p.level != "skip":
             out.findings.append(
@@ -406,9 +408,7 @@ def audit_notation(
             ders = config.store(kind, name)
         except TrustcheckError as e:
             for p in policies:
-                for entry in out.notation_policies:
-                    if entry.name == p.name:
-                        entry.missing.append(label)
+                entries[p.name].missing.append(label)
                 out.findings.append(
                     Finding(
                         "notation-store-missing",
