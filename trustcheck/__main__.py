@@ -47,5 +47,35 @@ def main() -> int:
     return cli_main()
 
 
+def run() -> None:
+    """The console script and ``python -m trustcheck``: :func:`main`, then leave.
+
+    When the command is done, the interpreter's own teardown (freeing every module
+    and object one by one) takes 12-17 ms, more than a small ``verify`` itself
+    (docs/performance.md, P2). Nothing in it matters to a finished command, except
+    what is done here first, in the order the interpreter does it: non-daemon
+    threads still running (none, normally: the pools are joined) make the exit the
+    ordinary one; the ``atexit`` callbacks run; stdout and stderr are flushed (a
+    failed flush also takes the ordinary exit, which reports it). Then the process
+    ends with :func:`main`'s code. Files that record trust are written and renamed
+    (and closed) before :func:`main` returns.
+    """
+    code = main()
+    import atexit
+    import threading
+
+    try:
+        main_thread = threading.main_thread()
+        if any(t is not main_thread and not t.daemon for t in threading.enumerate()):
+            sys.exit(code)  # the interpreter joins them
+        atexit._run_exitfuncs()
+        for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
+            if stream is not None:
+                stream.flush()
+    except (OSError, ValueError):
+        sys.exit(code)
+    os._exit(code & 0xFF)  # what the exit status of sys.exit(code) is
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()
