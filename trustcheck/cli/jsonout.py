@@ -23,7 +23,6 @@ CSV, table, Markdown and HTML output carry nothing on stdout when the command fa
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -147,6 +146,8 @@ def error_document(
     """The error document of the command ``path`` (see the module's docstring)."""
     if path in ARRAY_COMMANDS:
         return "[]"
+    import json  # only on this failure path (a watched run imports nothing more)
+
     from trustcheck.cli.gate import JSON_COMMANDS
 
     empty = dict(JSON_COMMANDS.get(path, EMPTY_KEYS.get(path, {})))
