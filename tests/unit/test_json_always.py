@@ -59,16 +59,22 @@ def _is_path(p: Any) -> bool:
     return "Path" in type(p.type).__name__ or p.name == "repo"
 
 
-def _fill(cmd: Any, tmp: Path, image: str) -> list[str]:
-    """Values for the required parameters (and the image arguments): paths that do
-    not exist, ``image`` for references."""
+def _garbage(tmp: Path) -> Path:
+    bad = tmp / "malformed"
+    bad.write_bytes(b"\x00{not: [valid\n\xff")
+    return bad
+
+
+def _fill(cmd: Any, tmp: Path, image: str, path: Path | None = None) -> list[str]:
+    """Values for the required parameters (and the image arguments): ``path`` (else
+    paths that do not exist), ``image`` for references."""
     argv: list[str] = []
     for p in cmd.params:
         is_arg = p.param_type_name == "argument"
         if not (is_arg or p.required):
             continue
         if _is_path(p):
-            value = str(tmp / f"missing-{p.name}")
+            value = str(path or tmp / f"missing-{p.name}")
         elif p.name in IMAGE_PARAMS:
             value = image
         else:
@@ -85,6 +91,9 @@ def _cases(cmd: Any, tmp: Path) -> dict[str, list[str]]:
         cases["invalid reference"] = _fill(cmd, tmp, BAD_REF)
     if any(_is_path(p) and (p.required or p.param_type_name == "argument") for p in cmd.params):
         cases["missing file"] = good
+        cases["malformed file"] = _fill(cmd, tmp, GOOD_REF, _garbage(tmp))
+    if "--pins" in opts:
+        cases["malformed --pins"] = [*good, "--pins", str(_garbage(tmp))]
     if "--at" in opts:
         cases["bad --at"] = [*good, "--at", "yesterday"]
     if "--timeout" in opts:
@@ -143,7 +152,8 @@ def test_every_json_command_prints_one_document_on_every_failure(tmp_path: Path)
     assert {"verify", "inspect", "fetch", "thumbprint", "pin list", "audit", "doctor", "gate",
             "tuf verify", "archive inspect", "notation verify", "cosign verify",
             "cosign verify-blob", "coverage"} <= set(checked), sorted(checked)  # fmt: skip
-    assert sum(len(v) for v in checked.values()) >= 80, checked
+    assert sum(len(v) for v in checked.values()) >= 100, checked
+    print(f"{len(checked)} commands, {sum(len(v) for v in checked.values())} failing runs")
 
 
 def test_the_error_document_keeps_each_commands_shape(tmp_path: Path) -> None:
