@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -51,14 +50,26 @@ class TrustDirSource:
         return self.trust_dir.describe(self.gun)
 
 
-@dataclass(slots=True)
-class Options:
+class Options(Record):
     """How to establish trust beyond the data: pins, state, strictness."""
 
-    pins: PinSet | None = None
-    state: StateStore | None = None
-    no_tofu: bool = False
-    delegation_cert_expiry: str = "warn"
+    __slots__ = ("delegation_cert_expiry", "no_tofu", "pins", "state")
+    pins: PinSet | None
+    state: StateStore | None
+    no_tofu: bool
+    delegation_cert_expiry: str
+
+    def __init__(
+        self,
+        pins: PinSet | None = None,
+        state: StateStore | None = None,
+        no_tofu: bool = False,
+        delegation_cert_expiry: str = "warn",
+    ) -> None:
+        self.pins = pins
+        self.state = state
+        self.no_tofu = no_tofu
+        self.delegation_cert_expiry = delegation_cert_expiry
 
 
 def load_collection(

@@ -17,7 +17,10 @@ behave as ``@dataclass(slots=True)`` / ``@dataclass(frozen=True, slots=True)`` d
 * a frozen record refuses attribute assignment and deletion with
   :class:`dataclasses.FrozenInstanceError`;
 * ``copy``/``pickle`` rebuild a record through its ``__init__``; :func:`replace` is
-  ``dataclasses.replace`` for records.
+  ``dataclasses.replace`` for records;
+* ``dataclasses.is_dataclass``, ``fields``, ``asdict``, ``astuple`` and ``replace``
+  work on records too (the public classes were dataclasses): their
+  ``__dataclass_fields__`` is built when first asked for.
 
 For mypy both bases are ``dataclass_transform`` bases: a frozen record's fields are
 read-only to the type checker too, and the hand-written ``__init__`` is the one checked.
@@ -30,6 +33,29 @@ from typing import Any, ClassVar, TypeVar, dataclass_transform
 _R = TypeVar("_R", bound="_Fields")
 
 
+class _DataclassFields:
+    """``__dataclass_fields__`` of a record class, built on first use (the
+    ``dataclasses`` functions read it; nothing in trustcheck does)."""
+
+    def __get__(self, obj: object, owner: type[_Fields]) -> dict[str, Any]:
+        built: dict[str, Any] | None = owner.__dict__.get("_dataclass_fields_")
+        if built is None:
+            import dataclasses
+
+            hints = {}
+            for klass in reversed(owner.__mro__):
+                hints.update(klass.__dict__.get("__annotations__", {}))  # noqa: RUF063
+            built = {}
+            for name in owner._fields:
+                f = dataclasses.field()
+                f.name = name
+                f.type = hints.get(name, Any)
+                f._field_type = dataclasses._FIELD  # type: ignore[attr-defined]
+                built[name] = f
+            type.__setattr__(owner, "_dataclass_fields_", built)
+        return built
+
+
 class _Fields:
     """What both kinds of record share: subclasses annotate their fields, list them
     in ``__slots__`` and write an ``__init__`` taking them in annotation order."""
@@ -37,6 +63,7 @@ class _Fields:
     __slots__ = ()
     _fields: ClassVar[tuple[str, ...]] = ()
     _shown: ClassVar[tuple[str, ...]] = ()
+    __dataclass_fields__: ClassVar[Any] = _DataclassFields()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
