@@ -89,7 +89,8 @@ def table_chunks(report: AuditReport) -> Iterator[str]:
                     f"    … {len(c.released) - len(shown)} more "
                     "(--format json, markdown or html, or --targets-csv, list them all)"
                 )
-    out += ["", f"KEY INDEX ({len(report.keys)} keys)"]
+    if report.collections or report.signatures is None:  # no DCT index for trust material alone
+        out += ["", f"KEY INDEX ({len(report.keys)} keys)"]
     for e in report.keys:
         if len(out) > 256:
             yield _lines(out)
