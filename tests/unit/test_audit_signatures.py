@@ -103,8 +103,13 @@ def material(tmp_path_factory: pytest.TempPathFactory) -> Material:
                 "trustedIdentities": ["*"],
             },
         ],
-        {"ca:acme": [_pem(good), _pem(expiring)], "ca:legacy": [_pem(expired)]},
+        {
+            "ca:acme": [_pem(good), _pem(expiring)],
+            "ca:legacy": [_pem(expired)],
+            "tsa:spare": [_pem(expired)],  # in the store, named by no statement
+        },
     )
+    (notation / "truststore" / "x509" / "ca" / "unused-junk").mkdir()  # empty, unused
     # a store notation refuses: a file that is not a certificate
     junk = notation / "truststore" / "x509" / "signingAuthority" / "junk"
     junk.mkdir(parents=True)
@@ -209,7 +214,11 @@ def test_notation_certificates_name_their_statements_scopes_and_identities(
         material.notation / "trustpolicy.json", material.notation / "truststore"
     )
     got = gather(NOW, HORIZON, notation=config)
-    certs = {c.subject: c for c in got.notation_certificates}
+    spare = [c for c in got.notation_certificates if c.store == "tsa:spare"]
+    assert [(c.status, c.policies, c.scopes) for c in spare] == [("expired", [], [])]
+    assert not [f for f in got.findings if f.role == "notation tsa:spare"]
+    assert "unused-junk" not in str([c.store for c in got.notation_certificates])
+    certs = {c.subject: c for c in got.notation_certificates if c.store != "tsa:spare"}
     assert len(certs) == 3
     good = next(c for c in certs.values() if "Acme Rockets Root" in c.subject)
     assert good.store == "ca:acme" and good.status == "ok" and good.key == "ECDSA P-384"
@@ -284,7 +293,7 @@ def test_cli_every_format_and_fail_on(material: Material, tmp_path: Path) -> Non
     doc = json.loads(run.stdout)
     assert_valid_report(doc)
     sig = doc["signatures"]
-    assert len(sig["cosign_keys"]) == 2 and len(sig["notation_certificates"]) == 3
+    assert len(sig["cosign_keys"]) == 2 and len(sig["notation_certificates"]) == 4
     assert doc["summary"]["findings"] == {"error": 5, "warning": 5}
     assert {f["code"] for f in doc["findings"]} >= {"notation-store-missing", "weak-key"}
 

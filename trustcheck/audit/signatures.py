@@ -402,11 +402,15 @@ def audit_notation(
             )
         for kind, name in p.trust_stores:
             by_store.setdefault((kind, name), []).append(p)
+    for unused in _unused_stores(config, by_store):
+        by_store[unused] = []
     for (kind, name), policies in by_store.items():
         label = f"{kind}:{name}"
         try:
             ders = config.store(kind, name)
         except TrustcheckError as e:
+            if not policies:
+                continue  # a store no statement uses cannot break a verification
             for p in policies:
                 entries[p.name].missing.append(label)
                 out.findings.append(
@@ -429,6 +433,8 @@ def audit_notation(
             role = f"notation {label}"
             status, found = _expiry_findings(nb, na, at, horizon, where, role, sha)
             found += _key_findings(bits, key, where, role, sha)
+            if not policies:  # listed (it is in the store), but trusted by no statement
+                found = []
             algorithm = _signature_algorithm(cert)
             if algorithm in _SHA1 or "sha1" in algorithm.lower():
                 found.append(
@@ -462,6 +468,26 @@ def audit_notation(
                     idents,
                 )
             )
+
+
+def _unused_stores(
+    config: NotationConfig, used: dict[tuple[str, str], Any]
+) -> list[tuple[str, str]]:
+    """Stores under ``truststore/x509/TYPE/`` that no statement names (at most 1,000)."""
+    import os
+
+    from trustcheck.notation.config import STORE_TYPES
+
+    out: list[tuple[str, str]] = []
+    for kind in STORE_TYPES:
+        try:
+            entries = sorted(os.scandir(config.store_root / "x509" / kind), key=lambda e: e.name)
+        except OSError:
+            continue
+        for entry in entries[:1000]:
+            if entry.is_dir(follow_symlinks=False) and (kind, entry.name) not in used:
+                out.append((kind, entry.name))
+    return out
 
 
 # --------------------------------------------------------------------------- cosign
