@@ -739,10 +739,15 @@ if __name__ == "__main__":
     parser.add_argument("--key")
     parser.add_argument("--body")
     parser.add_argument("--limits", action="store_true", help="only the connection limits")
+    parser.add_argument(
+        "--no-limits", action="store_true", help="only throughput, latency and cold reviews"
+    )
     args = parser.parse_args()
     if args.serve_bare:
         serve_bare(args.port, args.cert, args.key, args.body)
     elif args.limits:
         print(report_limits(measure_limits()))
+    elif args.no_limits:
+        print(report(measure()))
     else:
         print(run())

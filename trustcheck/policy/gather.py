@@ -273,6 +273,23 @@ def gather_images(
         return {image: gatherer.gather(rule, ref, got) for image, ref, rule, got in items}
 
 
+#: per policy object: whether any rule has ``require:`` (policies are not changed
+#: once loaded; a reload makes a new object)
+_REQUIRING: dict[int, tuple[Policy, bool]] = {}
+
+
+def _requiring(policy: Policy) -> bool:
+    """Whether a rule of ``policy`` may need registry signatures (``require:``)."""
+    found = _REQUIRING.get(id(policy))
+    if found is not None and found[0] is policy:
+        return found[1]
+    flag = any(r.action == "verify" and r.require is not None for r in policy.rules)
+    if len(_REQUIRING) > 64:
+        _REQUIRING.clear()
+    _REQUIRING[id(policy)] = (policy, flag)
+    return flag
+
+
 async def review_evidence(
     plan: Plan,
     policy: Policy,
@@ -289,13 +306,15 @@ async def review_evidence(
     from datetime import UTC
 
     now = datetime.now(UTC)
+    if not _requiring(policy):  # the warm path of a policy without require: rules
+        return {}, now
     items: list[tuple[str, ImageRef, Rule, Collection | TrustcheckError | None]] = []
     seen: set[str] = set()
-    namespace = getattr(plan.review, "namespace", "") or None
     for site in plan.sites:
         if site.ref is None or site.image in seen:
             continue
-        rule = policy.match(site.ref, namespace=namespace)
+        # the rule plan_review matched for this site in the review's namespace
+        rule = site.rule
         if rule is None or not signature_kinds(rule, now):
             continue
         seen.add(site.image)

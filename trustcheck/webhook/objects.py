@@ -13,10 +13,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from trustcheck.core.reference import ImageRef
 from trustcheck.errors import TrustcheckError
+
+if TYPE_CHECKING:
+    from trustcheck.policy.model import Rule
 
 __all__ = [
     "API_VERSIONS",
@@ -114,6 +117,9 @@ class ImageSite:
     ref: ImageRef | None = None
     #: why the image cannot be decided (``invalid-reference``), if so
     error: TrustcheckError | None = None
+    #: the rule deciding ``ref`` in the review's namespace (set with ``ref`` by
+    #: ``plan_review``; None: no rule matches)
+    rule: Rule | None = None
 
 
 # ----------------------------------------------------------------------------- parsing

@@ -307,10 +307,25 @@ def deadline_error(seconds: float) -> NotTrusted:
 # ----------------------------------------------------------------------------- planning
 
 
+#: per policy object: :attr:`Policy.namespaced` (a pass over the rules), kept
+_NAMESPACED: dict[int, tuple[Policy, bool]] = {}
+
+
+def _namespaced(policy: Policy) -> bool:
+    found = _NAMESPACED.get(id(policy))
+    if found is not None and found[0] is policy:
+        return found[1]
+    flag = policy.namespaced
+    if len(_NAMESPACED) > 64:
+        _NAMESPACED.clear()
+    _NAMESPACED[id(policy)] = (policy, flag)
+    return flag
+
+
 def _memo_key(image: str, namespace: str, policy: Policy) -> str:
     """The memo's key of an image: with rules scoped to ``namespaces:`` the rule (and
     so the decision) depends on the review's namespace too."""
-    return f"{namespace}\0{image}" if policy.namespaced else image
+    return f"{namespace}\0{image}" if _namespaced(policy) else image
 
 
 def _classify(
@@ -417,6 +432,7 @@ def plan_review(
             site.error = ref
             continue
         site.ref = ref
+        site.rule = rule
         if rule is not None and rule.action == "verify":
             needs[(rule.index, ref.gun)] = None
     plan.sites = sites
@@ -667,7 +683,7 @@ def respond(
                 error = site.error or NotTrusted(ErrorCode.ADMISSION_INVALID, "unreadable image")
                 d = _invalid_decision(site, error)
             else:
-                _ref, rule = _classify(site.image, policy, memo, review.namespace)
+                rule = site.rule  # plan_review's match (same policy, same namespace)
                 found = got.get((rule.index, site.ref.gun)) if rule is not None else None
                 key = _memo_key(site.image, review.namespace, policy)
                 cached = memo.decisions.get(key) if memo is not None else None
