@@ -29,7 +29,7 @@ import os
 import ssl
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -66,11 +66,15 @@ from trustcheck.webhook.review import (
 if TYPE_CHECKING:
     from trustcheck.api import Options
     from trustcheck.core.verify import Collection
+    from trustcheck.policy.gather import ImageEvidence
     from trustcheck.policy.model import Decision, Policy
     from trustcheck.webhook.reload import PolicyReloader
     from trustcheck.webhook.shared import SharedCache
 
 __all__ = ["TlsReloader", "WebhookServer", "build_server"]
+
+#: :func:`trustcheck.policy.gather.review_evidence`
+_Gather = Callable[..., Awaitable[tuple["ImageEvidence", datetime]]]
 
 log = logging.getLogger("trustcheck.webhook.review")
 
@@ -108,6 +112,23 @@ async def _send(
     ]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+def _too_big(limit: int) -> bytes:
+    return orjson.dumps({"error": f"the body is larger than {limit} bytes"})
+
+
+_EVIDENCE: list[_Gather] = []
+
+
+def _review_evidence() -> _Gather:
+    """:func:`trustcheck.policy.gather.review_evidence` (require:, helper G), imported
+    at the first review rather than once per review."""
+    if not _EVIDENCE:
+        from trustcheck.policy.gather import review_evidence
+
+        _EVIDENCE.append(review_evidence)
+    return _EVIDENCE[0]
 
 
 def _status(d: Decision) -> str:
@@ -261,7 +282,6 @@ class WebhookServer:
             await _send(send, 405, b'{"error":"use POST"}', ((b"allow", b"POST"),))
             return
         limit = self.config.max_body_bytes
-        too_big = orjson.dumps({"error": f"the body is larger than {limit} bytes"})
         for name, value in scope["headers"]:
             if name == b"content-length":
                 try:
@@ -270,7 +290,7 @@ class WebhookServer:
                     await self._refuse(send, mutate, 400, b'{"error":"invalid Content-Length"}')
                     return
                 if declared > limit:
-                    await self._refuse(send, mutate, 413, too_big)
+                    await self._refuse(send, mutate, 413, _too_big(limit))
                     return
         chunks: list[bytes] = []
         size = 0
@@ -281,7 +301,7 @@ class WebhookServer:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > limit:
-                await self._refuse(send, mutate, 413, too_big)
+                await self._refuse(send, mutate, 413, _too_big(limit))
                 return
             chunks.append(chunk)
             if not message.get("more_body", False):
@@ -360,10 +380,8 @@ class WebhookServer:
             known = self.released
             if known.window != cfg.continuity_window:  # a reloaded config
                 known.window = cfg.continuity_window
-            from trustcheck.policy.gather import review_evidence  # require: (helper G)
-
             left = cfg.deadline - (time.monotonic() - started)
-            signed, at = await review_evidence(
+            signed, at = await _review_evidence()(
                 plan, policy, got, self.config.remote, self.options, left
             )
             outcome = respond(
