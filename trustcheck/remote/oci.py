@@ -29,7 +29,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 from urllib.parse import quote, urlencode, urlsplit
 
 from trustcheck.errors import ErrorCode, NotTrusted
@@ -355,48 +355,36 @@ class OciRegistry:
         deadline: Deadline | None = None,
     ) -> bytes:
         """The manifest ``digest`` in ``ref``'s repository, checked against the digest."""
-        algo = self._check_digest(digest, f"a manifest of {ref.name}")
-        endpoint = self._endpoint(ref)
-        key = ("manifest", endpoint.base, ref.path, digest)
-        cached = _CACHE.get(key)
-        if cached is not None:
-            if len(cached) > max_bytes:
-                raise NotTrusted(
-                    ErrorCode.FILE_TOO_LARGE,
-                    f"the manifest {digest} of {ref.name} is {len(cached)} bytes, "
-                    f"over the {max_bytes}-byte cap",
-                )
-            return cached
-        what = f"the manifest {digest} of {ref.name}"
         accept = ", ".join((MANIFEST_MEDIA_TYPE, INDEX_MEDIA_TYPE, *MANIFEST_MEDIA_TYPES))
-        endpoint, status, body, _ = self._get(
-            ref,
-            f"{self._repo(ref)}/manifests/{digest}",
-            accept=accept,
-            cap=max_bytes,
-            deadline=self._deadline(deadline),
-            what=what,
+        return self._by_digest(
+            "manifest", ref, digest, accept, ErrorCode.MANIFEST_NOT_FOUND, max_bytes, deadline
         )
-        if status == 404:
-            raise NotTrusted(
-                ErrorCode.MANIFEST_NOT_FOUND,
-                f"the registry {endpoint.base} has no manifest {digest} in {ref.name} (HTTP 404)",
-            )
-        if status != 200:
-            raise self._unexpected(endpoint, status, body, what)
-        self._verified(body, digest, algo, what)
-        _CACHE.put(key, body)
-        return body
 
     def blob(
         self, ref: ImageRef, digest: str, *, max_bytes: int, deadline: Deadline | None = None
     ) -> bytes:
         """The blob ``digest`` in ``ref``'s repository, capped and checked."""
-        algo = self._check_digest(digest, f"a blob of {ref.name}")
+        return self._by_digest(
+            "blob", ref, digest, None, ErrorCode.BLOB_NOT_FOUND, max_bytes, deadline
+        )
+
+    def _by_digest(
+        self,
+        kind: Literal["manifest", "blob"],
+        ref: ImageRef,
+        digest: str,
+        accept: str | None,
+        missing: ErrorCode,
+        max_bytes: int,
+        deadline: Deadline | None,
+    ) -> bytes:
+        """``/v2/<path>/{manifests,blobs}/<digest>``: capped, checked against the digest,
+        cached per process (the answer to a digest never changes)."""
+        algo = self._check_digest(digest, f"a {kind} of {ref.name}")
         endpoint = self._endpoint(ref)
-        key = ("blob", endpoint.base, ref.path, digest)
+        key = (kind, endpoint.base, ref.path, digest)
+        what = f"the {kind} {digest} of {ref.name}"
         cached = _CACHE.get(key)
-        what = f"the blob {digest} of {ref.name}"
         if cached is not None:
             if len(cached) > max_bytes:
                 raise NotTrusted(
@@ -406,16 +394,16 @@ class OciRegistry:
             return cached
         endpoint, status, body, _ = self._get(
             ref,
-            f"{self._repo(ref)}/blobs/{digest}",
-            accept=None,
+            f"{self._repo(ref)}/{kind}s/{digest}",
+            accept=accept,
             cap=max_bytes,
             deadline=self._deadline(deadline),
             what=what,
         )
         if status == 404:
             raise NotTrusted(
-                ErrorCode.BLOB_NOT_FOUND,
-                f"the registry {endpoint.base} has no blob {digest} in {ref.name} (HTTP 404)",
+                missing,
+                f"the registry {endpoint.base} has no {kind} {digest} in {ref.name} (HTTP 404)",
             )
         if status != 200:
             raise self._unexpected(endpoint, status, body, what)
