@@ -202,35 +202,6 @@ def _line(d: Decision) -> str:
     return f"DENY   {d.image}  {_rule_text(d)}: {why}"
 
 
-#: the commands of this module with ``--json`` (click's ``command_path``), and the
-#: keys of their document that an error document carries empty (also when the CLI's
-#: error funnel prints it: :mod:`trustcheck.cli.jsonout`)
-JSON_COMMANDS: dict[str, dict[str, object]] = {
-    "trustcheck gate": {"policy": None, "decisions": []},
-    "trustcheck policy check": {"policy": None, "valid": False, "rules": []},
-    "trustcheck policy explain": {"policy": None},
-    "trustcheck quarantine release": {"policy": None, "decision": None},
-    "trustcheck quarantine status": {"registry": None},
-}
-
-
-def error_document(
-    code: str,
-    message: str,
-    exit_code: int,
-    role: str | None = None,
-    context: dict[str, object] | None = None,
-) -> str:
-    """The one JSON document a ``--json`` command prints when it fails before (or
-    instead of) its result: what it knew (``policy``, ``decisions``...) and the error
-    with its exit code (docs/policy.md, "Machine-readable output")."""
-    doc = {
-        **(context or {}),
-        "error": {"code": code, "message": message, "role": role, "exit_code": exit_code},
-    }
-    return json.dumps(doc, indent=2, ensure_ascii=False)
-
-
 @contextlib.contextmanager
 def _json_errors(as_json: bool, context: dict[str, object]) -> Iterator[None]:
     """With ``--json``: a failure inside the block still prints exactly one JSON
@@ -238,13 +209,14 @@ def _json_errors(as_json: bool, context: dict[str, object]) -> Iterator[None]:
     one-line diagnostic on stderr and the exit code (2 usage, 1 not trusted or
     a bug) stay those of every other command. The command prints its own
     document last, after everything that can fail."""
+    from trustcheck.cli.jsonout import document
     from trustcheck.errors import TrustcheckError
 
     try:
         yield
     except TrustcheckError as e:
         if as_json:
-            typer.echo(error_document(e.code, e.message, e.exit_code, e.role, context))
+            typer.echo(document(context, e.code, e.message, e.exit_code, e.role))
         raise
     except (Exit, typer.Exit, KeyboardInterrupt):
         raise
@@ -252,7 +224,7 @@ def _json_errors(as_json: bool, context: dict[str, object]) -> Iterator[None]:
         gone = isinstance(e, OSError) and e.errno == errno.EPIPE
         if as_json and not gone:
             message = f"unexpected {type(e).__name__}: {e}; nothing was trusted"
-            typer.echo(error_document("internal-error", message[:500], 1, None, context))
+            typer.echo(document(context, "internal-error", message[:500], 1))
         raise
 
 

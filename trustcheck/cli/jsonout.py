@@ -48,6 +48,11 @@ EMPTY_KEYS: dict[str, dict[str, object]] = {
     "trustcheck archive inspect": {"collections": {}},
     "trustcheck coverage": {"repositories": []},
     "trustcheck doctor": {"checks": [], "exit_code": None},  # exit_code: filled in
+    "trustcheck gate": {"policy": None, "decisions": []},
+    "trustcheck policy check": {"policy": None, "valid": False, "rules": []},
+    "trustcheck policy explain": {"policy": None},
+    "trustcheck quarantine release": {"policy": None, "decision": None},
+    "trustcheck quarantine status": {"registry": None},
 }
 
 #: arguments that can select JSON output (a cheap test before any command is resolved)
@@ -140,24 +145,29 @@ def json_selected(args: list[str]) -> str | None:
     return path if asked and "--json" not in by_opt else None
 
 
+def document(
+    base: dict[str, object], code: str, message: str, exit_code: int, role: str | None = None
+) -> str:
+    """``base`` (what the command knew, or its document's keys empty) plus the error."""
+    import json  # only on a failure path (a watched run imports nothing more)
+
+    doc = {
+        **base,
+        "error": {"code": code, "message": message, "role": role, "exit_code": exit_code},
+    }
+    return json.dumps(doc, indent=2, ensure_ascii=False)
+
+
 def error_document(
     path: str, code: str, message: str, exit_code: int, role: str | None = None
 ) -> str:
     """The error document of the command ``path`` (see the module's docstring)."""
     if path in ARRAY_COMMANDS:
         return "[]"
-    import json  # only on this failure path (a watched run imports nothing more)
-
-    from trustcheck.cli.gate import JSON_COMMANDS
-
-    empty = dict(JSON_COMMANDS.get(path, EMPTY_KEYS.get(path, {})))
+    empty = dict(EMPTY_KEYS.get(path, {}))
     if "exit_code" in empty:  # a document that states its own exit code (doctor)
         empty["exit_code"] = exit_code
-    doc = {
-        **empty,
-        "error": {"code": code, "message": message, "role": role, "exit_code": exit_code},
-    }
-    return json.dumps(doc, indent=2, ensure_ascii=False)
+    return document(empty, code, message, exit_code, role)
 
 
 def print_error_document(
